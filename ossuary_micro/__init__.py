@@ -1,0 +1,1 @@
+# ossuary_micro: the Ossuary secure channel (libossuary 0.5 wire protocol), sans-I/O.
