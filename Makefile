@@ -1,0 +1,44 @@
+# ossuary-micro. `make demo` runs the main job; `make test` runs the tests.
+# Everything is installed by these rules into .venv and tools/mpwasm/node_modules,
+# on a machine that has only Python (and Node.js for the WebAssembly MicroPython).
+
+PY ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+WASM_STAMP := tools/mpwasm/node_modules/.installed
+
+.PHONY: venv test fuzz bench device-test demo deploy clean
+
+$(STAMP): requirements-dev.txt pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(VPY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	touch $@
+
+$(WASM_STAMP): tools/mpwasm/package.json tools/mpwasm/package-lock.json
+	cd tools/mpwasm && npm ci --silent --no-audit --no-fund
+	touch $@
+
+venv: $(STAMP) $(WASM_STAMP)
+
+test: venv
+	$(VPY) -m pytest -q tests
+
+fuzz: venv
+	OSSUARY_FUZZ=full $(VPY) -m pytest -q tests/test_fuzz_handshake.py
+
+bench: venv
+	$(VPY) bench/run.py
+
+device-test: venv
+	$(VPY) tools/device_test.py $(if $(PORT),--port $(PORT))
+
+demo: venv
+	$(VPY) -m host_tools.demo
+
+deploy: venv
+	$(VPY) -m host_tools.deploy --port $(PORT) --board $(BOARD)
+
+clean:
+	rm -rf $(VENV) tools/mpwasm/node_modules build out

@@ -1,0 +1,1 @@
+# host_tools: the host side (CPython): ossuary-cat, keygen, collector, deploy.
