@@ -1,0 +1,60 @@
+# Crypto backend registry: pick the best available backend, or the one asked for by name.
+#
+# Each backend module defines `Backend`, an object with the narrow interface described in
+# docs/design.md ("Crypto backend interface"). Backends are imported lazily, so a board
+# without the viper emitter or a host without pyca/cryptography simply skips them.
+
+from ..errors import CryptoError
+
+# Best first. The modules: pyca.py (pyca/cryptography, CPython), viper.py (MicroPython viper
+# emitter), pure.py (pure Python, runs everywhere).
+_ORDER = ("cryptography", "viper", "pure")
+_MODULES = {"cryptography": "pyca", "viper": "viper", "pure": "pure"}
+_cache = {}
+
+
+def _load(name):
+    # Import the backend module for `name`; return a Backend instance or None if it is
+    # unusable here. ImportError covers a missing module; the viper module also raises it
+    # when the emitter is unavailable, and pyca when the package is not installed.
+    if name in _cache:
+        return _cache[name]
+    backend = None
+    try:
+        if name == "cryptography":
+            from . import pyca as mod
+        elif name == "viper":
+            from . import viper as mod
+        else:
+            from . import pure as mod
+        backend = mod.Backend()
+    except (ImportError, SyntaxError, NotImplementedError):
+        # SyntaxError/NotImplementedError: MicroPython builds without the viper emitter
+        # refuse to compile @micropython.viper functions.
+        backend = None
+    _cache[name] = backend
+    return backend
+
+
+def available_backends():
+    """Names of the backends usable on this interpreter, best first."""
+    return [n for n in _ORDER if _load(n) is not None]
+
+
+def get_backend(name=None):
+    """Return a backend object: the one called `name`, or the best available one.
+
+    Raises CryptoError if `name` is unknown or not usable here.
+    """
+    if name is None:
+        for n in _ORDER:
+            b = _load(n)
+            if b is not None:
+                return b
+        raise CryptoError("no crypto backend available")
+    if name not in _MODULES:
+        raise CryptoError("unknown crypto backend: %s" % name)
+    b = _load(name)
+    if b is None:
+        raise CryptoError("crypto backend not available here: %s" % name)
+    return b
