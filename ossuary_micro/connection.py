@@ -1,0 +1,650 @@
+# The Ossuary connection: wire protocol 1 as a sans-I/O state machine (spec section 4).
+#
+# Bytes in (`receive_data`), events out (`next_event`), outgoing bytes written into a buffer
+# the caller owns (`data_to_send`, `send_data`). Nothing here blocks, reads a clock of its
+# own, or calls user code: time comes from the `clock` callable the caller passes in.
+#
+# Rules of the state machine (the table `_STATES` below owns them):
+#  * Every state either waits for exactly one packet type (`expects`), or has one packet to
+#    write (`sends`), or does neither (paused/terminal). A packet of any other type in a
+#    waiting state is a protocol error: a missing entry *is* the error.
+#  * Reset (0x11) and Disconnect (0x10) are handled the same way in every waiting state and
+#    are exempt from the msg_id check (spec 1.4). In ResetWait everything but Reset is
+#    dropped (spec 4.4 step 4).
+#  * Recoverable errors run the internal reset (spec 4.4): fresh ephemeral key and nonce,
+#    msg_ids to 0, buffered input discarded, reset_count + 1, then Resetting(initiator).
+#    The `max_resets`-th reset in the object's life becomes a permanent failure instead.
+#  * Permanent errors (oversized packet, Disconnect, reset limit, local disconnect) go to
+#    Failing: the next `data_to_send` writes Disconnect and the state becomes Failed.
+#
+# Deliberate differences from libossuary 0.5.1 (spec section 11): every length is checked
+# before use; a data-phase decryption failure resets; wrong versions reset; an
+# UnauthenticatedServer does not expose the client's unverified key; small-order peer keys
+# are refused; ResetWait and the TOFU pause time out; a fresh server waiting for its first
+# ClientHandshake does not time out until bytes of a packet have arrived.
+
+from . import wire
+from .wire import const
+from .errors import (OssuaryError, CryptoError, LocalProtocolError, RemoteProtocolError,
+                     ConnectionReset, ConnectionFailed, ConnectionClosed)
+from .keys import check_key
+
+# --- Roles ---
+CLIENT = const(0)
+AUTH_SERVER = const(1)
+UNAUTH_SERVER = const(2)
+ROLE_NAMES = ("client", "authenticated server", "unauthenticated server")
+
+# --- Events returned by next_event() ---
+NEED_DATA = const(0)
+HANDSHAKE_DONE = const(1)
+UNTRUSTED_KEY = const(2)
+DATA = const(3)
+RESET = const(4)
+CLOSED = const(5)
+EVENT_NAMES = ("NEED_DATA", "HANDSHAKE_DONE", "UNTRUSTED_KEY", "DATA", "RESET", "CLOSED")
+
+# --- States (spec 4.1) ---
+_SERVER_WAIT_HANDSHAKE = const(0)
+_SERVER_SEND_HANDSHAKE = const(1)
+_SERVER_WAIT_AUTH = const(2)
+_CLIENT_SEND_HANDSHAKE = const(3)
+_CLIENT_WAIT_HANDSHAKE = const(4)
+_CLIENT_SEND_AUTH = const(5)
+_WAIT_APPROVAL = const(6)      # ClientWaitServerApproval, and its server-side twin
+_ENCRYPTED = const(7)
+_RESETTING = const(8)          # Resetting(initiator); the flag is self._initiator
+_RESET_WAIT = const(9)
+_FAILING = const(10)
+_FAILED = const(11)
+
+# The state table: name, packet type expected (0: none), method that handles it, method
+# that writes this state's packet (None: nothing to send), whether the state has a timeout.
+_STATES = (
+    ("ServerWaitHandshake", wire.T_CLIENT_HANDSHAKE, "_recv_client_handshake", None, True),
+    ("ServerSendHandshake", 0, None, "_send_server_handshake", False),
+    ("ServerWaitAuthentication", wire.T_CLIENT_AUTH, "_recv_client_auth", None, True),
+    ("ClientSendHandshake", 0, None, "_send_client_handshake", False),
+    ("ClientWaitHandshake", wire.T_SERVER_HANDSHAKE, "_recv_server_handshake", None, True),
+    ("ClientSendAuthentication", 0, None, "_send_client_auth", False),
+    ("WaitApproval", 0, None, None, True),
+    ("Encrypted", wire.T_DATA, "_recv_data", None, False),
+    ("Resetting", 0, None, "_send_reset", False),
+    ("ResetWait", wire.T_RESET, None, None, True),
+    ("Failing", 0, None, "_send_disconnect", False),
+    ("Failed", 0, None, None, False),
+)
+
+_TICKS_MASK = const(0x3FFFFFFF)   # clock differences modulo 2**30 (MicroPython ticks_ms)
+
+
+class Connection:
+    """One end of an Ossuary channel, speaking libossuary 0.5.1's wire protocol.
+
+    See docs/design.md for the full contract. Raises only OssuaryError subclasses:
+    KeyFormatError for bad keys, CryptoError/NoRandomSource when the backend or random
+    source is unusable, LocalProtocolError for API misuse. Protocol errors caused by the
+    peer never raise: they surface as RESET or CLOSED events with `error` set.
+    """
+
+    def __init__(self, role, secret_key=None, authorized_keys=(), max_record=wire.MAX_RECORD,
+                 backend=None, random=None, clock=None, timeout_ms=4000, max_resets=5,
+                 tofu_clients=False):
+        if role not in (CLIENT, AUTH_SERVER, UNAUTH_SERVER):
+            raise LocalProtocolError("unknown role %r" % (role,))
+        if not 0 <= max_record <= wire.MAX_RECORD:
+            raise LocalProtocolError("max_record must be 0..%d" % wire.MAX_RECORD)
+        if max_resets < 1:
+            raise LocalProtocolError("max_resets must be at least 1")
+        if backend is None:
+            from .crypto import get_backend
+            backend = get_backend()
+        if random is None:
+            from .rand import default_random
+            random = default_random()   # raises NoRandomSource where there is none
+        self.role = role
+        self.is_server = role != CLIENT
+        self.backend = backend
+        self._random = random
+        self._clock = clock
+        self.timeout_ms = timeout_ms
+        self.max_resets = max_resets
+        self.tofu_clients = tofu_clients
+        self.max_record = max_record
+        self.max_packet = wire.max_packet(max_record)
+
+        # Long-term key (spec 2.1): a server always has one; a client may have none.
+        if secret_key is None and self.is_server:
+            secret_key = self._rand(wire.KEY_LEN)
+        self._secret = None
+        self.local_public_key = None
+        if secret_key is not None:
+            self.set_secret_key(secret_key)
+        self._authorized = []
+        for k in authorized_keys:
+            self.add_authorized_key(k)
+
+        # Buffers, allocated once (docs/design.md): input holds one whole packet, plaintext
+        # one record. The session key and nonces are bytearrays so they can be wiped.
+        self._in = bytearray(max(self.max_packet, wire.MAX_CONTROL_PACKET))
+        self._in_start = 0
+        self._in_end = 0
+        self.plaintext = bytearray(max_record)
+        self.data_len = 0
+        self._key = bytearray(wire.KEY_LEN)
+        self._local_nonce = bytearray(wire.NONCE_LEN)
+        self._remote_nonce = bytearray(wire.NONCE_LEN)
+        # Challenge: generated once per object and reused across re-handshakes (spec 2.1).
+        self._challenge = self._rand(wire.CHALLENGE_LEN)
+
+        self.reset_count = 0
+        self.error = None
+        self.remote_public_key = None
+        self._initiator = False
+        self._pending_done = False
+        self._eph_secret = None
+        self._new_session()
+        self._enter(_SERVER_WAIT_HANDSHAKE if self.is_server else _CLIENT_SEND_HANDSHAKE)
+
+    # ------------------------------------------------------------------ keys and trust
+
+    def set_secret_key(self, seed):
+        """Use `seed` (32 bytes) as the long-term Ed25519 key. Raises KeyFormatError."""
+        check_key(seed, "secret key")
+        self._secret = bytearray(seed)
+        self.local_public_key = self.backend.ed25519_public(bytes(seed))
+
+    def add_authorized_key(self, key):
+        """Trust a peer public key (32 bytes). Raises KeyFormatError."""
+        check_key(key, "authorized key")
+        key = bytes(key)
+        if key not in self._authorized:
+            self._authorized.append(key)
+
+    @property
+    def authorized_keys(self):
+        return tuple(self._authorized)
+
+    def accept_key(self):
+        """Trust the key announced by UNTRUSTED_KEY and continue the handshake.
+
+        Raises LocalProtocolError when no decision is pending."""
+        if self._state != _WAIT_APPROVAL:
+            raise LocalProtocolError("no key is waiting for approval")
+        self.add_authorized_key(self.remote_public_key)
+        if self.is_server:
+            self._enter(_ENCRYPTED)
+            self._pending_done = True
+        else:
+            self._enter(_CLIENT_SEND_AUTH)
+
+    def reject_key(self):
+        """Refuse the key announced by UNTRUSTED_KEY: the connection fails permanently."""
+        if self._state != _WAIT_APPROVAL:
+            raise LocalProtocolError("no key is waiting for approval")
+        self._fail(ConnectionFailed("peer key rejected"))
+
+    # ------------------------------------------------------------------ status
+
+    @property
+    def state(self):
+        return self._state
+
+    @property
+    def state_name(self):
+        return _STATES[self._state][0]
+
+    @property
+    def established(self):
+        return self._state == _ENCRYPTED
+
+    @property
+    def closed(self):
+        """True once the connection is dead (Failed) and its Disconnect, if any, was written."""
+        return self._state == _FAILED
+
+    @property
+    def data(self):
+        """The last DATA event's plaintext as a memoryview (allocates; see `plaintext`)."""
+        return memoryview(self.plaintext)[:self.data_len]
+
+    # ------------------------------------------------------------------ input
+
+    def receive_data(self, data, n=-1):
+        """Store up to `n` bytes (default: all) of `data`; return how many were taken.
+
+        Only stores: parsing happens in next_event(). Fewer bytes are taken when the
+        bounded input buffer is full; call next_event() and offer the rest again."""
+        if n < 0 or n > len(data):
+            n = len(data)
+        if self._state == _FAILED or n == 0:
+            return n        # a dead connection swallows input, so callers never spin
+        if self._idle and self._state == _SERVER_WAIT_HANDSHAKE:
+            # The first bytes of a client: from now on the handshake runs against the clock.
+            self._idle = False
+            self._enter(_SERVER_WAIT_HANDSHAKE)
+        cap = len(self._in)
+        if self._in_end + n > cap and self._in_start > 0:
+            self._compact()
+        take = cap - self._in_end
+        if take > n:
+            take = n
+        end = self._in_end
+        if take == len(data):
+            self._in[end:end + take] = data           # whole-buffer copy: no allocation
+        else:
+            self._in[end:end + take] = memoryview(data)[:take]
+        self._in_end = end + take
+        return take
+
+    def _compact(self):
+        # Move the unparsed tail to the front. Allocates a memoryview; happens only when a
+        # packet straddles the end of the buffer.
+        k = self._in_end - self._in_start
+        mv = memoryview(self._in)
+        mv[0:k] = mv[self._in_start:self._in_end]
+        self._in_start = 0
+        self._in_end = k
+
+    # ------------------------------------------------------------------ events
+
+    def next_event(self):
+        """Parse at most what is needed to return one event (see EVENT_NAMES).
+
+        Returns NEED_DATA when more input (or more time) is needed. Never raises for
+        anything the peer sent."""
+        while True:
+            st = self._state
+            if st == _FAILING or st == _FAILED:
+                return CLOSED
+            if self._pending_done:
+                self._pending_done = False
+                return HANDSHAKE_DONE
+            if self._timed_out():
+                if st == _RESET_WAIT:
+                    # The peer never answered our Reset: start over as if it had.
+                    self._enter_initial()
+                    continue
+                return self._reset(ConnectionReset("handshake timeout in " + _STATES[st][0]))
+            if _STATES[st][1] == 0 and st != _WAIT_APPROVAL:
+                # A state that has something to send (or is paused): leave input buffered.
+                return NEED_DATA
+            if st == _WAIT_APPROVAL:
+                return NEED_DATA
+            ev = self._parse_one()
+            if ev >= 0:
+                return ev
+            # ev < 0: a packet was consumed without an event; look again.
+
+    def _timed_out(self):
+        if self._clock is None or not _STATES[self._state][4]:
+            return False
+        if self._state == _SERVER_WAIT_HANDSHAKE and self._idle:
+            return False
+        return ((self._clock() - self._t0) & _TICKS_MASK) >= self.timeout_ms
+
+    def _parse_one(self):
+        # Returns an event, NEED_DATA, or -1 after consuming a packet that produced none.
+        avail = self._in_end - self._in_start
+        if avail < wire.HEADER_LEN:
+            return NEED_DATA
+        buf = self._in
+        p = self._in_start
+        body_len = wire.be16(buf, p)
+        if wire.HEADER_LEN + body_len > len(buf) or body_len > wire.REFERENCE_MAX_BODY:
+            # Spec 1.1: oversized packets are a permanent failure.
+            self._in_start = self._in_end = 0
+            return self._fail(RemoteProtocolError("Oversized packet"))
+        if avail < wire.HEADER_LEN + body_len:
+            return NEED_DATA
+        msg_id = wire.be16(buf, p + 2)
+        ptype = wire.known_type(wire.be16(buf, p + 4))
+        self._in_start = p + wire.HEADER_LEN + body_len
+        if self._in_start == self._in_end:
+            self._in_start = self._in_end = 0     # keep the buffer front-aligned, no copy
+        body = p + wire.HEADER_LEN
+        st = self._state
+
+        if st == _RESET_WAIT:
+            # Spec 4.4 step 4: only the peer's Reset ends ResetWait; all else is dropped.
+            if ptype == wire.T_RESET:
+                self._remote_msg_id = 0
+                self._enter_initial()
+            return -1
+        if ptype == wire.T_RESET:
+            if self._absorb_reset:
+                # We answered a Reset a moment ago; this one crossed ours on the wire.
+                # Resetting again would start the ping-pong the reference suffers from.
+                self._absorb_reset = False
+                return -1
+            return self._reset(ConnectionReset("peer sent Reset"), initiator=False)
+        if ptype == wire.T_DISCONNECT:
+            if body_len < wire.RESET_BODY_LEN:
+                return self._reset(RemoteProtocolError("Disconnect body too short"))
+            if buf[body + 2]:
+                err = ConnectionFailed("peer disconnected with an error")
+            else:
+                err = ConnectionClosed("peer closed the connection")
+            self.reset_count += 1
+            return self._fail(err)
+        self._absorb_reset = False
+        if msg_id != self._remote_msg_id:
+            return self._reset(RemoteProtocolError("Message ID does not match"))
+        self._remote_msg_id = (msg_id + 1) & 0xFFFF
+        if ptype != _STATES[st][1]:
+            if st == _ENCRYPTED:
+                return self._reset(RemoteProtocolError(
+                    "Received non-encrypted data on encrypted channel."))
+            return self._reset(RemoteProtocolError("Received unexpected handshake packet."))
+        return _RECV[st](self, buf, body, body_len)
+
+    # ------------------------------------------------------------------ receive handlers
+
+    def _recv_client_handshake(self, buf, off, n):
+        # Spec 2.2: ClientHandshake, server side.
+        why = wire.check_hs_prefix(buf, off, n, wire.CLIENT_HS_LEN)
+        if why:
+            return self._reset(RemoteProtocolError(why))
+        peer_eph = bytes(buf[off + 8:off + 40])
+        self._remote_nonce[:] = buf[off + 40:off + 52]
+        # Kept for checking the client's signature in message 3: pubC || Nc || chS.
+        self._peer_signed_prefix = peer_eph + bytes(self._remote_nonce)
+        self._peer_challenge = bytes(buf[off + 52:off + 84])
+        if not self._derive_key(peer_eph):
+            return self._reset(RemoteProtocolError("invalid ephemeral key"))
+        self._enter(_SERVER_SEND_HANDSHAKE)
+        return -1
+
+    def _recv_server_handshake(self, buf, off, n):
+        # Spec 2.3: ServerHandshake, client side, checks in the reference's order.
+        why = (wire.check_hs_prefix(buf, off, n, wire.SERVER_HS_LEN)
+               or wire.check_sub_packet(buf, off + 52, n - 52, wire.SERVER_HS_PT_LEN))
+        if why:
+            return self._reset(RemoteProtocolError(why))
+        peer_eph = bytes(buf[off + 8:off + 40])
+        self._remote_nonce[:] = buf[off + 40:off + 52]
+        if not self._derive_key(peer_eph):
+            return self._reset(RemoteProtocolError("invalid ephemeral key"))
+        pt = bytearray(wire.SERVER_HS_PT_LEN)
+        if not self._open(buf, off + 56, wire.SERVER_HS_PT_LEN, pt):
+            return self._reset(RemoteProtocolError("handshake decryption failed"))
+        server_key = bytes(pt[0:32])
+        challenge = bytes(pt[32:64])
+        sig = bytes(pt[64:128])
+        # Signed: server ephemeral public || server starting nonce || our challenge.
+        signed = peer_eph + bytes(self._remote_nonce) + bytes(self._challenge)
+        if not self._check_signature(server_key, challenge, sig, signed):
+            return self._reset(RemoteProtocolError("invalid server signature"))
+        self._peer_challenge = challenge
+        wire.nonce_increment(self._remote_nonce)
+        self.remote_public_key = server_key
+        if server_key in self._authorized:
+            self._enter(_CLIENT_SEND_AUTH)
+        else:
+            self._enter(_WAIT_APPROVAL)        # spec 2.6: TOFU pause
+            return UNTRUSTED_KEY
+        return -1
+
+    def _recv_client_auth(self, buf, off, n):
+        # Spec 2.4: ClientAuthentication, server side.
+        why = (wire.check_hs_prefix(buf, off, n, wire.CLIENT_AUTH_LEN)
+               or wire.check_sub_packet(buf, off + 8, n - 8, wire.CLIENT_AUTH_PT_LEN))
+        if why:
+            return self._reset(RemoteProtocolError(why))
+        pt = bytearray(wire.CLIENT_AUTH_PT_LEN)
+        if not self._open(buf, off + 12, wire.CLIENT_AUTH_PT_LEN, pt):
+            return self._reset(RemoteProtocolError("handshake decryption failed"))
+        wire.nonce_increment(self._remote_nonce)
+        if self.role == UNAUTH_SERVER:
+            # No signature check, and we do not expose the unverified key (spec 8.2.13).
+            self._enter(_ENCRYPTED)
+            return HANDSHAKE_DONE
+        client_key = bytes(pt[0:32])
+        sig = bytes(pt[32:96])
+        signed = self._peer_signed_prefix + bytes(self._challenge)
+        if not self._check_signature(client_key, self._challenge, sig, signed):
+            return self._reset(RemoteProtocolError("invalid client signature"))
+        self.remote_public_key = client_key
+        if client_key in self._authorized:
+            self._enter(_ENCRYPTED)
+            return HANDSHAKE_DONE
+        if self.tofu_clients:
+            self._enter(_WAIT_APPROVAL)
+            return UNTRUSTED_KEY
+        return self._reset(RemoteProtocolError("client key not authorized"))
+
+    def _recv_data(self, buf, off, n):
+        # Spec 3: EncryptedData. data_len must leave exactly one tag after the ciphertext.
+        if n < wire.SUB_HEADER_LEN + wire.TAG_LEN:
+            return self._reset(RemoteProtocolError("data packet too short"))
+        dlen = wire.le16(buf, off)
+        if wire.SUB_HEADER_LEN + dlen + wire.TAG_LEN != n or dlen > self.max_record:
+            return self._reset(RemoteProtocolError("invalid data length"))
+        if not self._open(buf, off + wire.SUB_HEADER_LEN, dlen, self.plaintext):
+            # The [master] behaviour: reset, never wedge (spec 3, section 11).
+            return self._reset(RemoteProtocolError("decryption failed"))
+        wire.nonce_increment(self._remote_nonce)
+        self.data_len = dlen
+        return DATA
+
+    # ------------------------------------------------------------------ output
+
+    def data_to_send(self, out, off=0):
+        """Write the pending handshake, Reset or Disconnect packet into out[off:].
+
+        Returns the number of bytes written, 0 when nothing is pending. `out` needs room
+        for wire.MAX_CONTROL_PACKET (208) bytes; raises LocalProtocolError otherwise."""
+        sender = _SEND[self._state]
+        if sender is None:
+            return 0
+        if len(out) - off < wire.MAX_CONTROL_PACKET:
+            raise LocalProtocolError("output buffer too small for a handshake packet")
+        return sender(self, out, off)
+
+    def _send_client_handshake(self, out, off):
+        # Spec 2.2: inner len 84, version, ephemeral public, starting nonce, challenge.
+        body = off + wire.HEADER_LEN
+        wire.put_header(out, off, wire.CLIENT_HS_LEN, self._next_msg_id(),
+                        wire.T_CLIENT_HANDSHAKE)
+        wire.put_hs_prefix(out, body, wire.CLIENT_HS_LEN)
+        out[body + 8:body + 40] = self._eph_public
+        out[body + 40:body + 52] = self._local_nonce
+        out[body + 52:body + 84] = self._challenge
+        self._enter(_CLIENT_WAIT_HANDSHAKE)
+        return wire.HEADER_LEN + wire.CLIENT_HS_LEN
+
+    def _send_server_handshake(self, out, off):
+        # Spec 2.3: clear ephemeral and nonce, then {key, challenge, signature} sealed
+        # under the session key with our starting nonce.
+        body = off + wire.HEADER_LEN
+        wire.put_header(out, off, wire.SERVER_HS_LEN, self._next_msg_id(),
+                        wire.T_SERVER_HANDSHAKE)
+        wire.put_hs_prefix(out, body, wire.SERVER_HS_LEN)
+        out[body + 8:body + 40] = self._eph_public
+        out[body + 40:body + 52] = self._local_nonce
+        wire.put_sub_header(out, body + 52, wire.SERVER_HS_PT_LEN)
+        signed = bytes(self._eph_public) + bytes(self._local_nonce) + self._peer_challenge
+        pt = (self.local_public_key + bytes(self._challenge)
+              + self.backend.ed25519_sign(bytes(self._secret), signed))
+        self.backend.aead_seal(self._key, self._local_nonce, pt, 0, len(pt), out, body + 56)
+        wire.nonce_increment(self._local_nonce)
+        self._enter(_SERVER_WAIT_AUTH)
+        return wire.HEADER_LEN + wire.SERVER_HS_LEN
+
+    def _send_client_auth(self, out, off):
+        # Spec 2.4: {key, signature} sealed with our starting nonce; a keyless client
+        # sends 96 zero bytes (the 0.5.1 encoding). Then straight to Encrypted.
+        body = off + wire.HEADER_LEN
+        wire.put_header(out, off, wire.CLIENT_AUTH_LEN, self._next_msg_id(),
+                        wire.T_CLIENT_AUTH)
+        wire.put_hs_prefix(out, body, wire.CLIENT_AUTH_LEN)
+        wire.put_sub_header(out, body + 8, wire.CLIENT_AUTH_PT_LEN)
+        if self._secret is None:
+            pt = bytes(wire.CLIENT_AUTH_PT_LEN)
+        else:
+            signed = bytes(self._eph_public) + bytes(self._local_nonce) + self._peer_challenge
+            pt = self.local_public_key + self.backend.ed25519_sign(bytes(self._secret), signed)
+        self.backend.aead_seal(self._key, self._local_nonce, pt, 0, len(pt), out, body + 12)
+        wire.nonce_increment(self._local_nonce)
+        self._enter(_ENCRYPTED)
+        self._pending_done = True
+        return wire.HEADER_LEN + wire.CLIENT_AUTH_LEN
+
+    def _send_reset(self, out, off):
+        # Spec 4.4 steps 2-3: Reset carries msg_id 0; local_msg_id stays 0 afterwards.
+        n = wire.put_control(out, off, wire.T_RESET, True)
+        self._local_msg_id = 0
+        if self._initiator:
+            self._enter(_RESET_WAIT)
+        else:
+            self._enter_initial()
+            self._absorb_reset = True
+        return n
+
+    def _send_disconnect(self, out, off):
+        # Spec 4.5: error=0 only for a clean close.
+        n = wire.put_control(out, off, wire.T_DISCONNECT,
+                             not isinstance(self.error, ConnectionClosed))
+        self._enter(_FAILED)
+        self._wipe()
+        return n
+
+    def send_data(self, data, out, off=0, n=-1):
+        """Encrypt one record (`n` bytes of `data`, default all) into out[off:].
+
+        Returns the frame length, n + 28. Raises LocalProtocolError when the channel is
+        not established, n exceeds max_record (split larger data yourself or use
+        ossuary_io), or `out` is too small. The data path allocates nothing."""
+        if n < 0:
+            n = len(data)
+        elif n > len(data):
+            raise LocalProtocolError("n is larger than the data")
+        if self._state != _ENCRYPTED:
+            raise LocalProtocolError("Encrypted channel not established.")
+        if n > self.max_record:
+            raise LocalProtocolError("record of %d bytes exceeds max_record %d"
+                                     % (n, self.max_record))
+        total = wire.DATA_OVERHEAD + n
+        if len(out) - off < total:
+            raise LocalProtocolError("output buffer too small")
+        wire.put_header(out, off, total - wire.HEADER_LEN, self._next_msg_id(), wire.T_DATA)
+        wire.put_sub_header(out, off + wire.HEADER_LEN, n)
+        self.backend.aead_seal(self._key, self._local_nonce, data, 0, n, out, off + 12)
+        wire.nonce_increment(self._local_nonce)
+        return total
+
+    def disconnect(self, error=False):
+        """Close: the next data_to_send() writes Disconnect (error flag as given).
+
+        A no-op on a connection that is already failing or failed."""
+        if self._state in (_FAILING, _FAILED):
+            return
+        self.reset_count += 1
+        self._fail(ConnectionFailed("disconnected locally") if error
+                   else ConnectionClosed("closed locally"))
+
+    def close(self):
+        """Wipe secrets and mark the connection Failed. The object is unusable afterwards."""
+        if self.error is None:
+            self.error = ConnectionClosed("closed locally")
+        self._enter(_FAILED)
+        self._wipe()
+        if self._secret is not None:
+            for i in range(len(self._secret)):
+                self._secret[i] = 0
+
+    # ------------------------------------------------------------------ internals
+
+    def _rand(self, n):
+        b = self._random(n)
+        if b is None or len(b) != n:
+            raise CryptoError("random source returned a wrong length")
+        return bytes(b)
+
+    def _enter(self, st):
+        self._state = st
+        if self._clock is not None and _STATES[st][4]:
+            self._t0 = self._clock()
+
+    def _enter_initial(self):
+        self._idle = True
+        self._enter(_SERVER_WAIT_HANDSHAKE if self.is_server else _CLIENT_SEND_HANDSHAKE)
+
+    def _next_msg_id(self):
+        m = self._local_msg_id
+        self._local_msg_id = (m + 1) & 0xFFFF
+        return m
+
+    def _new_session(self):
+        # Spec 2.1 session material: fresh ephemeral X25519 key and starting nonce.
+        self._wipe()
+        self._eph_secret = bytearray(self._rand(32))
+        self._eph_public = self.backend.x25519_base(bytes(self._eph_secret))
+        self._local_nonce[:] = self._rand(wire.NONCE_LEN)
+        self._initial_nonce = bytes(self._local_nonce)
+        self._peer_signed_prefix = None
+        self._absorb_reset = False
+        self._local_msg_id = 0
+        self._remote_msg_id = 0
+        self._peer_challenge = None
+        self.remote_public_key = None
+        self._idle = True
+
+    def _wipe(self):
+        # Session secrets only; the long-term key is wiped by close().
+        for i in range(wire.KEY_LEN):
+            self._key[i] = 0
+        if self._eph_secret is not None:
+            for i in range(len(self._eph_secret)):
+                self._eph_secret[i] = 0
+
+    def _derive_key(self, peer_eph):
+        # The raw X25519 output is the session key (spec 2.1); an all-zero output is
+        # refused by every backend (section 11).
+        try:
+            self._key[:] = self.backend.x25519(bytes(self._eph_secret), peer_eph)
+        except CryptoError:
+            return False
+        return True
+
+    def _open(self, buf, off, n, dst):
+        try:
+            self.backend.aead_open(self._key, self._remote_nonce, buf, off, n, dst, 0)
+        except CryptoError:
+            return False
+        return True
+
+    def _check_signature(self, key, challenge, sig, signed):
+        # Spec 2.3 steps 4-7 plus section 11: all-zero fields and small-order keys refused.
+        if wire.is_all_zero(challenge) or wire.is_all_zero(sig) or wire.is_all_zero(key):
+            return False
+        if wire.is_small_order_key(key):
+            return False
+        return self.backend.ed25519_verify(key, signed, sig)
+
+    def _reset(self, err, initiator=True):
+        # Spec 4.4 step 1 (initiator) or step 3 (responder).
+        self.error = err
+        self.reset_count += 1
+        self._in_start = self._in_end = 0       # buffered input is discarded
+        self._pending_done = False
+        if self.reset_count >= self.max_resets:
+            self._new_session()
+            return self._fail(ConnectionFailed("reset limit reached (%d)" % self.max_resets))
+        self._new_session()
+        self._initiator = initiator
+        self._enter(_RESETTING)
+        return RESET
+
+    def _fail(self, err):
+        self.error = err
+        self._pending_done = False
+        self._enter(_FAILING)
+        return CLOSED
+
+
+# The table's handler names resolved once to plain functions: calling a function from a
+# tuple allocates nothing on MicroPython, unlike getattr(self, name) which makes a bound
+# method on every packet.
+_RECV = tuple(getattr(Connection, s[2]) if s[2] else None for s in _STATES)
+_SEND = tuple(getattr(Connection, s[3]) if s[3] else None for s in _STATES)

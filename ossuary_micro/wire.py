@@ -1,0 +1,186 @@
+# Wire protocol 1 byte layouts (spec sections 1-3): the outer header, the three handshake
+# bodies, the encrypted sub-packet and the Reset/Disconnect body, plus the nonce counter.
+#
+# Everything here reads and writes bytes in caller-owned buffers at explicit offsets, so the
+# data path (header + EncryptedPacket) allocates nothing on MicroPython. The handshake helpers
+# allocate freely: they run three times per session.
+#
+# Endianness (spec section 0): the 8-byte outer header is big-endian; the fields inside
+# bodies (inner len, data_len, tag_len, the Reset `len`) are little-endian.
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+# --- Packet types (spec 1.2) ---
+T_UNKNOWN = const(0x0000)
+T_CLIENT_HANDSHAKE = const(0x0001)
+T_SERVER_HANDSHAKE = const(0x0002)
+T_CLIENT_AUTH = const(0x0003)
+T_DISCONNECT = const(0x0010)
+T_RESET = const(0x0011)
+T_DATA = const(0x0020)
+
+PROTOCOL_VERSION = const(1)
+
+# --- Sizes (spec 1.1-2.4) ---
+HEADER_LEN = const(8)
+SUB_HEADER_LEN = const(4)          # data_len(2) + tag_len(2) of an EncryptedPacket
+TAG_LEN = const(16)
+DATA_OVERHEAD = const(28)          # header + sub-header + tag around a data record
+KEY_LEN = const(32)
+NONCE_LEN = const(12)
+CHALLENGE_LEN = const(32)
+SIG_LEN = const(64)
+CLIENT_HS_LEN = const(84)          # ClientHandshake body
+SERVER_HS_LEN = const(200)         # ServerHandshake body
+CLIENT_AUTH_LEN = const(124)       # ClientAuthentication body
+SERVER_HS_PT_LEN = const(128)      # ServerHandshake plaintext: key, challenge, signature
+CLIENT_AUTH_PT_LEN = const(96)     # ClientAuthentication plaintext: key, signature
+RESET_BODY_LEN = const(4)
+MAX_RECORD = const(16384)          # libossuary's largest plaintext per data packet
+MAX_CONTROL_PACKET = const(208)    # largest non-data frame we ever write (ServerHandshake)
+REFERENCE_MAX_BODY = const(16404)  # 16412 - 8: libossuary refuses larger bodies
+
+
+def max_packet(max_record):
+    """Frame size of the largest data record: header + sub-header + record + tag."""
+    return HEADER_LEN + SUB_HEADER_LEN + max_record + TAG_LEN
+
+
+# --- Outer header (spec 1.1): len, msg_id, type, reserved; big-endian u16 each ---
+
+def put_header(out, off, body_len, msg_id, ptype):
+    out[off] = body_len >> 8
+    out[off + 1] = body_len & 0xFF
+    out[off + 2] = msg_id >> 8
+    out[off + 3] = msg_id & 0xFF
+    out[off + 4] = ptype >> 8
+    out[off + 5] = ptype & 0xFF
+    out[off + 6] = 0
+    out[off + 7] = 0
+
+
+def be16(buf, off):
+    return (buf[off] << 8) | buf[off + 1]
+
+
+def le16(buf, off):
+    return buf[off] | (buf[off + 1] << 8)
+
+
+def put_le16(out, off, v):
+    out[off] = v & 0xFF
+    out[off + 1] = v >> 8
+
+
+def known_type(ptype):
+    """Unrecognised type values are treated as Unknown (spec 1.1)."""
+    if ptype in (T_CLIENT_HANDSHAKE, T_SERVER_HANDSHAKE, T_CLIENT_AUTH,
+                 T_DISCONNECT, T_RESET, T_DATA):
+        return ptype
+    return T_UNKNOWN
+
+
+# --- Nonce counter (spec 2.5): 96-bit big-endian, +1 mod 2^96, in place ---
+
+def nonce_increment(nonce):
+    i = NONCE_LEN - 1
+    while i >= 0:
+        v = (nonce[i] + 1) & 0xFF
+        nonce[i] = v
+        if v:
+            return
+        i -= 1
+
+
+# --- Handshake body prefix (spec 2.2-2.4): inner len (LE u16), version, 5 reserved ---
+
+def put_hs_prefix(out, off, inner_len):
+    put_le16(out, off, inner_len)
+    out[off + 2] = PROTOCOL_VERSION
+    for i in range(3, 8):
+        out[off + i] = 0
+
+
+def check_hs_prefix(buf, off, body_len, expected_len):
+    """Return None if a handshake body is well formed, else a short reason string.
+
+    Checks, in the reference's order: body long enough, version, inner length. Extra
+    trailing bytes are ignored (spec 1.1)."""
+    if body_len < expected_len:
+        return "handshake packet too short"
+    if buf[off + 2] != PROTOCOL_VERSION:
+        return "wrong protocol version"
+    if le16(buf, off) != expected_len:
+        return "unexpected handshake inner length"
+    return None
+
+
+def check_sub_packet(buf, off, avail, expected_data_len):
+    """Validate an EncryptedPacket at buf[off:off+avail] inside a handshake body.
+
+    Returns None or a reason. Unlike the reference (spec 8.1.1), data_len is checked
+    against the bytes present before anything is sliced or decrypted."""
+    if avail < SUB_HEADER_LEN + TAG_LEN:
+        return "encrypted sub-packet too short"
+    data_len = le16(buf, off)
+    if le16(buf, off + 2) != TAG_LEN:
+        return "invalid tag length"
+    if data_len != expected_data_len or SUB_HEADER_LEN + data_len + TAG_LEN > avail:
+        return "invalid encrypted sub-packet length"
+    return None
+
+
+def put_sub_header(out, off, data_len):
+    put_le16(out, off, data_len)
+    put_le16(out, off + 2, TAG_LEN)
+
+
+# --- Reset / Disconnect body (spec 1.5): len (we write 4, ignore on receive), error, 0 ---
+
+def put_control(out, off, ptype, error):
+    put_header(out, off, RESET_BODY_LEN, 0, ptype)
+    put_le16(out, off + HEADER_LEN, RESET_BODY_LEN)
+    out[off + HEADER_LEN + 2] = 1 if error else 0
+    out[off + HEADER_LEN + 3] = 0
+    return HEADER_LEN + RESET_BODY_LEN
+
+
+def is_all_zero(buf):
+    acc = 0
+    for b in buf:
+        acc |= b
+    return acc == 0
+
+
+# Encodings of the eight small-order Edwards points (with the sign bit masked off), as
+# libsodium's blocklist: the identity `01 00..00`, `00..00` (order 4), p-1 (order 2) and the
+# two order-8 points. A long-term key equal to one of these lets anyone forge a "signature"
+# (spec 8.2.12), so we never accept one as a peer identity.
+_SMALL_ORDER = (
+    b"\x01" + b"\x00" * 31,
+    b"\x00" * 32,
+    b"\xec" + b"\xff" * 30 + b"\x7f",
+    bytes((0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89,
+           0xf2, 0xef, 0x98, 0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39,
+           0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53, 0xfc, 0x05)),
+    bytes((0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76,
+           0x0d, 0x10, 0x67, 0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6,
+           0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac, 0x03, 0x7a)),
+)
+
+
+def is_small_order_key(pub):
+    """True if `pub` encodes a small-order Edwards point (any sign bit)."""
+    k = bytearray(pub)
+    k[31] &= 0x7F
+    k = bytes(k)
+    for s in _SMALL_ORDER:
+        t = bytearray(s)
+        t[31] &= 0x7F
+        if k == bytes(t):
+            return True
+    return False
