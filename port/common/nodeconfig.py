@@ -1,0 +1,239 @@
+# Sensor-node configuration: load node_config.json and check every field before the node uses it.
+#
+# One JSON file on the board holds everything the node needs (docs/boards.md, "Configuration"):
+#
+#   {"name": "greenhouse-1",
+#    "transport": {"type": "uart", "id": 0, "baud": 115200, "tx": 0, "rx": 1},
+#            or  {"type": "uart", "device": "/dev/ttyUSB0", "baud": 115200}      (unix port)
+#            or  {"type": "tcp", "host": "192.168.1.10", "port": 7700}
+#    "wifi": {"ssid": "...", "password": "..."},          (boards with tcp only)
+#    "interval_s": 10,
+#    "secret_key": "<64 hex>"  or  "secret_key_file": "node_key.txt",
+#    "collector_key": "<64 hex>",
+#    "sensors": [{"type": "mcu_temp"}, {"type": "adc", "pin": 26, "name": "light"}],
+#    "max_readings": 0}
+#
+# Pure logic shared by the node (MicroPython) and ossuary-deploy (CPython): it reads one file
+# at most (the secret key file) and raises ConfigError, whose message is one line naming the
+# field, never the key text.
+
+import json
+
+from ossuary_micro.keys import parse_key
+from ossuary_micro.errors import KeyFormatError
+
+# Largest config file we read: a real one is well under 1 KiB; bounded so a wrong path
+# (a log, a firmware image) cannot exhaust a board's heap.
+MAX_CONFIG_BYTES = 4096
+
+# Names that go into readings: 1-32 chars of [A-Za-z0-9_.-] (docs/design.md, "Sensor readings").
+_NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"
+
+_TOP_KEYS = ("name", "transport", "wifi", "interval_s", "secret_key", "secret_key_file",
+             "collector_key", "sensors", "max_readings", "retry_min_ms", "retry_max_ms",
+             "repl_uart", "comment")
+
+
+class ConfigError(ValueError):
+    """The node configuration is missing, unreadable or has an invalid field.
+
+    str(e) is one line meant for the user; it never contains key material.
+    """
+
+
+def check_name(value, what):
+    """Return `value` if it is a valid node/sensor name, else raise ConfigError."""
+    if not isinstance(value, str) or not 1 <= len(value) <= 32:
+        raise ConfigError("%s must be a string of 1-32 characters" % what)
+    for c in value:
+        if c not in _NAME_CHARS:
+            raise ConfigError("%s may only use letters, digits, '_', '.' and '-'" % what)
+    return value
+
+
+def check_unit(value, what):
+    """Return `value` if it is a valid unit (0-8 printable ASCII characters, no quotes)."""
+    if not isinstance(value, str) or len(value) > 8:
+        raise ConfigError("%s must be a string of at most 8 characters" % what)
+    for c in value:
+        if not " " <= c <= "~" or c in "\"\\":
+            raise ConfigError("%s must be printable ASCII without quotes" % what)
+    return value
+
+
+def _int(cfg, key, what, lo, hi, default=None):
+    v = cfg.get(key, default)
+    # bool is an int subclass on CPython: "true" is not a baud rate.
+    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+        raise ConfigError("%s must be an integer %d..%d" % (what, lo, hi))
+    return v
+
+
+def _number(cfg, key, what, lo, hi, default=None):
+    v = cfg.get(key, default)
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not lo <= v <= hi:
+        raise ConfigError("%s must be a number %s..%s" % (what, lo, hi))
+    return v
+
+
+def _str(cfg, key, what, maxlen=64, default=None):
+    v = cfg.get(key, default)
+    if not isinstance(v, str) or not 1 <= len(v) <= maxlen:
+        raise ConfigError("%s must be a string of 1-%d characters" % (what, maxlen))
+    return v
+
+
+def _key(text, what):
+    try:
+        return parse_key(text)
+    except KeyFormatError:
+        raise ConfigError("%s must be 64 hex characters" % what)
+
+
+def _check_transport(t):
+    if not isinstance(t, dict):
+        raise ConfigError("transport must be an object with a \"type\"")
+    kind = t.get("type")
+    if kind == "uart":
+        out = {"type": "uart", "baud": _int(t, "baud", "transport.baud", 300, 4000000, 115200)}
+        if "device" in t:
+            # unix port: a serial device path (a pty slave in the demo and tests)
+            out["device"] = _str(t, "device", "transport.device", 256)
+        else:
+            out["id"] = _int(t, "id", "transport.id", 0, 7, 0)
+            for pin in ("tx", "rx"):
+                if pin in t:
+                    out[pin] = _int(t, pin, "transport." + pin, 0, 63)
+        out["timeout_ms"] = _int(t, "timeout_ms", "transport.timeout_ms", 1, 10000, 50)
+        return out
+    if kind == "tcp":
+        return {"type": "tcp", "host": _str(t, "host", "transport.host", 253),
+                "port": _int(t, "port", "transport.port", 1, 65535)}
+    raise ConfigError("transport.type must be \"uart\" or \"tcp\"")
+
+
+def _check_sensors(lst):
+    if lst is None:
+        return None  # the board's default sensors
+    if not isinstance(lst, list) or not 1 <= len(lst) <= 8:
+        raise ConfigError("sensors must be a list of 1-8 objects")
+    out = []
+    names = []
+    for i, s in enumerate(lst):
+        what = "sensors[%d]" % i
+        if not isinstance(s, dict):
+            raise ConfigError("%s must be an object" % what)
+        c = dict(s)
+        c["type"] = check_name(s.get("type"), what + ".type")
+        if "name" in s:
+            check_name(s["name"], what + ".name")
+            if s["name"] in names:
+                raise ConfigError("%s.name %s is used twice" % (what, s["name"]))
+            names.append(s["name"])
+        if "unit" in s:
+            check_unit(s["unit"], what + ".unit")
+        for k in ("scale", "offset", "start", "step", "min", "max"):
+            if k in s:
+                _number(s, k, what + "." + k, -1e9, 1e9)
+        if "pin" in s:
+            _int(s, "pin", what + ".pin", 0, 63)
+        out.append(c)
+    return out
+
+
+def parse_config(cfg, read_key=None):
+    """Check a decoded config object; return a new dict with parsed values.
+
+    Keys become bytes (`secret_key`, `collector_key`, 32 bytes each); `interval_ms` replaces
+    `interval_s`. `read_key(path) -> 32 bytes` reads `secret_key_file` (default: open and
+    parse it; it may raise OSError/ValueError/KeyFormatError).
+    Raises ConfigError.
+    """
+    if not isinstance(cfg, dict):
+        raise ConfigError("the config must be a JSON object")
+    for k in cfg:
+        if k not in _TOP_KEYS:
+            # A misspelt key silently falling back to a default is worse than an error.
+            raise ConfigError("unknown config key %r" % (k,))
+    out = {"name": check_name(cfg.get("name"), "name"),
+           "transport": _check_transport(cfg.get("transport"))}
+    out["interval_ms"] = int(_number(cfg, "interval_s", "interval_s", 0.05, 86400, 10) * 1000)
+    out["max_readings"] = _int(cfg, "max_readings", "max_readings", 0, 1 << 30, 0)
+    out["retry_min_ms"] = _int(cfg, "retry_min_ms", "retry_min_ms", 10, 600000, 500)
+    out["retry_max_ms"] = _int(cfg, "retry_max_ms", "retry_max_ms", out["retry_min_ms"],
+                               3600000, max(30000, out["retry_min_ms"]))
+    rr = cfg.get("repl_uart", False)
+    if not isinstance(rr, bool):
+        raise ConfigError("repl_uart must be true or false")
+    out["repl_uart"] = rr
+    if "collector_key" not in cfg:
+        raise ConfigError("collector_key is missing (the collector's public key, 64 hex)")
+    out["collector_key"] = _key(cfg["collector_key"], "collector_key")
+    if "secret_key" in cfg and "secret_key_file" in cfg:
+        raise ConfigError("give secret_key or secret_key_file, not both")
+    if "secret_key" in cfg:
+        out["secret_key"] = _key(cfg["secret_key"], "secret_key")
+    elif "secret_key_file" in cfg:
+        path = _str(cfg, "secret_key_file", "secret_key_file", 256)
+        try:
+            if read_key is not None:
+                out["secret_key"] = read_key(path)
+            else:
+                out["secret_key"] = parse_key(_read_small(path, 256))
+        except KeyFormatError:
+            raise ConfigError("secret_key_file %s does not hold 64 hex characters" % path)
+        except (OSError, ValueError) as e:
+            raise ConfigError("cannot read secret_key_file %s: %s" % (path, _why(e)))
+    else:
+        raise ConfigError("secret_key is missing (the node's secret key, 64 hex; "
+                          "ossuary-deploy generates one)")
+    wifi = cfg.get("wifi")
+    if wifi is not None:
+        if not isinstance(wifi, dict):
+            raise ConfigError("wifi must be an object with ssid and password")
+        out["wifi"] = {"ssid": _str(wifi, "ssid", "wifi.ssid", 32),
+                       "password": wifi.get("password", "")}
+        if not isinstance(out["wifi"]["password"], str) or len(out["wifi"]["password"]) > 64:
+            raise ConfigError("wifi.password must be a string of at most 64 characters")
+    out["sensors"] = _check_sensors(cfg.get("sensors"))
+    return out
+
+
+def _why(e):
+    # A short reason for an OSError/ValueError: MicroPython's OSError has no strerror.
+    s = getattr(e, "strerror", None)
+    if s:
+        return s
+    if e.args and isinstance(e.args[0], int):
+        return "errno %d" % e.args[0]
+    return str(e) or type(e).__name__
+
+
+def _read_small(path, limit):
+    # Read a text file of at most `limit` bytes; ValueError if it is bigger.
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError("file is larger than %d bytes" % limit)
+    return data.decode()
+
+
+def load_config(path, read_key=None):
+    """Read and check the config file at `path`. Returns parse_config()'s dict; `read_key`
+    is passed on (how to read secret_key_file).
+
+    Raises ConfigError (missing/unreadable file, not JSON, invalid field).
+    """
+    try:
+        text = _read_small(path, MAX_CONFIG_BYTES)
+    except (OSError, ValueError) as e:
+        # UnicodeError is a ValueError on both interpreters.
+        raise ConfigError("cannot read config %s: %s" % (path, _why(e)))
+    try:
+        cfg = json.loads(text)
+    except ValueError:
+        raise ConfigError("config %s is not valid JSON" % path)
+    try:
+        return parse_config(cfg, read_key)
+    except ConfigError as e:
+        raise ConfigError("config %s: %s" % (path, e))
