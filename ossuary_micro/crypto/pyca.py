@@ -1,0 +1,165 @@
+# Crypto backend on pyca/cryptography (OpenSSL): the fast, constant-time choice on CPython.
+#
+# Importing this module raises ImportError when cryptography is not installed; the registry
+# (crypto/__init__.py) then skips the backend. Every cryptography exception is translated
+# here, at the boundary, into ossuary_micro.errors types.
+
+import hashlib
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from ..errors import AuthenticationFailed, CryptoError
+
+_P = (1 << 255) - 19
+_L = (1 << 252) + 27742317777372353535851937790883648493
+# encrypt_into arrived in cryptography 45; older versions encrypt() and copy.
+_HAS_ENCRYPT_INTO = hasattr(ChaCha20Poly1305, "encrypt_into")
+
+
+def _need(buf, n, what):
+    # The argument as bytes, if it is a buffer of exactly n bytes; else CryptoError.
+    try:
+        b = bytes(memoryview(buf))
+    except TypeError:
+        raise CryptoError("%s is not a buffer" % what)
+    if len(b) != n:
+        raise CryptoError("%s must be %d bytes" % (what, n))
+    return b
+
+
+def _window(src, soff, n, dst, doff, src_extra, dst_extra):
+    # Same checks as the pure backend, so both refuse the same calls with the same error.
+    if not (isinstance(soff, int) and isinstance(doff, int) and isinstance(n, int)):
+        raise CryptoError("offsets and length must be ints")
+    if soff < 0 or doff < 0 or n < 0:
+        raise CryptoError("negative offset or length")
+    try:
+        if soff + n + src_extra > len(src):
+            raise CryptoError("src too short")
+        if doff + n + dst_extra > len(dst):
+            raise CryptoError("dst too short")
+    except TypeError:
+        raise CryptoError("src/dst is not a buffer")
+
+
+def _b(buf):
+    # bytes of a buffer; unlike bytes(x), refuses an int (bytes(5) would be five zeros).
+    return bytes(memoryview(buf))
+
+
+def _raw_public(key):
+    return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def _canonical_point(enc):
+    # RFC 8032 5.1.3 strictness OpenSSL does not apply to public keys: y must be < p, and
+    # x = 0 (y = 1 or y = p - 1) must not carry the sign bit. Same rule as pure.py's decoder.
+    v = int.from_bytes(enc, "little")
+    y = v & ((1 << 255) - 1)
+    if y >= _P:
+        return False
+    if (v >> 255) and (y == 1 or y == _P - 1):
+        return False
+    return True
+
+
+class Backend:
+    """X25519, ChaCha20-Poly1305, Ed25519 and SHA-512 from pyca/cryptography
+    (interface: docs/design.md)."""
+
+    name = "cryptography"
+
+    def x25519(self, scalar, point):
+        """RFC 7748 X25519. Raises CryptoError for wrong lengths or an all-zero result."""
+        scalar = _need(scalar, 32, "X25519 scalar")
+        point = _need(point, 32, "X25519 point")
+        try:
+            out = X25519PrivateKey.from_private_bytes(scalar).exchange(
+                X25519PublicKey.from_public_bytes(point))
+        except ValueError:
+            # OpenSSL refuses an all-zero shared secret (low-order point) this way.
+            raise CryptoError("X25519 result is all zero")
+        if out == bytes(32):
+            raise CryptoError("X25519 result is all zero")
+        return out
+
+    def x25519_base(self, scalar):
+        """X25519 public key of a 32-byte secret. Raises CryptoError for a wrong length."""
+        scalar = _need(scalar, 32, "X25519 scalar")
+        return _raw_public(X25519PrivateKey.from_private_bytes(scalar))
+
+    def aead_seal(self, key, nonce, src, soff, n, dst, doff, aad=b""):
+        """ChaCha20-Poly1305: n bytes of src[soff:] -> ciphertext + 16-byte tag at dst[doff:],
+        written in place through memoryview windows. `aad` (default empty) exists for the
+        Wycheproof vectors. Raises CryptoError for bad lengths or buffers."""
+        key = _need(key, 32, "key")
+        nonce = _need(nonce, 12, "nonce")
+        _window(src, soff, n, dst, doff, 0, 16)
+        try:
+            aead = ChaCha20Poly1305(key)
+            data = memoryview(src)[soff:soff + n]
+            if _HAS_ENCRYPT_INTO:
+                aead.encrypt_into(nonce, data, aad or None,
+                                  memoryview(dst)[doff:doff + n + 16])
+            else:
+                dst[doff:doff + n + 16] = aead.encrypt(nonce, data, aad or None)
+        except (TypeError, ValueError, OverflowError):
+            raise CryptoError("unusable buffer")
+
+    def aead_open(self, key, nonce, src, soff, n, dst, doff, aad=b""):
+        """Verify the tag at src[soff+n:soff+n+16], then write n plaintext bytes at dst[doff:].
+        Raises AuthenticationFailed (dst untouched) or CryptoError (lengths, buffers).
+
+        Not decrypt_into: cryptography 50 writes the unauthenticated plaintext into the buffer
+        before it reports InvalidTag (checked), which would break "dst untouched". decrypt()
+        returns nothing on failure; the price is one copy of the plaintext on success."""
+        key = _need(key, 32, "key")
+        nonce = _need(nonce, 12, "nonce")
+        _window(src, soff, n, dst, doff, 16, 0)
+        try:
+            pt = ChaCha20Poly1305(key).decrypt(
+                nonce, memoryview(src)[soff:soff + n + 16], aad or None)
+        except InvalidTag:
+            raise AuthenticationFailed("AEAD tag mismatch")
+        except (TypeError, ValueError, OverflowError):
+            raise CryptoError("unusable buffer")
+        try:
+            dst[doff:doff + n] = pt
+        except (TypeError, ValueError):
+            raise CryptoError("dst is not writable")
+
+    def ed25519_public(self, seed):
+        """RFC 8032 public key of a 32-byte seed. Raises CryptoError for a wrong length."""
+        seed = _need(seed, 32, "Ed25519 seed")
+        return _raw_public(Ed25519PrivateKey.from_private_bytes(seed))
+
+    def ed25519_sign(self, seed, msg):
+        """64-byte RFC 8032 signature. Raises CryptoError for a wrong seed length or a
+        message that is not a buffer."""
+        seed = _need(seed, 32, "Ed25519 seed")
+        try:
+            return Ed25519PrivateKey.from_private_bytes(seed).sign(_b(msg))
+        except TypeError:
+            raise CryptoError("message is not a buffer")
+
+    def ed25519_verify(self, public, msg, sig):
+        """Strict RFC 8032 verification: OpenSSL's check (S < L, cofactorless, R compared as
+        bytes) plus a canonical public key. False for wrong lengths. Never raises."""
+        try:
+            public = _b(public)
+            sig = _b(sig)
+            msg = _b(msg)
+            if len(public) != 32 or len(sig) != 64 or not _canonical_point(public):
+                return False
+            Ed25519PublicKey.from_public_bytes(public).verify(sig, msg)
+            return True
+        except (InvalidSignature, ValueError, TypeError):
+            return False
+
+    def sha512(self, data):
+        """SHA-512 digest (64 bytes)."""
+        return hashlib.sha512(data).digest()
