@@ -1,0 +1,253 @@
+# Arithmetic modulo p = 2**255 - 19 in MicroPython viper, on preallocated limb arrays.
+#
+# A field element is a bytearray(80): 20 limbs of 13 bits (260 bits), read as ptr32.
+# Why 13 bits: a limb product is 26 bits, and one column of a 20x20 schoolbook product is at
+# most 20 * 9216**2 + carry < 1.8e9 < 2**31, so every intermediate fits a 32-bit word (and
+# even a signed one) on boards, and the 64-bit unix port computes exactly the same numbers
+# without masking.
+#
+# Invariant ("loose" form): every limb <= 8799 after any operation here, value < 2**261.
+# _carry() restores it from limbs up to ~2**30: pass 1 leaves limbs 1..19 at 13 bits and folds
+# the carry out of limb 19 (weight 2**260 = 32*19 = 608 mod p) into limb 0; pass 2 spreads
+# limb 0 again, and any carry reaching the top is at most 1, so limb 0 ends <= 8191 + 608.
+# Inputs to mul/sq must be loose (<= 14654 would still fit; loose gives the margin).
+#
+# Only fixed-length loops, no branches on limb values: timing does not depend on the data
+# (the viper code has no data-dependent branches; the Python callers choose no paths by secrets).
+
+import micropython
+
+_T = bytearray(160)  # 40-word product scratch for mul/sq
+# 64*p with limbs >= 15168 each, so a + _BIAS - b never goes negative for loose b.
+_BIAS = bytearray(80)
+
+
+@micropython.viper
+def _carry(o):
+    p = ptr32(o)
+    for k in range(2):
+        c = uint(0)
+        for i in range(20):
+            v = uint(p[i]) + c
+            p[i] = v & 0x1FFF
+            c = v >> 13
+        p[0] = uint(p[0]) + c * 608
+
+
+@micropython.viper
+def _mul(o, a, b):
+    # o = a * b (o may be a or b): schoolbook columns into _T with a running carry, then fold
+    # columns 20..39 down with 2**260 = 608.
+    x = ptr32(a)
+    y = ptr32(b)
+    t = ptr32(_T)
+    c = uint(0)
+    for k in range(39):
+        acc = c
+        i = k - 19 if k > 19 else 0
+        e = k if k < 19 else 19
+        while i <= e:
+            acc += uint(x[i]) * uint(y[k - i])
+            i += 1
+        t[k] = acc & 0x1FFF
+        c = acc >> 13
+    t[39] = c
+    p = ptr32(o)
+    for i in range(20):
+        p[i] = uint(t[i]) + uint(t[i + 20]) * 608
+    _carry(o)
+
+
+@micropython.viper
+def _sq(o, a):
+    # o = a * a: each cross product once, doubled (same bounds as _mul).
+    x = ptr32(a)
+    t = ptr32(_T)
+    c = uint(0)
+    for k in range(39):
+        acc = uint(0)
+        i = k - 19 if k > 19 else 0
+        j = k - i
+        while i < j:
+            acc += uint(x[i]) * uint(x[j])
+            i += 1
+            j -= 1
+        acc = acc + acc + c
+        if i == j:
+            acc += uint(x[i]) * uint(x[i])
+        t[k] = acc & 0x1FFF
+        c = acc >> 13
+    t[39] = c
+    p = ptr32(o)
+    for i in range(20):
+        p[i] = uint(t[i]) + uint(t[i + 20]) * 608
+    _carry(o)
+
+
+@micropython.viper
+def _add(o, a, b):
+    x = ptr32(a)
+    y = ptr32(b)
+    p = ptr32(o)
+    for i in range(20):
+        p[i] = uint(x[i]) + uint(y[i])
+    _carry(o)
+
+
+@micropython.viper
+def _sub(o, a, b):
+    # o = a - b + 64p: limbwise non-negative because every _BIAS limb exceeds a loose limb.
+    x = ptr32(a)
+    y = ptr32(b)
+    z = ptr32(_BIAS)
+    p = ptr32(o)
+    for i in range(20):
+        p[i] = uint(x[i]) + uint(z[i]) - uint(y[i])
+    _carry(o)
+
+
+@micropython.viper
+def _mul_small(o, a, k: uint):
+    # o = a * k for k < 2**17 (121665, 121666): limb * k < 8799 * 2**17 < 2**31.
+    x = ptr32(a)
+    p = ptr32(o)
+    for i in range(20):
+        p[i] = uint(x[i]) * k
+    _carry(o)
+
+
+@micropython.viper
+def _copy(o, a):
+    x = ptr32(a)
+    p = ptr32(o)
+    for i in range(20):
+        p[i] = x[i]
+
+
+@micropython.viper
+def _set_small(o, v: int):
+    p = ptr32(o)
+    for i in range(20):
+        p[i] = 0
+    p[0] = v
+
+
+@micropython.viper
+def _cswap(a, b, bit: uint):
+    # Swap a and b when bit == 1, without a branch.
+    x = ptr32(a)
+    y = ptr32(b)
+    m = uint(0) - bit
+    for i in range(20):
+        t = (uint(x[i]) ^ uint(y[i])) & m
+        x[i] = uint(x[i]) ^ t
+        y[i] = uint(y[i]) ^ t
+
+
+@micropython.viper
+def _cmov(a, b, bit: uint):
+    # a = b when bit == 1, without a branch.
+    x = ptr32(a)
+    y = ptr32(b)
+    m = uint(0) - bit
+    for i in range(20):
+        x[i] = uint(x[i]) ^ ((uint(x[i]) ^ uint(y[i])) & m)
+
+
+@micropython.viper
+def _frombytes(o, s, off: int):
+    # 32 little-endian bytes at s[off:] -> limbs, bit 255 ignored (RFC 7748 masks it; Ed25519
+    # callers check it themselves).
+    b = ptr8(s)
+    p = ptr32(o)
+    acc = uint(0)
+    bits = 0
+    j = 0
+    for i in range(32):
+        v = uint(b[off + i])
+        if i == 31:
+            v &= 0x7F
+        acc |= v << bits
+        bits += 8
+        if bits >= 13:
+            p[j] = acc & 0x1FFF
+            acc >>= 13
+            bits -= 13
+            j += 1
+    p[19] = acc  # the last 8 bits (247..254)
+
+
+@micropython.viper
+def _reduce(o):
+    # Fully reduce o modulo p in place: strict 13-bit limbs, value < p.
+    p = ptr32(o)
+    _carry(o)
+    for k in range(2):
+        # strict carry, then fold bits >= 255 (limb 19 bit 8) with 2**255 = 19
+        c = uint(0)
+        for i in range(20):
+            v = uint(p[i]) + c
+            p[i] = v & 0x1FFF
+            c = v >> 13
+        top = (uint(p[19]) >> 8) + c * 32
+        p[19] = uint(p[19]) & 0xFF
+        p[0] = uint(p[0]) + top * 19
+    c = uint(0)
+    for i in range(20):
+        v = uint(p[i]) + c
+        p[i] = v & 0x1FFF
+        c = v >> 13
+    # Now value < 2**255 + small. Subtract p once if value >= p: g = v + 19 - 2**255.
+    g = ptr32(_T)
+    c = uint(19)
+    for i in range(20):
+        v = uint(p[i]) + c
+        g[i] = v & 0x1FFF
+        c = v >> 13
+    ge = (uint(g[19]) >> 8) & 1  # 1 when v + 19 >= 2**255
+    g[19] = uint(g[19]) & 0xFF
+    m = uint(0) - ge
+    for i in range(20):
+        p[i] = (uint(p[i]) & ~m) | (uint(g[i]) & m)
+
+
+@micropython.viper
+def _tobytes(out, off: int, a):
+    # out[off:off+32] = little-endian a; a must be reduced (_reduce).
+    b = ptr8(out)
+    p = ptr32(a)
+    acc = uint(0)
+    bits = 0
+    j = 0
+    for i in range(20):
+        acc |= uint(p[i]) << bits
+        bits += 13
+        while bits >= 8 and j < 32:
+            b[off + j] = acc & 0xFF
+            acc >>= 8
+            bits -= 8
+            j += 1
+
+
+@micropython.viper
+def _is_zero(a) -> int:
+    # 1 when the (reduced) element is zero; OR of all limbs, no early exit.
+    p = ptr32(a)
+    d = uint(0)
+    for i in range(20):
+        d |= uint(p[i])
+    # d < 2**13 for a reduced element, so d - 1 has bit 31 set (wrapped) only when d == 0.
+    return int(((d - 1) >> 31) & 1)
+
+
+def _init_bias():
+    # 64p = 2**261 - 1216 written with borrowed limbs: limb0 = 8191-1215+8192, limbs 1..18 =
+    # 8191+8192-1, limb 19 = 2**14-1-1 (bits 247..260). Checked against the integer in tests.
+    limbs = [6976 + 8192] + [8191 + 8192 - 1] * 18 + [16383 - 1]
+    for i in range(20):
+        v = limbs[i]
+        _BIAS[4 * i] = v & 0xFF
+        _BIAS[4 * i + 1] = v >> 8
+
+
+_init_bias()
