@@ -31,9 +31,10 @@ class LocalProtocolError(OssuaryError):
 class RemoteProtocolError(OssuaryError):
     """The peer sent something the protocol does not allow. `reason` says what."""
 
-    def __init__(self, reason):
-        OssuaryError.__init__(self, reason)
-        self.reason = reason
+    @property
+    def reason(self):
+        # Not an __init__ override: MicroPython exceptions cannot call the base __init__.
+        return self.args[0] if self.args else ""
 
 
 class ConnectionReset(OssuaryError):
