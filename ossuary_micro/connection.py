@@ -266,10 +266,9 @@ class Connection:
                     self._enter_initial()
                     continue
                 return self._reset(ConnectionReset("handshake timeout in " + _STATES[st][0]))
-            if _STATES[st][1] == 0 and st != _WAIT_APPROVAL:
-                # A state that has something to send (or is paused): leave input buffered.
-                return NEED_DATA
-            if st == _WAIT_APPROVAL:
+            if _STATES[st][1] == 0:
+                # A state with something to send, or paused for a TOFU decision: input
+                # stays buffered until the state moves on.
                 return NEED_DATA
             ev = self._parse_one()
             if ev >= 0:
