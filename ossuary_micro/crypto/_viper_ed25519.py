@@ -1,0 +1,229 @@
+# Ed25519 (RFC 8032) on the viper limb field and viper SHA-512.
+#
+# Points are extended twisted-Edwards coordinates (X, Y, Z, T), four field elements from
+# _viper_fe. Scalars modulo L are handled with Python ints: a handful of operations per
+# signature (MicroPython's big ints allocate there, which is fine off the data path).
+# Signing walks the secret scalar with a branch-free double-and-add (_cmov); verification
+# handles only public data and may branch on it.
+#
+# Not re-entrant: the temporaries are module-level (the library is single-threaded).
+
+from ubinascii import unhexlify
+from ._viper_fe import (_mul, _sq, _add, _sub, _copy, _set_small, _cmov, _frombytes,
+                        _reduce, _tobytes, _is_zero)
+from ._viper_x25519 import _pow_2_250_1, _invert, _sqn, _I0
+from . import _viper_sha512 as _sha
+
+_L = 2 ** 252 + 27742317777372353535851937790883648493
+
+
+def _fe():
+    return bytearray(80)
+
+
+def _fe_hex(text):
+    o = _fe()
+    _frombytes(o, unhexlify(text), 0)
+    return o
+
+
+_D2 = _fe_hex("59f1b226949bd6eb56b183829a14e00030d1f3eef2808e19e7fcdf56dcd90624")  # 2d
+_DC = _fe_hex("a3785913ca4deb75abd841414d0a700098e879777940c78c73fe6f2bee6c0352")  # d
+_SQRTM1 = _fe_hex("b0a00e4a271beec478e42fad0618432fa7d7fb3d99004d2b0bdfc14f8024832b")
+_ZERO = _fe()
+_ONE = _fe()
+_set_small(_ONE, 1)
+
+
+def _pt():
+    return (_fe(), _fe(), _fe(), _fe())
+
+
+# Temporaries for point arithmetic and decoding.
+_TA = _fe(); _TB = _fe(); _TC = _fe(); _TD = _fe()
+_TE = _fe(); _TF = _fe(); _TG = _fe(); _TH = _fe()
+_BASE = _pt()
+_Q = _pt()
+_R = _pt()
+_P = _pt()
+_ENC = bytearray(32)
+_CHK = bytearray(32)
+_DIG = bytearray(64)
+
+
+def _p_add(o, p, q):
+    # o = p + q (add-2008-hwcd-3, a = -1, complete: also right when p == q); o may alias p.
+    _sub(_TA, p[1], p[0]); _sub(_TE, q[1], q[0]); _mul(_TA, _TA, _TE)   # A = (Y1-X1)(Y2-X2)
+    _add(_TB, p[1], p[0]); _add(_TE, q[1], q[0]); _mul(_TB, _TB, _TE)   # B = (Y1+X1)(Y2+X2)
+    _mul(_TC, p[3], q[3]); _mul(_TC, _TC, _D2)                           # C = T1 2d T2
+    _mul(_TD, p[2], q[2]); _add(_TD, _TD, _TD)                           # D = 2 Z1 Z2
+    _sub(_TE, _TB, _TA); _sub(_TF, _TD, _TC); _add(_TG, _TD, _TC); _add(_TH, _TB, _TA)
+    _mul(o[0], _TE, _TF); _mul(o[1], _TG, _TH); _mul(o[3], _TE, _TH); _mul(o[2], _TF, _TG)
+
+
+def _p_dbl(o, p):
+    # o = 2p (dbl-2008-hwcd, a = -1); o may alias p.
+    _sq(_TA, p[0])                        # A = X^2
+    _sq(_TB, p[1])                        # B = Y^2
+    _sq(_TC, p[2]); _add(_TC, _TC, _TC)   # C = 2 Z^2
+    _add(_TE, p[0], p[1]); _sq(_TE, _TE)
+    _sub(_TE, _TE, _TA); _sub(_TE, _TE, _TB)  # E = (X+Y)^2 - A - B
+    _sub(_TG, _TB, _TA)                   # G = -A + B
+    _sub(_TF, _TG, _TC)                   # F = G - C
+    _add(_TH, _TA, _TB); _sub(_TH, _ZERO, _TH)  # H = -A - B
+    _mul(o[0], _TE, _TF); _mul(o[1], _TG, _TH); _mul(o[3], _TE, _TH); _mul(o[2], _TF, _TG)
+
+
+def _p_zero(o):
+    _set_small(o[0], 0); _set_small(o[1], 1); _set_small(o[2], 1); _set_small(o[3], 0)
+
+
+def _p_copy(o, p):
+    for i in range(4):
+        _copy(o[i], p[i])
+
+
+def _encode(out, off, p):
+    # out[off:off+32] = y with the sign of x in bit 255 (RFC 8032 5.1.2).
+    _invert(_TA, p[2])
+    _mul(_TB, p[0], _TA); _reduce(_TB)
+    _mul(_TC, p[1], _TA); _reduce(_TC)
+    _tobytes(out, off, _TC)
+    _tobytes(_CHK, 0, _TB)
+    out[off + 31] |= (_CHK[0] & 1) << 7
+
+
+def _decode(o, s, off):
+    # Strict decoding (RFC 8032 5.1.3): returns False for y >= p or no square root or
+    # x == 0 with the sign bit set.
+    _frombytes(o[1], s, off)
+    _copy(_TA, o[1]); _reduce(_TA); _tobytes(_CHK, 0, _TA)
+    for i in range(31):
+        if _CHK[i] != s[off + i]:
+            return False
+    if _CHK[31] != s[off + 31] & 0x7F:
+        return False  # y was not canonical
+    sign = s[off + 31] >> 7
+    _sq(_TB, o[1])
+    _sub(_TC, _TB, _ONE)         # u = y^2 - 1
+    _mul(_TD, _TB, _DC); _add(_TD, _TD, _ONE)  # v = d y^2 + 1
+    # x = u v^3 (u v^7)^((p-5)/8)
+    _sq(_TE, _TD); _mul(_TE, _TE, _TD)         # v^3
+    _sq(_TF, _TE); _mul(_TF, _TF, _TD)         # v^7
+    _mul(_TF, _TF, _TC)                        # u v^7
+    _pow_2_250_1(_TF, _TG)                     # _I0 = (u v^7)^(2^250 - 1)
+    _sqn(_I0, _I0, 2)
+    _mul(_TF, _I0, _TF)                        # ^(2^252 - 3)
+    _mul(_TF, _TF, _TE); _mul(o[0], _TF, _TC)  # x
+    # check v x^2 == u, or == -u (then x *= sqrt(-1))
+    _sq(_TG, o[0]); _mul(_TG, _TG, _TD)
+    _sub(_TH, _TG, _TC); _reduce(_TH)
+    if not _is_zero(_TH):
+        _add(_TH, _TG, _TC); _reduce(_TH)
+        if not _is_zero(_TH):
+            return False
+        _mul(o[0], o[0], _SQRTM1)
+    _reduce(o[0])
+    if _is_zero(o[0]) and sign:
+        return False
+    _tobytes(_CHK, 0, o[0])
+    if (_CHK[0] & 1) != sign:
+        _sub(o[0], _ZERO, o[0])
+    _set_small(o[2], 1)
+    _mul(o[3], o[0], o[1])
+    return True
+
+
+def _scalarmult_base(o, k32):
+    # o = [k]B for a 32-byte little-endian scalar, branch-free in the scalar bits.
+    _p_zero(o)
+    for i in range(255, -1, -1):
+        _p_dbl(o, o)
+        _p_add(_P, o, _BASE)
+        bit = (k32[i >> 3] >> (i & 7)) & 1
+        for j in range(4):
+            _cmov(o[j], _P[j], bit)
+
+
+def _hash_mod_l(*parts):
+    # SHA-512 of the concatenated parts, as an int modulo L.
+    _sha.init()
+    for part in parts:
+        _sha.update(part, 0, len(part))
+    _sha.final(_DIG, 0)
+    return int.from_bytes(_DIG, "little") % _L
+
+
+def _expand(seed):
+    # (clamped scalar a as 32 bytes, prefix) from the seed (RFC 8032 5.1.5).
+    _sha.init()
+    _sha.update(seed, 0, 32)
+    h = bytearray(64)
+    _sha.final(h, 0)
+    h[0] &= 248
+    h[31] = (h[31] & 127) | 64
+    return h
+
+
+def public(seed):
+    h = _expand(seed)
+    _scalarmult_base(_Q, h)
+    out = bytearray(32)
+    _encode(out, 0, _Q)
+    for i in range(64):
+        h[i] = 0
+    return bytes(out)
+
+
+def sign(seed, msg):
+    h = _expand(seed)
+    a = int.from_bytes(h[0:32], "little")
+    _scalarmult_base(_Q, h)
+    pub = bytearray(32)
+    _encode(pub, 0, _Q)
+    r = _hash_mod_l(memoryview(h)[32:64], msg)
+    _scalarmult_base(_Q, r.to_bytes(32, "little"))
+    sig = bytearray(64)
+    _encode(sig, 0, _Q)
+    k = _hash_mod_l(memoryview(sig)[0:32], pub, msg)
+    s = (r + k * a) % _L
+    sig[32:64] = s.to_bytes(32, "little")
+    for i in range(64):
+        h[i] = 0
+    return bytes(sig)
+
+
+def verify(pub, msg, sig):
+    # [S]B == R + [k]A, checked as encode([S]B - [k]A) == R (cofactorless, RFC 8032 5.1.7).
+    s = int.from_bytes(sig[32:64], "little")
+    if s >= _L:
+        return False
+    if not _decode(_R, pub, 0):
+        return False
+    # -A
+    _sub(_R[0], _ZERO, _R[0])
+    _sub(_R[3], _ZERO, _R[3])
+    k = _hash_mod_l(memoryview(sig)[0:32], pub, msg)
+    sb = sig[32:64]
+    kb = k.to_bytes(32, "little")
+    _p_zero(_Q)
+    for i in range(255, -1, -1):
+        _p_dbl(_Q, _Q)
+        if (sb[i >> 3] >> (i & 7)) & 1:
+            _p_add(_Q, _Q, _BASE)
+        if (kb[i >> 3] >> (i & 7)) & 1:
+            _p_add(_Q, _Q, _R)
+    _encode(_ENC, 0, _Q)
+    d = 0
+    for i in range(32):
+        d |= _ENC[i] ^ sig[i]
+    return d == 0
+
+
+def _init_base():
+    # B: y = 4/5 with x even (RFC 8032 5.1).
+    if not _decode(_BASE, unhexlify("5866666666666666666666666666666666666666666666666666666666666666"), 0):
+        raise ImportError("ed25519 base point")
+
+
+_init_base()
