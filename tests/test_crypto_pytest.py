@@ -181,6 +181,21 @@ def test_backends_agree_on_random_inputs():
         assert ct1 == ct2
 
 
+def test_verify_fuzz_agrees_and_never_raises():
+    # Random public keys (mostly undecodable) and signatures, plus real keys with random
+    # signatures: both backends return the same bool and nothing raises.
+    seed = os.urandom(32)
+    real = PURE.ed25519_public(seed)
+    for i in range(300):
+        pub = real if i % 3 == 0 else os.urandom(32)
+        sig = bytearray(os.urandom(64))
+        if i % 2:
+            sig[63] &= 0x0F  # S < 2**252 < L, so the equation itself is checked
+        msg = os.urandom(i % 50)
+        got = PURE.ed25519_verify(pub, msg, sig)
+        assert got is PYCA.ed25519_verify(pub, msg, sig) is False
+
+
 def test_x25519_base_comb_matches_ladder():
     # pure computes x25519_base on the Edwards curve; the ladder with u = 9 must agree.
     nine = (9).to_bytes(32, "little")

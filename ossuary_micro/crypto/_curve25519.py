@@ -184,10 +184,13 @@ def _build_comb():
         teeth.append(q)
     pts = [_IDENTITY]
     for idx in range(1, 1 << _TEETH):
+        # Split off the lowest set bit j: entry idx = entry (idx without bit j) + tooth j,
+        # and that smaller entry is already in the list.
         j = 0
         while not (idx >> j) & 1:
             j += 1
-        pts.append(_add(pts[idx & ~(1 << j)], teeth[j]) if idx != (1 << j) else teeth[j])
+        rest = idx ^ (1 << j)
+        pts.append(_add(pts[rest], teeth[j]) if rest else teeth[j])
     n = len(pts)
     prefix = [1] * n
     acc = 1

@@ -4,6 +4,8 @@
 # lengths and offsets and turns anything the arithmetic could raise on odd input into our own
 # errors, so only CryptoError / AuthenticationFailed escape (docs/design.md). Timing: Python
 # big-int code is not constant-time; only the AEAD tag comparison avoids an early exit.
+# Intermediate secrets (scalars, keystream) live in immutable ints and bytes, which Python
+# cannot wipe; the caller's own key bytearrays are never copied into anything longer-lived.
 
 from ..errors import CryptoError, AuthenticationFailed
 from . import _chacha, _curve25519
