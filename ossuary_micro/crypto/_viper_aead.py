@@ -1,4 +1,4 @@
-# ChaCha20-Poly1305 (RFC 8439, empty AAD) in MicroPython viper: no heap allocation per call.
+# ChaCha20-Poly1305 (RFC 8439) in MicroPython viper: no heap allocation per call.
 #
 # Word-size rules (the same code must give the same bytes on the 64-bit unix port, where a viper
 # `uint` is 64 bits, and on 32-bit boards, where it is 32 bits):
@@ -228,11 +228,15 @@ def _poly(src, soff: int, n: int):
 
 
 @micropython.viper
-def _len_block(n: int):
-    # The final Poly1305 block of the AEAD: le64(aad length = 0) | le64(ciphertext length).
+def _len_block(alen: int, n: int):
+    # The final Poly1305 block of the AEAD: le64(aad length) | le64(ciphertext length).
     b = ptr8(_BLK)
     for i in range(16):
         b[i] = 0
+    b[0] = alen & 0xFF
+    b[1] = (alen >> 8) & 0xFF
+    b[2] = (alen >> 16) & 0xFF
+    b[3] = (alen >> 24) & 0xFF
     b[8] = n & 0xFF
     b[9] = (n >> 8) & 0xFF
     b[10] = (n >> 16) & 0xFF
@@ -310,28 +314,32 @@ def _wipe():
     _zero(_BLK, 16)
 
 
-def seal(key, nonce, src, soff, n, dst, doff):
+def seal(key, nonce, src, soff, n, dst, doff, aad):
     """Encrypt n bytes of src at soff into dst at doff, then the 16-byte tag. Lengths are
-    checked by the caller."""
+    checked by the caller (records and AAD are < 2**32 bytes)."""
     _setup(_ST, key, nonce)
     _block(_ST, _KS)  # counter 0 -> the one-time Poly1305 key
     _poly_key(_KS)
     _xor(_KS, src, soff, dst, doff, n)  # counter 1.. -> ciphertext
+    alen = len(aad)
+    _poly(aad, 0, alen)
     _poly(dst, doff, n)
-    _len_block(n)
+    _len_block(alen, n)
     _poly(_BLK, 0, 16)
     _poly_finish(dst, doff + n)
     _wipe()
 
 
-def open_(key, nonce, src, soff, n, dst, doff):
+def open_(key, nonce, src, soff, n, dst, doff, aad):
     """Check the tag at src[soff+n:] and only then decrypt into dst. Returns False (dst
     untouched) when the tag does not match."""
     _setup(_ST, key, nonce)
     _block(_ST, _KS)
     _poly_key(_KS)
+    alen = len(aad)
+    _poly(aad, 0, alen)
     _poly(src, soff, n)
-    _len_block(n)
+    _len_block(alen, n)
     _poly(_BLK, 0, 16)
     _poly_finish(_TAG, 0)
     if _tag_diff(src, soff + n) != 0:
