@@ -35,7 +35,7 @@ def write_secret_key(path, seed):
     bytearray that is zeroed afterwards (the str from format_key cannot be wiped: it is
     left to the garbage collector, which is why the key is never logged or returned).
     """
-    text = bytearray(format_key(seed) + "\n")
+    text = bytearray((format_key(seed) + "\n").encode())
     tmp = path + ".tmp"
     try:
         with open(tmp, "wb") as f:

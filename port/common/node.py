@@ -141,8 +141,8 @@ class Node:
     def run(self):
         """Report readings forever, or until max_readings were sent (then return that count).
 
-        Transport and protocol failures are logged and retried with backoff; nothing but
-        KeyboardInterrupt (and board bugs) leaves this method.
+        Transport and protocol failures (and any unexpected exception from a session) are
+        logged and retried with backoff; only KeyboardInterrupt / SystemExit leave this method.
         """
         log = self.board.log
         backoff = self.cfg["retry_min_ms"]
@@ -165,6 +165,9 @@ class Node:
                 log("session ended: %s" % _reason(e))
             except OSError as e:
                 log("transport error: %s" % _reason(e))
+            except Exception as e:
+                # A bug below us must not end a node in the field: log it by type, reconnect.
+                log("unexpected %s: %s" % (type(e).__name__, _reason(e)))
             finally:
                 self.board.close_transport(stream)
             if self._established_once:
