@@ -34,7 +34,7 @@ import time
 
 from ossuary_micro import (Connection, AUTH_SERVER, NEED_DATA, HANDSHAKE_DONE, UNTRUSTED_KEY,
                            DATA, RESET, CLOSED)
-from ossuary_micro.errors import OssuaryError
+from ossuary_micro.errors import OssuaryError, ConnectionClosed
 from ossuary_micro.keys import format_key
 from ossuary_micro.wire import MAX_RECORD, MAX_CONTROL_PACKET
 from host_tools import known_nodes
@@ -248,7 +248,8 @@ class SourceStats:
         self.lost = 0
         self.sessions = 0        # completed handshakes
         self.resets = 0
-        self.failed = 0          # Connections replaced after CLOSED
+        self.closed = 0          # sessions the node closed cleanly
+        self.failed = 0          # Connections that failed (garbage, reset limit, node errors)
         self.bytes_in = 0
         self.discarded = 0       # bytes thrown away while backing off
         self.malformed = 0       # malformed records from not-yet-identified nodes
@@ -343,7 +344,10 @@ class Session:
                     if not self.refused:
                         event(logging.INFO, "session_closed", source=self.source,
                               node=self.node.name if self.node else "-", reason=str(conn.error))
-                        self.stats.failed += 1
+                        if isinstance(conn.error, ConnectionClosed):
+                            self.stats.closed += 1
+                        else:
+                            self.stats.failed += 1
                     return "refused" if self.refused else "closed"
         finally:
             conn.close()
@@ -753,10 +757,10 @@ class Collector:
                 lines.append("  store errors: %d" % self.store_errors)
             for name in sorted(self.sources):
                 s = self.sources[name]
-                lines.append("  source %s: handshakes %d, resets %d, failed connections %d, "
-                             "lost %d, bytes in %d (+%d discarded), malformed from unidentified %d"
-                             % (name, s.sessions, s.resets, s.failed, s.lost, s.bytes_in, s.discarded,
-                                s.malformed))
+                lines.append("  source %s: handshakes %d, clean closes %d, resets %d, failed connections %d, "
+                             "port lost %d, bytes in %d (+%d discarded), malformed from unidentified %d"
+                             % (name, s.sessions, s.closed, s.resets, s.failed, s.lost, s.bytes_in,
+                                s.discarded, s.malformed))
             return "\n".join(lines)
 
 

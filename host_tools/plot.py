@@ -72,9 +72,12 @@ def plot_readings(db_path, out_dir, node=None, sensor=None, last=None):
             ax.set_title("%s / %s (%d readings)" % (n, s, len(rows)))
             ax.set_xlabel("time (UTC)")
             ax.set_ylabel("%s [%s]" % (s, unit) if unit else s)
-            ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S"))
+            # The concise formatter picks labels that stay distinct from sub-second spans
+            # (the demo) to months (a long-running collector).
+            locator = mdates.AutoDateLocator()
+            ax.xaxis.set_major_locator(locator)
+            ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
             ax.grid(True, alpha=0.3)
-            fig.autofmt_xdate()
             fig.tight_layout()
             path = os.path.join(out_dir, "%s__%s.png" % (_file_part(n), _file_part(s)))
             fig.savefig(path, format="png")
