@@ -15,8 +15,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from ..errors import AuthenticationFailed, CryptoError
 
 _P = (1 << 255) - 19
-_L = (1 << 252) + 27742317777372353535851937790883648493
-# encrypt_into arrived in cryptography 45; older versions encrypt() and copy.
+# encrypt_into is recent (the pinned cryptography 50 has it); without it, encrypt() and copy.
 _HAS_ENCRYPT_INTO = hasattr(ChaCha20Poly1305, "encrypt_into")
 
 
