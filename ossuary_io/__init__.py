@@ -1,1 +1,4 @@
 # ossuary_io: drive an ossuary_micro Connection over a stream (socket, serial, UART).
+
+from .errors import TransportError, TransportClosed, StreamTimeout, HandshakeTimeout, UntrustedKey
+from .stream import SecureStream

@@ -1,0 +1,342 @@
+# ossuary-cat: netcat over an Ossuary secure channel (TCP or any pyserial URL), CPython only.
+#
+# Standard input is sent encrypted, what the peer sends goes to standard output, logs go to
+# standard error (public keys only, never secrets). One connection per run, like `nc`.
+# Every failure ends with one line on stderr and an exit code that says which kind (EPILOG).
+
+import argparse
+import os
+import selectors
+import socket
+import sys
+import time
+
+from ossuary_micro import (Connection, CLIENT, AUTH_SERVER, UNAUTH_SERVER, NEED_DATA,
+                           HANDSHAKE_DONE, DATA, RESET, CLOSED, format_key)
+from ossuary_micro.errors import OssuaryError, ConnectionClosed, ConnectionFailed, KeyFormatError
+from ossuary_io import (SecureStream, TransportError, StreamTimeout, HandshakeTimeout,
+                        UntrustedKey)
+
+from host_tools import keyfile
+
+PROG = "ossuary-cat"
+
+EXIT_OK = 0
+EXIT_IO = 1             # local I/O error (stdout closed, ...)
+EXIT_USAGE = 2          # bad arguments (argparse uses 2 too)
+EXIT_KEY = 3            # key file or --trust value unreadable or malformed
+EXIT_CONNECT = 4        # cannot connect / listen / open the serial port
+EXIT_UNTRUSTED = 5      # the peer's key is not trusted (client without --tofu)
+EXIT_FAILED = 6         # the session failed: reset limit, peer reported failure, key not authorized
+EXIT_TIMEOUT = 7        # handshake or write timed out
+EXIT_TRANSPORT = 8      # the transport broke or closed before a clean Ossuary close
+EXIT_INTERRUPTED = 130  # Ctrl-C
+
+EPILOG = """\
+exit codes:
+  0  the session ended cleanly (stdin EOF, or the peer closed)
+  1  local I/O error (e.g. stdout closed)
+  2  bad arguments
+  3  bad key file or --trust value
+  4  cannot connect, listen or open the serial port (e.g. connection refused)
+  5  untrusted peer key (the server key is not in --trust and --tofu was not given)
+  6  the session failed: reset limit reached, or the peer reported a failure
+     (e.g. an --auth-clients server that does not know our key)
+  7  timed out (handshake not complete within --timeout, or the peer stopped reading)
+  8  the transport closed or failed before a clean Ossuary close
+130  interrupted
+
+examples (libossuary 0.5.1 examples/server.c and examples/client.c):
+  ossuary-cat --connect HOST:9981 --trust be1ca074f4a58bbbd262a7f9523b6fb0bb9e8662287c3389a2e163dc55de281f
+  ossuary-cat --listen 0.0.0.0:9981 --key server.key
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    # argparse prints the whole usage before the error; we print one line.
+    def error(self, message):
+        log("%s (see --help)" % message)
+        sys.exit(EXIT_USAGE)
+
+
+class Fatal(Exception):
+    """Ends the program with one stderr line and an exit code."""
+
+    def __init__(self, code, message):
+        Exception.__init__(self, message)
+        self.code = code
+
+
+def log(msg):
+    sys.stderr.write("%s: %s\n" % (PROG, msg))
+    sys.stderr.flush()
+
+
+def parse_args(argv):
+    p = _Parser(
+        prog=PROG, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Send stdin over an Ossuary secure channel and write what the peer "
+                    "sends to stdout (libossuary 0.5 wire protocol 1).")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--listen", metavar="HOST:PORT",
+                       help="serve one TCP connection as the Ossuary server, then exit")
+    where.add_argument("--connect", metavar="HOST:PORT", help="connect over TCP as the client")
+    where.add_argument("--serial", metavar="URL",
+                       help="use a serial port or any pyserial URL (client unless --server)")
+    p.add_argument("--server", action="store_true",
+                   help="with --serial: be the Ossuary server")
+    p.add_argument("--baud", type=int, default=115200, help="serial baud rate (default 115200)")
+    p.add_argument("--key", metavar="FILE",
+                   help="own secret key file (64 hex characters); a server without one "
+                        "uses a random key, a client without one is keyless")
+    p.add_argument("--trust", metavar="HEX|FILE", action="append", default=[],
+                   help="trusted peer public key, or a file of keys (one per line, # comments); "
+                        "repeatable. Client: trusted server keys. --auth-clients server: "
+                        "allowed client keys")
+    p.add_argument("--tofu", action="store_true",
+                   help="client: accept an unknown server key (logged to stderr)")
+    p.add_argument("--auth-clients", action="store_true",
+                   help="server: only accept clients whose key is in --trust")
+    p.add_argument("--protocol", type=int, default=1,
+                   help="wire protocol version; only 1 (libossuary 0.5) exists")
+    p.add_argument("--timeout", type=float, default=20.0, metavar="SECONDS",
+                   help="give up if the handshake is not complete after this long (default 20)")
+    p.add_argument("--linger", type=float, default=2.0, metavar="SECONDS",
+                   help="after stdin EOF, wait this long at most for the peer to close (default 2)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log resets and progress")
+    a = p.parse_args(argv)
+    is_server = a.listen is not None or (a.serial is not None and a.server)
+    if a.protocol != 1:
+        p.error("--protocol %d is not supported: the only Ossuary wire protocol is 1 "
+                "(libossuary 0.5.x)" % a.protocol)
+    if a.server and a.serial is None:
+        p.error("--server only applies to --serial (use --listen for TCP)")
+    if is_server and a.tofu:
+        p.error("--tofu is for clients (a server always shows its key)")
+    if a.auth_clients and not is_server:
+        p.error("--auth-clients is for servers (--listen, or --serial with --server)")
+    if a.auth_clients and not a.trust:
+        p.error("--auth-clients needs at least one --trust key")
+    if not is_server and not a.trust and not a.tofu:
+        p.error("a client needs --trust (the server's key) or --tofu")
+    if a.timeout <= 0 or a.linger < 0:
+        p.error("--timeout must be positive and --linger not negative")
+    a.is_server = is_server
+    return a
+
+
+def split_hostport(value, opt):
+    host, sep, port = value.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise Fatal(EXIT_USAGE, "%s %s: expected HOST:PORT" % (opt, value))
+    return host, int(port)
+
+
+def load_keys(a):
+    seed = None
+    if a.key:
+        seed = keyfile.read_secret_key(a.key)
+        if keyfile.loose_permissions(a.key):
+            log("warning: key file %s is readable by others (chmod 600 it)" % a.key)
+    trusted = []
+    for value in a.trust:
+        trusted.extend(keyfile.parse_trust(value))
+    return seed, trusted
+
+
+def open_transport(a):
+    """(transport, description) for the chosen mode. Raises Fatal(EXIT_CONNECT)."""
+    if a.connect:
+        host, port = split_hostport(a.connect, "--connect")
+        try:
+            s = socket.create_connection((host, port), timeout=a.timeout)
+        except OSError as e:
+            raise Fatal(EXIT_CONNECT, "cannot connect to %s: %s" % (a.connect, e.strerror or e))
+        s.setblocking(False)
+        return s, "%s:%d" % (host, port)
+    if a.listen:
+        host, port = split_hostport(a.listen, "--listen")
+        try:
+            infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+            family, _, _, _, addr = infos[0]
+            ls = socket.socket(family, socket.SOCK_STREAM)
+            ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            ls.bind(addr)
+            ls.listen(1)
+        except OSError as e:
+            raise Fatal(EXIT_CONNECT, "cannot listen on %s: %s" % (a.listen, e.strerror or e))
+        bound = ls.getsockname()
+        log("listening on %s:%d" % (bound[0], bound[1]))
+        try:
+            s, peer = ls.accept()
+        finally:
+            ls.close()
+        s.setblocking(False)
+        return s, "%s:%d" % (peer[0], peer[1])
+    import serial
+    try:
+        port = serial.serial_for_url(a.serial, baudrate=a.baud, timeout=0)
+    except (serial.SerialException, ValueError, OSError) as e:
+        raise Fatal(EXIT_CONNECT, "cannot open serial port %s: %s" % (a.serial, e))
+    return port, a.serial
+
+
+def exit_for(err):
+    """(exit code, message) for an error that ended the session."""
+    if isinstance(err, UntrustedKey):
+        return EXIT_UNTRUSTED, ("untrusted server key %s (add it with --trust, or use --tofu)"
+                                % format_key(err.key))
+    if isinstance(err, HandshakeTimeout):
+        return EXIT_TIMEOUT, "handshake timed out: %s" % err
+    if isinstance(err, StreamTimeout):
+        return EXIT_TIMEOUT, "timed out: %s" % err
+    if isinstance(err, TransportError):
+        return EXIT_TRANSPORT, "connection lost: %s" % err
+    if isinstance(err, ConnectionClosed):
+        return EXIT_OK, None
+    if isinstance(err, KeyFormatError):
+        return EXIT_KEY, str(err)
+    if isinstance(err, ConnectionFailed):
+        return EXIT_FAILED, "session failed: %s" % err
+    return EXIT_FAILED, "session failed: %s: %s" % (type(err).__name__, err)
+
+
+class Cat:
+    """The copy loop: stdin -> stream, stream -> stdout."""
+
+    def __init__(self, a, stream, verbose):
+        self.a = a
+        self.stream = stream
+        self.verbose = verbose
+        self.stdin = sys.stdin.buffer.fileno()
+        self.stdout = sys.stdout.buffer.fileno()
+        self.buf = bytearray(stream.conn.max_record or 1)
+        self.sel = selectors.PollSelector() if hasattr(selectors, "PollSelector") \
+            else selectors.SelectSelector()
+        self.stdin_open = True
+        self.stdin_registered = False
+        try:
+            self.sel.register(stream.transport, selectors.EVENT_READ)
+            self.transport_selectable = True
+        except (ValueError, OSError, AttributeError):
+            self.transport_selectable = False  # e.g. pyserial loop://: poll on a timer
+
+    def _watch_stdin(self, on):
+        if on and self.stdin_open and not self.stdin_registered:
+            self.sel.register(self.stdin, selectors.EVENT_READ)
+            self.stdin_registered = True
+        elif not on and self.stdin_registered:
+            self.sel.unregister(self.stdin)
+            self.stdin_registered = False
+
+    def _write_out(self, n):
+        mv = memoryview(self.buf)[:n]
+        while mv:
+            k = os.write(self.stdout, mv)
+            mv = mv[k:]
+
+    def _drain(self):
+        # Run the stream until it needs bytes; copy received data to stdout.
+        # Returns None to go on, or the terminal error (ConnectionClosed for a clean close).
+        while True:
+            ev = self.stream.poll()
+            if ev == NEED_DATA:
+                return None
+            if ev == DATA:
+                while self.stream.pending:
+                    self._write_out(self.stream.recv_into(self.buf))
+            elif ev == HANDSHAKE_DONE:
+                if self.verbose:
+                    log("session re-established")
+            elif ev == RESET:
+                if self.verbose:
+                    log("session reset by %s, re-handshaking"
+                        % (self.stream.conn.error or "peer"))
+            elif ev == CLOSED:
+                return self.stream.error or ConnectionClosed("closed")
+
+    def run(self):
+        """Copy until the session ends. Returns the ending error (ConnectionClosed: clean)."""
+        while True:
+            self._watch_stdin(self.stream.established)
+            for key, _ in self.sel.select(0.05):
+                if key.fd != self.stdin:
+                    continue
+                try:
+                    data = os.read(self.stdin, len(self.buf) or 1)
+                except OSError as e:
+                    log("reading stdin failed: %s" % e.strerror)
+                    data = b""
+                if not data:
+                    self.stdin_open = False
+                    self._watch_stdin(False)
+                    if self.verbose:
+                        log("stdin closed, disconnecting")
+                    self.stream.close(int(self.a.linger * 1000))
+                    return ConnectionClosed("closed locally")
+                self.stream.send(data, timeout_ms=int(self.a.timeout * 1000))
+            # Also on timer ticks: the core's handshake timers need the clock to move.
+            err = self._drain()
+            if err is not None:
+                return err
+
+
+def run(a):
+    seed, trusted = load_keys(a)
+    if a.is_server:
+        role = AUTH_SERVER if a.auth_clients else UNAUTH_SERVER
+    else:
+        role = CLIENT
+    transport, where = open_transport(a)
+    try:
+        clock = lambda: int(time.monotonic() * 1000)
+        conn = Connection(role, secret_key=seed, authorized_keys=trusted, clock=clock)
+        if a.is_server:
+            log("server key %s" % format_key(conn.local_public_key))
+
+        def trust(key):
+            if a.tofu:
+                log("trusting unknown server key %s (--tofu)" % format_key(key))
+                return True
+            return False
+
+        stream = SecureStream(conn, transport, clock=clock, trust=trust)
+        if a.verbose:
+            log("connected to %s, handshaking" % where)
+        peer = stream.handshake(timeout_ms=int(a.timeout * 1000))
+        if role == UNAUTH_SERVER:
+            # The client's claimed key is unverified here (spec 8.2.13): do not show it.
+            log("session established with %s (client not authenticated)" % where)
+        else:
+            log("session established with %s, peer key %s" % (where, format_key(peer)))
+        err = Cat(a, stream, a.verbose).run()
+        return exit_for(err)
+    finally:
+        transport.close()
+
+
+def main(argv=None):
+    try:
+        a = parse_args(argv)
+    except SystemExit as e:
+        # argparse printed its usage and one error line; --help exits 0.
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
+    try:
+        code, msg = run(a)
+    except Fatal as e:
+        code, msg = e.code, str(e)
+    except KeyboardInterrupt:
+        code, msg = EXIT_INTERRUPTED, "interrupted"
+    except OssuaryError as e:
+        code, msg = exit_for(e)
+    except OSError as e:
+        code, msg = EXIT_IO, "I/O error: %s" % (e.strerror or e)
+    if msg:
+        log(msg)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

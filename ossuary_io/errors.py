@@ -1,0 +1,39 @@
+# Errors of the stream layer: transport trouble and deadlines, under the library's one base class.
+#
+# Everything SecureStream raises is an ossuary_micro.errors.OssuaryError: either one of the
+# core's types (ConnectionFailed, ConnectionClosed, ...) or one of these.
+
+from ossuary_micro.errors import OssuaryError, ConnectionFailed
+
+
+class TransportError(OssuaryError):
+    """The transport raised an error that is not "would block" / "timed out".
+
+    `errno` is the OS error number when there was one (else None).
+    """
+
+    def __init__(self, message, errno=None):
+        OssuaryError.__init__(self, message)
+        self.errno = errno
+
+
+class TransportClosed(TransportError):
+    """The transport reached end of file (or the peer reset the TCP connection) before the
+    secure session was closed cleanly. Data may have been truncated."""
+
+
+class StreamTimeout(OssuaryError):
+    """A deadline given to a SecureStream call passed."""
+
+
+class HandshakeTimeout(StreamTimeout):
+    """The handshake did not complete within the deadline given to handshake()."""
+
+
+class UntrustedKey(ConnectionFailed):
+    """The peer proved a key that is not authorized and the trust callback (or its absence)
+    rejected it. `key` holds the peer's 32-byte public key."""
+
+    def __init__(self, key):
+        ConnectionFailed.__init__(self, "untrusted peer key")
+        self.key = key

@@ -1,0 +1,532 @@
+# Drive an ossuary_micro Connection over a byte stream: socket, pyserial Serial, machine.UART.
+#
+# The core (ossuary_micro.Connection) does no I/O; this is the shell around it. It runs on
+# CPython and MicroPython, imports no socket/serial/machine module and only looks at what
+# the transport object can do (duck typing):
+#
+#   reading   recv_into(buf, n)  CPython sockets
+#             readinto(buf[, n]) MicroPython sockets and UARTs, pyserial Serial
+#             read(n) / recv(n)  anything else
+#   writing   send(data)         sockets (returns the count written)
+#             write(data)        pyserial, UART, MicroPython streams (count, or None: would block)
+#   waiting   select.poll        when the transport can be registered (has fileno() on CPython,
+#                                is a stream on MicroPython); else `in_waiting` (pyserial) or
+#                                `any()` (UART) tell how much can be read without blocking.
+#
+# Transport quirks and what we do about them:
+#   * an empty read is EOF on a socket but a plain timeout on pyserial/UART, so "empty read
+#     means EOF" is a setting (`eof_on_empty`), guessed from the object: True when it has
+#     `recv` (sockets), False otherwise.
+#   * readinto/read/write returning None (MicroPython non-blocking, nothing to do), and
+#     BlockingIOError / socket.timeout / OSError(EAGAIN or, on MicroPython, ETIMEDOUT) are
+#     all "not now", never errors.
+#   * partial writes are looped until everything is written, with a deadline
+#     (`write_timeout_ms`): a transport that accepts nothing for that long raises StreamTimeout.
+#   * any other transport exception becomes TransportError (TransportClosed for EOF or a
+#     reset/broken connection): only OssuaryError subclasses leave this module, except what a
+#     user-supplied `trust` callback raises.
+#
+# Memory: one read buffer and one output buffer, both conn.max_packet bytes, made once.
+# Received plaintext is not copied: it stays in conn.plaintext, and the connection is not
+# advanced (next_event) until the application has read all of it.
+
+try:
+    import select
+except ImportError:  # pragma: no cover - ports without select
+    select = None
+
+try:
+    import time
+except ImportError:  # pragma: no cover
+    time = None
+
+try:
+    import errno as _errno
+    _EAGAIN = _errno.EAGAIN
+    _ETIMEDOUT = _errno.ETIMEDOUT
+    _CLOSED_ERRNOS = (_errno.ECONNRESET, _errno.EPIPE, _errno.ENOTCONN, _errno.ECONNABORTED)
+    _EINTR = getattr(_errno, "EINTR", 4)
+    _EWOULDBLOCK = getattr(_errno, "EWOULDBLOCK", _EAGAIN)
+except (ImportError, AttributeError):  # pragma: no cover - Linux values
+    _EAGAIN, _ETIMEDOUT, _EINTR, _EWOULDBLOCK = 11, 110, 4, 11
+    _CLOSED_ERRNOS = (104, 32, 107, 103)
+
+import sys
+
+from ossuary_micro import NEED_DATA, HANDSHAKE_DONE, UNTRUSTED_KEY, DATA, RESET, CLOSED
+from ossuary_micro.errors import OssuaryError, ConnectionClosed, ConnectionFailed, LocalProtocolError
+
+from .errors import TransportError, TransportClosed, StreamTimeout, HandshakeTimeout, UntrustedKey
+
+_MICROPYTHON = sys.implementation.name == "micropython"
+
+# "Not now" errnos. MicroPython reports a socket timeout as OSError(ETIMEDOUT); on CPython the
+# same errno is a real TCP failure, and timeouts come as socket.timeout (no errno) instead.
+if _MICROPYTHON:
+    _RETRY_ERRNOS = (_EAGAIN, _EWOULDBLOCK, _EINTR, _ETIMEDOUT)
+else:
+    _RETRY_ERRNOS = (_EAGAIN, _EWOULDBLOCK, _EINTR)
+
+# Exception types that mean "not now", where the interpreter has them.
+try:
+    _RETRY_TYPES = (BlockingIOError, InterruptedError, TimeoutError)
+except NameError:  # pragma: no cover - MicroPython
+    _RETRY_TYPES = ()
+
+# Ticks arithmetic: differences modulo 2**30, like the core, so time.ticks_ms wrap-around
+# is harmless; a deadline is at most 2**29 ms (6 days) away.
+_TICKS_MASK = 0x3FFFFFFF
+_MAX_WAIT_MS = 0x1FFFFFFF
+
+# Longest single wait inside blocking calls, so the core's own timers (handshake wait states,
+# 4 s by default) are checked while we wait for bytes.
+_SLICE_MS = 50
+
+
+def _default_clock():
+    # Monotonic milliseconds: ticks_ms on boards, time.monotonic on CPython.
+    if time is None:  # pragma: no cover
+        return None
+    if hasattr(time, "ticks_ms"):
+        return time.ticks_ms
+    return lambda: int(time.monotonic() * 1000)
+
+
+def _sleep_ms(ms):
+    if time is None:  # pragma: no cover
+        return
+    if hasattr(time, "sleep_ms"):
+        time.sleep_ms(ms)
+    else:
+        time.sleep(ms / 1000)
+
+
+def _errno_of(e):
+    n = getattr(e, "errno", None)
+    if n is None and e.args and isinstance(e.args[0], int):
+        n = e.args[0]  # MicroPython: OSError(11)
+    return n
+
+
+def _would_block(e):
+    # True if the transport exception only means "no data / no room right now".
+    if _RETRY_TYPES and isinstance(e, _RETRY_TYPES):
+        return True
+    if _errno_of(e) in _RETRY_ERRNOS:
+        return True
+    # socket.timeout before Python 3.10, and pyserial's write timeout: named, not numbered.
+    return type(e).__name__ in ("timeout", "SerialTimeoutException")
+
+
+def _transport_error(e, what):
+    n = _errno_of(e)
+    cls = TransportClosed if n in _CLOSED_ERRNOS else TransportError
+    return cls("%s failed: %s" % (what, e), n)
+
+
+class SecureStream:
+    """An Ossuary session over a byte-stream transport.
+
+    conn: an ossuary_micro.Connection (not yet used). transport: a socket, pyserial Serial,
+    machine.UART or any object with read/readinto/recv_into and write/send (see the module
+    comment). The stream owns `conn` (close() wipes it) but not the transport: the caller
+    closes that.
+
+    clock: monotonic milliseconds callable; default time.ticks_ms / time.monotonic.
+    trust: called as trust(public_key_bytes) -> bool when the peer proves a key that is not
+    authorized (UNTRUSTED_KEY). True accepts it (TOFU); False, or no callback, rejects it and
+    the session fails with UntrustedKey.
+    eof_on_empty: whether an empty read means end of file. Default: True for objects with
+    `recv` (sockets), False otherwise (pyserial and UART return empty on a timeout).
+    write_timeout_ms: how long a write may make no progress before StreamTimeout.
+    """
+
+    def __init__(self, conn, transport, clock=None, trust=None, eof_on_empty=None,
+                 write_timeout_ms=5000):
+        self.conn = conn
+        self.transport = transport
+        self.trust = trust
+        self.clock = clock if clock is not None else _default_clock()
+        self.write_timeout_ms = write_timeout_ms
+        if eof_on_empty is None:
+            eof_on_empty = hasattr(transport, "recv")
+        self.eof_on_empty = eof_on_empty
+        size = conn.max_packet
+        self._rbuf = bytearray(size)
+        self._rmv = memoryview(self._rbuf)
+        self._rpos = 0  # unfed bytes are _rbuf[_rpos:_rend]
+        self._rend = 0
+        self._out = bytearray(size)
+        self._omv = memoryview(self._out)
+        self._doff = 0  # unread plaintext is conn.plaintext[_doff:_doff + _dlen]
+        self._dlen = 0
+        self._pmv = None
+        self._eof = False
+        self._rejected = None
+        # How to read: pick once, from what the object offers.
+        if hasattr(transport, "recv_into"):
+            self._rmode = 0
+        elif hasattr(transport, "readinto"):
+            self._rmode = 1
+        elif hasattr(transport, "read"):
+            self._rmode = 2
+        else:
+            self._rmode = 3  # recv
+        self._send = transport.send if hasattr(transport, "send") else transport.write
+        # pyserial's in_waiting is a property: look it up on the type so that probing for it
+        # does not do I/O.
+        if hasattr(type(transport), "in_waiting"):
+            self._avail = 1
+        elif hasattr(transport, "any"):
+            self._avail = 2
+        else:
+            self._avail = 0
+        self._rpoll = self._wpoll = None
+        if select is not None and hasattr(select, "poll"):
+            try:
+                p = select.poll()
+                p.register(transport, select.POLLIN)
+                q = select.poll()
+                q.register(transport, select.POLLOUT)
+                self._rpoll, self._wpoll = p, q
+            except Exception:
+                # Not pollable (pyserial loop://, objects without fileno): fall back to
+                # in_waiting/any() or the transport's own timeouts.
+                self._rpoll = self._wpoll = None
+
+    # -- properties -------------------------------------------------------------------
+
+    @property
+    def established(self):
+        """True while the session is established (it is not after a reset, until re-handshake)."""
+        return self.conn.established
+
+    @property
+    def pending(self):
+        """Received plaintext bytes not yet read with recv()/recv_into()."""
+        return self._dlen
+
+    @property
+    def error(self):
+        """Why the session ended (an OssuaryError), or None."""
+        if self._rejected is not None:
+            return UntrustedKey(self._rejected)
+        return self.conn.error
+
+    # -- public API -----------------------------------------------------------------------
+
+    def handshake(self, timeout_ms=None):
+        """Run the handshake until the session is established; return the peer's public key.
+
+        Blocks up to timeout_ms (None: no overall limit; the core's own wait-state timers
+        still reset a stalled handshake, and the reset limit ends it). Resets along the way
+        are retried by the core. Raises HandshakeTimeout, UntrustedKey, ConnectionFailed /
+        ConnectionClosed (the connection ended), TransportClosed / TransportError.
+        """
+        start = self._now()
+        while not self.conn.established:
+            if self._dlen:
+                break  # data already arrived: established before a reset; let recv see it
+            ev = self._pump(self._wait(start, timeout_ms))
+            if ev == CLOSED:
+                raise self._closed_error()
+            if ev == HANDSHAKE_DONE or ev == DATA:
+                break
+            if self._expired(start, timeout_ms):
+                raise HandshakeTimeout("handshake not complete after %d ms" % timeout_ms)
+        return self.conn.remote_public_key
+
+    def send(self, data, timeout_ms=None):
+        """Encrypt and write all of `data`, as several records if it is longer than
+        conn.max_record (never truncated). Returns len(data).
+
+        If the session is being re-established after a reset, waits for that first (this
+        needs unread received data to be read first). Raises StreamTimeout (timeout_ms passed,
+        or the transport accepted nothing for write_timeout_ms), ConnectionFailed /
+        ConnectionClosed / UntrustedKey (session ended), TransportError.
+        """
+        mv = memoryview(data)
+        total = len(mv)
+        start = self._now()
+        off = 0
+        while off < total:
+            if not self.conn.established:
+                if self.conn.closed:
+                    raise self._closed_error()
+                if self._dlen:
+                    raise LocalProtocolError("session reset: read pending data before sending")
+                ev = self._pump(self._wait(start, timeout_ms))
+                if ev == CLOSED:
+                    raise self._closed_error()
+                if self._expired(start, timeout_ms) and not self.conn.established:
+                    raise StreamTimeout("session not re-established after %d ms" % timeout_ms)
+                continue
+            self._flush_control()
+            n = total - off
+            if n > self.conn.max_record:
+                n = self.conn.max_record
+            # send_data has no source offset: a memoryview window (one small allocation).
+            m = self.conn.send_data(mv[off:] if off else mv, self._out, 0, n)
+            self._write_all(m)
+            off += n
+        return total
+
+    def recv_into(self, buf, timeout_ms=None):
+        """Read received plaintext into `buf`; return the byte count, 0 on a clean close.
+
+        Blocks until some data arrives (up to timeout_ms; None waits as long as the session
+        lives). Resets are retried transparently. Raises StreamTimeout, ConnectionFailed /
+        UntrustedKey (session failed), TransportClosed (EOF without a clean close),
+        TransportError.
+        """
+        start = self._now()
+        while True:
+            if self._dlen:
+                n = len(buf)
+                if n > self._dlen:
+                    n = self._dlen
+                buf[0:n] = self._pmv[self._doff:self._doff + n]
+                self._doff += n
+                self._dlen -= n
+                return n
+            ev = self._pump(self._wait(start, timeout_ms))
+            if ev == CLOSED:
+                err = self._closed_error()
+                if isinstance(err, ConnectionClosed):
+                    return 0
+                raise err
+            if ev != DATA and self._expired(start, timeout_ms):
+                raise StreamTimeout("no data after %d ms" % timeout_ms)
+
+    def recv(self, max_bytes=None, timeout_ms=None):
+        """Like recv_into, returning bytes (b"" on a clean close). max_bytes defaults to
+        conn.max_record. Allocates the result."""
+        if max_bytes is None:
+            max_bytes = self.conn.max_record
+        buf = bytearray(max_bytes)
+        n = self.recv_into(buf, timeout_ms)
+        return bytes(buf[:n])
+
+    def poll(self):
+        """One non-blocking step: flush pending control output, read what the transport has
+        without waiting, and return one event: NEED_DATA (nothing happened), HANDSHAKE_DONE,
+        DATA (plaintext is pending: read it with recv/recv_into before polling on), RESET
+        (handshake restarting) or CLOSED (see .error). Call again until NEED_DATA.
+
+        Does not block if the transport is non-blocking, pollable, or reports in_waiting /
+        any(); writes of control packets may wait up to write_timeout_ms. Raises
+        TransportClosed on EOF before a clean close, TransportError, StreamTimeout (writes).
+        """
+        return self._pump(0)
+
+    def close(self, linger_ms=1000):
+        """Close the session: send Disconnect, flush, then read (discarding) until the peer
+        closes the transport or linger_ms passes, so the peer's Disconnect echo is consumed.
+        Wipes the connection's secrets. Never raises for transport trouble during the close;
+        the transport itself stays open (the caller owns it)."""
+        self._dlen = 0
+        try:
+            if not self.conn.closed:
+                self.conn.disconnect()
+            self._flush_control()
+            start = self._now()
+            while linger_ms and not self._eof and not self._expired(start, linger_ms):
+                n = self._read_some(self._wait(start, linger_ms))
+                if n:
+                    self._feed()
+                    self._advance()
+                self._rpos = self._rend = 0
+        except OssuaryError:
+            pass
+        self.conn.close()
+
+    # -- engine ------------------------------------------------------------------------------
+
+    def _now(self):
+        return self.clock() if self.clock is not None else 0
+
+    def _expired(self, start, timeout_ms):
+        if timeout_ms is None or self.clock is None:
+            return False
+        return ((self.clock() - start) & _TICKS_MASK) >= timeout_ms
+
+    def _wait(self, start, timeout_ms):
+        # How long the next blocking read may wait: a slice, bounded by the deadline.
+        if timeout_ms is None or self.clock is None:
+            return _SLICE_MS
+        left = timeout_ms - ((self.clock() - start) & _TICKS_MASK)
+        if left <= 0:
+            return 0
+        return left if left < _SLICE_MS else _SLICE_MS
+
+    def _closed_error(self):
+        if self._rejected is not None:
+            return UntrustedKey(self._rejected)
+        err = self.conn.error
+        if isinstance(err, OssuaryError):
+            return err
+        return ConnectionFailed("connection closed")
+
+    def _pump(self, wait_ms):
+        # One step. Pending plaintext blocks progress: conn.plaintext stays valid only until
+        # the next next_event().
+        if self._dlen:
+            return DATA
+        ev = self._advance()
+        if ev != NEED_DATA:
+            return ev
+        if self._rpos < self._rend:
+            return NEED_DATA  # the core's input is full; it will make room
+        if self._eof:
+            if self.conn.closed:
+                return CLOSED
+            raise TransportClosed("transport closed before the session was closed")
+        if self._read_some(wait_ms):
+            self._feed()
+            return self._advance()
+        return NEED_DATA
+
+    def _advance(self):
+        # Run the core until it needs bytes or has something to report. Handles
+        # UNTRUSTED_KEY itself (trust callback) and writes every control packet it produces.
+        conn = self.conn
+        while True:
+            self._flush_control()
+            ev = conn.next_event()
+            self._flush_control()
+            if ev == NEED_DATA:
+                if self._rpos < self._rend and self._feed():
+                    continue
+                return NEED_DATA
+            if ev == DATA:
+                self._pmv = memoryview(conn.plaintext)
+                self._doff = 0
+                self._dlen = conn.data_len
+                if self._dlen == 0:
+                    continue  # an empty record carries nothing for the reader
+                return DATA
+            if ev == UNTRUSTED_KEY:
+                key = bytes(conn.remote_public_key)
+                if self.trust is not None and self.trust(key):
+                    conn.accept_key()
+                else:
+                    self._rejected = key
+                    conn.reject_key()
+                continue
+            return ev  # HANDSHAKE_DONE, RESET, CLOSED
+
+    def _feed(self):
+        # Hand unfed read bytes to the core; returns how many it took.
+        if self._rpos:
+            took = self.conn.receive_data(self._rmv[self._rpos:self._rend])
+        else:
+            took = self.conn.receive_data(self._rbuf, self._rend)
+        self._rpos += took
+        if self._rpos >= self._rend:
+            self._rpos = self._rend = 0
+        return took
+
+    def _flush_control(self):
+        # Write every pending handshake/Reset/Disconnect packet.
+        while True:
+            n = self.conn.data_to_send(self._out)
+            if not n:
+                return
+            self._write_all(n)
+
+    def _read_some(self, wait_ms):
+        # Read what the transport has (waiting up to wait_ms where we control the wait) into
+        # the empty read buffer. Returns the byte count; sets _eof on end of file.
+        want = len(self._rbuf)
+        t = self.transport
+        try:
+            if self._rpoll is not None:
+                if not self._rpoll.poll(wait_ms):
+                    return 0
+                if self._avail:
+                    a = self._available()
+                    if a < want:
+                        want = a if a > 0 else 1  # 0 but readable: EOF or error shows on read
+            elif self._avail:
+                a = self._available()
+                if a <= 0:
+                    if wait_ms:
+                        _sleep_ms(wait_ms if wait_ms < 5 else 5)
+                    return 0
+                if a < want:
+                    want = a
+            mode = self._rmode
+            if mode == 0:
+                n = t.recv_into(self._rbuf, want)
+            elif mode == 1:
+                if _MICROPYTHON:
+                    n = t.readinto(self._rbuf, want)
+                else:
+                    n = t.readinto(self._rmv[0:want])
+            else:
+                chunk = t.read(want) if mode == 2 else t.recv(want)
+                if chunk is None:
+                    n = None
+                else:
+                    n = len(chunk)
+                    if n > want:
+                        raise TransportError("transport returned more bytes than asked for")
+                    self._rbuf[0:n] = chunk
+        except OssuaryError:
+            raise
+        except Exception as e:
+            if _would_block(e):
+                return 0
+            raise _transport_error(e, "read")
+        if n is None:
+            return 0
+        if n == 0:
+            if self.eof_on_empty:
+                self._eof = True
+            elif wait_ms and self._rpoll is None and not self._avail:
+                _sleep_ms(1)  # a timeout-less empty read: don't spin
+            return 0
+        self._rpos = 0
+        self._rend = n
+        return n
+
+    def _available(self):
+        if self._avail == 1:
+            return self.transport.in_waiting
+        return self.transport.any()
+
+    def _write_all(self, n):
+        # Write self._out[0:n] completely, looping over partial writes; no progress for
+        # write_timeout_ms raises StreamTimeout.
+        off = 0
+        idle_start = None
+        spins = 0
+        while off < n:
+            try:
+                w = self._send(self._omv[off:n] if off else self._omv[0:n])
+            except Exception as e:
+                if not _would_block(e):
+                    raise _transport_error(e, "write")
+                w = 0
+            if w is None:
+                w = 0
+            if w > 0:
+                off += w
+                idle_start = None
+                spins = 0
+                continue
+            if idle_start is None:
+                idle_start = self._now()
+            elif self.clock is None:
+                spins += 1
+                if spins > 100000:
+                    raise StreamTimeout("transport accepts no data")
+            elif self._expired(idle_start, self.write_timeout_ms):
+                raise StreamTimeout("transport accepted no data for %d ms" % self.write_timeout_ms)
+            if self._wpoll is not None:
+                try:
+                    self._wpoll.poll(_SLICE_MS)
+                except Exception as e:
+                    raise _transport_error(e, "poll")
+            else:
+                _sleep_ms(1)
