@@ -3,13 +3,14 @@
 # Points are extended twisted-Edwards coordinates (X, Y, Z, T), four field elements from
 # _viper_fe. Scalars modulo L are handled with Python ints: a handful of operations per
 # signature (MicroPython's big ints allocate there, which is fine off the data path).
-# Signing walks the secret scalar with a branch-free double-and-add (_cmov); verification
+# Signing walks the secret scalar in 4-bit windows with a masked table select; verification
 # handles only public data and may branch on it.
 #
 # Not re-entrant: the temporaries are module-level (the library is single-threaded).
 
+import micropython
 from ubinascii import unhexlify
-from ._viper_fe import (_mul, _sq, _add, _sub, _copy, _set_small, _cmov, _frombytes,
+from ._viper_fe import (_mul, _sq, _add, _sub, _copy, _set_small, _frombytes,
                         _reduce, _tobytes, _is_zero)
 from ._viper_x25519 import _pow_2_250_1, _invert, _sqn, _I0
 from . import _viper_sha512 as _sha
@@ -78,11 +79,6 @@ def _p_zero(o):
     _set_small(o[0], 0); _set_small(o[1], 1); _set_small(o[2], 1); _set_small(o[3], 0)
 
 
-def _p_copy(o, p):
-    for i in range(4):
-        _copy(o[i], p[i])
-
-
 def _encode(out, off, p):
     # out[off:off+32] = y with the sign of x in bit 255 (RFC 8032 5.1.2).
     _invert(_TA, p[2])
@@ -134,15 +130,47 @@ def _decode(o, s, off):
     return True
 
 
+# [0..15]B, one table per coordinate (16 elements of 80 bytes each; 5 KiB of RAM), for the
+# 4-bit fixed-window base multiplication.
+_TBL = (bytearray(1280), bytearray(1280), bytearray(1280), bytearray(1280))
+
+
+@micropython.viper
+def _select(o, table, idx: uint):
+    # o = table entry idx (0..15), reading every entry and keeping one by mask: the memory
+    # access pattern does not depend on the secret idx.
+    p = ptr32(o)
+    t = ptr32(table)
+    for i in range(20):
+        p[i] = 0
+    for j in range(16):
+        d = uint(j) ^ idx                      # 0 only for the wanted entry; d < 16
+        m = uint(0) - (((d - 1) >> 31) & 1)    # all ones when d == 0 (d - 1 wraps)
+        for i in range(20):
+            p[i] = uint(p[i]) | (uint(t[j * 20 + i]) & m)
+
+
+@micropython.viper
+def _store(table, idx: int, a):
+    # table entry idx = a (table building, public data)
+    t = ptr32(table)
+    x = ptr32(a)
+    for i in range(20):
+        t[idx * 20 + i] = x[i]
+
+
 def _scalarmult_base(o, k32):
-    # o = [k]B for a 32-byte little-endian scalar, branch-free in the scalar bits.
+    # o = [k]B for a 32-byte little-endian scalar: 4-bit windows from the top, each one four
+    # doublings and one complete addition of a table entry picked by _select (no branch or
+    # address on secret bits).
     _p_zero(o)
-    for i in range(255, -1, -1):
-        _p_dbl(o, o)
-        _p_add(_P, o, _BASE)
-        bit = (k32[i >> 3] >> (i & 7)) & 1
+    for w in range(63, -1, -1):
+        if w != 63:  # public loop position, not a secret
+            _p_dbl(o, o); _p_dbl(o, o); _p_dbl(o, o); _p_dbl(o, o)
+        nib = (k32[w >> 1] >> ((w & 1) << 2)) & 15
         for j in range(4):
-            _cmov(o[j], _P[j], bit)
+            _select(_P[j], _TBL[j], nib)
+        _p_add(o, o, _P)
 
 
 def _hash_mod_l(*parts):
@@ -226,4 +254,14 @@ def _init_base():
         raise ImportError("ed25519 base point")
 
 
+def _init_table():
+    # Entry i = [i]B, by repeated complete addition from the identity.
+    _p_zero(_Q)
+    for i in range(16):
+        for j in range(4):
+            _store(_TBL[j], i, _Q[j])
+        _p_add(_Q, _Q, _BASE)
+
+
 _init_base()
+_init_table()
