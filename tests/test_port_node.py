@@ -243,3 +243,28 @@ def test_node_creates_missing_key_file_and_prints_only_public_key(tmp_path, keys
         assert not os.path.exists(data["secret_key_file"] + ".tmp")
     finally:
         kill(proc)
+
+
+def test_node_refuses_a_collector_with_another_key(tmp_path, keys, listener):
+    # No TOFU on the node: a server proving any key but collector_key gets no readings.
+    port = listener.getsockname()[1]
+    cfg = write_config(str(tmp_path / "node.json"), keys,
+                       {"type": "tcp", "host": "127.0.0.1", "port": port}, max_readings=1)
+    impostor = Keys()
+    impostor.node_pub = keys.node_pub  # it would accept the node; the node must refuse it
+    proc = start_node(cfg)
+    try:
+        sock, _ = listener.accept()
+        s = server_stream(impostor, sock)
+        with pytest.raises(Exception):
+            s.handshake(10000)
+            s.recv(timeout_ms=3000)  # nothing may arrive
+        sock.close()
+        sock2, _ = listener.accept()  # it backs off and tries again, still refusing
+        sock2.close()
+    finally:
+        kill(proc)
+    out, err = proc.communicate()
+    err = err.decode()
+    assert "connected to collector" not in err, err
+    assert "reconnect in" in err
