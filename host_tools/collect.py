@@ -56,6 +56,7 @@ BACKOFF_MAX_S = 30.0
 IDENTIFY_TIMEOUT_S = 10.0   # an unknown key must send a valid reading (its name) within this
 IDENTIFY_MAX_BAD = 3        # ... or at most this many malformed records first
 MAX_TCP_CLIENTS = 32
+REFUSAL_LOG_S = 60.0        # a refused key is logged loudly at most once per this period
 BAD_LOG_FIRST = 3           # malformed readings logged per session before rate-limiting
 BAD_LOG_EVERY = 100
 
@@ -433,8 +434,14 @@ class Session:
 
     def _refuse(self, reason, name, msg, **fields):
         self.refused = True
-        self.c.count_refused(reason)
-        event(logging.WARNING, "refused_" + reason, msg, source=self.source, node=name or "-", **fields)
+        key = self.unknown_key
+        loud, suppressed = self.c.count_refused(reason, key)
+        if suppressed:
+            fields["repeats_suppressed"] = suppressed
+        # The first refusal of a key is a WARNING; a node retrying every second would bury
+        # everything else, so repeats within REFUSAL_LOG_S are logged at DEBUG and counted.
+        event(logging.WARNING if loud else logging.DEBUG, "refused_" + reason, msg,
+              source=self.source, node=name or "-", **fields)
         self.node = None
         self.unknown_key = None
         self.conn.disconnect(error=True)
@@ -469,6 +476,7 @@ class Collector:
         self.nodes = {}           # name -> NodeStats
         self.sources = {}         # source name -> SourceStats
         self.refused = {}         # reason -> count
+        self._refusal_log = {}    # (reason, key) -> (last loud log time, repeats since)
         self.stored = 0
         self.store_errors = 0
         self.started = time.time()
@@ -524,9 +532,20 @@ class Collector:
                 event(logging.ERROR, "pin_failed", str(e), node=name)
                 return "unknown", None
 
-    def count_refused(self, reason):
+    def count_refused(self, reason, key):
+        """Count a refusal; returns (log_loudly, repeats suppressed since the last loud one)."""
         with self.lock:
             self.refused[reason] = self.refused.get(reason, 0) + 1
+            now = time.monotonic()
+            tag = (reason, bytes(key) if key is not None else None)
+            last, quiet = self._refusal_log.get(tag, (None, 0))
+            if last is not None and now - last < REFUSAL_LOG_S:
+                self._refusal_log[tag] = (last, quiet + 1)
+                return False, 0
+            if len(self._refusal_log) > 1000:       # bounded: forget old keys
+                self._refusal_log.clear()
+            self._refusal_log[tag] = (now, 0)
+            return True, quiet
 
     def count_malformed(self, name, source_stats):
         with self.lock:

@@ -293,7 +293,10 @@ def known_command(argv, prog="ossuary-keygen known"):
     try:
         nodes = KnownNodes(args.file)
         if args.cmd == "list":
-            sys.stdout.write(format_list(nodes))
+            text = format_list(nodes)
+            sys.stdout.write(text)
+            if not text:
+                sys.stderr.write("no known nodes in %s\n" % args.file)
         elif args.cmd == "add":
             try:
                 key = parse_key(args.key)

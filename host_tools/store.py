@@ -184,7 +184,13 @@ class Store:
             return self.db.execute("SELECT count(*) FROM readings WHERE node=?", (node,)).fetchone()[0]
 
     def close(self):
+        """Close the database, leaving it as one self-contained file (WAL is only used while
+        the collector runs, so readers can query it meanwhile)."""
         with self.lock:
+            try:
+                self.db.execute("PRAGMA journal_mode=DELETE")
+            except sqlite3.Error:
+                pass        # another reader holds it: it stays in WAL mode, still valid
             try:
                 self.db.close()
             except sqlite3.Error:

@@ -146,8 +146,8 @@ def test_startup_errors_are_one_line_with_distinct_codes(tmp_path):
     assert r.returncode == 6 and "cannot listen" in r.stderr
 
 
-def test_missing_serial_port_is_retried_not_fatal(tmp_path):
-    p = subprocess.Popen(collect_cmd(tmp_path, "--init", str(tmp_path / "no-such-tty")),
+def test_missing_serial_port_is_retried_not_fatal_json_logs(tmp_path):
+    p = subprocess.Popen(collect_cmd(tmp_path, "--init", "--log-format", "json", str(tmp_path / "no-such-tty")),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     try:
         time.sleep(2.0)
@@ -161,3 +161,8 @@ def test_missing_serial_port_is_retried_not_fatal(tmp_path):
     assert p.returncode == 0
     assert err.count("port_unavailable") == 1       # logged once, retries are quiet
     assert "no node delivered readings" in err
+    logs = [json.loads(l) for l in err.splitlines() if l.startswith("{")]
+    ev = {d["event"]: d for d in logs}
+    assert ev["port_unavailable"]["level"] == "WARNING"
+    assert ev["port_unavailable"]["source"] == str(tmp_path / "no-such-tty")
+    assert len(ev["collector_key"]["public_key"]) == 64 and ev["stopping"]["reason"] == "signal"
