@@ -21,7 +21,6 @@
 # 5 database, 6 no source could be set up (TCP listen failed).
 
 import argparse
-import errno
 import json
 import logging
 import os
@@ -56,6 +55,7 @@ BACKOFF_MAX_S = 30.0
 IDENTIFY_TIMEOUT_S = 10.0   # an unknown key must send a valid reading (its name) within this
 IDENTIFY_MAX_BAD = 3        # ... or at most this many malformed records first
 MAX_TCP_CLIENTS = 32
+TCP_HANDSHAKE_TIMEOUT_S = 30.0  # a TCP peer must complete a handshake within this
 REFUSAL_LOG_S = 60.0        # a refused key is logged loudly at most once per this period
 BAD_LOG_FIRST = 3           # malformed readings logged per session before rate-limiting
 BAD_LOG_EVERY = 100
@@ -264,8 +264,11 @@ class Session:
     run() returns "closed", "refused" or "stopped", and raises TransportGone when the
     transport fails; it never raises for anything the peer sends."""
 
-    def __init__(self, collector, transport, source):
+    def __init__(self, collector, transport, source, handshake_deadline=None):
         self.c = collector
+        # TCP only: a peer that connects and never completes a handshake must not hold one of
+        # the MAX_TCP_CLIENTS slots forever (an idle server Connection has no timeout).
+        self.handshake_deadline = handshake_deadline
         self.t = transport
         self.source = source
         self.stats = collector.source_stats(source)
@@ -304,6 +307,11 @@ class Session:
                     return "stopped"
                 ev = conn.next_event()
                 if ev == NEED_DATA:
+                    if self.handshake_deadline is not None and not self.established_once and \
+                            time.monotonic() > self.handshake_deadline:
+                        event(logging.INFO, "handshake_timeout", "no handshake in time; hanging up",
+                              source=self.source)
+                        return "timeout"
                     if self.unknown_key is not None and \
                             time.monotonic() - self.unknown_since > self.c.identify_timeout:
                         self._refuse("unidentified", None,
@@ -469,6 +477,7 @@ class Collector:
         self.on_reading = on_reading
         self.log_readings = log_readings
         self.identify_timeout = IDENTIFY_TIMEOUT_S
+        self.tcp_handshake_timeout = TCP_HANDSHAKE_TIMEOUT_S
         self.stop_event = threading.Event()
         self.done_event = threading.Event()     # max_readings reached
         self.lock = threading.Lock()
@@ -628,7 +637,8 @@ class Collector:
         # Sessions back to back on one open transport. Raises TransportGone.
         backoff = BACKOFF_MIN_S
         while not self.stop_event.is_set():
-            s = Session(self, transport, source)
+            deadline = None if persistent else time.monotonic() + self.tcp_handshake_timeout
+            s = Session(self, transport, source, deadline)
             result = s.run()
             if result == "stopped" or not persistent:
                 return

@@ -503,3 +503,23 @@ def test_stop_disconnects_established_nodes_cleanly(env):
     n.join(5)
     assert n.closed_by_peer
     assert not any(t.is_alive() for t in e.col.threads)
+
+
+def test_silent_tcp_peers_are_dropped_and_do_not_use_up_slots(env, logs):
+    e = env()
+    e.col.tcp_handshake_timeout = 0.5
+    port = e.tcp()
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+    try:
+        for s in idle:
+            s.settimeout(5)
+            assert s.recv(10) == b""        # hung up on us after the handshake timeout
+        assert len(events(logs, "handshake_timeout")) == 3
+        seed, _ = e.node_key("after")
+        n = SimNode(SockLink(("127.0.0.1", port)), seed, e.pub, [reading("after", 0)])
+        n.start()
+        assert e.wait_rows(1)
+        n.join(5)
+    finally:
+        for s in idle:
+            s.close()
