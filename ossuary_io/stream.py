@@ -26,7 +26,8 @@
 #     reset/broken connection): only OssuaryError subclasses leave this module, except what a
 #     user-supplied `trust` callback raises.
 #
-# Memory: one read buffer and one output buffer, both conn.max_packet bytes, made once.
+# Memory: one read buffer and one output buffer of conn.max_packet bytes (output at least
+# MAX_CONTROL_PACKET), made once.
 # Received plaintext is not copied: it stays in conn.plaintext, and the connection is not
 # advanced (next_event) until the application has read all of it.
 
@@ -54,6 +55,7 @@ except (ImportError, AttributeError):  # pragma: no cover - Linux values
 import sys
 
 from ossuary_micro import NEED_DATA, HANDSHAKE_DONE, UNTRUSTED_KEY, DATA, RESET, CLOSED
+from ossuary_micro.wire import MAX_CONTROL_PACKET
 from ossuary_micro.errors import OssuaryError, ConnectionClosed, ConnectionFailed, LocalProtocolError
 
 from .errors import TransportError, TransportClosed, StreamTimeout, HandshakeTimeout, UntrustedKey
@@ -156,6 +158,10 @@ class SecureStream:
         self._rmv = memoryview(self._rbuf)
         self._rpos = 0  # unfed bytes are _rbuf[_rpos:_rend]
         self._rend = 0
+        # Output holds one data frame or one control packet, whichever is bigger (a small
+        # max_record makes data frames shorter than a 208-byte ServerHandshake).
+        if size < MAX_CONTROL_PACKET:
+            size = MAX_CONTROL_PACKET
         self._out = bytearray(size)
         self._omv = memoryview(self._out)
         self._doff = 0  # unread plaintext is conn.plaintext[_doff:_doff + _dlen]
@@ -393,6 +399,14 @@ class SecureStream:
         while True:
             self._flush_control()
             ev = conn.next_event()
+            if ev == CLOSED:
+                # The final Disconnect (or the echo of the peer's): if the peer has already
+                # hung up, failing to write it changes nothing.
+                try:
+                    self._flush_control()
+                except (TransportError, StreamTimeout):
+                    pass
+                return CLOSED
             self._flush_control()
             if ev == NEED_DATA:
                 if self._rpos < self._rend and self._feed():
@@ -413,7 +427,7 @@ class SecureStream:
                     self._rejected = key
                     conn.reject_key()
                 continue
-            return ev  # HANDSHAKE_DONE, RESET, CLOSED
+            return ev  # HANDSHAKE_DONE, RESET
 
     def _feed(self):
         # Hand unfed read bytes to the core; returns how many it took.
