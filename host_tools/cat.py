@@ -302,7 +302,8 @@ def run(a):
                 return True
             return False
 
-        stream = SecureStream(conn, transport, clock=clock, trust=trust)
+        stream = SecureStream(conn, transport, clock=clock, trust=trust,
+                              write_timeout_ms=int(a.timeout * 1000))
         if a.verbose:
             log("connected to %s, handshaking" % where)
         peer = stream.handshake(timeout_ms=int(a.timeout * 1000))

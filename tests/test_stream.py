@@ -229,7 +229,7 @@ def test_nonblocking_socketpair_driven_by_poll_in_one_thread():
         for st in (cs, ss):
             t1 = time.monotonic()
             ev = st.poll()
-            assert time.monotonic() - t1 < 0.5  # poll does not block
+            assert time.monotonic() - t1 < 1.0  # poll does not block
             assert ev in (NEED_DATA, HANDSHAKE_DONE, DATA), ev
             if ev == HANDSHAKE_DONE:
                 done[st] = True
@@ -254,7 +254,7 @@ def test_poll_on_idle_socket_returns_need_data_quickly():
     t0 = time.monotonic()
     for _ in range(20):
         assert ss.poll() == NEED_DATA
-    assert time.monotonic() - t0 < 0.5
+    assert time.monotonic() - t0 < 1.5
 
 
 # ---------------------------------------------------------------- pty: pyserial <-> raw fd
@@ -598,3 +598,78 @@ def echo_server_slow(stream, n):
     data = recv_exactly(stream, n, timeout_ms=20000)
     stream.send(data[::-1])
     return data, stream.recv(timeout_ms=20000)
+
+
+MP_MEMORY = r"""
+# ossuary_io on MicroPython over an in-memory duplex (readinto -> None when empty, partial writes), poll()-driven
+import sys, time
+from ossuary_micro import Connection, CLIENT, UNAUTH_SERVER, NEED_DATA, DATA, HANDSHAKE_DONE, CLOSED, generate_keypair
+from ossuary_io import SecureStream
+
+class Pipe:
+    def __init__(self): self.buf = bytearray()
+class End:
+    def __init__(self, rx, tx): self.rx, self.tx = rx, tx
+    def readinto(self, b, n=-1):
+        if not self.rx.buf: return None
+        if n < 0 or n > len(b): n = len(b)
+        k = min(n, len(self.rx.buf))
+        b[0:k] = self.rx.buf[0:k]
+        self.rx.buf = self.rx.buf[k:]
+        return k
+    def write(self, d):
+        k = min(len(d), 50)    # partial writes
+        self.tx.buf += bytes(d[0:k])
+        return k
+ab, ba = Pipe(), Pipe()
+clk = time.ticks_ms if hasattr(time, "ticks_ms") else (lambda: int(time.time()*1000))
+try:
+    import os; rnd = os.urandom
+except AttributeError:
+    rnd = None
+if rnd is None or not hasattr(__import__("os"), "urandom"):
+    import random   # test-only randomness on the wasm port (no os.urandom there)
+    rnd = lambda n: bytes(random.getrandbits(8) for _ in range(n))
+seed, pub = generate_keypair(random=rnd)
+t0 = clk()
+c = Connection(CLIENT, authorized_keys=[pub], clock=clk, timeout_ms=60000, random=rnd)
+s = Connection(UNAUTH_SERVER, secret_key=seed, clock=clk, timeout_ms=60000, random=rnd)
+cs, ss = SecureStream(c, End(ba, ab)), SecureStream(s, End(ab, ba))
+msg = bytes(range(256)) * 70   # 17920 > 16384: two records
+got = bytearray(); buf = bytearray(1000); sent = False
+while len(got) < len(msg):
+    cs.poll()
+    if c.established and not sent:
+        cs.send(msg); sent = True
+    ev = ss.poll()
+    while ss.pending:
+        n = ss.recv_into(buf); got += buf[0:n]
+assert bytes(got) == msg
+cs.close(linger_ms=0)
+while ss.poll() != CLOSED: pass
+print("MEM-OK", sys.implementation.name, c.backend.name, time.ticks_diff(clk(), t0) if hasattr(time, "ticks_diff") else 0, "ms")
+"""
+
+
+@limit(120)
+@pytest.mark.parametrize("interp", ["unix", "wasm"])
+def test_stream_on_micropython_ports_over_memory_duplex(tmp_path, interp):
+    # poll()-driven client and server on one MicroPython interpreter: the unix port (viper)
+    # and the WebAssembly port (31-bit small ints, pure crypto, like the boards).
+    import subprocess
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = tmp_path / "mp_mem.py"
+    script.write_text(MP_MEMORY)
+    if interp == "unix":
+        mp = os.path.join(root, ".venv", "bin", "micropython")
+        if not os.path.exists(mp):
+            pytest.skip("no MicroPython unix port in .venv")
+        cmd = [mp, "-X", "heapsize=64M", "-c",
+               "import sys; sys.path.insert(0, '.'); exec(open(%r).read())" % str(script)]
+    else:
+        run = os.path.join(root, "tools", "mpwasm", "run.mjs")
+        if not os.path.exists(os.path.join(root, "tools", "mpwasm", "node_modules")):
+            pytest.skip("no MicroPython wasm port (make venv)")
+        cmd = ["node", run, "--no-summary", os.path.relpath(str(script), root)]
+    p = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=100)
+    assert p.returncode == 0 and "MEM-OK" in p.stdout, p.stdout + p.stderr
