@@ -241,6 +241,8 @@ def test_node_creates_missing_key_file_and_prints_only_public_key(tmp_path, keys
         assert keys.node_pub.hex() in err  # the public key is printed for the known-nodes file
         assert seed.hex() not in err
         assert not os.path.exists(data["secret_key_file"] + ".tmp")
+        # Owner-only, whatever the umask of the process that ran the node.
+        assert os.stat(data["secret_key_file"]).st_mode & 0o777 == 0o600
     finally:
         kill(proc)
 

@@ -7,9 +7,10 @@
 # (littlefs and FAT renames are atomic for this purpose).
 #
 # What this cannot do: board filesystems (littlefs/FAT) have no permissions, so anyone with
-# REPL or mpremote access can read the key; the unix port's open() has no mode argument, so
-# a created file gets 0666 minus the umask (start the node with umask 077; ossuary-deploy and
-# ossuary-keygen create host key files 0600 themselves). docs/boards.md says this too.
+# REPL or mpremote access can read the key. The unix port's open() has no mode argument and
+# its os module has no chmod, so there the temporary file is created empty, narrowed to 0600
+# with chmod(1), and only then written (see _owner_only). ossuary-deploy and ossuary-keygen
+# create host key files 0600 themselves. docs/boards.md says this too.
 
 import os
 
@@ -39,6 +40,7 @@ def write_secret_key(path, seed):
     tmp = path + ".tmp"
     try:
         with open(tmp, "wb") as f:
+            _owner_only(tmp)          # before a single secret byte is in the file
             f.write(text)
         try:
             os.remove(path)  # FAT's rename does not replace an existing file
@@ -52,6 +54,18 @@ def write_secret_key(path, seed):
             os.remove(tmp)
         except OSError:
             pass
+
+
+def _owner_only(path):
+    # Only the unix port has a shell (os.system) and POSIX permissions; board filesystems
+    # have neither. Refuse rather than leave a world-readable key if chmod fails.
+    system = getattr(os, "system", None)
+    if system is None:
+        return
+    if "'" in path:
+        raise OSError("key path must not contain a quote: %s" % path)
+    if system("chmod 600 '%s'" % path) != 0:
+        raise OSError("cannot restrict permissions of %s" % path)
 
 
 def read_or_create(path, random, public_of, log):
