@@ -20,7 +20,7 @@
 # Failure handling: a Reset is retried inside the session by the core; a closed session,
 # transport error, handshake timeout or rejected collector key ends the session, and the node
 # reconnects after an exponential backoff (retry_min_ms .. retry_max_ms, reset to the minimum
-# after every successful handshake).
+# after a session that delivered readings).
 
 import time
 
@@ -74,7 +74,6 @@ class Node:
         self.dropped = 0       # readings lost to a full queue or an unreadable sensor
         self.queue = []        # encoded records not yet sent, oldest first
         self.sessions = 0      # successful handshakes
-        self._established_once = False
         self._up_ms = 0
         self._last_tick = board.clock()
         self._next_due = self._last_tick
@@ -154,6 +153,7 @@ class Node:
                 self._idle(backoff)
                 backoff = min(backoff * 2, self.cfg["retry_max_ms"])
                 continue
+            sent_before = self.sent
             try:
                 self._session(stream)
             except _Done:
@@ -170,7 +170,9 @@ class Node:
                 log("unexpected %s: %s" % (type(e).__name__, _reason(e)))
             finally:
                 self.board.close_transport(stream)
-            if self._established_once:
+            if self.sent > sent_before:
+                # Only a session that delivered readings proves the link works; a collector
+                # that refuses us right after the handshake must not be retried at full speed.
                 backoff = self.cfg["retry_min_ms"]
             log("reconnect in %d ms" % backoff)
             self._idle(backoff)
@@ -180,7 +182,6 @@ class Node:
         # One Ossuary session over an open transport; returns when the peer closed cleanly,
         # raises OssuaryError/OSError on failure, _Done after max_readings.
         board = self.board
-        self._established_once = False
         conn = Connection(CLIENT, secret_key=self.cfg["secret_key"],
                           authorized_keys=(self.cfg["collector_key"],),
                           max_record=MAX_RECORD, random=board.random, clock=board.clock)
@@ -188,7 +189,6 @@ class Node:
         done = False
         try:
             s.handshake(HANDSHAKE_TIMEOUT_MS)
-            self._established_once = True
             self.sessions += 1
             board.log("connected to collector (session %d)" % self.sessions)
             resets = conn.reset_count
