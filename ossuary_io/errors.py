@@ -13,7 +13,7 @@ class TransportError(OssuaryError):
     """
 
     def __init__(self, message, errno=None):
-        OssuaryError.__init__(self, message)
+        super().__init__(message)   # MicroPython: the base __init__ is reachable only via super()
         self.errno = errno
 
 
@@ -35,5 +35,5 @@ class UntrustedKey(ConnectionFailed):
     rejected it. `key` holds the peer's 32-byte public key."""
 
     def __init__(self, key):
-        ConnectionFailed.__init__(self, "untrusted peer key")
+        super().__init__("untrusted peer key")
         self.key = key
