@@ -20,6 +20,10 @@
 #   * readinto/read/write returning None (MicroPython non-blocking, nothing to do), and
 #     BlockingIOError / socket.timeout / OSError(EAGAIN or, on MicroPython, ETIMEDOUT) are
 #     all "not now", never errors.
+#   * MicroPython sockets and files: readinto(buf, n) on a *blocking* object waits until all
+#     n bytes arrived, even after poll() said "readable". Give SecureStream non-blocking
+#     sockets there (sock.setblocking(False) after connect, as port/common/netlink.py does)
+#     and raw ttys with VMIN=0; machine.UART is fine (its timeout bounds each read).
 #   * partial writes are looped until everything is written, with a deadline
 #     (`write_timeout_ms`): a transport that accepts nothing for that long raises StreamTimeout.
 #   * any other transport exception becomes TransportError (TransportClosed for EOF or a
