@@ -139,7 +139,7 @@ def test_chacha20_block_rfc8439_2_3_2():
         return
     key = h("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")
     nonce = h("000000090000004a00000000")
-    A._setup(A._ST, key, nonce)
+    A._setup(key, nonce)
     A._ST[48] = 1  # block counter 1
     out = bytearray(64)
     A._block(A._ST, out)
