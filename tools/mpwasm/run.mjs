@@ -4,7 +4,7 @@
 //
 //   node tools/mpwasm/run.mjs [--heapsize BYTES] [--no-summary] SCRIPT.py [ARGS...]
 //
-// SCRIPT is a path relative to the project root (e.g. tests/mp/run.py). The project's
+// SCRIPT is a path relative to the project root (e.g. tests/mp/run.py) or absolute. The project's
 // ossuary_micro/, ossuary_io/, port/, tests/ (portable, mp, device), bench/ and the Wycheproof
 // vectors ($WYCHEPROOF_DIR, else ../shared/vectors/wycheproof beside the project root) are copied
 // to /proj and /shared/vectors/wycheproof, so the tests' own path logic finds them. The script
@@ -45,7 +45,10 @@ while (argv.length && argv[0].startsWith("--")) {
 }
 if (!argv.length) die("usage: node tools/mpwasm/run.mjs [--heapsize N] [--no-summary] SCRIPT.py [ARGS...]");
 const script = argv[0];
-if (!fs.existsSync(path.join(ROOT, script))) die("no such script: " + script);
+// Relative to the project root (runs as /proj/SCRIPT); an absolute host path also works.
+const scriptHost = path.resolve(ROOT, script);
+const scriptMp = path.isAbsolute(script) ? "/proj/" + path.basename(script) : "/proj/" + script;
+if (!fs.existsSync(scriptHost)) die("no such script: " + script);
 if (!fs.existsSync(PKG)) die("MicroPython WebAssembly package missing: run `make venv` (npm ci in tools/mpwasm)");
 
 const { loadMicroPython } = await import(PKG);
@@ -111,13 +114,13 @@ const prelude = [
   "os.chdir('/proj')",
   "sys.path.insert(0, '/proj')",
   "sys.argv[:] = " + JSON.stringify(argv),
-  "__file__ = " + JSON.stringify("/proj/" + script),
+  "__file__ = " + JSON.stringify(scriptMp),
 ].join("\n");
 
 let code = 0;
 try {
   mp.runPython(prelude);
-  mp.runPython(fs.readFileSync(path.join(ROOT, script), "utf8"));
+  mp.runPython(fs.readFileSync(scriptHost, "utf8"));
 } catch (error) {
   if (error.name !== "PythonError") throw error;
   if (error.type === "SystemExit") {
