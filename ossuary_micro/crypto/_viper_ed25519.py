@@ -10,8 +10,8 @@
 
 import micropython
 from ubinascii import unhexlify
-from ._viper_fe import (_mul, _sq, _add, _sub, _copy, _set_small, _frombytes,
-                        _reduce, _tobytes, _is_zero)
+from ._viper_fe import (_mul, _sq, _addk, _copy, _frombytes, _reduce, _tobytes, _is_zero,
+                        _FE0, _FE1)
 from ._viper_x25519 import _pow_2_250_1, _invert, _sqn, _I0
 from . import _viper_sha512 as _sha
 
@@ -31,9 +31,6 @@ def _fe_hex(text):
 _D2 = _fe_hex("59f1b226949bd6eb56b183829a14e00030d1f3eef2808e19e7fcdf56dcd90624")  # 2d
 _DC = _fe_hex("a3785913ca4deb75abd841414d0a700098e879777940c78c73fe6f2bee6c0352")  # d
 _SQRTM1 = _fe_hex("b0a00e4a271beec478e42fad0618432fa7d7fb3d99004d2b0bdfc14f8024832b")
-_ZERO = _fe()
-_ONE = _fe()
-_set_small(_ONE, 1)
 
 
 def _pt():
@@ -54,11 +51,11 @@ _DIG = bytearray(64)
 
 def _p_add(o, p, q):
     # o = p + q (add-2008-hwcd-3, a = -1, complete: also right when p == q); o may alias p.
-    _sub(_TA, p[1], p[0]); _sub(_TE, q[1], q[0]); _mul(_TA, _TA, _TE)   # A = (Y1-X1)(Y2-X2)
-    _add(_TB, p[1], p[0]); _add(_TE, q[1], q[0]); _mul(_TB, _TB, _TE)   # B = (Y1+X1)(Y2+X2)
+    _addk(_TA, p[1], p[0], -1); _addk(_TE, q[1], q[0], -1); _mul(_TA, _TA, _TE)   # A = (Y1-X1)(Y2-X2)
+    _addk(_TB, p[1], p[0], 1); _addk(_TE, q[1], q[0], 1); _mul(_TB, _TB, _TE)   # B = (Y1+X1)(Y2+X2)
     _mul(_TC, p[3], q[3]); _mul(_TC, _TC, _D2)                           # C = T1 2d T2
-    _mul(_TD, p[2], q[2]); _add(_TD, _TD, _TD)                           # D = 2 Z1 Z2
-    _sub(_TE, _TB, _TA); _sub(_TF, _TD, _TC); _add(_TG, _TD, _TC); _add(_TH, _TB, _TA)
+    _mul(_TD, p[2], q[2]); _addk(_TD, _TD, _TD, 1)                           # D = 2 Z1 Z2
+    _addk(_TE, _TB, _TA, -1); _addk(_TF, _TD, _TC, -1); _addk(_TG, _TD, _TC, 1); _addk(_TH, _TB, _TA, 1)
     _mul(o[0], _TE, _TF); _mul(o[1], _TG, _TH); _mul(o[3], _TE, _TH); _mul(o[2], _TF, _TG)
 
 
@@ -66,17 +63,17 @@ def _p_dbl(o, p):
     # o = 2p (dbl-2008-hwcd, a = -1); o may alias p.
     _sq(_TA, p[0])                        # A = X^2
     _sq(_TB, p[1])                        # B = Y^2
-    _sq(_TC, p[2]); _add(_TC, _TC, _TC)   # C = 2 Z^2
-    _add(_TE, p[0], p[1]); _sq(_TE, _TE)
-    _sub(_TE, _TE, _TA); _sub(_TE, _TE, _TB)  # E = (X+Y)^2 - A - B
-    _sub(_TG, _TB, _TA)                   # G = -A + B
-    _sub(_TF, _TG, _TC)                   # F = G - C
-    _add(_TH, _TA, _TB); _sub(_TH, _ZERO, _TH)  # H = -A - B
+    _sq(_TC, p[2]); _addk(_TC, _TC, _TC, 1)   # C = 2 Z^2
+    _addk(_TE, p[0], p[1], 1); _sq(_TE, _TE)
+    _addk(_TE, _TE, _TA, -1); _addk(_TE, _TE, _TB, -1)  # E = (X+Y)^2 - A - B
+    _addk(_TG, _TB, _TA, -1)                   # G = -A + B
+    _addk(_TF, _TG, _TC, -1)                   # F = G - C
+    _addk(_TH, _TA, _TB, 1); _addk(_TH, _FE0, _TH, -1)  # H = -A - B
     _mul(o[0], _TE, _TF); _mul(o[1], _TG, _TH); _mul(o[3], _TE, _TH); _mul(o[2], _TF, _TG)
 
 
 def _p_zero(o):
-    _set_small(o[0], 0); _set_small(o[1], 1); _set_small(o[2], 1); _set_small(o[3], 0)
+    _copy(o[0], _FE0); _copy(o[1], _FE1); _copy(o[2], _FE1); _copy(o[3], _FE0)
 
 
 def _encode(out, off, p):
@@ -101,8 +98,8 @@ def _decode(o, s, off):
         return False  # y was not canonical
     sign = s[off + 31] >> 7
     _sq(_TB, o[1])
-    _sub(_TC, _TB, _ONE)         # u = y^2 - 1
-    _mul(_TD, _TB, _DC); _add(_TD, _TD, _ONE)  # v = d y^2 + 1
+    _addk(_TC, _TB, _FE1, -1)         # u = y^2 - 1
+    _mul(_TD, _TB, _DC); _addk(_TD, _TD, _FE1, 1)  # v = d y^2 + 1
     # x = u v^3 (u v^7)^((p-5)/8)
     _sq(_TE, _TD); _mul(_TE, _TE, _TD)         # v^3
     _sq(_TF, _TE); _mul(_TF, _TF, _TD)         # v^7
@@ -113,9 +110,9 @@ def _decode(o, s, off):
     _mul(_TF, _TF, _TE); _mul(o[0], _TF, _TC)  # x
     # check v x^2 == u, or == -u (then x *= sqrt(-1))
     _sq(_TG, o[0]); _mul(_TG, _TG, _TD)
-    _sub(_TH, _TG, _TC); _reduce(_TH)
+    _addk(_TH, _TG, _TC, -1); _reduce(_TH)
     if not _is_zero(_TH):
-        _add(_TH, _TG, _TC); _reduce(_TH)
+        _addk(_TH, _TG, _TC, 1); _reduce(_TH)
         if not _is_zero(_TH):
             return False
         _mul(o[0], o[0], _SQRTM1)
@@ -124,8 +121,8 @@ def _decode(o, s, off):
         return False
     _tobytes(_CHK, 0, o[0])
     if (_CHK[0] & 1) != sign:
-        _sub(o[0], _ZERO, o[0])
-    _set_small(o[2], 1)
+        _addk(o[0], _FE0, o[0], -1)
+    _copy(o[2], _FE1)
     _mul(o[3], o[0], o[1])
     return True
 
@@ -229,8 +226,8 @@ def verify(pub, msg, sig):
     if not _decode(_R, pub, 0):
         return False
     # -A
-    _sub(_R[0], _ZERO, _R[0])
-    _sub(_R[3], _ZERO, _R[3])
+    _addk(_R[0], _FE0, _R[0], -1)
+    _addk(_R[3], _FE0, _R[3], -1)
     k = _hash_mod_l(memoryview(sig)[0:32], pub, msg)
     sb = sig[32:64]
     kb = k.to_bytes(32, "little")

@@ -20,6 +20,10 @@ import micropython
 _T = bytearray(160)  # 40-word product scratch for mul/sq
 # 64*p with limbs >= 15168 each, so a + _BIAS - b never goes negative for loose b.
 _BIAS = bytearray(80)
+_FE0 = bytearray(80)  # the constants 0 and 1 (read-only by convention)
+_FE1 = bytearray(80)
+_FE1[0] = 1
+_ZB = bytearray(32)  # scratch for _is_zero
 
 
 @micropython.viper
@@ -85,34 +89,19 @@ def _sq(o, a):
 
 
 @micropython.viper
-def _add(o, a, b):
-    x = ptr32(a)
-    y = ptr32(b)
-    p = ptr32(o)
-    for i in range(20):
-        p[i] = uint(x[i]) + uint(y[i])
-    _carry(o)
-
-
-@micropython.viper
-def _sub(o, a, b):
-    # o = a - b + 64p: limbwise non-negative because every _BIAS limb exceeds a loose limb.
+def _addk(o, a, b, k: int):
+    # o = a + k*b for k = 1 (add), k = -1 (subtract: + 64p keeps every limb positive, since
+    # each _BIAS limb exceeds a loose limb) or 0 < k < 2**17 with a = _FE0 (121665 * b).
+    # Signed words: |k * b limb| <= 121665 * 8799 < 2**31, the sum stays in [0, 2**31).
     x = ptr32(a)
     y = ptr32(b)
     z = ptr32(_BIAS)
     p = ptr32(o)
+    bm = 0
+    if k < 0:  # which operation, not data
+        bm = -1
     for i in range(20):
-        p[i] = uint(x[i]) + uint(z[i]) - uint(y[i])
-    _carry(o)
-
-
-@micropython.viper
-def _mul_small(o, a, k: uint):
-    # o = a * k for k < 2**17 (121665, 121666): limb * k < 8799 * 2**17 < 2**31.
-    x = ptr32(a)
-    p = ptr32(o)
-    for i in range(20):
-        p[i] = uint(x[i]) * k
+        p[i] = int(x[i]) + k * int(y[i]) + (int(z[i]) & bm)
     _carry(o)
 
 
@@ -125,14 +114,6 @@ def _copy(o, a):
 
 
 @micropython.viper
-def _set_small(o, v: int):
-    p = ptr32(o)
-    for i in range(20):
-        p[i] = 0
-    p[0] = v
-
-
-@micropython.viper
 def _cswap(a, b, bit: uint):
     # Swap a and b when bit == 1, without a branch.
     x = ptr32(a)
@@ -142,16 +123,6 @@ def _cswap(a, b, bit: uint):
         t = (uint(x[i]) ^ uint(y[i])) & m
         x[i] = uint(x[i]) ^ t
         y[i] = uint(y[i]) ^ t
-
-
-@micropython.viper
-def _cmov(a, b, bit: uint):
-    # a = b when bit == 1, without a branch.
-    x = ptr32(a)
-    y = ptr32(b)
-    m = uint(0) - bit
-    for i in range(20):
-        x[i] = uint(x[i]) ^ ((uint(x[i]) ^ uint(y[i])) & m)
 
 
 @micropython.viper
@@ -179,34 +150,26 @@ def _frombytes(o, s, off: int):
 
 @micropython.viper
 def _reduce(o):
-    # Fully reduce o modulo p in place: strict 13-bit limbs, value < p.
+    # Fully reduce a loose o modulo p in place: 13-bit limbs, value < p.
+    # Passes 0 and 1 move the bits above 2**255 (limb 19 from bit 8) down as * 19 and carry:
+    # pass 0 takes <= 34 * 19 into limb 0 and leaves limbs of 13 bits, limb 19 <= 256; pass 1
+    # leaves value < 2**255 + 19. Pass 2 computes g = value + 19 into _T: its bit 255 is set
+    # exactly when value >= p, and then g - 2**255 = value - p < p is kept (by mask, no branch).
     p = ptr32(o)
-    _carry(o)
-    for k in range(2):
-        # strict carry, then fold bits >= 255 (limb 19 bit 8) with 2**255 = 19
-        c = uint(0)
+    g = ptr32(_T)
+    for k in range(3):
+        c = uint(19)
+        if k < 2:  # pass number, not data
+            c = (uint(p[19]) >> 8) * 19
+            p[19] = uint(p[19]) & 0xFF
         for i in range(20):
             v = uint(p[i]) + c
-            p[i] = v & 0x1FFF
             c = v >> 13
-        top = (uint(p[19]) >> 8) + c * 32
-        p[19] = uint(p[19]) & 0xFF
-        p[0] = uint(p[0]) + top * 19
-    c = uint(0)
-    for i in range(20):
-        v = uint(p[i]) + c
-        p[i] = v & 0x1FFF
-        c = v >> 13
-    # Now value < 2**255 + small. Subtract p once if value >= p: g = v + 19 - 2**255.
-    g = ptr32(_T)
-    c = uint(19)
-    for i in range(20):
-        v = uint(p[i]) + c
-        g[i] = v & 0x1FFF
-        c = v >> 13
-    ge = (uint(g[19]) >> 8) & 1  # 1 when v + 19 >= 2**255
+            g[i] = v & 0x1FFF
+            if k < 2:
+                p[i] = v & 0x1FFF
+    m = uint(0) - ((uint(g[19]) >> 8) & 1)
     g[19] = uint(g[19]) & 0xFF
-    m = uint(0) - ge
     for i in range(20):
         p[i] = (uint(p[i]) & ~m) | (uint(g[i]) & m)
 
@@ -229,15 +192,14 @@ def _tobytes(out, off: int, a):
             j += 1
 
 
-@micropython.viper
-def _is_zero(a) -> int:
-    # 1 when the (reduced) element is zero; OR of all limbs, no early exit.
-    p = ptr32(a)
-    d = uint(0)
-    for i in range(20):
-        d |= uint(p[i])
-    # d < 2**13 for a reduced element, so d - 1 has bit 31 set (wrapped) only when d == 0.
-    return int(((d - 1) >> 31) & 1)
+def _is_zero(a):
+    # 1 when a is 0 modulo p (a is reduced in place); reads all 32 bytes, no early exit.
+    _reduce(a)
+    _tobytes(_ZB, 0, a)
+    d = 0
+    for i in range(32):
+        d |= _ZB[i]
+    return 1 if d == 0 else 0
 
 
 def _init_bias():

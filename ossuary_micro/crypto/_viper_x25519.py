@@ -6,8 +6,8 @@
 #
 # Not re-entrant: the temporaries are module-level (the library is single-threaded).
 
-from ._viper_fe import (_mul, _sq, _add, _sub, _mul_small, _copy, _set_small, _cswap,
-                        _frombytes, _reduce, _tobytes, _is_zero)
+from ._viper_fe import (_mul, _sq, _addk, _copy, _cswap, _frombytes, _reduce, _tobytes,
+                        _is_zero, _FE0, _FE1)
 
 
 def _fe():
@@ -71,10 +71,10 @@ def x25519(scalar, u):
     k[0] &= 248
     k[31] = (k[31] & 127) | 64
     _frombytes(_X1, u, 0)  # masks bit 255 of u
-    _set_small(_X2, 1)
-    _set_small(_Z2, 0)
+    _copy(_X2, _FE1)
+    _copy(_Z2, _FE0)
     _copy(_X3, _X1)
-    _set_small(_Z3, 1)
+    _copy(_Z3, _FE1)
     swap = 0
     for t in range(254, -1, -1):
         kt = (k[t >> 3] >> (t & 7)) & 1
@@ -82,23 +82,23 @@ def x25519(scalar, u):
         _cswap(_X2, _X3, swap)
         _cswap(_Z2, _Z3, swap)
         swap = kt
-        _add(_A, _X2, _Z2)
+        _addk(_A, _X2, _Z2, 1)
         _sq(_AA, _A)
-        _sub(_B, _X2, _Z2)
+        _addk(_B, _X2, _Z2, -1)
         _sq(_BB, _B)
-        _sub(_E, _AA, _BB)
-        _add(_C, _X3, _Z3)
-        _sub(_D, _X3, _Z3)
+        _addk(_E, _AA, _BB, -1)
+        _addk(_C, _X3, _Z3, 1)
+        _addk(_D, _X3, _Z3, -1)
         _mul(_D, _D, _A)       # DA
         _mul(_C, _C, _B)       # CB
-        _add(_X3, _D, _C)
+        _addk(_X3, _D, _C, 1)
         _sq(_X3, _X3)          # x3 = (DA + CB)^2
-        _sub(_Z3, _D, _C)
+        _addk(_Z3, _D, _C, -1)
         _sq(_Z3, _Z3)
         _mul(_Z3, _Z3, _X1)    # z3 = x1 * (DA - CB)^2
         _mul(_X2, _AA, _BB)    # x2 = AA * BB
-        _mul_small(_A, _E, 121665)
-        _add(_A, _A, _AA)
+        _addk(_A, _FE0, _E, 121665)
+        _addk(_A, _A, _AA, 1)
         _mul(_Z2, _E, _A)      # z2 = E * (AA + a24 * E)
     _cswap(_X2, _X3, swap)
     _cswap(_Z2, _Z3, swap)
