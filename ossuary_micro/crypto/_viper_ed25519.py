@@ -3,8 +3,8 @@
 # Points are extended twisted-Edwards coordinates (X, Y, Z, T), four field elements from
 # _viper_fe. Scalars modulo L are handled with Python ints: a handful of operations per
 # signature (MicroPython's big ints allocate there, which is fine off the data path).
-# Signing walks the secret scalar in 4-bit windows with a masked table select; verification
-# handles only public data and may branch on it.
+# Scalar multiplication is a comb over 4-bit table entries picked with a masked select (for
+# the secret scalars of signing); verification handles only public data and may branch on it.
 #
 # Not re-entrant: the temporaries are module-level (the library is single-threaded).
 
@@ -14,6 +14,7 @@ from ._viper_fe import (_mul, _sq, _addk, _copy, _frombytes, _reduce, _tobytes, 
                         _FE0, _FE1)
 from ._viper_x25519 import _pow_2_250_1, _invert, _sqn, _I0
 from . import _viper_sha512 as _sha
+from ._viper_sha512 import _copy as _bcopy
 
 _L = 2 ** 252 + 27742317777372353535851937790883648493
 
@@ -127,9 +128,13 @@ def _decode(o, s, off):
     return True
 
 
-# [0..15]B, one table per coordinate (16 elements of 80 bytes each; 5 KiB of RAM), for the
-# 4-bit fixed-window base multiplication.
+# Comb tables (Lim-Lee, 4 teeth 64 bits apart): entry j (0..15) of the table for a point P is
+# sum over the bits b of j of [2**(64 b)]P, stored one coordinate per bytearray (16 elements
+# of 80 bytes: 5 KiB each table). Then [k]P = sum over i of [2**i] entry(bits i, i+64, i+128,
+# i+192 of k): 63 doublings and 64 additions for a 256-bit k, instead of 252 and 64 with
+# 4-bit windows. _TBL holds B's table (built at import); _TBA is rebuilt for -A per verify.
 _TBL = (bytearray(1280), bytearray(1280), bytearray(1280), bytearray(1280))
+_TBA = (bytearray(1280), bytearray(1280), bytearray(1280), bytearray(1280))
 
 
 @micropython.viper
@@ -147,27 +152,57 @@ def _select(o, table, idx: uint):
             p[i] = uint(p[i]) | (uint(t[j * 20 + i]) & m)
 
 
-@micropython.viper
-def _store(table, idx: int, a):
-    # table entry idx = a (table building, public data)
-    t = ptr32(table)
-    x = ptr32(a)
-    for i in range(20):
-        t[idx * 20 + i] = x[i]
+def _load(o, table, idx):
+    for c in range(4):
+        _select(o[c], table[c], idx)
 
 
-def _scalarmult_base(o, k32):
-    # o = [k]B for a 32-byte little-endian scalar: 4-bit windows from the top, each one four
-    # doublings and one complete addition of a table entry picked by _select (no branch or
-    # address on secret bits).
+def _comb_table(table, p):
+    # Entries 1, 2, 4, 8 = P, [2**64]P, [2**128]P, [2**192]P by doubling; the others are sums
+    # of two of those (public data: the base point or a public key).
+    for c in range(4):
+        _copy(_Q[c], p[c])
+    for b in range(4):
+        if b:
+            for _ in range(64):
+                _p_dbl(_Q, _Q)
+        for c in range(4):
+            _bcopy(table[c], 80 << b, _Q[c], 0, 80)
+    _p_zero(_Q)
+    for c in range(4):
+        _bcopy(table[c], 0, _Q[c], 0, 80)
+    for j in range(3, 16):
+        low = j & -j
+        if low != j:
+            _load(_Q, table, j - low)
+            _load(_P, table, low)
+            _p_add(_Q, _Q, _P)
+            for c in range(4):
+                _bcopy(table[c], 80 * j, _Q[c], 0, 80)
+
+
+def _comb_nibble(k, i):
+    # Bits i, i+64, i+128, i+192 of the 32-byte little-endian k (public positions).
+    n = 0
+    for b in range(4):
+        j = i + 64 * b
+        n |= ((k[j >> 3] >> (j & 7)) & 1) << b
+    return n
+
+
+def _comb(o, k, ka=None):
+    # o = [k]B (+ [ka](-A) from _TBA when ka is given): 64 steps, each one doubling and one
+    # complete addition per table of an entry picked by _select (no branch or address on
+    # secret bits).
     _p_zero(o)
-    for w in range(63, -1, -1):
-        if w != 63:  # public loop position, not a secret
-            _p_dbl(o, o); _p_dbl(o, o); _p_dbl(o, o); _p_dbl(o, o)
-        nib = (k32[w >> 1] >> ((w & 1) << 2)) & 15
-        for j in range(4):
-            _select(_P[j], _TBL[j], nib)
+    for i in range(63, -1, -1):
+        if i != 63:  # public loop position, not a secret
+            _p_dbl(o, o)
+        _load(_P, _TBL, _comb_nibble(k, i))
         _p_add(o, o, _P)
+        if ka is not None:  # verify only: public data
+            _load(_P, _TBA, _comb_nibble(ka, i))
+            _p_add(o, o, _P)
 
 
 def _hash_mod_l(*parts):
@@ -192,7 +227,7 @@ def _expand(seed):
 
 def public(seed):
     h = _expand(seed)
-    _scalarmult_base(_Q, h)
+    _comb(_Q, h)
     out = bytearray(32)
     _encode(out, 0, _Q)
     for i in range(64):
@@ -203,11 +238,11 @@ def public(seed):
 def sign(seed, msg):
     h = _expand(seed)
     a = int.from_bytes(h[0:32], "little")
-    _scalarmult_base(_Q, h)
+    _comb(_Q, h)
     pub = bytearray(32)
     _encode(pub, 0, _Q)
     r = _hash_mod_l(memoryview(h)[32:64], msg)
-    _scalarmult_base(_Q, r.to_bytes(32, "little"))
+    _comb(_Q, r.to_bytes(32, "little"))
     sig = bytearray(64)
     _encode(sig, 0, _Q)
     k = _hash_mod_l(memoryview(sig)[0:32], pub, msg)
@@ -229,15 +264,8 @@ def verify(pub, msg, sig):
     _addk(_R[0], _FE0, _R[0], -1)
     _addk(_R[3], _FE0, _R[3], -1)
     k = _hash_mod_l(memoryview(sig)[0:32], pub, msg)
-    sb = sig[32:64]
-    kb = k.to_bytes(32, "little")
-    _p_zero(_Q)
-    for i in range(255, -1, -1):
-        _p_dbl(_Q, _Q)
-        if (sb[i >> 3] >> (i & 7)) & 1:
-            _p_add(_Q, _Q, _BASE)
-        if (kb[i >> 3] >> (i & 7)) & 1:
-            _p_add(_Q, _Q, _R)
+    _comb_table(_TBA, _R)
+    _comb(_Q, sig[32:64], k.to_bytes(32, "little"))
     _encode(_ENC, 0, _Q)
     d = 0
     for i in range(32):
@@ -251,14 +279,5 @@ def _init_base():
         raise ImportError("ed25519 base point")
 
 
-def _init_table():
-    # Entry i = [i]B, by repeated complete addition from the identity.
-    _p_zero(_Q)
-    for i in range(16):
-        for j in range(4):
-            _store(_TBL[j], i, _Q[j])
-        _p_add(_Q, _Q, _BASE)
-
-
 _init_base()
-_init_table()
+_comb_table(_TBL, _BASE)
