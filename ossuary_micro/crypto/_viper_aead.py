@@ -24,10 +24,14 @@
 
 import micropython  # ImportError on CPython: the registry then skips this backend
 
+from ._viper_sha512 import _copy
+from ._viper_fe import _limbs  # bytes -> 13-bit limbs, shared with the field code
+
 # Quarter-round word indices (RFC 8439 2.3): four column rounds, then four diagonal rounds.
 _QR = bytes((0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
              0, 5, 10, 15, 1, 6, 11, 12, 2, 7, 8, 13, 3, 4, 9, 14))
 _SIGMA = b"expand 32-byte k"
+_ZEROS = bytes(80)
 # ChaCha20 state: 16 little-endian words (constants, key, counter, nonce); keystream block.
 _ST = bytearray(64)
 _KS = bytearray(64)
@@ -39,12 +43,6 @@ _H = bytearray(40)
 _S = bytearray(40)
 _A = bytearray(40)
 _BLK = bytearray(16)
-
-
-@micropython.viper
-def _copy(dst: ptr8, doff: int, src: ptr8, soff: int, n: int):
-    for i in range(n):
-        dst[doff + i] = src[soff + i]
 
 
 @micropython.viper
@@ -89,27 +87,6 @@ def _xor(src: ptr8, soff: int, dst: ptr8, doff: int, n: int):
 
 
 @micropython.viper
-def _limbs(o: ptr32, b: ptr8, off: int, n: int, top: uint):
-    # o = 10 limbs of the n (<= 16) bytes at b[off:], zero-padded to 16, plus top * 2**128.
-    acc = uint(0)
-    bits = 0
-    k = 0
-    for i in range(17):
-        v = uint(0)
-        if i < n:
-            v = uint(b[off + i])
-        elif i == 16:
-            v = top
-        acc |= v << bits
-        bits += 8
-        if bits >= 13:  # 136 bits in, 10 limbs out; the 6 bits left over are zero
-            o[k] = acc & 0x1FFF
-            acc >>= 13
-            bits -= 13
-            k += 1
-
-
-@micropython.viper
 def _poly_key():
     # r (clamped, RFC 8439 2.5) and s from the first 32 keystream bytes; h = 0.
     k = ptr8(_KS)
@@ -117,8 +94,8 @@ def _poly_key():
         k[i] = k[i] & 15
         if i < 15:
             k[i + 1] = k[i + 1] & 252
-    _limbs(_A, _KS, 0, 16, 0)
-    _limbs(_S, _KS, 16, 16, 0)
+    _limbs(_A, _KS, 0, 16, 0, 10)
+    _limbs(_S, _KS, 16, 16, 0, 10)
     r = ptr32(_A)
     w = ptr32(_R)
     h = ptr32(_H)
@@ -138,9 +115,12 @@ def _poly(src, soff: int, n: int):
     pos = 0
     while pos < n:
         cnt = n - pos
-        if cnt > 16:
-            cnt = 16
-        _limbs(_A, src, soff + pos, cnt, 1)
+        if cnt < 16:  # the last partial block, zero-padded in _BLK
+            _copy(_BLK, 0, _ZEROS, 0, 16)
+            _copy(_BLK, 0, src, soff + pos, cnt)
+            _limbs(_A, _BLK, 0, 16, 1, 10)
+        else:
+            _limbs(_A, src, soff + pos, 16, 1, 10)
         pos += 16
         # a = h + m, carried to limbs <= 8191 (limb 0 <= 8196: 2**130 = 5 mod p).
         c = uint(0)
@@ -209,10 +189,8 @@ def _poly_finish(out: ptr8, off: int, check: int) -> int:
     return int(d)
 
 
-@micropython.viper
-def _zero(p: ptr8, n: int):
-    for i in range(n):
-        p[i] = 0
+def _zero(buf, n):
+    _copy(buf, 0, _ZEROS, 0, n)
 
 
 def _setup(key, nonce):

@@ -16,6 +16,7 @@
 # (the viper code has no data-dependent branches; the Python callers choose no paths by secrets).
 
 import micropython
+from ._viper_sha512 import _copy as _bcopy
 
 _T = bytearray(160)  # 40-word product scratch for mul/sq
 # 64*p with limbs >= 15168 each, so a + _BIAS - b never goes negative for loose b.
@@ -106,14 +107,6 @@ def _addk(o, a, b, k: int):
 
 
 @micropython.viper
-def _copy(o, a):
-    x = ptr32(a)
-    p = ptr32(o)
-    for i in range(20):
-        p[i] = x[i]
-
-
-@micropython.viper
 def _cswap(a, b, bit: uint):
     # Swap a and b when bit == 1, without a branch.
     x = ptr32(a)
@@ -126,26 +119,33 @@ def _cswap(a, b, bit: uint):
 
 
 @micropython.viper
-def _frombytes(o, s, off: int):
-    # 32 little-endian bytes at s[off:] -> limbs, bit 255 ignored (RFC 7748 masks it; Ed25519
-    # callers check it themselves).
-    b = ptr8(s)
-    p = ptr32(o)
+def _limbs(o: ptr32, b: ptr8, off: int, n: int, top: uint, count: int):
+    # o = count limbs of 13 bits from the little-endian bytes b[off:off+n], then the byte
+    # `top`, then zeros (shared with Poly1305). The accumulator stays below 2**21.
     acc = uint(0)
     bits = 0
-    j = 0
-    for i in range(32):
-        v = uint(b[off + i])
-        if i == 31:
-            v &= 0x7F
-        acc |= v << bits
-        bits += 8
-        if bits >= 13:
-            p[j] = acc & 0x1FFF
-            acc >>= 13
-            bits -= 13
-            j += 1
-    p[19] = acc  # the last 8 bits (247..254)
+    i = 0
+    for k in range(count):
+        while bits < 13:
+            v = top if i == n else uint(0)
+            if i < n:
+                v = uint(b[off + i])
+            acc |= v << bits
+            bits += 8
+            i += 1
+        o[k] = acc & 0x1FFF
+        acc >>= 13
+        bits -= 13
+
+
+def _frombytes(o, s, off):
+    # 32 little-endian bytes at s[off:] -> limbs, bit 255 ignored (RFC 7748 masks it; Ed25519
+    # callers check it themselves).
+    _limbs(o, s, off, 31, s[off + 31] & 0x7F, 20)
+
+
+def _copy(o, a):
+    _bcopy(o, 0, a, 0, 80)
 
 
 @micropython.viper
