@@ -28,6 +28,7 @@ from .wire import const
 from .errors import (OssuaryError, CryptoError, LocalProtocolError, RemoteProtocolError,
                      ConnectionReset, ConnectionFailed, ConnectionClosed)
 from .keys import check_key
+from ._copy import copy_into
 
 # --- Roles ---
 CLIENT = const(0)
@@ -229,20 +230,14 @@ class Connection:
         take = cap - self._in_end
         if take > n:
             take = n
-        end = self._in_end
-        if take == len(data):
-            self._in[end:end + take] = data           # whole-buffer copy: no allocation
-        else:
-            self._in[end:end + take] = memoryview(data)[:take]
-        self._in_end = end + take
+        copy_into(self._in, self._in_end, data, 0, take)    # no slice: no allocation
+        self._in_end += take
         return take
 
     def _compact(self):
-        # Move the unparsed tail to the front. Allocates a memoryview; happens only when a
-        # packet straddles the end of the buffer.
+        # Move the unparsed tail to the front; only when a packet straddles the buffer end.
         k = self._in_end - self._in_start
-        mv = memoryview(self._in)
-        mv[0:k] = mv[self._in_start:self._in_end]
+        copy_into(self._in, 0, self._in, self._in_start, k)
         self._in_start = 0
         self._in_end = k
 
