@@ -87,25 +87,6 @@ def _xor(src: ptr8, soff: int, dst: ptr8, doff: int, n: int):
 
 
 @micropython.viper
-def _poly_key():
-    # r (clamped, RFC 8439 2.5) and s from the first 32 keystream bytes; h = 0.
-    k = ptr8(_KS)
-    for i in range(3, 16, 4):
-        k[i] = k[i] & 15
-        if i < 15:
-            k[i + 1] = k[i + 1] & 252
-    _limbs(_A, _KS, 0, 16, 0, 10)
-    _limbs(_S, _KS, 16, 16, 0, 10)
-    r = ptr32(_A)
-    w = ptr32(_R)
-    h = ptr32(_H)
-    for i in range(10):
-        w[10 + i] = r[i]
-        w[i] = uint(r[i]) * 5
-        h[i] = 0
-
-
-@micropython.viper
 def _poly(src, soff: int, n: int):
     # Absorb n bytes of src into h, the last partial block zero-padded to 16 bytes (the AEAD
     # padding of RFC 8439 2.8); every block gets the 2**128 bit.
@@ -191,6 +172,25 @@ def _poly_finish(out: ptr8, off: int, check: int) -> int:
 
 def _zero(buf, n):
     _copy(buf, 0, _ZEROS, 0, n)
+
+
+def _poly_key():
+    # r (clamped, RFC 8439 2.5) and s from the first 32 keystream bytes, as limbs; h = 0.
+    # _R = 5r then r (see _poly); 5 * a 13-bit limb < 2**16, so two bytes per word.
+    k = _KS
+    for i in (3, 7, 11, 15):
+        k[i] &= 15
+    for i in (4, 8, 12):
+        k[i] &= 252
+    _limbs(_A, k, 0, 16, 0, 10)
+    _limbs(_S, k, 16, 16, 0, 10)
+    _zero(_R, 40)
+    _copy(_R, 40, _A, 0, 40)
+    for i in range(0, 40, 4):
+        v = 5 * (_A[i] | (_A[i + 1] << 8))
+        _R[i] = v & 255
+        _R[i + 1] = v >> 8
+    _zero(_H, 40)
 
 
 def _setup(key, nonce):
