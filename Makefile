@@ -32,7 +32,7 @@ fuzz: venv
 	OSSUARY_FUZZ=full $(VPY) -m pytest -q tests/test_fuzz_handshake.py
 
 bench: venv
-	$(VPY) bench/run.py
+	$(VPY) bench/run.py $(if $(WRITE),--write)
 
 device-test: venv
 	$(VPY) tools/device_test.py $(if $(PORT),--port $(PORT))
