@@ -17,7 +17,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     files = {}
     for (name, backend), n in WYCHEPROOF_TALLY.items():
         files.setdefault(name, []).append((backend, n))
-    terminalreporter.section("wycheproof cases per backend (this process)")
+    terminalreporter.section("wycheproof cases per backend (CPython, and MicroPython runs)")
     for name in sorted(files):
         terminalreporter.write_line("wycheproof %s: %s" % (
             name, ", ".join("%s %d" % bn for bn in sorted(files[name]))))

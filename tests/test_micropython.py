@@ -84,6 +84,20 @@ def test_portable_module_on_micropython(interp, module):
     assert failed == 0, "%d failed on %s:\n%s" % (failed, interp, out[-12000:])
     assert passed > 0, "no test ran:\n%s" % out
     assert proc.returncode == 0, out[-6000:]
+    _record_wycheproof(interp, proc.stdout)
+
+
+TALLY_LINE = re.compile(r"([\w.]+\.json)\[(\w+)\]=(\d+)")
+
+
+def _record_wycheproof(interp, stdout):
+    # The runner prints `wycheproof: file[backend]=n, ...`; add those counts to the tally
+    # that tests/conftest.py prints at the end, labelled with the interpreter.
+    from tests.portable._util import tally
+    for line in stdout.splitlines():
+        if line.startswith("wycheproof: "):
+            for name, backend, n in TALLY_LINE.findall(line):
+                tally(name, "%s@micropython-%s" % (backend, interp), int(n))
 
 
 def test_wasm_port_has_31_bit_small_ints():
