@@ -4,7 +4,7 @@
 from ossuary_micro import (Connection, CLIENT, AUTH_SERVER, UNAUTH_SERVER, NEED_DATA,
                            DATA, RESET, CLOSED, HANDSHAKE_DONE, LocalProtocolError,
                            KeyFormatError, ConnectionClosed, ConnectionFailed,
-                           RemoteProtocolError, get_backend)
+                           RemoteProtocolError, OssuaryError, get_backend)
 from ossuary_micro import wire
 from ossuary_micro.keys import parse_key, format_key
 from ._util import h, raises
@@ -686,3 +686,58 @@ def test_close_wipes_secrets():
     assert bytes(c._key) == bytes(32)
     assert bytes(c._secret) == bytes(32)
     raises(LocalProtocolError, c.send_data, b"x", bytearray(100))
+
+
+def test_no_random_source_fails_connection_creation():
+    # Where the platform has no random source (the WebAssembly port has no os.urandom),
+    # creating a connection fails with NoRandomSource: never a silent weak fallback.
+    from ossuary_micro import rand, NoRandomSource
+    saved = rand._urandom
+    rand._urandom = None
+    try:
+        e = raises(NoRandomSource, Connection, CLIENT)
+        assert "random" in str(e)
+    finally:
+        rand._urandom = saved
+    # A source that returns the wrong length is refused as well.
+    raises(OssuaryError, Connection, CLIENT, random=lambda n: b"\x01" * (n - 1))
+
+
+def _feed_patterns(frame, nxt):
+    # Whole; byte by byte; with the next packet's first bytes trailing.
+    yield [frame]
+    yield [frame[i:i + 1] for i in range(len(frame))]
+    yield [frame + nxt[:7]]
+
+
+def test_every_packet_fed_whole_bytewise_and_with_trailing_bytes():
+    # Messages 1-3 and a data record, each to a receiver in the right state, fed three ways;
+    # the receiver must reach the same state and report the same event every time.
+    link, (m1, m2, m3) = _handshake_frames(client_key=CLIENT_SEED, server_role=AUTH_SERVER)
+    out = bytearray(300)
+    n = link.client.send_data(b"record", out)
+    d1 = bytes(out[:n])
+    for which, frame in ((1, m1), (2, m2), (3, m3), (4, d1)):
+        results = []
+        for pattern in _feed_patterns(frame, m1):
+            fresh = make_pair(client_key=CLIENT_SEED, server_role=AUTH_SERVER)
+            c, s = fresh.client, fresh.server
+            assert c.data_to_send(out) == 92
+            if which >= 2:
+                s.receive_data(m1); s.next_event(); s.data_to_send(out)
+            if which >= 3:
+                c.receive_data(m2); c.next_event(); c.data_to_send(out); c.next_event()
+            if which == 4:
+                s.receive_data(m3); s.next_event()
+            rx = c if which == 2 else s
+            events = []
+            for chunk in pattern:
+                assert rx.receive_data(chunk) == len(chunk)
+                ev = rx.next_event()
+                if ev != NEED_DATA:
+                    events.append(ev)
+            results.append((events, rx.state_name,
+                            bytes(rx.plaintext[:rx.data_len]) if which == 4 else None))
+        assert results[0] == results[1] == results[2], (which, results)
+        if which == 4:
+            assert results[0][0] == [DATA] and results[0][2] == b"record"
