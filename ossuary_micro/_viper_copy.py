@@ -1,6 +1,6 @@
 # Byte copy between buffers at offsets, in viper: no slice object, no heap allocation.
 #
-# Imported only through ossuary_micro/_copy.py, which falls back to slicing where there
+# Imported only by ossuary_micro/connection.py, which falls back to a plain copy where there
 # is no viper emitter (CPython, the WebAssembly port).
 
 import micropython

@@ -28,7 +28,21 @@ from .wire import const
 from .errors import (OssuaryError, CryptoError, LocalProtocolError, RemoteProtocolError,
                      ConnectionReset, ConnectionFailed, ConnectionClosed)
 from .keys import check_key
-from ._copy import copy_into
+
+# copy_into(dst, doff, src, soff, n) without allocating: a right-hand slice allocates on
+# MicroPython, so the data path uses viper there; a MicroPython without viper (the
+# WebAssembly port) copies byte by byte, still allocation-free; CPython slices, its fastest.
+try:
+    from ._viper_copy import copy_into
+except (ImportError, SyntaxError, NotImplementedError, ValueError):
+    import sys
+    if sys.implementation.name == "micropython":
+        def copy_into(dst, doff, src, soff, n):
+            for i in range(n):
+                dst[doff + i] = src[soff + i]
+    else:
+        def copy_into(dst, doff, src, soff, n):
+            dst[doff:doff + n] = memoryview(src)[soff:soff + n]
 
 # --- Roles ---
 CLIENT = const(0)

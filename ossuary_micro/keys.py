@@ -4,10 +4,11 @@
 # this way. File I/O lives in the tools (host_tools/keyfile.py, port/*): this module only
 # converts, so it stays usable on boards.
 
+from binascii import hexlify, unhexlify
+
 from .errors import KeyFormatError
 
 KEY_LEN = 32
-_HEX = "0123456789abcdef"
 
 
 def parse_key(text):
@@ -22,23 +23,19 @@ def parse_key(text):
             raise KeyFormatError("key is not text")
     if not isinstance(text, str):
         raise KeyFormatError("key must be text")
-    t = text.strip().lower()
+    t = text.strip()
     if len(t) != 2 * KEY_LEN:
         raise KeyFormatError("key must be 64 hex characters, got %d characters" % len(t))
-    out = bytearray(KEY_LEN)
-    for i in range(KEY_LEN):
-        hi = _HEX.find(t[2 * i])
-        lo = _HEX.find(t[2 * i + 1])
-        if hi < 0 or lo < 0:
-            raise KeyFormatError("key contains a non-hex character")
-        out[i] = (hi << 4) | lo
-    return bytes(out)
+    try:
+        return unhexlify(t)
+    except ValueError:
+        raise KeyFormatError("key contains a non-hex character")
 
 
 def format_key(key):
     """64 lowercase hex characters for a 32-byte key. Raises KeyFormatError on wrong length."""
     check_key(key)
-    return "".join(_HEX[b >> 4] + _HEX[b & 15] for b in bytes(key))
+    return hexlify(bytes(key)).decode()
 
 
 def check_key(key, what="key"):
