@@ -2,11 +2,12 @@
 #
 # MicroPython's hashlib has no sha512, and pure Python 64-bit arithmetic makes big ints on every
 # board. Here each 64-bit word is a pair of 32-bit words (hi, lo) in a buffer read as ptr32.
-# Written for a small .mpy rather than speed: the rounds are a Python loop over three viper
-# primitives, _add (one 64-bit addition; the carry out of the low halves comes from their top
-# bits, so no 33rd bit is ever needed), _sigma (adds the XOR of three rotations or shifts taken
-# from a table) and _choose (adds Ch or Maj). A block costs about 1200 calls (~90 us on the
-# unix port, still well ahead of pure Python); Ed25519 hashes a few blocks per signature.
+# Written for a small .mpy rather than speed: the schedule and the rounds are Python loops over
+# three viper primitives, _add (one 64-bit addition; the carry out of the low halves comes from
+# their top bits, so no 33rd bit is ever needed), _sigma (adds the XOR of three rotations or
+# shifts taken from a table) and _choose (adds a bitwise select: Ch, and Maj as a select too).
+# A block costs about 1500 calls (~100 us on the unix port, still well ahead of pure Python);
+# Ed25519 hashes a few blocks per signature.
 #
 # Every left shift and every sum is masked with M = 0xFFFFFFFF (built at run time: the literal
 # is not a small int on a 32-bit board) or stored through ptr32 (which keeps 32 bits), and right
@@ -25,7 +26,7 @@ import micropython
 _K = bytearray(640)   # 80 round constants as (hi, lo), native little-endian 32-bit words
 _IV = bytearray(64)
 _H = bytearray(64)    # state, 8 words as (hi, lo)
-_V = bytearray(64)    # working variables a..h, rotated through by index (see _compress)
+_V = bytearray(72)    # working variables a..h, rotated through by index (see _compress), 0
 _X = bytearray(16)    # scratch: two words
 _W = bytearray(640)   # message schedule, 80 words as (hi, lo)
 _BUF = bytearray(128)  # partial input block
@@ -84,49 +85,41 @@ def _sigma(d: ptr32, i: int, s: ptr32, j: int, r: int):
 
 
 @micropython.viper
-def _choose(i: int, e: int, f: int, g: int, maj: int):
-    # Working word i += Ch(e, f, g) (maj == 0) or Maj(e, f, g) (maj == 1), on the pairs of _V.
+def _choose(i: int, x: int, y: int, z: int, w: int):
+    # Working word i += (x ^ y) ? w : z bitwise, i.e. z ^ ((x ^ y) & (z ^ w)), on the pairs of
+    # _V: Ch(e, f, g) with y = 16 (the zero word after the eight variables), and Maj(a, b, c)
+    # as Ch(a ^ b, c, b).
     v = ptr32(_V)
-    x = ptr32(_X)
+    t = ptr32(_X)
     for k in range(2):
-        a = uint(v[e + k])
-        b = uint(v[f + k])
-        c = uint(v[g + k])
-        if maj:  # which function: a round position, not data
-            x[k] = (a & b) ^ (a & c) ^ (b & c)
-        else:
-            x[k] = (a & b) ^ (~a & c)  # the ptr32 store drops the bits ~ sets above 31
+        b = uint(v[z + k])
+        t[k] = b ^ ((uint(v[x + k]) ^ uint(v[y + k])) & (b ^ uint(v[w + k])))
     _add(_V, i, _X, 0)
 
 
 @micropython.viper
-def _schedule(blk: ptr8, off: int):
-    # The message schedule of the block at blk[off:], each W[t] + K[t] (every round adds both),
-    # and the working variables from _H. Offsets count 32-bit halves (word t is at 2t).
-    w = ptr32(_W)
-    v = ptr32(_V)
-    hs = ptr32(_H)
-    for t in range(32):  # W[0..15]: big-endian 32-bit halves
-        p = off + 4 * t
-        w[t] = (uint(blk[p]) << 24) | (uint(blk[p + 1]) << 16) | (uint(blk[p + 2]) << 8) | uint(blk[p + 3])
-    for t in range(32, 160, 2):
-        # W[t] = W[t-7] + W[t-16] + s1(W[t-2]) + s0(W[t-15])
-        w[t] = w[t - 14]
-        w[t + 1] = w[t - 13]
-        _add(_W, t, _W, t - 32)
-        _sigma(_W, t, _W, t - 4, 9)
-        _sigma(_W, t, _W, t - 30, 6)
-    for t in range(0, 160, 2):
-        _add(_W, t, _K, t)
-    for i in range(16):
-        v[i] = hs[i]
+def _load(blk: ptr8, off: int):
+    # W[0..15] = the block at blk[off:], as big-endian halves in native little-endian words.
+    w = ptr8(_W)
+    for i in range(128):
+        w[i ^ 3] = blk[off + i]
 
 
 def _compress(blk, off):
-    # One 128-byte block at blk[off:] into _H. Variable n (a = 0 .. h = 7) of round t sits at
-    # pair (n - t) mod 8 of _V: a round writes the new e over d and the new a over h, and the
-    # names shift by one for the next round; after 80 rounds each is back at its own pair.
-    _schedule(blk, off)
+    # One 128-byte block at blk[off:] into _H. The schedule: W[t] = W[t-7] + W[t-16] +
+    # s1(W[t-2]) + s0(W[t-15]) (offsets count 32-bit halves: word t is at 2t). Variable n
+    # (a = 0 .. h = 7) of round t sits at pair (n - t) mod 8 of _V: a round writes the new e over
+    # d and the new a over h, and the names shift by one for the next round; after 80 rounds
+    # each is back at its own pair.
+    w = _W
+    v = _V
+    _load(blk, off)
+    for t in range(32, 160, 2):
+        _copy(w, 4 * t, w, 4 * t - 56, 8)
+        _add(w, t, w, t - 32)
+        _sigma(w, t, w, t - 4, 9)
+        _sigma(w, t, w, t - 30, 6)
+    _copy(v, 0, _H, 0, 64)
     for t in range(80):
         a = (-t & 7) << 1
         b = (1 - t & 7) << 1
@@ -134,15 +127,16 @@ def _compress(blk, off):
         e = (4 - t & 7) << 1
         h = (7 - t & 7) << 1
         # h += S1(e) + Ch(e, f, g) + K[t] + W[t]: this is T1
-        _sigma(_V, h, _V, e, 0)
-        _choose(h, e, (5 - t & 7) << 1, (6 - t & 7) << 1, 0)
-        _add(_V, h, _W, 2 * t)
+        _sigma(v, h, v, e, 0)
+        _choose(h, e, 16, (6 - t & 7) << 1, (5 - t & 7) << 1)
+        _add(v, h, _W, 2 * t)
+        _add(v, h, _K, 2 * t)
         # e' = d + T1 (over d); a' = T1 + S0(a) + Maj(a, b, c) (over h)
-        _add(_V, (3 - t & 7) << 1, _V, h)
-        _sigma(_V, h, _V, a, 3)
-        _choose(h, a, b, c, 1)
+        _add(v, (3 - t & 7) << 1, v, h)
+        _sigma(v, h, v, a, 3)
+        _choose(h, a, b, b, c)
     for i in range(0, 16, 2):
-        _add(_H, i, _V, i)
+        _add(_H, i, v, i)
 
 
 def init():
