@@ -306,7 +306,7 @@ class Connection:
         if avail < wire.HEADER_LEN + body_len:
             return NEED_DATA
         msg_id = wire.be16(buf, p + 2)
-        ptype = wire.known_type(wire.be16(buf, p + 4))
+        ptype = wire.be16(buf, p + 4)     # unknown types match no state: an error below
         self._in_start = p + wire.HEADER_LEN + body_len
         if self._in_start == self._in_end:
             self._in_start = self._in_end = 0     # keep the buffer front-aligned, no copy
@@ -328,7 +328,7 @@ class Connection:
             return self._reset(ConnectionReset("peer sent Reset"), initiator=False)
         if ptype == wire.T_DISCONNECT:
             if body_len < wire.RESET_BODY_LEN:
-                return self._reset(RemoteProtocolError("Disconnect body too short"))
+                return self._bad("Disconnect body too short")
             if buf[body + 2]:
                 err = ConnectionFailed("peer disconnected with an error")
             else:
@@ -337,13 +337,12 @@ class Connection:
             return self._fail(err)
         self._absorb_reset = False
         if msg_id != self._remote_msg_id:
-            return self._reset(RemoteProtocolError("Message ID does not match"))
+            return self._bad("Message ID does not match")
         self._remote_msg_id = (msg_id + 1) & 0xFFFF
         if ptype != _STATES[st][1]:
             if st == _ENCRYPTED:
-                return self._reset(RemoteProtocolError(
-                    "Received non-encrypted data on encrypted channel."))
-            return self._reset(RemoteProtocolError("Received unexpected handshake packet."))
+                return self._bad("Received non-encrypted data on encrypted channel.")
+            return self._bad("Received unexpected handshake packet.")
         return _RECV[st](self, buf, body, body_len)
 
     # ------------------------------------------------------------------ receive handlers
@@ -352,14 +351,14 @@ class Connection:
         # Spec 2.2: ClientHandshake, server side.
         why = wire.check_hs_prefix(buf, off, n, wire.CLIENT_HS_LEN)
         if why:
-            return self._reset(RemoteProtocolError(why))
+            return self._bad(why)
         peer_eph = bytes(buf[off + 8:off + 40])
         self._remote_nonce[:] = buf[off + 40:off + 52]
         # Kept for checking the client's signature in message 3: pubC || Nc || chS.
         self._peer_signed_prefix = peer_eph + bytes(self._remote_nonce)
         self._peer_challenge = bytes(buf[off + 52:off + 84])
         if not self._derive_key(peer_eph):
-            return self._reset(RemoteProtocolError("invalid ephemeral key"))
+            return self._bad("invalid ephemeral key")
         self._enter(_SERVER_SEND_HANDSHAKE)
         return -1
 
@@ -368,21 +367,21 @@ class Connection:
         why = (wire.check_hs_prefix(buf, off, n, wire.SERVER_HS_LEN)
                or wire.check_sub_packet(buf, off + 52, n - 52, wire.SERVER_HS_PT_LEN))
         if why:
-            return self._reset(RemoteProtocolError(why))
+            return self._bad(why)
         peer_eph = bytes(buf[off + 8:off + 40])
         self._remote_nonce[:] = buf[off + 40:off + 52]
         if not self._derive_key(peer_eph):
-            return self._reset(RemoteProtocolError("invalid ephemeral key"))
+            return self._bad("invalid ephemeral key")
         pt = bytearray(wire.SERVER_HS_PT_LEN)
         if not self._open(buf, off + 56, wire.SERVER_HS_PT_LEN, pt):
-            return self._reset(RemoteProtocolError("handshake decryption failed"))
+            return self._bad("handshake decryption failed")
         server_key = bytes(pt[0:32])
         challenge = bytes(pt[32:64])
         sig = bytes(pt[64:128])
         # Signed: server ephemeral public || server starting nonce || our challenge.
         signed = peer_eph + bytes(self._remote_nonce) + bytes(self._challenge)
         if not self._check_signature(server_key, challenge, sig, signed):
-            return self._reset(RemoteProtocolError("invalid server signature"))
+            return self._bad("invalid server signature")
         self._peer_challenge = challenge
         wire.nonce_increment(self._remote_nonce)
         self.remote_public_key = server_key
@@ -398,10 +397,10 @@ class Connection:
         why = (wire.check_hs_prefix(buf, off, n, wire.CLIENT_AUTH_LEN)
                or wire.check_sub_packet(buf, off + 8, n - 8, wire.CLIENT_AUTH_PT_LEN))
         if why:
-            return self._reset(RemoteProtocolError(why))
+            return self._bad(why)
         pt = bytearray(wire.CLIENT_AUTH_PT_LEN)
         if not self._open(buf, off + 12, wire.CLIENT_AUTH_PT_LEN, pt):
-            return self._reset(RemoteProtocolError("handshake decryption failed"))
+            return self._bad("handshake decryption failed")
         wire.nonce_increment(self._remote_nonce)
         if self.role == UNAUTH_SERVER:
             # No signature check, and we do not expose the unverified key (spec 8.2.13).
@@ -411,7 +410,7 @@ class Connection:
         sig = bytes(pt[32:96])
         signed = self._peer_signed_prefix + bytes(self._challenge)
         if not self._check_signature(client_key, self._challenge, sig, signed):
-            return self._reset(RemoteProtocolError("invalid client signature"))
+            return self._bad("invalid client signature")
         self.remote_public_key = client_key
         if client_key in self._authorized:
             self._enter(_ENCRYPTED)
@@ -419,18 +418,18 @@ class Connection:
         if self.tofu_clients:
             self._enter(_WAIT_APPROVAL)
             return UNTRUSTED_KEY
-        return self._reset(RemoteProtocolError("client key not authorized"))
+        return self._bad("client key not authorized")
 
     def _recv_data(self, buf, off, n):
         # Spec 3: EncryptedData. data_len must leave exactly one tag after the ciphertext.
         if n < wire.SUB_HEADER_LEN + wire.TAG_LEN:
-            return self._reset(RemoteProtocolError("data packet too short"))
+            return self._bad("data packet too short")
         dlen = wire.le16(buf, off)
         if wire.SUB_HEADER_LEN + dlen + wire.TAG_LEN != n or dlen > self.max_record:
-            return self._reset(RemoteProtocolError("invalid data length"))
+            return self._bad("invalid data length")
         if not self._open(buf, off + wire.SUB_HEADER_LEN, dlen, self.plaintext):
             # The [master] behaviour: reset, never wedge (spec 3, section 11).
-            return self._reset(RemoteProtocolError("decryption failed"))
+            return self._bad("decryption failed")
         wire.nonce_increment(self._remote_nonce)
         self.data_len = dlen
         return DATA
@@ -449,12 +448,17 @@ class Connection:
             raise LocalProtocolError("output buffer too small for a handshake packet")
         return sender(self, out, off)
 
+    def _hs_frame(self, out, off, body_len, ptype):
+        # Outer header plus the handshake body prefix (spec 1.1, 2.2-2.4); returns the
+        # body's offset.
+        body = off + wire.HEADER_LEN
+        wire.put_header(out, off, body_len, self._next_msg_id(), ptype)
+        wire.put_hs_prefix(out, body, body_len)
+        return body
+
     def _send_client_handshake(self, out, off):
         # Spec 2.2: inner len 84, version, ephemeral public, starting nonce, challenge.
-        body = off + wire.HEADER_LEN
-        wire.put_header(out, off, wire.CLIENT_HS_LEN, self._next_msg_id(),
-                        wire.T_CLIENT_HANDSHAKE)
-        wire.put_hs_prefix(out, body, wire.CLIENT_HS_LEN)
+        body = self._hs_frame(out, off, wire.CLIENT_HS_LEN, wire.T_CLIENT_HANDSHAKE)
         out[body + 8:body + 40] = self._eph_public
         out[body + 40:body + 52] = self._local_nonce
         out[body + 52:body + 84] = self._challenge
@@ -464,10 +468,7 @@ class Connection:
     def _send_server_handshake(self, out, off):
         # Spec 2.3: clear ephemeral and nonce, then {key, challenge, signature} sealed
         # under the session key with our starting nonce.
-        body = off + wire.HEADER_LEN
-        wire.put_header(out, off, wire.SERVER_HS_LEN, self._next_msg_id(),
-                        wire.T_SERVER_HANDSHAKE)
-        wire.put_hs_prefix(out, body, wire.SERVER_HS_LEN)
+        body = self._hs_frame(out, off, wire.SERVER_HS_LEN, wire.T_SERVER_HANDSHAKE)
         out[body + 8:body + 40] = self._eph_public
         out[body + 40:body + 52] = self._local_nonce
         wire.put_sub_header(out, body + 52, wire.SERVER_HS_PT_LEN)
@@ -482,10 +483,7 @@ class Connection:
     def _send_client_auth(self, out, off):
         # Spec 2.4: {key, signature} sealed with our starting nonce; a keyless client
         # sends 96 zero bytes (the 0.5.1 encoding). Then straight to Encrypted.
-        body = off + wire.HEADER_LEN
-        wire.put_header(out, off, wire.CLIENT_AUTH_LEN, self._next_msg_id(),
-                        wire.T_CLIENT_AUTH)
-        wire.put_hs_prefix(out, body, wire.CLIENT_AUTH_LEN)
+        body = self._hs_frame(out, off, wire.CLIENT_AUTH_LEN, wire.T_CLIENT_AUTH)
         wire.put_sub_header(out, body + 8, wire.CLIENT_AUTH_PT_LEN)
         if self._secret is None:
             pt = bytes(wire.CLIENT_AUTH_PT_LEN)
@@ -643,6 +641,10 @@ class Connection:
         self._initiator = initiator
         self._enter(_RESETTING)
         return RESET
+
+    def _bad(self, reason):
+        # The peer broke a rule: a recoverable reset that names the rule (spec 4.4).
+        return self._reset(RemoteProtocolError(reason))
 
     def _fail(self, err):
         self.error = err

@@ -15,7 +15,7 @@ except ImportError:  # CPython
         return x
 
 # --- Packet types (spec 1.2) ---
-T_UNKNOWN = const(0x0000)
+T_UNKNOWN = const(0x0000)          # never sent; any unrecognised value acts like it
 T_CLIENT_HANDSHAKE = const(0x0001)
 T_SERVER_HANDSHAKE = const(0x0002)
 T_CLIENT_AUTH = const(0x0003)
@@ -74,14 +74,6 @@ def le16(buf, off):
 def put_le16(out, off, v):
     out[off] = v & 0xFF
     out[off + 1] = v >> 8
-
-
-def known_type(ptype):
-    """Unrecognised type values are treated as Unknown (spec 1.1)."""
-    if ptype in (T_CLIENT_HANDSHAKE, T_SERVER_HANDSHAKE, T_CLIENT_AUTH,
-                 T_DISCONNECT, T_RESET, T_DATA):
-        return ptype
-    return T_UNKNOWN
 
 
 # --- Nonce counter (spec 2.5): 96-bit big-endian, +1 mod 2^96, in place ---
