@@ -25,30 +25,36 @@
 import micropython  # ImportError on CPython: the registry then skips this backend
 
 from ._viper_sha512 import _copy
-from ._viper_fe import _limbs  # bytes -> 13-bit limbs, shared with the field code
+# Shared with the field code: bytes -> 13-bit limbs; the full reduction (here modulo
+# 2**130 - 5); a + b as plain integers (the carry never reaches the top limb of an 80-byte
+# element, so nothing folds); limbs -> 32 little-endian bytes.
+from ._viper_fe import _limbs, _reduce, _addk, _tobytes
 
-# Quarter-round word indices (RFC 8439 2.3): four column rounds, then four diagonal rounds.
+# Quarter-round word indices (RFC 8439 2.3): four column rounds, then four diagonal rounds;
+# then the four rotation amounts.
 _QR = bytes((0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
-             0, 5, 10, 15, 1, 6, 11, 12, 2, 7, 8, 13, 3, 4, 9, 14))
+             0, 5, 10, 15, 1, 6, 11, 12, 2, 7, 8, 13, 3, 4, 9, 14, 16, 12, 8, 7))
 _SIGMA = b"expand 32-byte k"
 _ZEROS = bytes(80)
-# ChaCha20 state: 16 little-endian words (constants, key, counter, nonce); keystream block.
+# ChaCha20 state: 16 little-endian words (constants, key, counter, nonce); keystream block
+# (also the scratch for the length block and the tag, once the keystream is not needed).
 _ST = bytearray(64)
 _KS = bytearray(64)
 # Poly1305, as 13-bit limbs in 32-bit words: 5*r (10 limbs) then r (10 limbs), so the factor
-# of a[j] in column i is _R[10 + i - j] (see _poly); accumulator h; s; a scratch of 10 limbs;
-# one padded block (the AEAD length block).
+# of a[j] in column i is _R[10 + i - j] (see _poly); accumulator h; s; a scratch. h, s and the
+# scratch are field-sized (20 limbs, the top 10 zero) for the shared _addk/_tobytes.
 _R = bytearray(80)
-_H = bytearray(40)
-_S = bytearray(40)
-_A = bytearray(40)
-_BLK = bytearray(16)
+_H = bytearray(80)
+_S = bytearray(80)
+_A = bytearray(80)
 
 
 @micropython.viper
 def _block(st: ptr32, x: ptr32):
     # One ChaCha20 block (RFC 8439 2.3): x = 20 rounds of st, plus st. Then counter += 1.
-    # The rounds are one quarter-round body walking _QR: 10 double rounds of 8 quarter rounds.
+    # The rounds are one quarter-round body walking _QR: 10 double rounds of 8 quarter rounds,
+    # each four steps "a += b; d ^= a; d <<<= n" with the roles (a, b, c, d) -> (c, d, a, b)
+    # swapped after every step (so the second step is c += d; b ^= c; b <<<= 12, and so on).
     m = (uint(0xFFFF) << 16) | uint(0xFFFF)
     q = ptr8(_QR)
     for i in range(16):
@@ -60,10 +66,13 @@ def _block(st: ptr32, x: ptr32):
         ic = q[j + 2]
         id = q[j + 3]
         a = uint(x[ia]); b = uint(x[ib]); c = uint(x[ic]); d = uint(x[id])
-        a = (a + b) & m; d ^= a; d = ((d << 16) & m) | (d >> 16)
-        c = (c + d) & m; b ^= c; b = ((b << 12) & m) | (b >> 20)
-        a = (a + b) & m; d ^= a; d = ((d << 8) & m) | (d >> 24)
-        c = (c + d) & m; b ^= c; b = ((b << 7) & m) | (b >> 25)
+        for k in range(32, 36):
+            n = q[k]
+            a = (a + b) & m
+            d ^= a
+            d = ((d << n) & m) | (d >> (32 - n))
+            t = a; a = c; c = t
+            t = b; b = d; d = t
         x[ia] = a; x[ib] = b; x[ic] = c; x[id] = d
     # ptr32 stores keep the low 32 bits, which is the add modulo 2**32 the spec asks for.
     for i in range(16):
@@ -89,24 +98,23 @@ def _xor(src: ptr8, soff: int, dst: ptr8, doff: int, n: int):
 @micropython.viper
 def _poly(src, soff: int, n: int):
     # Absorb n bytes of src into h, the last partial block zero-padded to 16 bytes (the AEAD
-    # padding of RFC 8439 2.8); every block gets the 2**128 bit.
+    # padding of RFC 8439 2.8); every block gets the 2**128 bit (bit 11 of limb 9).
     w = ptr32(_R)
     h = ptr32(_H)
     a = ptr32(_A)
     pos = 0
     while pos < n:
         cnt = n - pos
-        if cnt < 16:  # the last partial block, zero-padded in _BLK
-            _copy(_BLK, 0, _ZEROS, 0, 16)
-            _copy(_BLK, 0, src, soff + pos, cnt)
-            _limbs(_A, _BLK, 0, 16, 1, 10)
-        else:
-            _limbs(_A, src, soff + pos, 16, 1, 10)
+        if cnt > 16:
+            cnt = 16
+        _limbs(_A, src, soff + pos, cnt, 0, 10)  # zeros after cnt bytes
         pos += 16
         # a = h + m, carried to limbs <= 8191 (limb 0 <= 8196: 2**130 = 5 mod p).
         c = uint(0)
         for i in range(10):
             v = uint(a[i]) + uint(h[i]) + c
+            if i == 9:
+                v += 2048
             a[i] = v & 0x1FFF
             c = v >> 13
         a[0] = uint(a[0]) + c * 5
@@ -123,51 +131,22 @@ def _poly(src, soff: int, n: int):
         h[0] = uint(h[0]) + c * 5
 
 
-@micropython.viper
-def _poly_finish(out: ptr8, off: int, check: int) -> int:
-    # tag = (h mod 2**130 - 5) + s mod 2**128, little-endian. check == 0: write it at
-    # out[off:off+16] (returns 0). check == 1: compare it with out[off:off+16] instead, without
-    # an early exit (constant time), returning 0 only when all 16 bytes are equal.
-    h = ptr32(_H)
-    s = ptr32(_S)
-    g = ptr32(_A)
-    # Two full carry passes leave every limb < 2**13, i.e. h < 2**130.
-    for k in range(2):
-        c = uint(0)
-        for i in range(10):
-            v = uint(h[i]) + c
-            h[i] = v & 0x1FFF
-            c = v >> 13
-        h[0] = uint(h[0]) + c * 5
-    # g = h + 5; if g >= 2**130 (carry c == 1) then h - p = g - 2**130, chosen by mask.
-    c = uint(5)
-    for i in range(10):
-        v = uint(h[i]) + c
-        g[i] = v & 0x1FFF
-        c = v >> 13
-    mask = uint(0) - c
-    # + s, carried; bits above 128 are dropped by the byte output below.
-    c = uint(0)
-    for i in range(10):
-        v = ((uint(h[i]) & ~mask) | (uint(g[i]) & mask)) + uint(s[i]) + c
-        h[i] = v & 0x1FFF
-        c = v >> 13
-    acc = uint(0)
-    bits = 0
-    j = 0
-    d = uint(0)
-    for i in range(10):
-        acc |= uint(h[i]) << bits
-        bits += 13
-        while bits >= 8 and j < 16:
-            if check:  # public flag: which call this is, not a secret
-                d |= (uint(out[off + j]) ^ acc) & 0xFF
-            else:
-                out[off + j] = acc  # ptr8 store keeps the low 8 bits
-            acc >>= 8
-            bits -= 8
-            j += 1
-    return int(d)
+def _finish(out, off, check):
+    # tag = (h mod 2**130 - 5) + s mod 2**128, little-endian, into _KS[0:16]. check == 0:
+    # write it at out[off:off+16] (returns 0). check == 1: compare it with out[off:off+16]
+    # instead, without an early exit (constant time), returning 0 only when all 16 bytes are
+    # equal. Python small ints only: no allocation.
+    _reduce(_H, 10, 13, 5)
+    _addk(_A, _H, _S, 1)  # < 2**131: bits above 128 are dropped by taking 16 bytes
+    t = _KS
+    _tobytes(t, 0, _A)
+    d = 0
+    if check:  # public flag: which call this is, not a secret
+        for i in range(16):
+            d |= out[off + i] ^ t[i]
+    else:
+        _copy(out, off, t, 0, 16)
+    return d
 
 
 def _zero(buf, n):
@@ -183,28 +162,23 @@ def _poly_key():
     for i in (4, 8, 12):
         k[i] &= 252
     _limbs(_A, k, 0, 16, 0, 10)
-    _limbs(_S, k, 16, 16, 0, 10)
+    _limbs(_S, k, 16, 16, 0, 20)
     _zero(_R, 40)
     _copy(_R, 40, _A, 0, 40)
     for i in range(0, 40, 4):
         v = 5 * (_A[i] | (_A[i + 1] << 8))
         _R[i] = v & 255
         _R[i + 1] = v >> 8
-    _zero(_H, 40)
-
-
-def _setup(key, nonce):
-    # State = "expand 32-byte k" | key | counter 0 | nonce (RFC 8439 2.3).
-    _copy(_ST, 0, _SIGMA, 0, 16)
-    _copy(_ST, 16, key, 0, 32)
-    _zero(_KS, 4)
-    _copy(_ST, 48, _KS, 0, 4)
-    _copy(_ST, 52, nonce, 0, 12)
+    _zero(_H, 80)
 
 
 def _start(key, nonce, aad):
-    # Block 0 gives the one-time Poly1305 key; then absorb the AAD.
-    _setup(key, nonce)
+    # State = "expand 32-byte k" | key | counter 0 | nonce (RFC 8439 2.3). Block 0 gives the
+    # one-time Poly1305 key; then absorb the AAD.
+    _copy(_ST, 0, _SIGMA, 0, 16)
+    _copy(_ST, 16, key, 0, 32)
+    _copy(_ST, 48, _ZEROS, 0, 4)
+    _copy(_ST, 52, nonce, 0, 12)
     _block(_ST, _KS)
     _poly_key()
     _poly(aad, 0, len(aad))
@@ -212,7 +186,7 @@ def _start(key, nonce, aad):
 
 def _lengths(alen, n):
     # The last Poly1305 block: le64(aad length) | le64(ciphertext length), both < 2**30.
-    b = _BLK
+    b = _KS
     for i in range(4):
         b[i] = (alen >> (8 * i)) & 255
         b[i + 4] = 0
@@ -226,9 +200,9 @@ def _wipe():
     _zero(_ST, 64)
     _zero(_KS, 64)
     _zero(_R, 80)
-    _zero(_H, 40)
-    _zero(_S, 40)
-    _zero(_A, 40)
+    _zero(_H, 80)
+    _zero(_S, 80)
+    _zero(_A, 80)
 
 
 def seal(key, nonce, src, soff, n, dst, doff, aad):
@@ -238,7 +212,7 @@ def seal(key, nonce, src, soff, n, dst, doff, aad):
     _xor(src, soff, dst, doff, n)  # counter 1.. -> ciphertext
     _poly(dst, doff, n)
     _lengths(len(aad), n)
-    _poly_finish(dst, doff + n, 0)
+    _finish(dst, doff + n, 0)
     _wipe()
 
 
@@ -248,7 +222,7 @@ def open_(key, nonce, src, soff, n, dst, doff, aad):
     _start(key, nonce, aad)
     _poly(src, soff, n)
     _lengths(len(aad), n)
-    ok = _poly_finish(src, soff + n, 1) == 0
+    ok = _finish(src, soff + n, 1) == 0
     if ok:
         _xor(src, soff, dst, doff, n)
     _wipe()

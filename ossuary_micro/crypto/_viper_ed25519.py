@@ -80,8 +80,8 @@ def _p_zero(o):
 def _encode(out, off, p):
     # out[off:off+32] = y with the sign of x in bit 255 (RFC 8032 5.1.2).
     _invert(_TA, p[2])
-    _mul(_TB, p[0], _TA); _reduce(_TB)
-    _mul(_TC, p[1], _TA); _reduce(_TC)
+    _mul(_TB, p[0], _TA); _reduce(_TB, 20, 8, 19)
+    _mul(_TC, p[1], _TA); _reduce(_TC, 20, 8, 19)
     _tobytes(out, off, _TC)
     _tobytes(_CHK, 0, _TB)
     out[off + 31] |= (_CHK[0] & 1) << 7
@@ -91,7 +91,7 @@ def _decode(o, s, off):
     # Strict decoding (RFC 8032 5.1.3): returns False for y >= p or no square root or
     # x == 0 with the sign bit set.
     _frombytes(o[1], s, off)
-    _copy(_TA, o[1]); _reduce(_TA); _tobytes(_CHK, 0, _TA)
+    _copy(_TA, o[1]); _reduce(_TA, 20, 8, 19); _tobytes(_CHK, 0, _TA)
     for i in range(31):
         if _CHK[i] != s[off + i]:
             return False
@@ -111,13 +111,12 @@ def _decode(o, s, off):
     _mul(_TF, _TF, _TE); _mul(o[0], _TF, _TC)  # x
     # check v x^2 == u, or == -u (then x *= sqrt(-1))
     _sq(_TG, o[0]); _mul(_TG, _TG, _TD)
-    _addk(_TH, _TG, _TC, -1); _reduce(_TH)
+    _addk(_TH, _TG, _TC, -1)
     if not _is_zero(_TH):
-        _addk(_TH, _TG, _TC, 1); _reduce(_TH)
+        _addk(_TH, _TG, _TC, 1)
         if not _is_zero(_TH):
             return False
         _mul(o[0], o[0], _SQRTM1)
-    _reduce(o[0])
     if _is_zero(o[0]) and sign:
         return False
     _tobytes(_CHK, 0, o[0])

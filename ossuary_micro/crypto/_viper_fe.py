@@ -24,7 +24,6 @@ _BIAS = bytearray(80)
 _FE0 = bytearray(80)  # the constants 0 and 1 (read-only by convention)
 _FE1 = bytearray(80)
 _FE1[0] = 1
-_ZB = bytearray(32)  # scratch for _is_zero
 
 
 @micropython.viper
@@ -149,29 +148,36 @@ def _copy(o, a):
 
 
 @micropython.viper
-def _reduce(o):
-    # Fully reduce a loose o modulo p in place: 13-bit limbs, value < p.
-    # Passes 0 and 1 move the bits above 2**255 (limb 19 from bit 8) down as * 19 and carry:
-    # pass 0 takes <= 34 * 19 into limb 0 and leaves limbs of 13 bits, limb 19 <= 256; pass 1
-    # leaves value < 2**255 + 19. Pass 2 computes g = value + 19 into _T: its bit 255 is set
-    # exactly when value >= p, and then g - 2**255 = value - p < p is kept (by mask, no branch).
+def _reduce(o, n: int, tb: int, f: uint):
+    # Fully reduce o modulo q = 2**K - f, K = 13 (n - 1) + tb, in place: n limbs of 13 bits,
+    # value < q. Used for p (n = 20, tb = 8, f = 19) on a loose o, and for Poly1305's
+    # 2**130 - 5 (n = 10, tb = 13, f = 5) on its accumulator (limb 0 < 2**22, the others 13
+    # bits). Every carry pass leaves limbs 0..n-2 at 13 bits and the rest in the top limb.
+    # Passes 0 and 1 fold the top limb's bits from tb up as * f: then value < q + 2**K < 2q.
+    # Pass 2 only computes the bit K of value + f: set (b = 1) exactly when value >= q.
+    # Pass 3 adds b * f and drops bit K: value - q when b = 1, value when b = 0 (ref10's
+    # freeze). No branch or address depends on the data; every word stays below 2**23.
     p = ptr32(o)
-    g = ptr32(_T)
-    for k in range(3):
-        c = uint(19)
+    top = n - 1
+    mk = (1 << tb) - 1
+    b = uint(0)
+    for k in range(4):
+        c = b * f
         if k < 2:  # pass number, not data
-            c = (uint(p[19]) >> 8) * 19
-            p[19] = uint(p[19]) & 0xFF
-        for i in range(20):
+            c = (uint(p[top]) >> tb) * f
+            p[top] = uint(p[top]) & mk
+        if k == 2:
+            c = f
+        v = uint(0)
+        for i in range(n):
             v = uint(p[i]) + c
             c = v >> 13
-            g[i] = v & 0x1FFF
-            if k < 2:
-                p[i] = v & 0x1FFF
-    m = uint(0) - ((uint(g[19]) >> 8) & 1)
-    g[19] = uint(g[19]) & 0xFF
-    for i in range(20):
-        p[i] = (uint(p[i]) & ~m) | (uint(g[i]) & m)
+            if i < top:
+                v &= 0x1FFF
+            if k != 2:
+                p[i] = v
+        b = v >> tb
+    p[top] = uint(p[top]) & mk
 
 
 @micropython.viper
@@ -193,12 +199,11 @@ def _tobytes(out, off: int, a):
 
 
 def _is_zero(a):
-    # 1 when a is 0 modulo p (a is reduced in place); reads all 32 bytes, no early exit.
-    _reduce(a)
-    _tobytes(_ZB, 0, a)
+    # 1 when a is 0 modulo p (a is reduced in place); reads every byte, no early exit.
+    _reduce(a, 20, 8, 19)
     d = 0
-    for i in range(32):
-        d |= _ZB[i]
+    for i in range(80):
+        d |= a[i]
     return 1 if d == 0 else 0
 
 

@@ -104,8 +104,7 @@ def x25519(scalar, u):
     _cswap(_Z2, _Z3, swap)
     _invert(_Z2, _Z2)
     _mul(_X2, _X2, _Z2)
-    _reduce(_X2)
-    zero = _is_zero(_X2)
+    zero = _is_zero(_X2)  # reduces _X2 in place
     out = bytearray(32)
     _tobytes(out, 0, _X2)
     for i in range(32):

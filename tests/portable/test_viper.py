@@ -71,7 +71,7 @@ def _loose(o, where):
 
 
 def _out(o):
-    F._reduce(o)
+    F._reduce(o, 20, 8, 19)
     b = bytearray(32)
     F._tobytes(b, 0, o)
     return int.from_bytes(b, "little")
@@ -134,13 +134,40 @@ def test_field_worst_case_limbs_stay_32_bit():
     assert _val(o) % _P25519 == -v % _P25519
 
 
+def test_reduce_poly1305_modulus():
+    # The shared _reduce with Poly1305's parameters (10 limbs, 2**130 - 5) on accumulators
+    # as _poly leaves them (limb 0 < 2**22, limbs 1..9 of 13 bits), edges around q included.
+    if V is None:
+        return
+    q = 2 ** 130 - 5
+    vals = [0, 1, 4, 5, q - 1, q, q + 1, q + 4, 2 ** 130 - 1, 2 ** 130, 2 ** 130 + 4]
+    for trial in range(200):
+        o = bytearray(80)
+        if trial < len(vals):
+            v = vals[trial]
+            limbs = [(v >> (13 * i)) & 0x1FFF for i in range(10)]
+            limbs[9] = v >> 117  # the top limb keeps every bit above
+        else:
+            limbs = [_rand32() % (1 << 22)] + [_rand32() & 0x1FFF for _ in range(9)]
+            v = sum(limb << (13 * i) for i, limb in enumerate(limbs))
+        for i, limb in enumerate(limbs):
+            o[4 * i:4 * i + 4] = limb.to_bytes(4, "little")
+        F._reduce(o, 10, 13, 5)
+        got = _limbs(o)
+        assert max(got[:10]) < 8192 and max(got[10:]) == 0, (trial, got)
+        assert _val(o) == v % q, (trial, v)
+
+
 def test_chacha20_block_rfc8439_2_3_2():
     if V is None:
         return
     key = h("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")
     nonce = h("000000090000004a00000000")
-    A._setup(key, nonce)
-    A._ST[48] = 1  # block counter 1
+    st = A._ST  # constants | key | counter 1 | nonce
+    st[0:16] = b"expand 32-byte k"
+    st[16:48] = key
+    st[48:52] = b"\x01\x00\x00\x00"
+    st[52:64] = nonce
     out = bytearray(64)
     A._block(A._ST, out)
     assert hx(out) == (
