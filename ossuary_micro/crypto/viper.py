@@ -1,9 +1,14 @@
 # Viper crypto backend: MicroPython native-code X25519, ChaCha20-Poly1305, Ed25519, SHA-512.
 #
-# Everything is accelerated with @micropython.viper (private modules _viper_*): ChaCha20 and
-# Poly1305 on buffers, field elements mod 2**255 - 19 as 20 limbs of 13 bits in preallocated
-# arrays, SHA-512 on 32-bit halves. Every intermediate is kept within 32 bits (argued in each
-# module's header), so a 32-bit board and the 64-bit unix port compute the same bytes.
+# Everything is accelerated with @micropython.viper: ChaCha20 and Poly1305 on buffers, field
+# elements mod 2**255 - 19 as 20 limbs of 13 bits in preallocated arrays, SHA-512 on 32-bit
+# halves. Every intermediate is kept within 32 bits (argued at the head of each section below),
+# so a 32-bit board and the 64-bit unix port compute the same bytes.
+#
+# One module for all of it, written for a small .mpy (armv6m: the flash and RAM of small
+# boards; the sections used to be five modules, and each module repeats its file name, its
+# imports and its names in the .mpy). Sections: SHA-512, field, X25519, Ed25519, AEAD, and the
+# Backend class with the argument checks.
 #
 # Availability: on CPython `import micropython` fails (ImportError); on a MicroPython built
 # without the viper emitter (e.g. the WebAssembly port) compiling the @micropython.viper
@@ -19,49 +24,1124 @@
 #
 # Not re-entrant (module-level scratch buffers): one caller at a time, like the library itself.
 
-import micropython  # noqa: F401  (ImportError on CPython: the registry skips this backend)
+import micropython  # ImportError on CPython: the registry then skips this backend
+from ubinascii import unhexlify
 
 from ..errors import AuthenticationFailed, CryptoError
-from . import _viper_aead, _viper_x25519, _viper_ed25519, _viper_sha512
 
 
-def _length(buf, what):
-    # len() of a bytes-like argument, else CryptoError. str is refused explicitly: MicroPython
-    # lets viper read a str through its buffer protocol. Allocates nothing on success.
-    if isinstance(buf, str):
-        raise CryptoError("%s is not a buffer" % what)
+# ==================== SHA-512
+# SHA-512 (FIPS 180-4) in MicroPython viper, with 64-bit words as 32-bit (hi, lo) halves.
+#
+# MicroPython's hashlib has no sha512, and pure Python 64-bit arithmetic makes big ints on every
+# board. Here each 64-bit word is a pair of 32-bit words (hi, lo) in a buffer read as ptr32.
+# Written for a small .mpy rather than speed: the schedule and the rounds are Python loops over
+# three viper primitives, _add (one 64-bit addition; the carry out of the low halves comes from
+# their top bits, so no 33rd bit is ever needed), _sigma (adds the XOR of three rotations or
+# shifts taken from a table) and _choose (adds a bitwise select: Ch, and Maj as a select too).
+# A block costs about 1500 calls (~100 us on the unix port, still well ahead of pure Python);
+# Ed25519 hashes a few blocks per signature.
+#
+# Every left shift and every sum is masked with M = 0xFFFFFFFF (built at run time: the literal
+# is not a small int on a 32-bit board) or stored through ptr32 (which keeps 32 bits), and right
+# shifts only ever see clean 32-bit values, so the 64-bit unix port and 32-bit boards compute
+# the same bits. Branches depend on round numbers and table entries only, never on data.
+#
+# The round constants and initial value are computed at import from their definition (FIPS
+# 180-4 4.2.3 and 5.3.5: the first 64 fractional bits of the cube roots of the first 80 primes,
+# and of the square roots of the first 8), with Python big ints, instead of being stored.
+#
+# Streaming API on one module-level context: _sinit(), _supdate(buf, off, n),
+# _sfinal(out, off). Nothing is allocated per block.
+
+_SK = bytearray(640)   # 80 round constants as (hi, lo), native little-endian 32-bit words
+_SIV = bytearray(64)
+_SH = bytearray(64)    # state, 8 words as (hi, lo)
+_SV = bytearray(72)    # working variables a..h, rotated through by index (see _compress), 0
+_SX = bytearray(16)    # scratch: two words
+_SW = bytearray(640)   # message schedule, 80 words as (hi, lo)
+_SBUF = bytearray(128)  # partial input block
+_SN = [0, 0]           # bytes in _SBUF, total bytes hashed (small ints)
+# Rotations for Sigma1, Sigma0 (rounds), sigma0, sigma1 (schedule); 64 + n means a shift by n.
+_ROT = bytes((14, 18, 41, 28, 34, 39, 1, 8, 64 + 7, 19, 61, 64 + 6))
+
+
+@micropython.viper
+def _bcopy(dst: ptr8, doff: int, src: ptr8, soff: int, n: int):
+    for i in range(n):
+        dst[doff + i] = src[soff + i]
+
+
+@micropython.viper
+def _add(d: ptr32, i: int, s: ptr32, j: int):
+    # Word d[i:i+2] += word s[j:j+2] modulo 2**64. The carry out of the low halves is the top
+    # bit of (a & b) | ((a | b) & ~sum), the textbook carry rule, on 32-bit values only.
+    m = (uint(0xFFFF) << 16) | uint(0xFFFF)
+    a = uint(d[i + 1])
+    b = uint(s[j + 1])
+    lo = (a + b) & m
+    c = (((a & b) | ((a | b) & ~lo)) >> 31) & 1
+    d[i + 1] = lo
+    d[i] = uint(d[i]) + uint(s[j]) + c  # ptr32 store keeps 32 bits
+
+
+@micropython.viper
+def _sigma(d: ptr32, i: int, s: ptr32, j: int, r: int):
+    # Word d[i:i+2] += the XOR of the three rotations _ROT[r:r+3] of word s[j:j+2] (a shift
+    # where the table says 64 + n). Amounts are never 0 or 32, so no shift below is by 32.
+    m = (uint(0xFFFF) << 16) | uint(0xFFFF)
+    rot = ptr8(_ROT)
+    x = ptr32(_SX)
+    xh = uint(s[j])
+    xl = uint(s[j + 1])
+    oh = uint(0)
+    ol = uint(0)
+    for k in range(3):
+        n = int(rot[r + k])
+        a = xh
+        b = xl
+        if n >= 64:  # shift right: the high half gets zeros from above
+            n -= 64
+            oh ^= a >> n
+        else:
+            if n >= 32:  # rotating by 32 + n is swapping the halves, then rotating by n
+                a = xl
+                b = xh
+                n -= 32
+            oh ^= (a >> n) | ((b << (32 - n)) & m)
+        ol ^= (b >> n) | ((a << (32 - n)) & m)
+    x[0] = oh
+    x[1] = ol
+    _add(d, i, _SX, 0)
+
+
+@micropython.viper
+def _choose(i: int, x: int, y: int, z: int, w: int):
+    # Working word i += (x ^ y) ? w : z bitwise, i.e. z ^ ((x ^ y) & (z ^ w)), on the pairs of
+    # _SV: Ch(e, f, g) with y = 16 (the zero word after the eight variables), and Maj(a, b, c)
+    # as Ch(a ^ b, c, b).
+    v = ptr32(_SV)
+    t = ptr32(_SX)
+    for k in range(2):
+        b = uint(v[z + k])
+        t[k] = b ^ ((uint(v[x + k]) ^ uint(v[y + k])) & (b ^ uint(v[w + k])))
+    _add(_SV, i, _SX, 0)
+
+
+@micropython.viper
+def _sload(blk: ptr8, off: int):
+    # W[0..15] = the block at blk[off:], as big-endian halves in native little-endian words.
+    w = ptr8(_SW)
+    for i in range(128):
+        w[i ^ 3] = blk[off + i]
+
+
+def _compress(blk, off):
+    # One 128-byte block at blk[off:] into _SH. The schedule: W[t] = W[t-7] + W[t-16] +
+    # s1(W[t-2]) + s0(W[t-15]) (offsets count 32-bit halves: word t is at 2t). Variable n
+    # (a = 0 .. h = 7) of round t sits at pair (n - t) mod 8 of _SV: a round writes the new e over
+    # d and the new a over h, and the names shift by one for the next round; after 80 rounds
+    # each is back at its own pair.
+    w = _SW
+    v = _SV
+    _sload(blk, off)
+    for t in range(32, 160, 2):
+        _bcopy(w, 4 * t, w, 4 * t - 56, 8)
+        _add(w, t, w, t - 32)
+        _sigma(w, t, w, t - 4, 9)
+        _sigma(w, t, w, t - 30, 6)
+    _bcopy(v, 0, _SH, 0, 64)
+    for t in range(80):
+        a = (-t & 7) << 1
+        b = (1 - t & 7) << 1
+        c = (2 - t & 7) << 1
+        e = (4 - t & 7) << 1
+        h = (7 - t & 7) << 1
+        # h += S1(e) + Ch(e, f, g) + K[t] + W[t]: this is T1
+        _sigma(v, h, v, e, 0)
+        _choose(h, e, 16, (6 - t & 7) << 1, (5 - t & 7) << 1)
+        _add(v, h, _SW, 2 * t)
+        _add(v, h, _SK, 2 * t)
+        # e' = d + T1 (over d); a' = T1 + S0(a) + Maj(a, b, c) (over h)
+        _add(v, (3 - t & 7) << 1, v, h)
+        _sigma(v, h, v, a, 3)
+        _choose(h, a, b, b, c)
+    for i in range(0, 16, 2):
+        _add(_SH, i, v, i)
+
+
+def _sinit():
+    """Start a new hash (the previous one, if any, is discarded)."""
+    _bcopy(_SH, 0, _SIV, 0, 64)
+    _SN[0] = 0
+    _SN[1] = 0
+
+
+def _supdate(data, off=0, n=-1):
+    """Hash n bytes (default: all) of data from off."""
+    if n < 0:
+        n = len(data) - off
+    used = _SN[0]
+    _SN[1] += n
+    while n > 0:
+        if used == 0 and n >= 128:
+            _compress(data, off)  # whole blocks straight from the caller's buffer
+            k = 128
+        else:
+            k = 128 - used
+            if k > n:
+                k = n
+            _bcopy(_SBUF, used, data, off, k)
+            used += k
+            if used == 128:
+                _compress(_SBUF, 0)
+                used = 0
+        off += k
+        n -= k
+    _SN[0] = used
+
+
+def _sfinal(out, off=0):
+    """Write the 64-byte digest at out[off:]; the context must be _sinit()-ed again to reuse."""
+    # Pad: 0x80, zeros, the 128-bit big-endian bit length (the total stays far below 2**61).
+    b = _SBUF
+    used = _SN[0]
+    b[used] = 0x80
+    for i in range(used + 1, 128):
+        b[i] = 0
+    if used >= 112:  # no room for the length: one more block
+        _compress(b, 0)
+        for i in range(120):
+            b[i] = 0
+    bits = _SN[1] * 8
+    for i in range(8):
+        b[127 - i] = (bits >> (8 * i)) & 255
+    _compress(b, 0)
+    # Big-endian words out of native little-endian halves.
+    for i in range(64):
+        out[off + i] = _SH[i ^ 3]
+
+
+def sha512(data):
+    """One-shot SHA-512 of a bytes-like object, as bytes."""
+    out = bytearray(64)
+    _sinit()
+    _supdate(data, 0, len(data))
+    _sfinal(out, 0)
+    return bytes(out)
+
+
+def _root(v, k):
+    # floor(v ** (1 / k)) for k = 2 or 3 by integer Newton steps from above (v < 2**201,
+    # so 2**70 is above the root); the sequence decreases until it reaches the floor.
+    x = 1 << 70
+    while True:
+        y = ((k - 1) * x + v // x ** (k - 1)) // k
+        if y >= x:
+            return x
+        x = y
+
+
+def _init_constants():
+    # FIPS 180-4 4.2.3 / 5.3.5, as (hi, lo) little-endian 32-bit words.
+    p = 2
+    n = 0
+    while n < 80:
+        q = 2
+        while p % q:
+            q += 1
+        if q == p:  # p is prime
+            for tbl, k, shift, i in ((_SK, 3, 192, n), (_SIV, 2, 128, n)):
+                if i < len(tbl) // 8:
+                    frac = _root(p << shift, k) & ((1 << 64) - 1)
+                    for j in range(4):
+                        tbl[8 * i + j] = (frac >> (32 + 8 * j)) & 255
+                        tbl[8 * i + 4 + j] = (frac >> (8 * j)) & 255
+            n += 1
+        p += 1
+
+
+_init_constants()
+
+
+# ==================== field
+# Arithmetic modulo p = 2**255 - 19 in MicroPython viper, on preallocated limb arrays.
+#
+# A field element is a bytearray(80): 20 limbs of 13 bits (260 bits), read as ptr32.
+# Why 13 bits: a limb product is 26 bits, and one column of a 20x20 schoolbook product is at
+# most 20 * 9216**2 + carry < 1.8e9 < 2**31, so every intermediate fits a 32-bit word (and
+# even a signed one) on boards, and the 64-bit unix port computes exactly the same numbers
+# without masking.
+#
+# Invariant ("loose" form): every limb <= 8799 after any operation here, value < 2**261.
+# _carry() restores it from limbs up to ~2**30: pass 1 leaves limbs 1..19 at 13 bits and folds
+# the carry out of limb 19 (weight 2**260 = 32*19 = 608 mod p) into limb 0; pass 2 spreads
+# limb 0 again, and any carry reaching the top is at most 1, so limb 0 ends <= 8191 + 608.
+# Inputs to mul/sq must be loose (<= 14654 would still fit; loose gives the margin).
+#
+# Only fixed-length loops, no branches on limb values: timing does not depend on the data
+# (the viper code has no data-dependent branches; the Python callers choose no paths by secrets).
+
+def _fe():
+    return bytearray(80)
+
+
+_T = bytearray(160)  # 40-word product scratch for mul/sq
+# 64*p with limbs >= 15168 each, so a + _BIAS - b never goes negative for loose b.
+_BIAS = bytearray(80)
+_FE0 = bytearray(80)  # the constants 0 and 1 (read-only by convention)
+_FE1 = bytearray(80)
+_FE1[0] = 1
+
+
+@micropython.viper
+def _carry(o):
+    p = ptr32(o)
+    for k in range(2):
+        c = uint(0)
+        for i in range(20):
+            v = uint(p[i]) + c
+            p[i] = v & 0x1FFF
+            c = v >> 13
+        p[0] = uint(p[0]) + c * 608
+
+
+@micropython.viper
+def _mul(o, a, b):
+    # o = a * b (o may be a or b): schoolbook columns into _T with a running carry, then fold
+    # columns 20..39 down with 2**260 = 608.
+    x = ptr32(a)
+    y = ptr32(b)
+    t = ptr32(_T)
+    c = uint(0)
+    for k in range(39):
+        acc = c
+        i = k - 19 if k > 19 else 0
+        e = k if k < 19 else 19
+        while i <= e:
+            acc += uint(x[i]) * uint(y[k - i])
+            i += 1
+        t[k] = acc & 0x1FFF
+        c = acc >> 13
+    t[39] = c
+    p = ptr32(o)
+    for i in range(20):
+        p[i] = uint(t[i]) + uint(t[i + 20]) * 608
+    _carry(o)
+
+
+@micropython.viper
+def _sq(o, a):
+    # o = a * a: each cross product once, doubled (same bounds as _mul).
+    x = ptr32(a)
+    t = ptr32(_T)
+    c = uint(0)
+    for k in range(39):
+        acc = uint(0)
+        i = k - 19 if k > 19 else 0
+        j = k - i
+        while i < j:
+            acc += uint(x[i]) * uint(x[j])
+            i += 1
+            j -= 1
+        acc = acc + acc + c
+        if i == j:
+            acc += uint(x[i]) * uint(x[i])
+        t[k] = acc & 0x1FFF
+        c = acc >> 13
+    t[39] = c
+    p = ptr32(o)
+    for i in range(20):
+        p[i] = uint(t[i]) + uint(t[i + 20]) * 608
+    _carry(o)
+
+
+@micropython.viper
+def _addk(o, a, b, k: int):
+    # o = a + k*b for k = 1 (add), k = -1 (subtract: + 64p keeps every limb positive, since
+    # each _BIAS limb exceeds a loose limb) or 0 < k < 2**17 with a = _FE0 (121665 * b).
+    # Signed words: |k * b limb| <= 121665 * 8799 < 2**31, the sum stays in [0, 2**31).
+    x = ptr32(a)
+    y = ptr32(b)
+    z = ptr32(_BIAS)
+    p = ptr32(o)
+    bm = 0
+    if k < 0:  # which operation, not data
+        bm = -1
+    for i in range(20):
+        p[i] = int(x[i]) + k * int(y[i]) + (int(z[i]) & bm)
+    _carry(o)
+
+
+@micropython.viper
+def _cswap(a, b, bit: uint):
+    # Swap a and b when bit == 1, without a branch.
+    x = ptr32(a)
+    y = ptr32(b)
+    m = uint(0) - bit
+    for i in range(20):
+        t = (uint(x[i]) ^ uint(y[i])) & m
+        x[i] = uint(x[i]) ^ t
+        y[i] = uint(y[i]) ^ t
+
+
+@micropython.viper
+def _limbs(o: ptr32, b: ptr8, off: int, n: int, top: uint, count: int):
+    # o = count limbs of 13 bits from the little-endian bytes b[off:off+n], then the byte
+    # `top`, then zeros (shared with Poly1305). The accumulator stays below 2**21.
+    acc = uint(0)
+    bits = 0
+    i = 0
+    for k in range(count):
+        while bits < 13:
+            v = top if i == n else uint(0)
+            if i < n:
+                v = uint(b[off + i])
+            acc |= v << bits
+            bits += 8
+            i += 1
+        o[k] = acc & 0x1FFF
+        acc >>= 13
+        bits -= 13
+
+
+def _frombytes(o, s, off):
+    # 32 little-endian bytes at s[off:] -> limbs, bit 255 ignored (RFC 7748 masks it; Ed25519
+    # callers check it themselves).
+    _limbs(o, s, off, 31, s[off + 31] & 0x7F, 20)
+
+
+def _copy(o, a):
+    _bcopy(o, 0, a, 0, 80)
+
+
+@micropython.viper
+def _reduce(o, n: int, tb: int, f: uint):
+    # Fully reduce o modulo q = 2**K - f, K = 13 (n - 1) + tb, in place: n limbs of 13 bits,
+    # value < q. Used for p (n = 20, tb = 8, f = 19) on a loose o, and for Poly1305's
+    # 2**130 - 5 (n = 10, tb = 13, f = 5) on its accumulator (limb 0 < 2**22, the others 13
+    # bits). Every carry pass leaves limbs 0..n-2 at 13 bits and the rest in the top limb.
+    # Passes 0 and 1 fold the top limb's bits from tb up as * f: then value < q + 2**K < 2q.
+    # Pass 2 only computes the bit K of value + f: set (b = 1) exactly when value >= q.
+    # Pass 3 adds b * f and drops bit K: value - q when b = 1, value when b = 0 (ref10's
+    # freeze). No branch or address depends on the data; every word stays below 2**23.
+    p = ptr32(o)
+    top = n - 1
+    mk = (1 << tb) - 1
+    b = uint(0)
+    for k in range(4):
+        c = b * f
+        if k < 2:  # pass number, not data
+            c = (uint(p[top]) >> tb) * f
+            p[top] = uint(p[top]) & mk
+        if k == 2:
+            c = f
+        v = uint(0)
+        for i in range(n):
+            v = uint(p[i]) + c
+            c = v >> 13
+            if i < top:
+                v &= 0x1FFF
+            if k != 2:
+                p[i] = v
+        b = v >> tb
+    p[top] = uint(p[top]) & mk
+
+
+@micropython.viper
+def _tobytes(out, off: int, a):
+    # out[off:off+32] = little-endian a; a must be reduced (_reduce).
+    b = ptr8(out)
+    p = ptr32(a)
+    acc = uint(0)
+    bits = 0
+    j = 0
+    for i in range(20):
+        acc |= uint(p[i]) << bits
+        bits += 13
+        while bits >= 8 and j < 32:
+            b[off + j] = acc & 0xFF
+            acc >>= 8
+            bits -= 8
+            j += 1
+
+
+def _is_zero(a):
+    # 1 when a is 0 modulo p (a is reduced in place); reads every byte, no early exit.
+    _reduce(a, 20, 8, 19)
+    d = 0
+    for i in range(80):
+        d |= a[i]
+    return 1 if d == 0 else 0
+
+
+def _init_bias():
+    # 64p = 2**261 - 1216 written with borrowed limbs: limb0 = 8191-1215+8192, limbs 1..18 =
+    # 8191+8192-1, limb 19 = 2**14-1-1 (bits 247..260). Checked against the integer in tests.
+    limbs = [6976 + 8192] + [8191 + 8192 - 1] * 18 + [16383 - 1]
+    for i in range(20):
+        v = limbs[i]
+        _BIAS[4 * i] = v & 0xFF
+        _BIAS[4 * i + 1] = v >> 8
+
+
+_init_bias()
+
+
+# ==================== X25519
+# X25519 (RFC 7748) on the viper limb field: the Montgomery ladder over preallocated elements.
+#
+# The ladder loop is Python calling viper field functions: each call passes only existing
+# bytearrays and small ints, so a scalar multiplication allocates nothing but its 32-byte
+# result. Bit selection uses _cswap (masking, no branch on secret bits).
+
+
+_X1 = _fe(); _X2 = _fe(); _Z2 = _fe(); _X3 = _fe(); _Z3 = _fe()
+_A = _fe(); _AA = _fe(); _B = _fe(); _BB = _fe(); _E = _fe(); _C = _fe(); _D = _fe()
+_I0 = _fe(); _I1 = _fe(); _I2 = _fe(); _I3 = _fe()
+_XK = bytearray(32)
+_U9 = bytearray(32)
+_U9[0] = 9
+
+
+def _sqn(o, a, n):
+    # o = a ** (2 ** n), n >= 1
+    _sq(o, a)
+    for _ in range(n - 1):
+        _sq(o, o)
+
+
+def _pow_2_250_1(z, z11):
+    # Leaves z ** (2**250 - 1) in _I0 and z ** 11 in z11 (ref10's chain; shared by inversion
+    # and by Ed25519's square root). Uses _I0.._I3.
+    t0 = _I0; t1 = _I1; t2 = _I2; t3 = _I3
+    _sq(t0, z)                  # z^2
+    _sqn(t1, t0, 2)             # z^8
+    _mul(t1, z, t1)             # z^9
+    _mul(z11, t0, t1)           # z^11
+    _sq(t0, z11)                # z^22
+    _mul(t1, t1, t0)            # z^(2^5 - 1)
+    _sqn(t0, t1, 5)
+    _mul(t1, t0, t1)            # 2^10 - 1
+    _sqn(t0, t1, 10)
+    _mul(t2, t0, t1)            # 2^20 - 1
+    _sqn(t0, t2, 20)
+    _mul(t0, t0, t2)            # 2^40 - 1
+    _sqn(t0, t0, 10)
+    _mul(t1, t0, t1)            # 2^50 - 1
+    _sqn(t0, t1, 50)
+    _mul(t2, t0, t1)            # 2^100 - 1
+    _sqn(t0, t2, 100)
+    _mul(t0, t0, t2)            # 2^200 - 1
+    _sqn(t0, t0, 50)
+    _mul(t0, t0, t1)            # 2^250 - 1
+
+
+def _invert(o, z):
+    # o = z ** (p - 2) = z ** (2**255 - 21); 0 maps to 0.
+    _pow_2_250_1(z, _E)
+    _sqn(_I0, _I0, 5)
+    _mul(o, _I0, _E)
+
+
+def _ladder(scalar, u):
+    """X25519(scalar, u) as 32 bytes; inputs are 32-byte buffers (lengths checked by the
+    caller). Returns (result, all_zero_flag) so the caller raises its own error."""
+    k = _XK
+    for i in range(32):
+        k[i] = scalar[i]
+    k[0] &= 248
+    k[31] = (k[31] & 127) | 64
+    _frombytes(_X1, u, 0)  # masks bit 255 of u
+    _copy(_X2, _FE1)
+    _copy(_Z2, _FE0)
+    _copy(_X3, _X1)
+    _copy(_Z3, _FE1)
+    swap = 0
+    for t in range(254, -1, -1):
+        kt = (k[t >> 3] >> (t & 7)) & 1
+        swap ^= kt
+        _cswap(_X2, _X3, swap)
+        _cswap(_Z2, _Z3, swap)
+        swap = kt
+        _addk(_A, _X2, _Z2, 1)
+        _sq(_AA, _A)
+        _addk(_B, _X2, _Z2, -1)
+        _sq(_BB, _B)
+        _addk(_E, _AA, _BB, -1)
+        _addk(_C, _X3, _Z3, 1)
+        _addk(_D, _X3, _Z3, -1)
+        _mul(_D, _D, _A)       # DA
+        _mul(_C, _C, _B)       # CB
+        _addk(_X3, _D, _C, 1)
+        _sq(_X3, _X3)          # x3 = (DA + CB)^2
+        _addk(_Z3, _D, _C, -1)
+        _sq(_Z3, _Z3)
+        _mul(_Z3, _Z3, _X1)    # z3 = x1 * (DA - CB)^2
+        _mul(_X2, _AA, _BB)    # x2 = AA * BB
+        _addk(_A, _FE0, _E, 121665)
+        _addk(_A, _A, _AA, 1)
+        _mul(_Z2, _E, _A)      # z2 = E * (AA + a24 * E)
+    _cswap(_X2, _X3, swap)
+    _cswap(_Z2, _Z3, swap)
+    _invert(_Z2, _Z2)
+    _mul(_X2, _X2, _Z2)
+    zero = _is_zero(_X2)  # reduces _X2 in place
+    out = bytearray(32)
+    _tobytes(out, 0, _X2)
+    for i in range(32):
+        k[i] = 0
+    return out, zero
+
+
+# ==================== Ed25519
+# Ed25519 (RFC 8032) on the viper limb field and viper SHA-512.
+#
+# Points are extended twisted-Edwards coordinates (X, Y, Z, T), four field elements from
+# the field section. Scalars modulo L are handled with Python ints: a handful of operations per
+# signature (MicroPython's big ints allocate there, which is fine off the data path).
+# Scalar multiplication is a comb over 4-bit table entries picked with a masked select (for
+# the secret scalars of signing); verification handles only public data and may branch on it.
+
+_L = 2 ** 252 + 27742317777372353535851937790883648493
+
+
+def _fe_hex(text):
+    o = _fe()
+    _frombytes(o, unhexlify(text), 0)
+    return o
+
+
+_D2 = _fe_hex("59f1b226949bd6eb56b183829a14e00030d1f3eef2808e19e7fcdf56dcd90624")  # 2d
+_DC = _fe_hex("a3785913ca4deb75abd841414d0a700098e879777940c78c73fe6f2bee6c0352")  # d
+_SQRTM1 = _fe_hex("b0a00e4a271beec478e42fad0618432fa7d7fb3d99004d2b0bdfc14f8024832b")
+
+
+def _pt():
+    return (_fe(), _fe(), _fe(), _fe())
+
+
+# Temporaries for point arithmetic and decoding.
+_TA = _fe(); _TB = _fe(); _TC = _fe(); _TD = _fe()
+_TE = _fe(); _TF = _fe(); _TG = _fe(); _TH = _fe()
+_BASE = _pt()
+_Q = _pt()
+_R = _pt()
+_P = _pt()
+_ENC = bytearray(32)
+_CHK = bytearray(32)
+_DIG = bytearray(64)
+
+
+def _p_add(o, p, q):
+    # o = p + q (add-2008-hwcd-3, a = -1, complete: also right when p == q); o may alias p.
+    _addk(_TA, p[1], p[0], -1); _addk(_TE, q[1], q[0], -1); _mul(_TA, _TA, _TE)   # A = (Y1-X1)(Y2-X2)
+    _addk(_TB, p[1], p[0], 1); _addk(_TE, q[1], q[0], 1); _mul(_TB, _TB, _TE)   # B = (Y1+X1)(Y2+X2)
+    _mul(_TC, p[3], q[3]); _mul(_TC, _TC, _D2)                           # C = T1 2d T2
+    _mul(_TD, p[2], q[2]); _addk(_TD, _TD, _TD, 1)                           # D = 2 Z1 Z2
+    _addk(_TE, _TB, _TA, -1); _addk(_TF, _TD, _TC, -1); _addk(_TG, _TD, _TC, 1); _addk(_TH, _TB, _TA, 1)
+    _mul(o[0], _TE, _TF); _mul(o[1], _TG, _TH); _mul(o[3], _TE, _TH); _mul(o[2], _TF, _TG)
+
+
+def _p_dbl(o, p):
+    # o = 2p (dbl-2008-hwcd, a = -1); o may alias p.
+    _sq(_TA, p[0])                        # A = X^2
+    _sq(_TB, p[1])                        # B = Y^2
+    _sq(_TC, p[2]); _addk(_TC, _TC, _TC, 1)   # C = 2 Z^2
+    _addk(_TE, p[0], p[1], 1); _sq(_TE, _TE)
+    _addk(_TE, _TE, _TA, -1); _addk(_TE, _TE, _TB, -1)  # E = (X+Y)^2 - A - B
+    _addk(_TG, _TB, _TA, -1)                   # G = -A + B
+    _addk(_TF, _TG, _TC, -1)                   # F = G - C
+    _addk(_TH, _TA, _TB, 1); _addk(_TH, _FE0, _TH, -1)  # H = -A - B
+    _mul(o[0], _TE, _TF); _mul(o[1], _TG, _TH); _mul(o[3], _TE, _TH); _mul(o[2], _TF, _TG)
+
+
+def _p_zero(o):
+    _copy(o[0], _FE0); _copy(o[1], _FE1); _copy(o[2], _FE1); _copy(o[3], _FE0)
+
+
+def _encode(out, off, p):
+    # out[off:off+32] = y with the _ed_sign of x in bit 255 (RFC 8032 5.1.2).
+    _invert(_TA, p[2])
+    _mul(_TB, p[0], _TA); _reduce(_TB, 20, 8, 19)
+    _mul(_TC, p[1], _TA); _reduce(_TC, 20, 8, 19)
+    _tobytes(out, off, _TC)
+    _tobytes(_CHK, 0, _TB)
+    out[off + 31] |= (_CHK[0] & 1) << 7
+
+
+def _decode(o, s, off):
+    # Strict decoding (RFC 8032 5.1.3): returns False for y >= p or no square root or
+    # x == 0 with the _ed_sign bit set.
+    _frombytes(o[1], s, off)
+    _copy(_TA, o[1]); _reduce(_TA, 20, 8, 19); _tobytes(_CHK, 0, _TA)
+    for i in range(31):
+        if _CHK[i] != s[off + i]:
+            return False
+    if _CHK[31] != s[off + 31] & 0x7F:
+        return False  # y was not canonical
+    _ed_sign = s[off + 31] >> 7
+    _sq(_TB, o[1])
+    _addk(_TC, _TB, _FE1, -1)         # u = y^2 - 1
+    _mul(_TD, _TB, _DC); _addk(_TD, _TD, _FE1, 1)  # v = d y^2 + 1
+    # x = u v^3 (u v^7)^((p-5)/8)
+    _sq(_TE, _TD); _mul(_TE, _TE, _TD)         # v^3
+    _sq(_TF, _TE); _mul(_TF, _TF, _TD)         # v^7
+    _mul(_TF, _TF, _TC)                        # u v^7
+    _pow_2_250_1(_TF, _TG)                     # _I0 = (u v^7)^(2^250 - 1)
+    _sqn(_I0, _I0, 2)
+    _mul(_TF, _I0, _TF)                        # ^(2^252 - 3)
+    _mul(_TF, _TF, _TE); _mul(o[0], _TF, _TC)  # x
+    # check v x^2 == u, or == -u (then x *= sqrt(-1))
+    _sq(_TG, o[0]); _mul(_TG, _TG, _TD)
+    _addk(_TH, _TG, _TC, -1)
+    if not _is_zero(_TH):
+        _addk(_TH, _TG, _TC, 1)
+        if not _is_zero(_TH):
+            return False
+        _mul(o[0], o[0], _SQRTM1)
+    if _is_zero(o[0]) and _ed_sign:
+        return False
+    _tobytes(_CHK, 0, o[0])
+    if (_CHK[0] & 1) != _ed_sign:
+        _addk(o[0], _FE0, o[0], -1)
+    _copy(o[2], _FE1)
+    _mul(o[3], o[0], o[1])
+    return True
+
+
+# Comb tables (Lim-Lee, 4 teeth 64 bits apart): entry j (0..15) of the table for a point P is
+# sum over the bits b of j of [2**(64 b)]P, stored one coordinate per bytearray (16 elements
+# of 80 bytes: 5 KiB each table). Then [k]P = sum over i of [2**i] entry(bits i, i+64, i+128,
+# i+192 of k): 63 doublings and 64 additions for a 256-bit k, instead of 252 and 64 with
+# 4-bit windows. _TBL holds B's table (built at import); _TBA is rebuilt for -A per _ed_verify.
+_TBL = (bytearray(1280), bytearray(1280), bytearray(1280), bytearray(1280))
+_TBA = (bytearray(1280), bytearray(1280), bytearray(1280), bytearray(1280))
+
+
+@micropython.viper
+def _select(o, table, idx: uint):
+    # o = table entry idx (0..15), reading every entry and keeping one by mask: the memory
+    # access pattern does not depend on the secret idx.
+    p = ptr32(o)
+    t = ptr32(table)
+    for i in range(20):
+        p[i] = 0
+    for j in range(16):
+        d = uint(j) ^ idx                      # 0 only for the wanted entry; d < 16
+        m = uint(0) - (((d - 1) >> 31) & 1)    # all ones when d == 0 (d - 1 wraps)
+        for i in range(20):
+            p[i] = uint(p[i]) | (uint(t[j * 20 + i]) & m)
+
+
+def _load(o, table, idx):
+    for c in range(4):
+        _select(o[c], table[c], idx)
+
+
+def _comb_table(table, p):
+    # Entries 1, 2, 4, 8 = P, [2**64]P, [2**128]P, [2**192]P by doubling; the others are sums
+    # of two of those (_ed_public data: the base point or a _ed_public key).
+    for c in range(4):
+        _copy(_Q[c], p[c])
+    for b in range(4):
+        if b:
+            for _ in range(64):
+                _p_dbl(_Q, _Q)
+        for c in range(4):
+            _bcopy(table[c], 80 << b, _Q[c], 0, 80)
+    _p_zero(_Q)
+    for c in range(4):
+        _bcopy(table[c], 0, _Q[c], 0, 80)
+    for j in range(3, 16):
+        low = j & -j
+        if low != j:
+            _load(_Q, table, j - low)
+            _load(_P, table, low)
+            _p_add(_Q, _Q, _P)
+            for c in range(4):
+                _bcopy(table[c], 80 * j, _Q[c], 0, 80)
+
+
+def _comb_nibble(k, i):
+    # Bits i, i+64, i+128, i+192 of the 32-byte little-endian k (_ed_public positions).
+    n = 0
+    for b in range(4):
+        j = i + 64 * b
+        n |= ((k[j >> 3] >> (j & 7)) & 1) << b
+    return n
+
+
+def _comb(o, k, ka=None):
+    # o = [k]B (+ [ka](-A) from _TBA when ka is given): 64 steps, each one doubling and one
+    # complete addition per table of an entry picked by _select (no branch or address on
+    # secret bits).
+    _p_zero(o)
+    for i in range(63, -1, -1):
+        if i != 63:  # _ed_public loop position, not a secret
+            _p_dbl(o, o)
+        _load(_P, _TBL, _comb_nibble(k, i))
+        _p_add(o, o, _P)
+        if ka is not None:  # _ed_verify only: _ed_public data
+            _load(_P, _TBA, _comb_nibble(ka, i))
+            _p_add(o, o, _P)
+
+
+def _hash_mod_l(*parts):
+    # SHA-512 of the concatenated parts, as an int modulo L.
+    _sinit()
+    for part in parts:
+        _supdate(part, 0, len(part))
+    _sfinal(_DIG, 0)
+    return int.from_bytes(_DIG, "little") % _L
+
+
+def _expand(seed):
+    # (clamped scalar a as 32 bytes, prefix) from the seed (RFC 8032 5.1.5).
+    _sinit()
+    _supdate(seed, 0, 32)
+    h = bytearray(64)
+    _sfinal(h, 0)
+    h[0] &= 248
+    h[31] = (h[31] & 127) | 64
+    return h
+
+
+def _ed_public(seed):
+    h = _expand(seed)
+    _comb(_Q, h)
+    out = bytearray(32)
+    _encode(out, 0, _Q)
+    for i in range(64):
+        h[i] = 0
+    return bytes(out)
+
+
+def _ed_sign(seed, msg):
+    h = _expand(seed)
+    a = int.from_bytes(h[0:32], "little")
+    _comb(_Q, h)
+    pub = bytearray(32)
+    _encode(pub, 0, _Q)
+    r = _hash_mod_l(memoryview(h)[32:64], msg)
+    _comb(_Q, r.to_bytes(32, "little"))
+    sig = bytearray(64)
+    _encode(sig, 0, _Q)
+    k = _hash_mod_l(memoryview(sig)[0:32], pub, msg)
+    s = (r + k * a) % _L
+    sig[32:64] = s.to_bytes(32, "little")
+    for i in range(64):
+        h[i] = 0
+    return bytes(sig)
+
+
+def _ed_verify(pub, msg, sig):
+    # [S]B == R + [k]A, checked as encode([S]B - [k]A) == R (cofactorless, RFC 8032 5.1.7).
+    s = int.from_bytes(sig[32:64], "little")
+    if s >= _L:
+        return False
+    if not _decode(_R, pub, 0):
+        return False
+    # -A
+    _addk(_R[0], _FE0, _R[0], -1)
+    _addk(_R[3], _FE0, _R[3], -1)
+    k = _hash_mod_l(memoryview(sig)[0:32], pub, msg)
+    _comb_table(_TBA, _R)
+    _comb(_Q, sig[32:64], k.to_bytes(32, "little"))
+    _encode(_ENC, 0, _Q)
+    d = 0
+    for i in range(32):
+        d |= _ENC[i] ^ sig[i]
+    return d == 0
+
+
+def _init_base():
+    # B: y = 4/5 with x even (RFC 8032 5.1).
+    if not _decode(_BASE, unhexlify("5866666666666666666666666666666666666666666666666666666666666666"), 0):
+        raise ImportError("ed25519 base point")
+
+
+_init_base()
+_comb_table(_TBL, _BASE)
+
+
+# ==================== AEAD
+# ChaCha20-Poly1305 (RFC 8439) in MicroPython viper: no heap allocation per call.
+#
+# Written for size (an .mpy that fits small boards) with loops instead of unrolled rounds; on
+# the unix port it still runs at tens of MB/s.
+#
+# Word-size rules (the same code must give the same bytes on the 64-bit unix port, where a viper
+# `uint` is 64 bits, and on 32-bit boards, where it is 32 bits):
+# * ChaCha20: every add and every left shift is masked with M = 0xFFFFFFFF before the value is
+#   shifted right or stored, so the 64-bit port never sees bits above 31; on a 32-bit board the
+#   mask is a no-op and the hardware wraps the same way. M is built as (0xFFFF << 16) | 0xFFFF
+#   at run time, because 0xFFFFFFFF is not a small int on a 32-bit board.
+# * Poly1305: limbs are 13 bits (10 limbs = 130 bits, so 2**130 = 5 folds in exactly). Before a
+#   multiplication every limb of h+m is <= 8196 (limb 0; the others <= 8191) and every limb of r
+#   is <= 8191 (5r <= 40955), so one column sum is at most 8196*8191 + 9*8191*40955 plus a
+#   carry < 2**19, under 3.1e9 < 2**32: products and their sums never exceed 32 bits, no masking
+#   is needed, and they are `uint` so bit 31 is never a sign.
+# * Byte <-> limb conversions keep an accumulator below 2**21.
+# * The finish shares the field code: _limbs (bytes -> 13-bit limbs), _reduce (here modulo
+#   2**130 - 5), _addk with k = 1 (h + s as plain integers: the carry never reaches the top
+#   limb of an 80-byte element, so nothing folds) and _tobytes.
+
+# Quarter-round word indices (RFC 8439 2.3): four column rounds, then four diagonal rounds;
+# then the four rotation amounts.
+_QR = bytes((0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
+             0, 5, 10, 15, 1, 6, 11, 12, 2, 7, 8, 13, 3, 4, 9, 14, 16, 12, 8, 7))
+_SIGMA = b"expand 32-byte k"
+_ZEROS = bytes(80)
+# ChaCha20 state: 16 little-endian words (constants, key, counter, nonce); keystream block
+# (also the scratch for the length block and the tag, once the keystream is not needed).
+_ST = bytearray(64)
+_KS = bytearray(64)
+# Poly1305, as 13-bit limbs in 32-bit words: 5*r (10 limbs) then r (10 limbs), so the factor
+# of a[j] in column i is _PR[10 + i - j] (see _poly); accumulator h; s; a scratch. h, s and the
+# scratch are field-sized (20 limbs, the top 10 zero) for the shared _addk/_tobytes.
+_PR = bytearray(80)
+_PH = bytearray(80)
+_PS = bytearray(80)
+_PA = bytearray(80)
+
+
+@micropython.viper
+def _block(st: ptr32, x: ptr32):
+    # One ChaCha20 block (RFC 8439 2.3): x = 20 rounds of st, plus st. Then counter += 1.
+    # The rounds are one quarter-round body walking _QR: 10 double rounds of 8 quarter rounds,
+    # each four steps "a += b; d ^= a; d <<<= n" with the roles (a, b, c, d) -> (c, d, a, b)
+    # swapped after every step (so the second step is c += d; b ^= c; b <<<= 12, and so on).
+    m = (uint(0xFFFF) << 16) | uint(0xFFFF)
+    q = ptr8(_QR)
+    for i in range(16):
+        x[i] = st[i]
+    for r in range(80):
+        j = (r & 7) << 2
+        ia = q[j]
+        ib = q[j + 1]
+        ic = q[j + 2]
+        id = q[j + 3]
+        a = uint(x[ia]); b = uint(x[ib]); c = uint(x[ic]); d = uint(x[id])
+        for k in range(32, 36):
+            n = q[k]
+            a = (a + b) & m
+            d ^= a
+            d = ((d << n) & m) | (d >> (32 - n))
+            t = a; a = c; c = t
+            t = b; b = d; d = t
+        x[ia] = a; x[ib] = b; x[ic] = c; x[id] = d
+    # ptr32 stores keep the low 32 bits, which is the add modulo 2**32 the spec asks for.
+    for i in range(16):
+        x[i] = uint(x[i]) + uint(st[i])
+    # The caller never sends 2**32 blocks under one nonce (records are <= 16 KiB).
+    st[12] = st[12] + 1
+
+
+@micropython.viper
+def _xor(src: ptr8, soff: int, dst: ptr8, doff: int, n: int):
+    # dst[doff:doff+n] = src[soff:soff+n] ^ ChaCha20 keystream, starting at the counter in _ST.
+    k = ptr8(_KS)
+    i = 0
+    while i < n:
+        _block(_ST, _KS)
+        j = 0
+        while j < 64 and i < n:
+            dst[doff + i] = src[soff + i] ^ k[j]
+            i += 1
+            j += 1
+
+
+@micropython.viper
+def _poly(src, soff: int, n: int):
+    # Absorb n bytes of src into h, the last partial block zero-padded to 16 bytes (the AEAD
+    # padding of RFC 8439 2.8); every block gets the 2**128 bit (bit 11 of limb 9).
+    w = ptr32(_PR)
+    h = ptr32(_PH)
+    a = ptr32(_PA)
+    pos = 0
+    while pos < n:
+        cnt = n - pos
+        if cnt > 16:
+            cnt = 16
+        _limbs(_PA, src, soff + pos, cnt, 0, 10)  # zeros after cnt bytes
+        pos += 16
+        # a = h + m, carried to limbs <= 8191 (limb 0 <= 8196: 2**130 = 5 mod p).
+        c = uint(0)
+        for i in range(10):
+            v = uint(a[i]) + uint(h[i]) + c
+            if i == 9:
+                v += 2048
+            a[i] = v & 0x1FFF
+            c = v >> 13
+        a[0] = uint(a[0]) + c * 5
+        # h = a * r mod 2**130 - 5: column i is sum_j a[j] * _PR[10 + i - j] (5r where j > i),
+        # each < 3.1e9 (see the header), carried as it goes; limbs 1..9 end at 13 bits and
+        # limb 0 below 2**22 (it absorbs 5 * the top carry, < 2**19).
+        c = uint(0)
+        for i in range(10):
+            v = c
+            for j in range(10):
+                v += uint(a[j]) * uint(w[10 + i - j])
+            h[i] = v & 0x1FFF
+            c = v >> 13
+        h[0] = uint(h[0]) + c * 5
+
+
+def _finish(out, off, check):
+    # tag = (h mod 2**130 - 5) + s mod 2**128, little-endian, into _KS[0:16]. check == 0:
+    # write it at out[off:off+16] (returns 0). check == 1: compare it with out[off:off+16]
+    # instead, without an early exit (constant time), returning 0 only when all 16 bytes are
+    # equal. Python small ints only: no allocation.
+    _reduce(_PH, 10, 13, 5)
+    _addk(_PA, _PH, _PS, 1)  # < 2**131: bits above 128 are dropped by taking 16 bytes
+    t = _KS
+    _tobytes(t, 0, _PA)
+    d = 0
+    if check:  # public flag: which call this is, not a secret
+        for i in range(16):
+            d |= out[off + i] ^ t[i]
+    else:
+        _bcopy(out, off, t, 0, 16)
+    return d
+
+
+def _zero(buf, n):
+    _bcopy(buf, 0, _ZEROS, 0, n)
+
+
+def _poly_key():
+    # r (clamped, RFC 8439 2.5) and s from the first 32 keystream bytes, as limbs; h = 0.
+    # _PR = 5r then r (see _poly); 5 * a 13-bit limb < 2**16, so two bytes per word.
+    k = _KS
+    for i in (3, 7, 11, 15):
+        k[i] &= 15
+    for i in (4, 8, 12):
+        k[i] &= 252
+    _limbs(_PA, k, 0, 16, 0, 10)
+    _limbs(_PS, k, 16, 16, 0, 20)
+    _zero(_PR, 40)
+    _bcopy(_PR, 40, _PA, 0, 40)
+    for i in range(0, 40, 4):
+        v = 5 * (_PA[i] | (_PA[i + 1] << 8))
+        _PR[i] = v & 255
+        _PR[i + 1] = v >> 8
+    _zero(_PH, 80)
+
+
+def _start(key, nonce, aad):
+    # State = "expand 32-byte k" | key | counter 0 | nonce (RFC 8439 2.3). Block 0 gives the
+    # one-time Poly1305 key; then absorb the AAD.
+    _bcopy(_ST, 0, _SIGMA, 0, 16)
+    _bcopy(_ST, 16, key, 0, 32)
+    _bcopy(_ST, 48, _ZEROS, 0, 4)
+    _bcopy(_ST, 52, nonce, 0, 12)
+    _block(_ST, _KS)
+    _poly_key()
+    _poly(aad, 0, len(aad))
+
+
+def _lengths(alen, n):
+    # The last Poly1305 block: le64(aad length) | le64(ciphertext length), both < 2**30.
+    b = _KS
+    for i in range(4):
+        b[i] = (alen >> (8 * i)) & 255
+        b[i + 4] = 0
+        b[i + 8] = (n >> (8 * i)) & 255
+        b[i + 12] = 0
+    _poly(b, 0, 16)
+
+
+def _wipe():
+    # Clear key material (state, keystream, r, s, h, scratch) from the module buffers.
+    _zero(_ST, 64)
+    _zero(_KS, 64)
+    _zero(_PR, 80)
+    _zero(_PH, 80)
+    _zero(_PS, 80)
+    _zero(_PA, 80)
+
+
+def _seal(key, nonce, src, soff, n, dst, doff, aad):
+    """Encrypt n bytes of src at soff into dst at doff, then the 16-byte tag. Lengths are
+    checked by the caller (records and AAD are < 2**30 bytes)."""
+    _start(key, nonce, aad)
+    _xor(src, soff, dst, doff, n)  # counter 1.. -> ciphertext
+    _poly(dst, doff, n)
+    _lengths(len(aad), n)
+    _finish(dst, doff + n, 0)
+    _wipe()
+
+
+def _open(key, nonce, src, soff, n, dst, doff, aad):
+    """Check the tag at src[soff+n:] and only then decrypt into dst. Returns False (dst
+    untouched) when the tag does not match."""
+    _start(key, nonce, aad)
+    _poly(src, soff, n)
+    _lengths(len(aad), n)
+    ok = _finish(src, soff + n, 1) == 0
+    if ok:
+        _xor(src, soff, dst, doff, n)
+    _wipe()
+    return ok
+
+
+# ==================== backend: argument checks, the interface of docs/design.md
+
+def _len(buf, n, what):
+    # len() of a bytes-like buf, which must be n when n >= 0; else CryptoError. str is refused
+    # explicitly: MicroPython lets viper read a str through its buffer protocol. Allocates
+    # nothing on success.
     try:
-        return len(buf)
+        if not isinstance(buf, str):
+            k = len(buf)
+            if n < 0 or k == n:
+                return k
     except TypeError:
-        raise CryptoError("%s is not a buffer" % what)
+        pass
+    raise CryptoError("%s: not a buffer of the right length" % what)
 
 
-def _check_key(buf, n, what):
-    # A buffer of exactly n bytes, else CryptoError.
-    if _length(buf, what) != n:
-        raise CryptoError("%s must be %d bytes" % (what, n))
-
-
-def _window(src, soff, n, dst, doff, src_extra, dst_extra):
-    # Same refusals as the pure backend: int offsets, in range, dst writable.
-    if not (isinstance(soff, int) and isinstance(doff, int) and isinstance(n, int)):
-        raise CryptoError("offsets and length must be ints")
-    if soff < 0 or doff < 0 or n < 0:
-        raise CryptoError("negative offset or length")
-    # (two isinstance calls: a tuple of types would be built, i.e. allocated, on each call)
-    if isinstance(src, str) or isinstance(dst, str) or isinstance(dst, bytes):
-        raise CryptoError("src/dst is not a usable buffer")
+def _aead(tag_in, key, nonce, src, soff, n, dst, doff, aad):
+    # Both AEAD directions: tag_in = 16 for open (the tag follows the ciphertext in src), 0 for
+    # seal (it follows in dst). The same refusals as the pure backend: int offsets and length,
+    # in range, buffers (not str), dst writable. Allocates nothing unless it raises.
+    _len(key, 32, "key")
+    _len(nonce, 12, "nonce")
+    _len(aad, -1, "aad")
     try:
-        if soff + n + src_extra > len(src):
-            raise CryptoError("src too short")
-        if doff + n + dst_extra > len(dst):
-            raise CryptoError("dst too short")
-        if n + dst_extra:
-            # A read-only view (memoryview of bytes) fails here, before anything is written;
-            # storing the byte back leaves dst unchanged.
+        if not (isinstance(soff, int) and isinstance(doff, int) and isinstance(n, int)) \
+                or soff < 0 or doff < 0 or n < 0 or isinstance(src, str) \
+                or soff + n + tag_in > len(src) or doff + n + 16 - tag_in > len(dst):
+            raise CryptoError("AEAD offsets, length or buffers out of range")
+        if n + 16 - tag_in:
+            # A read-only dst (bytes, memoryview of bytes) fails here, before anything is
+            # written; storing the byte back leaves dst unchanged.
             dst[doff] = dst[doff]
+        if tag_in:
+            return _open(key, nonce, src, soff, n, dst, doff, aad)
+        _seal(key, nonce, src, soff, n, dst, doff, aad)
     except (TypeError, ValueError):
-        raise CryptoError("src/dst is not a usable buffer")
+        raise CryptoError("AEAD buffer not usable")
+
+
+def _x25519(scalar, point):
+    # (32-byte result, all-zero flag); CryptoError for anything but two 32-byte buffers.
+    _len(scalar, 32, "X25519 scalar")
+    _len(point, 32, "X25519 point")
+    try:
+        return _ladder(scalar, point)
+    except TypeError:
+        raise CryptoError("X25519 input is not a buffer")
+
+
+def _seed(seed):
+    _len(seed, 32, "Ed25519 seed")
+    # A list of 32 ints has a length too: the buffer protocol is what viper needs.
+    try:
+        memoryview(seed)
+    except TypeError:
+        raise CryptoError("Ed25519 seed is not a buffer")
 
 
 class Backend:
@@ -73,70 +1153,41 @@ class Backend:
     def x25519(self, scalar, point):
         """RFC 7748 X25519 (scalar clamped, top bit of u masked). Raises CryptoError for wrong
         lengths or an all-zero result (a low-order peer point)."""
-        _check_key(scalar, 32, "X25519 scalar")
-        _check_key(point, 32, "X25519 point")
-        try:
-            out, zero = _viper_x25519.x25519(scalar, point)
-        except TypeError:
-            raise CryptoError("X25519 input is not a buffer")
+        out, zero = _x25519(scalar, point)
         if zero:
             raise CryptoError("X25519 result is all zero")
         return bytes(out)
 
     def x25519_base(self, scalar):
         """X25519 public key of a 32-byte secret. Raises CryptoError for a wrong length."""
-        _check_key(scalar, 32, "X25519 scalar")
-        try:
-            out, _ = _viper_x25519.x25519(scalar, _viper_x25519._BASE)
-        except TypeError:
-            raise CryptoError("X25519 scalar is not a buffer")
-        return bytes(out)
+        return bytes(_x25519(scalar, _U9)[0])
 
     def aead_seal(self, key, nonce, src, soff, n, dst, doff, aad=b""):
         """ChaCha20-Poly1305: n bytes of src[soff:] -> ciphertext + 16-byte tag at dst[doff:].
         `aad` (default empty, as the protocol uses it) exists for the Wycheproof vectors.
         Raises CryptoError for a key not 32 / nonce not 12 bytes, short or read-only buffers.
         Allocates nothing."""
-        _check_key(key, 32, "key")
-        _check_key(nonce, 12, "nonce")
-        _length(aad, "aad")
-        _window(src, soff, n, dst, doff, 0, 16)
-        try:
-            _viper_aead.seal(key, nonce, src, soff, n, dst, doff, aad)
-        except TypeError:
-            raise CryptoError("unusable buffer")
+        _aead(0, key, nonce, src, soff, n, dst, doff, aad)
 
     def aead_open(self, key, nonce, src, soff, n, dst, doff, aad=b""):
         """Check the tag at src[soff+n:soff+n+16] (constant time) before writing anything, then
         write the n plaintext bytes at dst[doff:]. Raises AuthenticationFailed (dst untouched)
         or CryptoError (lengths, buffers). Allocates nothing unless it raises."""
-        _check_key(key, 32, "key")
-        _check_key(nonce, 12, "nonce")
-        _length(aad, "aad")
-        _window(src, soff, n, dst, doff, 16, 0)
-        try:
-            ok = _viper_aead.open_(key, nonce, src, soff, n, dst, doff, aad)
-        except TypeError:
-            raise CryptoError("unusable buffer")
-        if not ok:
+        if not _aead(16, key, nonce, src, soff, n, dst, doff, aad):
             raise AuthenticationFailed("AEAD tag mismatch")
 
     def ed25519_public(self, seed):
         """RFC 8032 public key of a 32-byte seed. Raises CryptoError for a wrong length."""
-        _check_key(seed, 32, "Ed25519 seed")
-        try:
-            return _viper_ed25519.public(seed)
-        except TypeError:
-            raise CryptoError("Ed25519 seed is not a buffer")
+        _seed(seed)
+        return _ed_public(seed)
 
     def ed25519_sign(self, seed, msg):
         """64-byte RFC 8032 signature. Raises CryptoError for a wrong seed length or a
         message that is not a buffer."""
-        _check_key(seed, 32, "Ed25519 seed")
-        if isinstance(msg, str):
-            raise CryptoError("message is not a buffer")
+        _seed(seed)
+        _len(msg, -1, "message")
         try:
-            return _viper_ed25519.sign(seed, msg)
+            return _ed_sign(seed, msg)
         except TypeError:
             raise CryptoError("message is not a buffer")
 
@@ -144,15 +1195,12 @@ class Backend:
         """Strict RFC 8032 verification (cofactorless): False for S >= L, a non-canonical or
         undecodable public key, a non-canonical R, wrong lengths or non-buffers. Never raises."""
         try:
-            if isinstance(public, str) or isinstance(msg, str) or isinstance(sig, str):
-                return False
-            if len(public) != 32 or len(sig) != 64:
-                return False
-            return _viper_ed25519.verify(public, msg, sig)
+            return _len(public, 32, "") + _len(sig, 64, "") + _len(msg, -1, "") > 0 and \
+                _ed_verify(public, msg, sig)
         except Exception:
-            # Not a buffer (e.g. None, an int): not a valid signature either.
+            # Not a buffer (e.g. None, an int), a wrong length: not a valid signature either.
             return False
 
     def sha512(self, data):
         """SHA-512 digest (64 bytes) of a bytes-like object."""
-        return _viper_sha512.sha512(data)
+        return sha512(data)

@@ -13,9 +13,7 @@ from tests.portable._util import h, hx, raises
 
 try:
     import micropython
-    from ossuary_micro.crypto import _viper_fe as F
-    from ossuary_micro.crypto import _viper_aead as A
-    from ossuary_micro.crypto import _viper_sha512 as S
+    from ossuary_micro.crypto import viper as F  # field, AEAD and SHA-512 internals
     from ossuary_micro.crypto import get_backend
     V = get_backend("viper")
     P = get_backend("pure")
@@ -65,7 +63,7 @@ def _val(o):
 
 
 def _loose(o, where):
-    # The invariant every field operation promises: limbs <= 8799 (see _viper_fe.py).
+    # The invariant every field operation promises: limbs <= 8799 (see viper.py).
     m = max(_limbs(o))
     assert m <= 8799, (where, m)
 
@@ -163,17 +161,17 @@ def test_chacha20_block_rfc8439_2_3_2():
         return
     key = h("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")
     nonce = h("000000090000004a00000000")
-    st = A._ST  # constants | key | counter 1 | nonce
+    st = F._ST  # constants | key | counter 1 | nonce
     st[0:16] = b"expand 32-byte k"
     st[16:48] = key
     st[48:52] = b"\x01\x00\x00\x00"
     st[52:64] = nonce
     out = bytearray(64)
-    A._block(A._ST, out)
+    F._block(F._ST, out)
     assert hx(out) == (
         "10f1e7e4d13b5915500fdd1fa32071c4c7d1f4c733c068030422aa9ac3d46c4e"
         "d2826446079faa0914c2d705d98b02a2b5129cd1de164eb9cbd083e8a2503c4e")
-    A._wipe()
+    F._wipe()
 
 
 def test_aead_rfc8439_2_8_2_with_aad():
@@ -391,16 +389,16 @@ def test_sha512_block_boundaries_and_streaming():
         d = V.sha512(data)
         assert d == P.sha512(data), n
         # the same bytes fed in uneven pieces
-        S.init()
+        F._sinit()
         i = 0
         step = 1
         while i < n:
             k = min(step, n - i)
-            S.update(data, i, k)
+            F._supdate(data, i, k)
             i += k
             step = step * 3 + 1
         out = bytearray(64)
-        S.final(out)
+        F._sfinal(out)
         assert bytes(out) == d, n
 
 
@@ -415,8 +413,8 @@ def test_sha512_constants_computed_at_import():
         lo = int.from_bytes(buf[8 * i + 4:8 * i + 8], "little")
         return (hi << 32) | lo
 
-    assert word(S._K, 0) == 0x428a2f98d728ae22
-    assert word(S._K, 40) == 0xa2bfe8a14cf10364
-    assert word(S._K, 79) == 0x6c44198c4a475817
-    assert word(S._IV, 0) == 0x6a09e667f3bcc908
-    assert word(S._IV, 7) == 0x5be0cd19137e2179
+    assert word(F._SK, 0) == 0x428a2f98d728ae22
+    assert word(F._SK, 40) == 0xa2bfe8a14cf10364
+    assert word(F._SK, 79) == 0x6c44198c4a475817
+    assert word(F._SIV, 0) == 0x6a09e667f3bcc908
+    assert word(F._SIV, 7) == 0x5be0cd19137e2179
