@@ -25,7 +25,6 @@
 # Not re-entrant (module-level scratch buffers): one caller at a time, like the library itself.
 
 import micropython  # ImportError on CPython: the registry then skips this backend
-from ubinascii import unhexlify
 
 from ..errors import AuthenticationFailed, CryptoError
 
@@ -67,9 +66,11 @@ _ROT = bytes((14, 18, 41, 28, 34, 39, 1, 8, 64 + 7, 19, 61, 64 + 6))
 
 
 @micropython.viper
-def _bcopy(dst: ptr8, doff: int, src: ptr8, soff: int, n: int):
+def _bcopy(dst: ptr8, doff: int, src: ptr8, soff: int, n: int, x: int):
+    # dst[doff + (i ^ x)] = src[soff + i] for i < n: a plain copy with x = 0; x = 3 turns
+    # big-endian 32-bit words into native little-endian ones (SHA-512's block load).
     for i in range(n):
-        dst[doff + i] = src[soff + i]
+        dst[doff + (i ^ x)] = src[soff + i]
 
 
 @micropython.viper
@@ -128,14 +129,6 @@ def _choose(i: int, x: int, y: int, z: int, w: int):
     _add(_SV, i, _SX, 0)
 
 
-@micropython.viper
-def _sload(blk: ptr8, off: int):
-    # W[0..15] = the block at blk[off:], as big-endian halves in native little-endian words.
-    w = ptr8(_SW)
-    for i in range(128):
-        w[i ^ 3] = blk[off + i]
-
-
 def _compress(blk, off):
     # One 128-byte block at blk[off:] into _SH. The schedule: W[t] = W[t-7] + W[t-16] +
     # s1(W[t-2]) + s0(W[t-15]) (offsets count 32-bit halves: word t is at 2t). Variable n
@@ -144,13 +137,13 @@ def _compress(blk, off):
     # each is back at its own pair.
     w = _SW
     v = _SV
-    _sload(blk, off)
+    _bcopy(w, 0, blk, off, 128, 3)  # W[0..15]: big-endian halves
     for t in range(32, 160, 2):
-        _bcopy(w, 4 * t, w, 4 * t - 56, 8)
+        _bcopy(w, 4 * t, w, 4 * t - 56, 8, 0)
         _add(w, t, w, t - 32)
         _sigma(w, t, w, t - 4, 9)
         _sigma(w, t, w, t - 30, 6)
-    _bcopy(v, 0, _SH, 0, 64)
+    _bcopy(v, 0, _SH, 0, 64, 0)
     for t in range(80):
         a = (-t & 7) << 1
         b = (1 - t & 7) << 1
@@ -172,7 +165,7 @@ def _compress(blk, off):
 
 def _sinit():
     """Start a new hash (the previous one, if any, is discarded)."""
-    _bcopy(_SH, 0, _SIV, 0, 64)
+    _bcopy(_SH, 0, _SIV, 0, 64, 0)
     _SN[0] = 0
     _SN[1] = 0
 
@@ -191,7 +184,7 @@ def _supdate(data, off=0, n=-1):
             k = 128 - used
             if k > n:
                 k = n
-            _bcopy(_SBUF, used, data, off, k)
+            _bcopy(_SBUF, used, data, off, k, 0)
             used += k
             if used == 128:
                 _compress(_SBUF, 0)
@@ -218,8 +211,7 @@ def _sfinal(out, off=0):
         b[127 - i] = (bits >> (8 * i)) & 255
     _compress(b, 0)
     # Big-endian words out of native little-endian halves.
-    for i in range(64):
-        out[off + i] = _SH[i ^ 3]
+    _bcopy(out, off, _SH, 0, 64, 3)
 
 
 def sha512(data):
@@ -412,7 +404,7 @@ def _frombytes(o, s, off):
 
 
 def _copy(o, a):
-    _bcopy(o, 0, a, 0, 80)
+    _bcopy(o, 0, a, 0, 80, 0)
 
 
 @micropython.viper
@@ -548,8 +540,7 @@ def _ladder(scalar, u):
     """X25519(scalar, u) as 32 bytes; inputs are 32-byte buffers (lengths checked by the
     caller). Returns (result, all_zero_flag) so the caller raises its own error."""
     k = _XK
-    for i in range(32):
-        k[i] = scalar[i]
+    _bcopy(k, 0, scalar, 0, 32, 0)
     k[0] &= 248
     k[31] = (k[31] & 127) | 64
     _frombytes(_X1, u, 0)  # masks bit 255 of u
@@ -589,8 +580,7 @@ def _ladder(scalar, u):
     zero = _is_zero(_X2)  # reduces _X2 in place
     out = bytearray(32)
     _tobytes(out, 0, _X2)
-    for i in range(32):
-        k[i] = 0
+    _bcopy(k, 0, _ZEROS, 0, 32, 0)
     return out, zero
 
 
@@ -606,15 +596,9 @@ def _ladder(scalar, u):
 _L = 2 ** 252 + 27742317777372353535851937790883648493
 
 
-def _fe_hex(text):
-    o = _fe()
-    _frombytes(o, unhexlify(text), 0)
-    return o
-
-
-_D2 = _fe_hex("59f1b226949bd6eb56b183829a14e00030d1f3eef2808e19e7fcdf56dcd90624")  # 2d
-_DC = _fe_hex("a3785913ca4deb75abd841414d0a700098e879777940c78c73fe6f2bee6c0352")  # d
-_SQRTM1 = _fe_hex("b0a00e4a271beec478e42fad0618432fa7d7fb3d99004d2b0bdfc14f8024832b")
+_D2 = _fe()  # 2d
+_DC = _fe()  # d = -121665 / 121666
+_SQRTM1 = _fe()  # 2 ** ((p - 1) / 4), a square root of -1
 
 
 def _pt():
@@ -749,10 +733,10 @@ def _comb_table(table, p):
             for _ in range(64):
                 _p_dbl(_Q, _Q)
         for c in range(4):
-            _bcopy(table[c], 80 << b, _Q[c], 0, 80)
+            _bcopy(table[c], 80 << b, _Q[c], 0, 80, 0)
     _p_zero(_Q)
     for c in range(4):
-        _bcopy(table[c], 0, _Q[c], 0, 80)
+        _bcopy(table[c], 0, _Q[c], 0, 80, 0)
     for j in range(3, 16):
         low = j & -j
         if low != j:
@@ -760,7 +744,7 @@ def _comb_table(table, p):
             _load(_P, table, low)
             _p_add(_Q, _Q, _P)
             for c in range(4):
-                _bcopy(table[c], 80 * j, _Q[c], 0, 80)
+                _bcopy(table[c], 80 * j, _Q[c], 0, 80, 0)
 
 
 def _comb_nibble(k, i):
@@ -812,8 +796,7 @@ def _ed_public(seed):
     _comb(_Q, h)
     out = bytearray(32)
     _encode(out, 0, _Q)
-    for i in range(64):
-        h[i] = 0
+    _bcopy(h, 0, _ZEROS, 0, 64, 0)
     return bytes(out)
 
 
@@ -830,8 +813,7 @@ def _ed_sign(seed, msg):
     k = _hash_mod_l(memoryview(sig)[0:32], pub, msg)
     s = (r + k * a) % _L
     sig[32:64] = s.to_bytes(32, "little")
-    for i in range(64):
-        h[i] = 0
+    _bcopy(h, 0, _ZEROS, 0, 64, 0)
     return bytes(sig)
 
 
@@ -855,13 +837,28 @@ def _ed_verify(pub, msg, sig):
     return d == 0
 
 
-def _init_base():
-    # B: y = 4/5 with x even (RFC 8032 5.1).
-    if not _decode(_BASE, unhexlify("5866666666666666666666666666666666666666666666666666666666666666"), 0):
+def _init_constants_ed():
+    # d, 2d and sqrt(-1) from their definitions (RFC 8032 5.1, 5.1.3), then the base point B:
+    # y = 4/5 with x even. Checked against the RFC's values by the Ed25519 test vectors.
+    _addk(_DC, _FE0, _FE1, 121666)
+    _invert(_DC, _DC)
+    _addk(_DC, _FE0, _DC, 121665)
+    _addk(_DC, _FE0, _DC, -1)
+    _addk(_D2, _DC, _DC, 1)
+    _addk(_SQRTM1, _FE0, _FE1, 2)
+    _pow_2_250_1(_SQRTM1, _TG)          # _I0 = 2 ** (2**250 - 1)
+    _sqn(_I0, _I0, 3)                   # 2 ** (2**253 - 8)
+    _addk(_SQRTM1, _FE0, _I0, 8)        # 2 ** (2**253 - 5) = 2 ** ((p - 1) / 4)
+    _addk(_TA, _FE0, _FE1, 5)
+    _invert(_TA, _TA)
+    _addk(_TA, _FE0, _TA, 4)
+    _reduce(_TA, 20, 8, 19)
+    _tobytes(_ENC, 0, _TA)
+    if not _decode(_BASE, _ENC, 0):
         raise ImportError("ed25519 base point")
 
 
-_init_base()
+_init_constants_ed()
 _comb_table(_TBL, _BASE)
 
 
@@ -1002,12 +999,12 @@ def _finish(out, off, check):
         for i in range(16):
             d |= out[off + i] ^ t[i]
     else:
-        _bcopy(out, off, t, 0, 16)
+        _bcopy(out, off, t, 0, 16, 0)
     return d
 
 
 def _zero(buf, n):
-    _bcopy(buf, 0, _ZEROS, 0, n)
+    _bcopy(buf, 0, _ZEROS, 0, n, 0)
 
 
 def _poly_key():
@@ -1021,7 +1018,7 @@ def _poly_key():
     _limbs(_PA, k, 0, 16, 0, 10)
     _limbs(_PS, k, 16, 16, 0, 20)
     _zero(_PR, 40)
-    _bcopy(_PR, 40, _PA, 0, 40)
+    _bcopy(_PR, 40, _PA, 0, 40, 0)
     for i in range(0, 40, 4):
         v = 5 * (_PA[i] | (_PA[i + 1] << 8))
         _PR[i] = v & 255
@@ -1032,10 +1029,10 @@ def _poly_key():
 def _start(key, nonce, aad):
     # State = "expand 32-byte k" | key | counter 0 | nonce (RFC 8439 2.3). Block 0 gives the
     # one-time Poly1305 key; then absorb the AAD.
-    _bcopy(_ST, 0, _SIGMA, 0, 16)
-    _bcopy(_ST, 16, key, 0, 32)
-    _bcopy(_ST, 48, _ZEROS, 0, 4)
-    _bcopy(_ST, 52, nonce, 0, 12)
+    _bcopy(_ST, 0, _SIGMA, 0, 16, 0)
+    _bcopy(_ST, 16, key, 0, 32, 0)
+    _bcopy(_ST, 48, _ZEROS, 0, 4, 0)
+    _bcopy(_ST, 52, nonce, 0, 12, 0)
     _block(_ST, _KS)
     _poly_key()
     _poly(aad, 0, len(aad))
