@@ -904,47 +904,45 @@ _PA = bytearray(80)
 
 
 @micropython.viper
-def _block(st: ptr32, x: ptr32):
-    # One ChaCha20 block (RFC 8439 2.3): x = 20 rounds of st, plus st. Then counter += 1.
+def _xor(src: ptr8, soff: int, dst: ptr8, doff: int, n: int):
+    # dst[doff:doff+n] = src[soff:soff+n] ^ ChaCha20 keystream, from the counter in _ST. Each
+    # 64 bytes take one block (RFC 8439 2.3) into _KS: 20 rounds of _ST, plus _ST; counter += 1.
     # The rounds are one quarter-round body walking _QR: 10 double rounds of 8 quarter rounds,
     # each four steps "a += b; d ^= a; d <<<= n" with the roles (a, b, c, d) -> (c, d, a, b)
     # swapped after every step (so the second step is c += d; b ^= c; b <<<= 12, and so on).
+    # dst may be _KS itself (the Poly1305 key: the keystream of zeros).
     m = (uint(0xFFFF) << 16) | uint(0xFFFF)
     q = ptr8(_QR)
-    for i in range(16):
-        x[i] = st[i]
-    for r in range(80):
-        j = (r & 7) << 2
-        ia = q[j]
-        ib = q[j + 1]
-        ic = q[j + 2]
-        id = q[j + 3]
-        a = uint(x[ia]); b = uint(x[ib]); c = uint(x[ic]); d = uint(x[id])
-        for k in range(32, 36):
-            n = q[k]
-            a = (a + b) & m
-            d ^= a
-            d = ((d << n) & m) | (d >> (32 - n))
-            t = a; a = c; c = t
-            t = b; b = d; d = t
-        x[ia] = a; x[ib] = b; x[ic] = c; x[id] = d
-    # ptr32 stores keep the low 32 bits, which is the add modulo 2**32 the spec asks for.
-    for i in range(16):
-        x[i] = uint(x[i]) + uint(st[i])
-    # The caller never sends 2**32 blocks under one nonce (records are <= 16 KiB).
-    st[12] = st[12] + 1
-
-
-@micropython.viper
-def _xor(src: ptr8, soff: int, dst: ptr8, doff: int, n: int):
-    # dst[doff:doff+n] = src[soff:soff+n] ^ ChaCha20 keystream, starting at the counter in _ST.
-    k = ptr8(_KS)
+    st = ptr32(_ST)
+    x = ptr32(_KS)
+    ks = ptr8(_KS)
     i = 0
     while i < n:
-        _block(_ST, _KS)
+        for w in range(16):
+            x[w] = st[w]
+        for r in range(80):
+            j = (r & 7) << 2
+            ia = q[j]
+            ib = q[j + 1]
+            ic = q[j + 2]
+            id = q[j + 3]
+            a = uint(x[ia]); b = uint(x[ib]); c = uint(x[ic]); d = uint(x[id])
+            for k in range(32, 36):
+                e = q[k]
+                a = (a + b) & m
+                d ^= a
+                d = ((d << e) & m) | (d >> (32 - e))
+                t = a; a = c; c = t
+                t = b; b = d; d = t
+            x[ia] = a; x[ib] = b; x[ic] = c; x[id] = d
+        # ptr32 stores keep the low 32 bits, which is the add modulo 2**32 the spec asks for.
+        for w in range(16):
+            x[w] = uint(x[w]) + uint(st[w])
+        # The caller never sends 2**32 blocks under one nonce (records are <= 16 KiB).
+        st[12] = st[12] + 1
         j = 0
         while j < 64 and i < n:
-            dst[doff + i] = src[soff + i] ^ k[j]
+            dst[doff + i] = src[soff + i] ^ ks[j]
             i += 1
             j += 1
 
@@ -1033,7 +1031,7 @@ def _start(key, nonce, aad):
     _bcopy(_ST, 16, key, 0, 32, 0)
     _bcopy(_ST, 48, _ZEROS, 0, 4, 0)
     _bcopy(_ST, 52, nonce, 0, 12, 0)
-    _block(_ST, _KS)
+    _xor(_ZEROS, 0, _KS, 0, 64)  # block 0: the keystream itself
     _poly_key()
     _poly(aad, 0, len(aad))
 
