@@ -983,32 +983,34 @@ def _poly(src, soff: int, n: int):
         h[0] = uint(h[0]) + c * 5
 
 
-def _finish(out, off, check):
-    # tag = (h mod 2**130 - 5) + s mod 2**128, little-endian, into _KS[0:16]. check == 0:
-    # write it at out[off:off+16] (returns 0). check == 1: compare it with out[off:off+16]
-    # instead, without an early exit (constant time), returning 0 only when all 16 bytes are
-    # equal. Python small ints only: no allocation.
-    _reduce(_PH, 10, 13, 5)
-    _addk(_PA, _PH, _PS, 1)  # < 2**131: bits above 128 are dropped by taking 16 bytes
-    t = _KS
-    _tobytes(t, 0, _PA)
-    d = 0
-    if check:  # public flag: which call this is, not a secret
-        for i in range(16):
-            d |= out[off + i] ^ t[i]
-    else:
-        _bcopy(out, off, t, 0, 16, 0)
-    return d
-
-
 def _zero(buf, n):
     _bcopy(buf, 0, _ZEROS, 0, n, 0)
 
 
-def _poly_key():
-    # r (clamped, RFC 8439 2.5) and s from the first 32 keystream bytes, as limbs; h = 0.
-    # _PR = 5r then r (see _poly); 5 * a 13-bit limb < 2**16, so two bytes per word.
+def _wipe():
+    # Clear key material (state, keystream, r, s, h, scratch) from the module buffers.
+    _zero(_ST, 64)
+    _zero(_KS, 64)
+    _zero(_PR, 80)
+    _zero(_PH, 80)
+    _zero(_PS, 80)
+    _zero(_PA, 80)
+
+
+def _chacha_poly(tag_in, key, nonce, src, soff, n, dst, doff, aad):
+    # Seal (tag_in = 0: ciphertext and then the tag into dst) or open (tag_in = 16: the tag
+    # follows the ciphertext in src; plaintext is written only when it matches). Returns True
+    # for a seal or a matching tag. Arguments are checked by the caller (records and AAD are
+    # < 2**30 bytes). Python small ints only: no allocation.
+    # State = "expand 32-byte k" | key | counter 0 | nonce (RFC 8439 2.3).
+    _bcopy(_ST, 0, _SIGMA, 0, 16, 0)
+    _bcopy(_ST, 16, key, 0, 32, 0)
+    _bcopy(_ST, 48, _ZEROS, 0, 4, 0)
+    _bcopy(_ST, 52, nonce, 0, 12, 0)
     k = _KS
+    _xor(_ZEROS, 0, k, 0, 64)  # block 0 (the keystream itself): the one-time Poly1305 key
+    # r (clamped, RFC 8439 2.5) and s as limbs; h = 0. _PR = 5r then r (see _poly); 5 * a
+    # 13-bit limb < 2**16, so two bytes per word.
     for i in (3, 7, 11, 15):
         k[i] &= 15
     for i in (4, 8, 12):
@@ -1022,63 +1024,39 @@ def _poly_key():
         _PR[i] = v & 255
         _PR[i + 1] = v >> 8
     _zero(_PH, 80)
-
-
-def _start(key, nonce, aad):
-    # State = "expand 32-byte k" | key | counter 0 | nonce (RFC 8439 2.3). Block 0 gives the
-    # one-time Poly1305 key; then absorb the AAD.
-    _bcopy(_ST, 0, _SIGMA, 0, 16, 0)
-    _bcopy(_ST, 16, key, 0, 32, 0)
-    _bcopy(_ST, 48, _ZEROS, 0, 4, 0)
-    _bcopy(_ST, 52, nonce, 0, 12, 0)
-    _xor(_ZEROS, 0, _KS, 0, 64)  # block 0: the keystream itself
-    _poly_key()
-    _poly(aad, 0, len(aad))
-
-
-def _lengths(alen, n):
-    # The last Poly1305 block: le64(aad length) | le64(ciphertext length), both < 2**30.
-    b = _KS
+    alen = len(aad)
+    _poly(aad, 0, alen)
+    if tag_in:  # which call this is, public
+        t = src
+        off = soff
+    else:
+        _xor(src, soff, dst, doff, n)  # counter 1.. -> ciphertext
+        t = dst
+        off = doff
+    _poly(t, off, n)
+    # The last block: le64(aad length) | le64(ciphertext length), both < 2**30.
     for i in range(4):
-        b[i] = (alen >> (8 * i)) & 255
-        b[i + 4] = 0
-        b[i + 8] = (n >> (8 * i)) & 255
-        b[i + 12] = 0
-    _poly(b, 0, 16)
-
-
-def _wipe():
-    # Clear key material (state, keystream, r, s, h, scratch) from the module buffers.
-    _zero(_ST, 64)
-    _zero(_KS, 64)
-    _zero(_PR, 80)
-    _zero(_PH, 80)
-    _zero(_PS, 80)
-    _zero(_PA, 80)
-
-
-def _seal(key, nonce, src, soff, n, dst, doff, aad):
-    """Encrypt n bytes of src at soff into dst at doff, then the 16-byte tag. Lengths are
-    checked by the caller (records and AAD are < 2**30 bytes)."""
-    _start(key, nonce, aad)
-    _xor(src, soff, dst, doff, n)  # counter 1.. -> ciphertext
-    _poly(dst, doff, n)
-    _lengths(len(aad), n)
-    _finish(dst, doff + n, 0)
+        k[i] = (alen >> (8 * i)) & 255
+        k[i + 4] = 0
+        k[i + 8] = (n >> (8 * i)) & 255
+        k[i + 12] = 0
+    _poly(k, 0, 16)
+    # tag = (h mod 2**130 - 5) + s mod 2**128, little-endian, into _KS[0:16]; written after
+    # the ciphertext (seal), or compared with the received one without an early exit.
+    _reduce(_PH, 10, 13, 5)
+    _addk(_PA, _PH, _PS, 1)  # < 2**131: bits above 128 are dropped by taking 16 bytes
+    _tobytes(k, 0, _PA)
+    off += n
+    d = 0
+    if tag_in:
+        for i in range(16):
+            d |= t[off + i] ^ k[i]
+        if d == 0:
+            _xor(src, soff, dst, doff, n)
+    else:
+        _bcopy(t, off, k, 0, 16, 0)
     _wipe()
-
-
-def _open(key, nonce, src, soff, n, dst, doff, aad):
-    """Check the tag at src[soff+n:] and only then decrypt into dst. Returns False (dst
-    untouched) when the tag does not match."""
-    _start(key, nonce, aad)
-    _poly(src, soff, n)
-    _lengths(len(aad), n)
-    ok = _finish(src, soff + n, 1) == 0
-    if ok:
-        _xor(src, soff, dst, doff, n)
-    _wipe()
-    return ok
+    return d == 0
 
 
 # ==================== backend: argument checks, the interface of docs/design.md
@@ -1113,9 +1091,7 @@ def _aead(tag_in, key, nonce, src, soff, n, dst, doff, aad):
             # A read-only dst (bytes, memoryview of bytes) fails here, before anything is
             # written; storing the byte back leaves dst unchanged.
             dst[doff] = dst[doff]
-        if tag_in:
-            return _open(key, nonce, src, soff, n, dst, doff, aad)
-        _seal(key, nonce, src, soff, n, dst, doff, aad)
+        return _chacha_poly(tag_in, key, nonce, src, soff, n, dst, doff, aad)
     except (TypeError, ValueError):
         raise CryptoError("AEAD buffer not usable")
 
