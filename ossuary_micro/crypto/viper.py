@@ -35,9 +35,9 @@ from ..errors import AuthenticationFailed, CryptoError
 # MicroPython's hashlib has no sha512, and pure Python 64-bit arithmetic makes big ints on every
 # board. Here each 64-bit word is a pair of 32-bit words (hi, lo) in a buffer read as ptr32.
 # Written for a small .mpy rather than speed: the schedule and the rounds are Python loops over
-# three viper primitives, _add (one 64-bit addition; the carry out of the low halves comes from
-# their top bits, so no 33rd bit is ever needed), _sigma (adds the XOR of three rotations or
-# shifts taken from a table) and _choose (adds a bitwise select: Ch, and Maj as a select too).
+# two viper primitives, _add (one 64-bit addition; the carry out of the low halves comes from
+# their top bits, so no 33rd bit is ever needed) and _sigma (adds the XOR of three rotations or
+# shifts taken from a table, or a bitwise select: Ch, and Maj as a select too).
 # A block costs about 1500 calls (~100 us on the unix port, still well ahead of pure Python);
 # Ed25519 hashes a few blocks per signature.
 #
@@ -56,7 +56,7 @@ from ..errors import AuthenticationFailed, CryptoError
 _SK = bytearray(640)   # 80 round constants as (hi, lo), native little-endian 32-bit words
 _SIV = bytearray(64)
 _SH = bytearray(64)    # state, 8 words as (hi, lo)
-_SV = bytearray(72)    # working variables a..h, rotated through by index (see _compress), 0
+_SV = bytearray(64)    # working variables a..h, rotated through by index (see _compress)
 _SX = bytearray(16)    # scratch: two words
 _SW = bytearray(640)   # message schedule, 80 words as (hi, lo)
 _SBUF = bytearray(128)  # partial input block
@@ -88,45 +88,45 @@ def _add(d: ptr32, i: int, s: ptr32, j: int):
 
 @micropython.viper
 def _sigma(d: ptr32, i: int, s: ptr32, j: int, r: int):
-    # Word d[i:i+2] += the XOR of the three rotations _ROT[r:r+3] of word s[j:j+2] (a shift
-    # where the table says 64 + n). Amounts are never 0 or 32, so no shift below is by 32.
+    # Word d[i:i+2] += f(s), where f is, by the public selector r:
+    # r < 12: the XOR of the three rotations _ROT[r:r+3] of word s[j:j+2] (a shift where the
+    #   table says 64 + n). Amounts are never 0 or 32, so no shift below is by 32.
+    # r = 12 or 16: Ch(e, f, g) or Maj(a, b, c) of round j on the working variables s = _SV
+    #   (variable n of round j is the pair ((n - j) & 7) << 1, see _compress), both as
+    #   z ^ ((x ^ (z & mk)) & (y ^ z)) over (x, y, z) = (e, f, g), mk = 0 (Ch) and
+    #   (a, b, c), mk = ones (Maj: a == b gives a, else z decides). r & 7 is x's name.
     m = (uint(0xFFFF) << 16) | uint(0xFFFF)
-    rot = ptr8(_ROT)
     x = ptr32(_SX)
-    xh = uint(s[j])
-    xl = uint(s[j + 1])
-    oh = uint(0)
-    ol = uint(0)
-    for k in range(3):
-        n = int(rot[r + k])
-        a = xh
-        b = xl
-        if n >= 64:  # shift right: the high half gets zeros from above
-            n -= 64
-            oh ^= a >> n
-        else:
-            if n >= 32:  # rotating by 32 + n is swapping the halves, then rotating by n
-                a = xl
-                b = xh
-                n -= 32
-            oh ^= (a >> n) | ((b << (32 - n)) & m)
-        ol ^= (b >> n) | ((a << (32 - n)) & m)
-    x[0] = oh
-    x[1] = ol
+    if r >= 12:
+        mk = m if r == 16 else uint(0)
+        for k in range(2):
+            a = uint(s[((r - j) & 7) * 2 + k])
+            b = uint(s[((r + 1 - j) & 7) * 2 + k])
+            c = uint(s[((r + 2 - j) & 7) * 2 + k])
+            x[k] = c ^ ((a ^ (c & mk)) & (b ^ c))
+    else:
+        rot = ptr8(_ROT)
+        xh = uint(s[j])
+        xl = uint(s[j + 1])
+        oh = uint(0)
+        ol = uint(0)
+        for k in range(3):
+            n = int(rot[r + k])
+            a = xh
+            b = xl
+            if n >= 64:  # shift right: the high half gets zeros from above
+                n -= 64
+                oh ^= a >> n
+            else:
+                if n >= 32:  # rotating by 32 + n is swapping the halves, then rotating by n
+                    a = xl
+                    b = xh
+                    n -= 32
+                oh ^= (a >> n) | ((b << (32 - n)) & m)
+            ol ^= (b >> n) | ((a << (32 - n)) & m)
+        x[0] = oh
+        x[1] = ol
     _add(d, i, _SX, 0)
-
-
-@micropython.viper
-def _choose(i: int, x: int, y: int, z: int, w: int):
-    # Working word i += (x ^ y) ? w : z bitwise, i.e. z ^ ((x ^ y) & (z ^ w)), on the pairs of
-    # _SV: Ch(e, f, g) with y = 16 (the zero word after the eight variables), and Maj(a, b, c)
-    # as Ch(a ^ b, c, b).
-    v = ptr32(_SV)
-    t = ptr32(_SX)
-    for k in range(2):
-        b = uint(v[z + k])
-        t[k] = b ^ ((uint(v[x + k]) ^ uint(v[y + k])) & (b ^ uint(v[w + k])))
-    _add(_SV, i, _SX, 0)
 
 
 def _compress(blk, off):
@@ -145,20 +145,16 @@ def _compress(blk, off):
         _sigma(w, t, w, t - 30, 6)
     _bcopy(v, 0, _SH, 0, 64, 0)
     for t in range(80):
-        a = (-t & 7) << 1
-        b = (1 - t & 7) << 1
-        c = (2 - t & 7) << 1
-        e = (4 - t & 7) << 1
         h = (7 - t & 7) << 1
         # h += S1(e) + Ch(e, f, g) + K[t] + W[t]: this is T1
-        _sigma(v, h, v, e, 0)
-        _choose(h, e, 16, (6 - t & 7) << 1, (5 - t & 7) << 1)
-        _add(v, h, _SW, 2 * t)
+        _sigma(v, h, v, (4 - t & 7) << 1, 0)
+        _sigma(v, h, v, t, 12)
+        _add(v, h, w, 2 * t)
         _add(v, h, _SK, 2 * t)
         # e' = d + T1 (over d); a' = T1 + S0(a) + Maj(a, b, c) (over h)
         _add(v, (3 - t & 7) << 1, v, h)
-        _sigma(v, h, v, a, 3)
-        _choose(h, a, b, b, c)
+        _sigma(v, h, v, (-t & 7) << 1, 3)
+        _sigma(v, h, v, t, 16)
     for i in range(0, 16, 2):
         _add(_SH, i, v, i)
 
@@ -269,7 +265,7 @@ _init_constants()
 # _carry() restores it from limbs up to ~2**30: pass 1 leaves limbs 1..19 at 13 bits and folds
 # the carry out of limb 19 (weight 2**260 = 32*19 = 608 mod p) into limb 0; pass 2 spreads
 # limb 0 again, and any carry reaching the top is at most 1, so limb 0 ends <= 8191 + 608.
-# Inputs to mul/sq must be loose (<= 14654 would still fit; loose gives the margin).
+# Inputs to _mul must be loose (<= 14654 would still fit; loose gives the margin).
 #
 # Only fixed-length loops, no branches on limb values: timing does not depend on the data
 # (the viper code has no data-dependent branches; the Python callers choose no paths by secrets).
@@ -278,7 +274,7 @@ def _fe():
     return bytearray(80)
 
 
-_T = bytearray(160)  # 40-word product scratch for mul/sq
+_T = bytearray(160)  # 40-word product scratch for _mul
 # 64*p with limbs >= 15168 each, so a + _BIAS - b never goes negative for loose b.
 _BIAS = bytearray(80)
 _FE0 = bytearray(80)  # the constants 0 and 1 (read-only by convention)
@@ -301,44 +297,32 @@ def _carry(o):
 @micropython.viper
 def _mul(o, a, b):
     # o = a * b (o may be a or b): schoolbook columns into _T with a running carry, then fold
-    # columns 20..39 down with 2**260 = 608.
+    # columns 20..39 down with 2**260 = 608. Column k pairs x[i] y[j] with x[j] y[i] (i < j,
+    # i + j = k), plus x[i] y[i] when k is even; a square (a is b) takes each pair's product
+    # once and doubles the sum. Whether it is a square is the caller's choice, not data.
     x = ptr32(a)
     y = ptr32(b)
-    t = ptr32(_T)
-    c = uint(0)
-    for k in range(39):
-        acc = c
-        i = k - 19 if k > 19 else 0
-        e = k if k < 19 else 19
-        while i <= e:
-            acc += uint(x[i]) * uint(y[k - i])
-            i += 1
-        t[k] = acc & 0x1FFF
-        c = acc >> 13
-    t[39] = c
-    p = ptr32(o)
-    for i in range(20):
-        p[i] = uint(t[i]) + uint(t[i + 20]) * 608
-    _carry(o)
-
-
-@micropython.viper
-def _sq(o, a):
-    # o = a * a: each cross product once, doubled (same bounds as _mul).
-    x = ptr32(a)
+    s = int(x) == int(y)
     t = ptr32(_T)
     c = uint(0)
     for k in range(39):
         acc = uint(0)
         i = k - 19 if k > 19 else 0
         j = k - i
-        while i < j:
-            acc += uint(x[i]) * uint(x[j])
-            i += 1
-            j -= 1
-        acc = acc + acc + c
+        if s:
+            while i < j:
+                acc += uint(x[i]) * uint(y[j])
+                i += 1
+                j -= 1
+            acc += acc
+        else:
+            while i < j:
+                acc += uint(x[i]) * uint(y[j]) + uint(x[j]) * uint(y[i])
+                i += 1
+                j -= 1
         if i == j:
-            acc += uint(x[i]) * uint(x[i])
+            acc += uint(x[i]) * uint(y[i])
+        acc += c
         t[k] = acc & 0x1FFF
         c = acc >> 13
     t[39] = c
@@ -498,20 +482,20 @@ _U9[0] = 9
 
 def _sqn(o, a, n):
     # o = a ** (2 ** n), n >= 1
-    _sq(o, a)
+    _mul(o, a, a)
     for _ in range(n - 1):
-        _sq(o, o)
+        _mul(o, o, o)
 
 
 def _pow_2_250_1(z, z11):
     # Leaves z ** (2**250 - 1) in _I0 and z ** 11 in z11 (ref10's chain; shared by inversion
     # and by Ed25519's square root). Uses _I0.._I3.
     t0 = _I0; t1 = _I1; t2 = _I2; t3 = _I3
-    _sq(t0, z)                  # z^2
+    _mul(t0, z, z)                  # z^2
     _sqn(t1, t0, 2)             # z^8
     _mul(t1, z, t1)             # z^9
     _mul(z11, t0, t1)           # z^11
-    _sq(t0, z11)                # z^22
+    _mul(t0, z11, z11)                # z^22
     _mul(t1, t1, t0)            # z^(2^5 - 1)
     _sqn(t0, t1, 5)
     _mul(t1, t0, t1)            # 2^10 - 1
@@ -556,18 +540,18 @@ def _ladder(scalar, u):
         _cswap(_Z2, _Z3, swap)
         swap = kt
         _addk(_A, _X2, _Z2, 1)
-        _sq(_AA, _A)
+        _mul(_AA, _A, _A)
         _addk(_B, _X2, _Z2, -1)
-        _sq(_BB, _B)
+        _mul(_BB, _B, _B)
         _addk(_E, _AA, _BB, -1)
         _addk(_C, _X3, _Z3, 1)
         _addk(_D, _X3, _Z3, -1)
         _mul(_D, _D, _A)       # DA
         _mul(_C, _C, _B)       # CB
         _addk(_X3, _D, _C, 1)
-        _sq(_X3, _X3)          # x3 = (DA + CB)^2
+        _mul(_X3, _X3, _X3)          # x3 = (DA + CB)^2
         _addk(_Z3, _D, _C, -1)
-        _sq(_Z3, _Z3)
+        _mul(_Z3, _Z3, _Z3)
         _mul(_Z3, _Z3, _X1)    # z3 = x1 * (DA - CB)^2
         _mul(_X2, _AA, _BB)    # x2 = AA * BB
         _addk(_A, _FE0, _E, 121665)
@@ -629,10 +613,10 @@ def _p_add(o, p, q):
 
 def _p_dbl(o, p):
     # o = 2p (dbl-2008-hwcd, a = -1); o may alias p.
-    _sq(_TA, p[0])                        # A = X^2
-    _sq(_TB, p[1])                        # B = Y^2
-    _sq(_TC, p[2]); _addk(_TC, _TC, _TC, 1)   # C = 2 Z^2
-    _addk(_TE, p[0], p[1], 1); _sq(_TE, _TE)
+    _mul(_TA, p[0], p[0])                        # A = X^2
+    _mul(_TB, p[1], p[1])                        # B = Y^2
+    _mul(_TC, p[2], p[2]); _addk(_TC, _TC, _TC, 1)   # C = 2 Z^2
+    _addk(_TE, p[0], p[1], 1); _mul(_TE, _TE, _TE)
     _addk(_TE, _TE, _TA, -1); _addk(_TE, _TE, _TB, -1)  # E = (X+Y)^2 - A - B
     _addk(_TG, _TB, _TA, -1)                   # G = -A + B
     _addk(_TF, _TG, _TC, -1)                   # F = G - C
@@ -665,19 +649,19 @@ def _decode(o, s, off):
     if _CHK[31] != s[off + 31] & 0x7F:
         return False  # y was not canonical
     _ed_sign = s[off + 31] >> 7
-    _sq(_TB, o[1])
+    _mul(_TB, o[1], o[1])
     _addk(_TC, _TB, _FE1, -1)         # u = y^2 - 1
     _mul(_TD, _TB, _DC); _addk(_TD, _TD, _FE1, 1)  # v = d y^2 + 1
     # x = u v^3 (u v^7)^((p-5)/8)
-    _sq(_TE, _TD); _mul(_TE, _TE, _TD)         # v^3
-    _sq(_TF, _TE); _mul(_TF, _TF, _TD)         # v^7
+    _mul(_TE, _TD, _TD); _mul(_TE, _TE, _TD)         # v^3
+    _mul(_TF, _TE, _TE); _mul(_TF, _TF, _TD)         # v^7
     _mul(_TF, _TF, _TC)                        # u v^7
     _pow_2_250_1(_TF, _TG)                     # _I0 = (u v^7)^(2^250 - 1)
     _sqn(_I0, _I0, 2)
     _mul(_TF, _I0, _TF)                        # ^(2^252 - 3)
     _mul(_TF, _TF, _TE); _mul(o[0], _TF, _TC)  # x
     # check v x^2 == u, or == -u (then x *= sqrt(-1))
-    _sq(_TG, o[0]); _mul(_TG, _TG, _TD)
+    _mul(_TG, o[0], o[0]); _mul(_TG, _TG, _TD)
     _addk(_TH, _TG, _TC, -1)
     if not _is_zero(_TH):
         _addk(_TH, _TG, _TC, 1)

@@ -97,7 +97,7 @@ def test_field_ops_match_python_ints():
         F._mul(o, x, y)
         _loose(o, "mul")
         assert _val(o) % _P25519 == a * b % _P25519, ("mul", a, b)
-        F._sq(x, o)  # chained: loose inputs
+        F._mul(x, o, o)  # chained: loose inputs
         _loose(x, "sq")
         assert _val(x) % _P25519 == (a * b) ** 2 % _P25519, ("sq", a, b)
         F._addk(y, o, x, -1)
@@ -115,7 +115,7 @@ def test_field_ops_match_python_ints():
 
 
 def test_field_worst_case_limbs_stay_32_bit():
-    # All-maximal loose limbs (8799) through mul/sq: the largest column sums the code can see.
+    # All-maximal loose limbs (8799) through _mul (product and square): the largest column sums the code can see.
     if V is None:
         return
     big = bytearray(80)
@@ -126,7 +126,7 @@ def test_field_worst_case_limbs_stay_32_bit():
     o = bytearray(80)
     F._mul(o, big, big)
     assert _val(o) % _P25519 == v * v % _P25519
-    F._sq(o, big)
+    F._mul(o, big, big)
     assert _val(o) % _P25519 == v * v % _P25519
     F._addk(o, bytearray(80), big, -1)
     assert _val(o) % _P25519 == -v % _P25519
