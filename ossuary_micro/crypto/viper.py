@@ -628,28 +628,29 @@ def _p_zero(o):
     _copy(o[0], _FE0); _copy(o[1], _FE1); _copy(o[2], _FE1); _copy(o[3], _FE0)
 
 
-def _encode(out, off, p):
-    # out[off:off+32] = y with the _ed_sign of x in bit 255 (RFC 8032 5.1.2).
+def _encode(out, p):
+    # out[0:32] = y with the sign (parity) of x in bit 255 (RFC 8032 5.1.2). A reduced
+    # element's parity is bit 0 of its first limb, the first byte of the (little-endian) array.
     _invert(_TA, p[2])
     _mul(_TB, p[0], _TA); _reduce(_TB, 20, 8, 19)
     _mul(_TC, p[1], _TA); _reduce(_TC, 20, 8, 19)
-    _tobytes(out, off, _TC)
-    _tobytes(_CHK, 0, _TB)
-    out[off + 31] |= (_CHK[0] & 1) << 7
+    _tobytes(out, 0, _TC)
+    out[31] |= (_TB[0] & 1) << 7
 
 
-def _decode(o, s, off):
-    # Strict decoding (RFC 8032 5.1.3): returns False for y >= p or no square root or
-    # x == 0 with the _ed_sign bit set.
-    _frombytes(o[1], s, off)
-    _copy(_TA, o[1]); _reduce(_TA, 20, 8, 19); _tobytes(_CHK, 0, _TA)
-    for i in range(31):
-        if _CHK[i] != s[off + i]:
-            return False
-    if _CHK[31] != s[off + 31] & 0x7F:
+def _decode(o, s, neg):
+    # Strict decoding (RFC 8032 5.1.3) of the 32 bytes s into the point o, negated when neg
+    # is 1 (verification wants -A): False for y >= p, no square root, or x == 0 with the
+    # sign bit set. Public data only, so plain comparisons.
+    y = o[1]
+    _frombytes(y, s, 0)
+    _reduce(y, 20, 8, 19)  # a reduced element is loose too
+    sign = s[31] >> 7
+    _tobytes(_CHK, 0, y)
+    _CHK[31] |= sign << 7
+    if _CHK != s:
         return False  # y was not canonical
-    _ed_sign = s[off + 31] >> 7
-    _mul(_TB, o[1], o[1])
+    _mul(_TB, y, y)
     _addk(_TC, _TB, _FE1, -1)         # u = y^2 - 1
     _mul(_TD, _TB, _DC); _addk(_TD, _TD, _FE1, 1)  # v = d y^2 + 1
     # x = u v^3 (u v^7)^((p-5)/8)
@@ -668,13 +669,12 @@ def _decode(o, s, off):
         if not _is_zero(_TH):
             return False
         _mul(o[0], o[0], _SQRTM1)
-    if _is_zero(o[0]) and _ed_sign:
+    if _is_zero(o[0]) and sign:  # reduces x: its parity is bit 0 of byte 0
         return False
-    _tobytes(_CHK, 0, o[0])
-    if (_CHK[0] & 1) != _ed_sign:
+    if o[0][0] & 1 != sign ^ neg:
         _addk(o[0], _FE0, o[0], -1)
     _copy(o[2], _FE1)
-    _mul(o[3], o[0], o[1])
+    _mul(o[3], o[0], y)
     return True
 
 
@@ -779,7 +779,7 @@ def _ed_public(seed):
     h = _expand(seed)
     _comb(_Q, h)
     out = bytearray(32)
-    _encode(out, 0, _Q)
+    _encode(out, _Q)
     _bcopy(h, 0, _ZEROS, 0, 64, 0)
     return bytes(out)
 
@@ -789,11 +789,11 @@ def _ed_sign(seed, msg):
     a = int.from_bytes(h[0:32], "little")
     _comb(_Q, h)
     pub = bytearray(32)
-    _encode(pub, 0, _Q)
+    _encode(pub, _Q)
     r = _hash_mod_l(memoryview(h)[32:64], msg)
     _comb(_Q, r.to_bytes(32, "little"))
     sig = bytearray(64)
-    _encode(sig, 0, _Q)
+    _encode(sig, _Q)
     k = _hash_mod_l(memoryview(sig)[0:32], pub, msg)
     s = (r + k * a) % _L
     sig[32:64] = s.to_bytes(32, "little")
@@ -806,19 +806,13 @@ def _ed_verify(pub, msg, sig):
     s = int.from_bytes(sig[32:64], "little")
     if s >= _L:
         return False
-    if not _decode(_R, pub, 0):
+    if not _decode(_R, pub, 1):  # -A
         return False
-    # -A
-    _addk(_R[0], _FE0, _R[0], -1)
-    _addk(_R[3], _FE0, _R[3], -1)
     k = _hash_mod_l(memoryview(sig)[0:32], pub, msg)
     _comb_table(_TBA, _R)
     _comb(_Q, sig[32:64], k.to_bytes(32, "little"))
-    _encode(_ENC, 0, _Q)
-    d = 0
-    for i in range(32):
-        d |= _ENC[i] ^ sig[i]
-    return d == 0
+    _encode(_ENC, _Q)
+    return _ENC == bytes(sig[0:32])
 
 
 def _init_constants_ed():

@@ -378,6 +378,28 @@ def test_ed25519_random_against_pure():
         assert V.ed25519_verify(pub, msg, sig) and P.ed25519_verify(pub, msg, sig)
 
 
+def test_ed25519_strict_public_key_decoding():
+    # The identity (y = 1, x = 0) as public key: cofactorless, [S]B == R + [k]A holds for any k
+    # with R = [S]B, so the signature (encode(5B), 5) verifies for the canonical encoding and
+    # as a memoryview, but not for y = p + 1 (the same point, non-canonical), nor with the sign
+    # bit set on x = 0, nor for y = p (non-canonical 0). The pure backend agrees on each.
+    if V is None:
+        return
+    r = bytearray(32)
+    F._comb(F._Q, (5).to_bytes(32, "little"))
+    F._encode(r, F._Q)
+    sig = bytes(r) + (5).to_bytes(32, "little")
+    ident = (1).to_bytes(32, "little")
+    msg = b"strict"
+    for pub, ok in ((ident, True), (memoryview(bytearray(ident)), True),
+                    ((_P25519 + 1).to_bytes(32, "little"), False),
+                    ((1 + (1 << 255)).to_bytes(32, "little"), False),
+                    (_P25519.to_bytes(32, "little"), False)):
+        assert V.ed25519_verify(pub, msg, sig) is ok, (bytes(pub), ok)
+        assert P.ed25519_verify(bytes(pub), msg, sig) is ok, (bytes(pub), ok)
+    assert V.ed25519_verify(ident, msg, sig[:63] + b"\x01") is False
+
+
 def test_sha512_block_boundaries_and_streaming():
     if V is None:
         return
