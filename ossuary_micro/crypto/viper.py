@@ -775,7 +775,8 @@ def _expand(seed):
     return h
 
 
-def _ed_public(seed):
+def _ed_public(seed, _):
+    # (the second argument: _call passes one, and an Ed25519 public key has no message)
     h = _expand(seed)
     _comb(_Q, h)
     out = bytearray(32)
@@ -1074,23 +1075,16 @@ def _aead(tag_in, key, nonce, src, soff, n, dst, doff, aad):
         raise CryptoError("AEAD buffer not usable")
 
 
-def _x25519(scalar, point):
-    # (32-byte result, all-zero flag); CryptoError for anything but two 32-byte buffers.
-    _len(scalar, 32, "X25519 scalar")
-    _len(point, 32, "X25519 point")
+def _call(f, a, na, b, nb, what):
+    # f(a, b) once a and b have lengths na and nb (-1: any; str refused), else CryptoError;
+    # a non-buffer with a length (a list) makes viper's ptr8 raise TypeError inside f, which
+    # becomes CryptoError too.
+    _len(a, na, what)
+    _len(b, nb, what)
     try:
-        return _ladder(scalar, point)
+        return f(a, b)
     except TypeError:
-        raise CryptoError("X25519 input is not a buffer")
-
-
-def _seed(seed):
-    _len(seed, 32, "Ed25519 seed")
-    # A list of 32 ints has a length too: the buffer protocol is what viper needs.
-    try:
-        memoryview(seed)
-    except TypeError:
-        raise CryptoError("Ed25519 seed is not a buffer")
+        raise CryptoError(what + ": not a buffer")
 
 
 class Backend:
@@ -1102,14 +1096,14 @@ class Backend:
     def x25519(self, scalar, point):
         """RFC 7748 X25519 (scalar clamped, top bit of u masked). Raises CryptoError for wrong
         lengths or an all-zero result (a low-order peer point)."""
-        out, zero = _x25519(scalar, point)
+        out, zero = _call(_ladder, scalar, 32, point, 32, "X25519")
         if zero:
             raise CryptoError("X25519 result is all zero")
         return bytes(out)
 
     def x25519_base(self, scalar):
         """X25519 public key of a 32-byte secret. Raises CryptoError for a wrong length."""
-        return bytes(_x25519(scalar, _U9)[0])
+        return bytes(_call(_ladder, scalar, 32, _U9, 32, "X25519")[0])
 
     def aead_seal(self, key, nonce, src, soff, n, dst, doff, aad=b""):
         """ChaCha20-Poly1305: n bytes of src[soff:] -> ciphertext + 16-byte tag at dst[doff:].
@@ -1127,18 +1121,12 @@ class Backend:
 
     def ed25519_public(self, seed):
         """RFC 8032 public key of a 32-byte seed. Raises CryptoError for a wrong length."""
-        _seed(seed)
-        return _ed_public(seed)
+        return _call(_ed_public, seed, 32, b"", 0, "Ed25519")
 
     def ed25519_sign(self, seed, msg):
         """64-byte RFC 8032 signature. Raises CryptoError for a wrong seed length or a
-        message that is not a buffer."""
-        _seed(seed)
-        _len(msg, -1, "message")
-        try:
-            return _ed_sign(seed, msg)
-        except TypeError:
-            raise CryptoError("message is not a buffer")
+        seed or message that is not a buffer."""
+        return _call(_ed_sign, seed, 32, msg, -1, "Ed25519")
 
     def ed25519_verify(self, public, msg, sig):
         """Strict RFC 8032 verification (cofactorless): False for S >= L, a non-canonical or
