@@ -335,8 +335,9 @@ def _mul(o, a, b):
 @micropython.viper
 def _addk(o, a, b, k: int):
     # o = a + k*b for k = 1 (add), k = -1 (subtract: + 64p keeps every limb positive, since
-    # each _BIAS limb exceeds a loose limb) or 0 < k < 2**17 with a = _FE0 (121665 * b).
-    # Signed words: |k * b limb| <= 121665 * 8799 < 2**31, the sum stays in [0, 2**31).
+    # each _BIAS limb exceeds a loose limb) or 0 < k < 2**17 (a = _FE0 for k * b; the ladder's
+    # AA + 121665 * E). Signed words: k * b limb < 2**17 * 8799 < 1.16e9, plus a loose limb,
+    # so the sum stays in [0, 2**31).
     x = ptr32(a)
     y = ptr32(b)
     z = ptr32(_BIAS)
@@ -554,8 +555,7 @@ def _ladder(scalar, u):
         _mul(_Z3, _Z3, _Z3)
         _mul(_Z3, _Z3, _X1)    # z3 = x1 * (DA - CB)^2
         _mul(_X2, _AA, _BB)    # x2 = AA * BB
-        _addk(_A, _FE0, _E, 121665)
-        _addk(_A, _A, _AA, 1)
+        _addk(_A, _AA, _E, 121665)
         _mul(_Z2, _E, _A)      # z2 = E * (AA + a24 * E)
     _cswap(_X2, _X3, swap)
     _cswap(_Z2, _Z3, swap)

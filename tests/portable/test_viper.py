@@ -109,6 +109,9 @@ def test_field_ops_match_python_ints():
         F._addk(y, F._FE0, o, 121665)
         _loose(y, "mul_small")
         assert _out(y) == a * b * 121665 % _P25519, ("reduce", a, b)
+        F._addk(y, x, o, 121665)  # the ladder's AA + a24 * E, both loose
+        _loose(y, "add_small")
+        assert _out(y) == ((a * b) ** 2 + a * b * 121665) % _P25519, ("add_small", a, b)
         z = _fe(a)
         assert _out(z) == (a % 2 ** 255) % _P25519, ("tobytes", a)
         assert F._is_zero(z) == (1 if a % 2 ** 255 % _P25519 == 0 else 0)
@@ -130,6 +133,9 @@ def test_field_worst_case_limbs_stay_32_bit():
     assert _val(o) % _P25519 == v * v % _P25519
     F._addk(o, bytearray(80), big, -1)
     assert _val(o) % _P25519 == -v % _P25519
+    F._addk(o, big, big, (1 << 17) - 1)  # the largest k _addk allows, on a loose a
+    _loose(o, "addk max")
+    assert _val(o) % _P25519 == (v << 17) % _P25519
 
 
 def test_reduce_poly1305_modulus():
