@@ -709,7 +709,7 @@ def _load(o, table, idx):
 
 def _comb_table(table, p):
     # Entries 1, 2, 4, 8 = P, [2**64]P, [2**128]P, [2**192]P by doubling; the others are sums
-    # of two of those (_ed_public data: the base point or a _ed_public key).
+    # of two of those (public data: the base point or a public key).
     for c in range(4):
         _copy(_Q[c], p[c])
     for b in range(4):
@@ -732,7 +732,7 @@ def _comb_table(table, p):
 
 
 def _comb_nibble(k, i):
-    # Bits i, i+64, i+128, i+192 of the 32-byte little-endian k (_ed_public positions).
+    # Bits i, i+64, i+128, i+192 of the 32-byte little-endian k (public positions).
     n = 0
     for b in range(4):
         j = i + 64 * b
@@ -746,11 +746,11 @@ def _comb(o, k, ka=None):
     # secret bits).
     _p_zero(o)
     for i in range(63, -1, -1):
-        if i != 63:  # _ed_public loop position, not a secret
+        if i != 63:  # public loop position, not a secret
             _p_dbl(o, o)
         _load(_P, _TBL, _comb_nibble(k, i))
         _p_add(o, o, _P)
-        if ka is not None:  # _ed_verify only: _ed_public data
+        if ka is not None:  # _ed_verify only: public data
             _load(_P, _TBA, _comb_nibble(ka, i))
             _p_add(o, o, _P)
 
@@ -764,42 +764,30 @@ def _hash_mod_l(*parts):
     return int.from_bytes(_DIG, "little") % _L
 
 
-def _expand(seed):
-    # (clamped scalar a as 32 bytes, prefix) from the seed (RFC 8032 5.1.5).
+_NOMSG = bytearray(0)  # the "message" of a public key request (an object no caller has)
+
+
+def _ed_sign(seed, msg):
+    # RFC 8032 5.1.5 / 5.1.6: the 64-byte signature of msg, or the 32-byte public key when
+    # msg is _NOMSG: both start from h = SHA-512(seed) (clamped scalar a, prefix) and A = [a]B.
     _sinit()
     _supdate(seed, 0, 32)
     h = bytearray(64)
     _sfinal(h, 0)
     h[0] &= 248
     h[31] = (h[31] & 127) | 64
-    return h
-
-
-def _ed_public(seed, _):
-    # (the second argument: _call passes one, and an Ed25519 public key has no message)
-    h = _expand(seed)
     _comb(_Q, h)
-    out = bytearray(32)
-    _encode(out, _Q)
+    out = pub = bytearray(32)
+    _encode(pub, _Q)
+    if msg is not _NOMSG:
+        r = _hash_mod_l(memoryview(h)[32:64], msg)
+        _comb(_Q, r.to_bytes(32, "little"))
+        out = bytearray(64)
+        _encode(out, _Q)
+        k = _hash_mod_l(memoryview(out)[0:32], pub, msg)
+        out[32:64] = ((r + k * int.from_bytes(h[0:32], "little")) % _L).to_bytes(32, "little")
     _bcopy(h, 0, _ZEROS, 0, 64, 0)
     return bytes(out)
-
-
-def _ed_sign(seed, msg):
-    h = _expand(seed)
-    a = int.from_bytes(h[0:32], "little")
-    _comb(_Q, h)
-    pub = bytearray(32)
-    _encode(pub, _Q)
-    r = _hash_mod_l(memoryview(h)[32:64], msg)
-    _comb(_Q, r.to_bytes(32, "little"))
-    sig = bytearray(64)
-    _encode(sig, _Q)
-    k = _hash_mod_l(memoryview(sig)[0:32], pub, msg)
-    s = (r + k * a) % _L
-    sig[32:64] = s.to_bytes(32, "little")
-    _bcopy(h, 0, _ZEROS, 0, 64, 0)
-    return bytes(sig)
 
 
 def _ed_verify(pub, msg, sig):
@@ -1121,7 +1109,7 @@ class Backend:
 
     def ed25519_public(self, seed):
         """RFC 8032 public key of a 32-byte seed. Raises CryptoError for a wrong length."""
-        return _call(_ed_public, seed, 32, b"", 0, "Ed25519")
+        return _call(_ed_sign, seed, 32, _NOMSG, 0, "Ed25519")
 
     def ed25519_sign(self, seed, msg):
         """64-byte RFC 8032 signature. Raises CryptoError for a wrong seed length or a
