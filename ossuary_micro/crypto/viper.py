@@ -954,14 +954,9 @@ def _zero(buf, n):
     _bcopy(buf, 0, _ZEROS, 0, n, 0)
 
 
-def _wipe():
-    # Clear key material (state, keystream, r, s, h, scratch) from the module buffers.
-    _zero(_ST, 64)
-    _zero(_KS, 64)
-    _zero(_PR, 80)
-    _zero(_PH, 80)
-    _zero(_PS, 80)
-    _zero(_PA, 80)
+# The buffers that hold key material (state, keystream, r, s, h, scratch), for _chacha_poly
+# to clear after use; a module-level tuple, so the loop over it allocates nothing.
+_SECRETS = (_ST, _KS, _PR, _PH, _PS, _PA)
 
 
 def _chacha_poly(tag_in, key, nonce, src, soff, n, dst, doff, aad):
@@ -1022,7 +1017,8 @@ def _chacha_poly(tag_in, key, nonce, src, soff, n, dst, doff, aad):
             _xor(src, soff, dst, doff, n)
     else:
         _bcopy(t, off, k, 0, 16, 0)
-    _wipe()
+    for b in _SECRETS:
+        _zero(b, len(b))
     return d == 0
 
 

@@ -177,7 +177,8 @@ def test_chacha20_block_rfc8439_2_3_2():
     assert hx(out) == (
         "10f1e7e4d13b5915500fdd1fa32071c4c7d1f4c733c068030422aa9ac3d46c4e"
         "d2826446079faa0914c2d705d98b02a2b5129cd1de164eb9cbd083e8a2503c4e")
-    F._wipe()
+    for b in F._SECRETS:
+        F._zero(b, len(b))
 
 
 def test_aead_rfc8439_2_8_2_with_aad():
@@ -284,6 +285,8 @@ def test_aead_allocates_nothing():
         finally:
             micropython.heap_unlock()
         assert back == src
+        # Key material is cleared after each call: state, keystream, r, s, h and scratch.
+        assert len(F._SECRETS) == 6 and all(not any(b) for b in F._SECRETS)
 
 
 def test_x25519_rfc7748_and_zero():
