@@ -7,6 +7,7 @@
 # Intermediate secrets (scalars, keystream) live in immutable ints and bytes, which Python
 # cannot wipe; the caller's own key bytearrays are never copied into anything longer-lived.
 
+from ._args import need, window
 from ..errors import CryptoError, AuthenticationFailed
 from . import _chacha, _curve25519
 
@@ -22,37 +23,6 @@ except ImportError:
     from ._sha512 import sha512 as _sha512
 
 
-def _length(buf, what):
-    # len() of a bytes-like argument; a non-buffer becomes CryptoError rather than TypeError.
-    try:
-        return len(buf)
-    except TypeError:
-        raise CryptoError("%s is not a buffer" % what)
-
-
-def _need(buf, n, what):
-    # The argument as bytes, if it is a buffer of exactly n bytes; else CryptoError.
-    try:
-        b = bytes(memoryview(buf))
-    except TypeError:
-        raise CryptoError("%s is not a buffer" % what)
-    if len(b) != n:
-        raise CryptoError("%s must be %d bytes" % (what, n))
-    return b
-
-
-def _window(src, soff, n, dst, doff, src_extra, dst_extra):
-    # The AEAD offsets must address whole windows of both buffers.
-    if not (isinstance(soff, int) and isinstance(doff, int) and isinstance(n, int)):
-        raise CryptoError("offsets and length must be ints")
-    if soff < 0 or doff < 0 or n < 0:
-        raise CryptoError("negative offset or length")
-    if soff + n + src_extra > _length(src, "src"):
-        raise CryptoError("src too short")
-    if doff + n + dst_extra > _length(dst, "dst"):
-        raise CryptoError("dst too short")
-
-
 class Backend:
     """Pure-Python X25519, ChaCha20-Poly1305, Ed25519 and SHA-512 (interface: docs/design.md)."""
 
@@ -60,8 +30,8 @@ class Backend:
 
     def x25519(self, scalar, point):
         """RFC 7748 X25519. Raises CryptoError for wrong lengths or an all-zero result."""
-        scalar = _need(scalar, 32, "X25519 scalar")
-        point = _need(point, 32, "X25519 point")
+        scalar = need(scalar, 32, "X25519 scalar")
+        point = need(point, 32, "X25519 point")
         out = _curve25519.x25519(scalar, point)
         # A low-order peer point gives zero; refusing it stops a peer from forcing the key.
         if out == bytes(32):
@@ -70,16 +40,16 @@ class Backend:
 
     def x25519_base(self, scalar):
         """X25519 public key of a 32-byte secret. Raises CryptoError for a wrong length."""
-        scalar = _need(scalar, 32, "X25519 scalar")
+        scalar = need(scalar, 32, "X25519 scalar")
         return _curve25519.x25519_base(scalar)
 
     def aead_seal(self, key, nonce, src, soff, n, dst, doff, aad=b""):
         """ChaCha20-Poly1305: n bytes of src[soff:] -> ciphertext + 16-byte tag at dst[doff:].
         `aad` (default empty, as the protocol uses it) exists for the Wycheproof vectors.
         Raises CryptoError for a key not 32 / nonce not 12 bytes, short or read-only buffers."""
-        key = _need(key, 32, "key")
-        nonce = _need(nonce, 12, "nonce")
-        _window(src, soff, n, dst, doff, 0, 16)
+        key = need(key, 32, "key")
+        nonce = need(nonce, 12, "nonce")
+        window(src, soff, n, dst, doff, 0, 16)
         try:
             _chacha.aead_seal(key, nonce, src, soff, n, dst, doff, aad)
         except (TypeError, ValueError):
@@ -89,9 +59,9 @@ class Backend:
         """Check the tag at src[soff+n:soff+n+16] before writing anything, then write the n
         plaintext bytes at dst[doff:]. Raises AuthenticationFailed (dst untouched) or
         CryptoError (lengths, buffers)."""
-        key = _need(key, 32, "key")
-        nonce = _need(nonce, 12, "nonce")
-        _window(src, soff, n, dst, doff, 16, 0)
+        key = need(key, 32, "key")
+        nonce = need(nonce, 12, "nonce")
+        window(src, soff, n, dst, doff, 16, 0)
         try:
             ok = _chacha.aead_open(key, nonce, src, soff, n, dst, doff, aad)
         except (TypeError, ValueError):
@@ -101,13 +71,13 @@ class Backend:
 
     def ed25519_public(self, seed):
         """RFC 8032 public key of a 32-byte seed. Raises CryptoError for a wrong length."""
-        seed = _need(seed, 32, "Ed25519 seed")
+        seed = need(seed, 32, "Ed25519 seed")
         return _curve25519.ed25519_public(seed, _sha512)
 
     def ed25519_sign(self, seed, msg):
         """64-byte RFC 8032 signature. Raises CryptoError for a wrong seed length or a
         message that is not a buffer."""
-        seed = _need(seed, 32, "Ed25519 seed")
+        seed = need(seed, 32, "Ed25519 seed")
         try:
             msg = bytes(memoryview(msg))
         except TypeError:

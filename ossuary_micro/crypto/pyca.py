@@ -12,37 +12,12 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from ._args import need, window
 from ..errors import AuthenticationFailed, CryptoError
 
 _P = (1 << 255) - 19
 # encrypt_into is recent (the pinned cryptography 50 has it); without it, encrypt() and copy.
 _HAS_ENCRYPT_INTO = hasattr(ChaCha20Poly1305, "encrypt_into")
-
-
-def _need(buf, n, what):
-    # The argument as bytes, if it is a buffer of exactly n bytes; else CryptoError.
-    try:
-        b = bytes(memoryview(buf))
-    except TypeError:
-        raise CryptoError("%s is not a buffer" % what)
-    if len(b) != n:
-        raise CryptoError("%s must be %d bytes" % (what, n))
-    return b
-
-
-def _window(src, soff, n, dst, doff, src_extra, dst_extra):
-    # Same checks as the pure backend, so both refuse the same calls with the same error.
-    if not (isinstance(soff, int) and isinstance(doff, int) and isinstance(n, int)):
-        raise CryptoError("offsets and length must be ints")
-    if soff < 0 or doff < 0 or n < 0:
-        raise CryptoError("negative offset or length")
-    try:
-        if soff + n + src_extra > len(src):
-            raise CryptoError("src too short")
-        if doff + n + dst_extra > len(dst):
-            raise CryptoError("dst too short")
-    except TypeError:
-        raise CryptoError("src/dst is not a buffer")
 
 
 def _b(buf):
@@ -74,8 +49,8 @@ class Backend:
 
     def x25519(self, scalar, point):
         """RFC 7748 X25519. Raises CryptoError for wrong lengths or an all-zero result."""
-        scalar = _need(scalar, 32, "X25519 scalar")
-        point = _need(point, 32, "X25519 point")
+        scalar = need(scalar, 32, "X25519 scalar")
+        point = need(point, 32, "X25519 point")
         try:
             out = X25519PrivateKey.from_private_bytes(scalar).exchange(
                 X25519PublicKey.from_public_bytes(point))
@@ -88,16 +63,16 @@ class Backend:
 
     def x25519_base(self, scalar):
         """X25519 public key of a 32-byte secret. Raises CryptoError for a wrong length."""
-        scalar = _need(scalar, 32, "X25519 scalar")
+        scalar = need(scalar, 32, "X25519 scalar")
         return _raw_public(X25519PrivateKey.from_private_bytes(scalar))
 
     def aead_seal(self, key, nonce, src, soff, n, dst, doff, aad=b""):
         """ChaCha20-Poly1305: n bytes of src[soff:] -> ciphertext + 16-byte tag at dst[doff:],
         written in place through memoryview windows. `aad` (default empty) exists for the
         Wycheproof vectors. Raises CryptoError for bad lengths or buffers."""
-        key = _need(key, 32, "key")
-        nonce = _need(nonce, 12, "nonce")
-        _window(src, soff, n, dst, doff, 0, 16)
+        key = need(key, 32, "key")
+        nonce = need(nonce, 12, "nonce")
+        window(src, soff, n, dst, doff, 0, 16)
         try:
             aead = ChaCha20Poly1305(key)
             data = memoryview(src)[soff:soff + n]
@@ -116,9 +91,9 @@ class Backend:
         Not decrypt_into: cryptography 50 writes the unauthenticated plaintext into the buffer
         before it reports InvalidTag (checked), which would break "dst untouched". decrypt()
         returns nothing on failure; the price is one copy of the plaintext on success."""
-        key = _need(key, 32, "key")
-        nonce = _need(nonce, 12, "nonce")
-        _window(src, soff, n, dst, doff, 16, 0)
+        key = need(key, 32, "key")
+        nonce = need(nonce, 12, "nonce")
+        window(src, soff, n, dst, doff, 16, 0)
         try:
             pt = ChaCha20Poly1305(key).decrypt(
                 nonce, memoryview(src)[soff:soff + n + 16], aad or None)
@@ -133,13 +108,13 @@ class Backend:
 
     def ed25519_public(self, seed):
         """RFC 8032 public key of a 32-byte seed. Raises CryptoError for a wrong length."""
-        seed = _need(seed, 32, "Ed25519 seed")
+        seed = need(seed, 32, "Ed25519 seed")
         return _raw_public(Ed25519PrivateKey.from_private_bytes(seed))
 
     def ed25519_sign(self, seed, msg):
         """64-byte RFC 8032 signature. Raises CryptoError for a wrong seed length or a
         message that is not a buffer."""
-        seed = _need(seed, 32, "Ed25519 seed")
+        seed = need(seed, 32, "Ed25519 seed")
         try:
             return Ed25519PrivateKey.from_private_bytes(seed).sign(_b(msg))
         except TypeError:
