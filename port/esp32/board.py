@@ -17,6 +17,7 @@ import esp32
 from nodeconfig import ConfigError
 from sensors import Esp32Temperature, AdcSensor, sensor_opts
 from netlink import tcp_connect, wifi_connect
+from boardkit import log, log_error, close_transport  # noqa: F401 (the node calls them)
 
 random = os.urandom
 clock = time.ticks_ms
@@ -25,14 +26,6 @@ sleep_ms = time.sleep_ms
 # Default (tx, rx) pins per UART id on the classic ESP32 DevKit; UART1's defaults (9, 10)
 # are the flash pins, so it needs explicit tx/rx in the config.
 UART_PINS = {0: (1, 3), 2: (17, 16)}
-
-
-def log(text):
-    print("node: " + text)
-
-
-def log_error(text):
-    print("ossuary-node: " + text)
 
 
 def open_transport(cfg):
@@ -56,16 +49,6 @@ def open_transport(cfg):
         micropython.kbd_intr(-1)
     return machine.UART(uid, baudrate=t["baud"], tx=tx, rx=rx,
                         timeout=t["timeout_ms"], timeout_char=10, rxbuf=1024)
-
-
-def close_transport(stream):
-    try:
-        if hasattr(stream, "deinit"):
-            stream.deinit()
-        else:
-            stream.close()
-    except Exception:
-        pass
 
 
 def make_sensors(cfgs, adc_class=None, pin_class=None, esp32mod=None):

@@ -19,6 +19,7 @@ import micropython
 from nodeconfig import ConfigError
 from sensors import Rp2040Temperature, AdcSensor, sensor_opts
 from netlink import tcp_connect, wifi_connect
+from boardkit import log, log_error, close_transport  # noqa: F401 (the node calls them)
 
 random = os.urandom
 clock = time.ticks_ms
@@ -26,14 +27,6 @@ sleep_ms = time.sleep_ms
 
 # Default UART pins per UART id (Pico pinout): (tx, rx).
 UART_PINS = {0: (0, 1), 1: (4, 5)}
-
-
-def log(text):
-    print("node: " + text)
-
-
-def log_error(text):
-    print("ossuary-node: " + text)
 
 
 def open_transport(cfg):
@@ -56,16 +49,6 @@ def open_transport(cfg):
     # rxbuf holds a whole ServerHandshake (208 bytes) plus margin while we are busy.
     return machine.UART(uid, baudrate=t["baud"], tx=machine.Pin(tx), rx=machine.Pin(rx),
                         timeout=t["timeout_ms"], timeout_char=10, rxbuf=1024)
-
-
-def close_transport(stream):
-    try:
-        if hasattr(stream, "deinit"):
-            stream.deinit()
-        else:
-            stream.close()
-    except Exception:
-        pass
 
 
 def make_sensors(cfgs, adc_class=None):
