@@ -32,7 +32,14 @@ EXIT_TIMEOUT = 7        # handshake or write timed out
 EXIT_TRANSPORT = 8      # the transport broke or closed before a clean Ossuary close
 EXIT_INTERRUPTED = 130  # Ctrl-C
 
+# After we send Disconnect, how long to wait for the peer's echo (its close).
+CLOSE_LINGER_MS = 1000
+
 EPILOG = """\
+at stdin EOF (as netcat): stop sending but keep copying what the peer sends to stdout until
+the peer closes, or until it has sent nothing for --linger seconds; then close cleanly.
+--linger 0 closes at once.
+
 exit codes:
   0  the session ended cleanly (stdin EOF, or the peer closed)
   1  local I/O error (e.g. stdout closed)
@@ -102,7 +109,8 @@ def parse_args(argv):
     p.add_argument("--timeout", type=float, default=20.0, metavar="SECONDS",
                    help="give up if the handshake is not complete after this long (default 20)")
     p.add_argument("--linger", type=float, default=2.0, metavar="SECONDS",
-                   help="after stdin EOF, wait this long at most for the peer to close (default 2)")
+                   help="after stdin EOF, keep receiving until the peer closes or sends "
+                        "nothing for this long (default 2; 0: close at once)")
     p.add_argument("-v", "--verbose", action="store_true", help="log resets and progress")
     a = p.parse_args(argv)
     is_server = a.listen is not None or (a.serial is not None and a.server)
@@ -217,6 +225,7 @@ class Cat:
             else selectors.SelectSelector()
         self.stdin_open = True
         self.stdin_registered = False
+        self.eof_at = self.last_rx = 0.0    # time.monotonic() of stdin EOF / last peer data
         try:
             self.sel.register(stream.transport, selectors.EVENT_READ)
             self.transport_selectable = True
@@ -245,6 +254,7 @@ class Cat:
             if ev == NEED_DATA:
                 return None
             if ev == DATA:
+                self.last_rx = time.monotonic()
                 while self.stream.pending:
                     self._write_out(self.stream.recv_into(self.buf))
             elif ev == HANDSHAKE_DONE:
@@ -270,17 +280,27 @@ class Cat:
                     log("reading stdin failed: %s" % e.strerror)
                     data = b""
                 if not data:
+                    # Like netcat: stdin EOF ends our sending, not our receiving. The peer
+                    # may still be answering; we close once it closes or stays silent for
+                    # --linger seconds (protocol 1 has no half-close to tell it "done").
                     self.stdin_open = False
                     self._watch_stdin(False)
+                    self.eof_at = time.monotonic()
                     if self.verbose:
-                        log("stdin closed, disconnecting")
-                    self.stream.close(int(self.a.linger * 1000))
-                    return ConnectionClosed("closed locally")
+                        log("stdin closed; receiving until the peer closes or is idle %g s"
+                            % self.a.linger)
+                    continue
                 self.stream.send(data, timeout_ms=int(self.a.timeout * 1000))
             # Also on timer ticks: the core's handshake timers need the clock to move.
             err = self._drain()
             if err is not None:
                 return err
+            if not self.stdin_open and \
+                    time.monotonic() - max(self.eof_at, self.last_rx) >= self.a.linger:
+                if self.verbose:
+                    log("peer idle after stdin EOF, disconnecting")
+                self.stream.close(CLOSE_LINGER_MS)
+                return ConnectionClosed("closed locally")
 
 
 def run(a):

@@ -176,6 +176,40 @@ def test_large_stdin_from_file_arrives_intact_and_exits_zero(procs, tmp_path):
     assert bytes(out.data) == data
 
 
+def test_listener_with_stdin_at_eof_keeps_receiving_until_the_client_closes(procs):
+    # netcat semantics: stdin EOF stops our sending, not our receiving. The server's stdin is
+    # at EOF from the start; the client sends only after the session is up (and after a
+    # pause), and all of it must arrive before the server exits 0.
+    srv = start(procs, "--listen", "127.0.0.1:0", "--linger", "20", stdin=subprocess.DEVNULL)
+    m = re.search(r"listening on 127\.0\.0\.1:(\d+)", srv.stderr.readline().decode())
+    assert m
+    cli = start(procs, "--connect", "127.0.0.1:%s" % m.group(1), "--tofu", "--linger", "0.2")
+    out = Reader(srv.stdout)
+    while True:
+        line = cli.stderr.readline().decode()
+        assert line, "client ended before the session was established"
+        if "session established" in line:
+            break
+    time.sleep(0.5)
+    data = os.urandom(50000)
+    cli.stdin.write(data)
+    cli.stdin.close()
+    assert cli.wait(15) == OK, cli.stderr.read()
+    assert srv.wait(15) == OK, srv.stderr.read()
+    out.join(5)
+    assert bytes(out.data) == data
+
+
+def test_linger_bounds_the_wait_for_a_silent_peer(procs):
+    # Both sides at stdin EOF and neither closes: each gives up after --linger of silence.
+    srv = start(procs, "--listen", "127.0.0.1:0", "--linger", "0.5", stdin=subprocess.DEVNULL)
+    m = re.search(r"listening on 127\.0\.0\.1:(\d+)", srv.stderr.readline().decode())
+    cli = start(procs, "--connect", "127.0.0.1:%s" % m.group(1), "--tofu", "--linger", "0.5",
+                stdin=subprocess.DEVNULL)
+    assert cli.wait(15) == OK, cli.stderr.read()
+    assert srv.wait(15) == OK, srv.stderr.read()
+
+
 def test_untrusted_server_key_without_tofu(procs):
     srv, port = listen(procs)
     rc, out, err = run(["--connect", "127.0.0.1:%d" % port, "--trust", "ab" * 32])

@@ -27,7 +27,10 @@ def start_server(tmp_path, port):
     key.write_text(SEED + "\n")
     os.chmod(key, 0o600)
     (tmp_path / "server.pub").write_text(PUB + "\n")
-    proc = subprocess.Popen(CAT + ["--listen", "127.0.0.1:%d" % port, "--key", str(key)],
+    # --linger: after its stdin EOF the server keeps receiving until the client closes (the
+    # client does, at the end of each example); the bound only matters if the example hangs.
+    proc = subprocess.Popen(CAT + ["--listen", "127.0.0.1:%d" % port, "--key", str(key),
+                                   "--linger", "30"],
                             cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     # It serves exactly one connection, so wait for its log line instead of probing.
