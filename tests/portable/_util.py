@@ -47,16 +47,16 @@ def _here():
 
 
 def wycheproof_dir():
-    """Folder of the Wycheproof vectors: $WYCHEPROOF_DIR, else ../shared/vectors/wycheproof
-    beside the project root. Fails loudly (AssertionError naming the places looked at) when
-    the vectors are missing: they are a required part of the test suite."""
-    getenv = getattr(os, "getenv", None)
-    env = getenv("WYCHEPROOF_DIR") if getenv else None
+    """Folder of the Wycheproof vectors: $WYCHEPROOF_DIR if set, else the copy vendored in
+    tests/data/wycheproof (SOURCE.md there names the upstream commit). Fails loudly
+    (AssertionError naming the places looked at) when the vectors are missing: they are a
+    required part of the test suite."""
+    getenv = getattr(os, "getenv", None)   # absent on the WebAssembly port: run.mjs copies
+    env = getenv("WYCHEPROOF_DIR") if getenv else None  # $WYCHEPROOF_DIR to the vendored path
     tried = []
     if env:
         tried.append(env)
-    root = _here() + "/../.."
-    tried.append(root + "/../shared/vectors/wycheproof")
+    tried.append(_here() + "/../data/wycheproof")
     for d in tried:
         if _exists(d + "/x25519_test.json"):
             return d

@@ -6,8 +6,8 @@
 //
 // SCRIPT is a path relative to the project root (e.g. tests/mp/run.py) or absolute. The project's
 // ossuary_micro/, ossuary_io/, port/, tests/ (portable, mp, device), bench/ and the Wycheproof
-// vectors ($WYCHEPROOF_DIR, else ../shared/vectors/wycheproof beside the project root) are copied
-// to /proj and /shared/vectors/wycheproof, so the tests' own path logic finds them. The script
+// vectors ($WYCHEPROOF_DIR, else the vendored tests/data/wycheproof) are copied to /proj (the
+// vectors to /proj/tests/data/wycheproof), so the tests' own path logic finds them. The script
 // runs as __main__ with cwd /proj, sys.path[0] = /proj and sys.argv = [SCRIPT, ARGS...].
 //
 // Exit codes: 0 success; 1 tests failed (the last line is "N passed, M failed" with M > 0);
@@ -104,10 +104,10 @@ if (fs.existsSync(path.join(ROOT, "tests", "__init__.py"))) {
 for (const dir of ["portable", "mp", "device"]) {
   copyTree(path.join(ROOT, "tests", dir), "/proj/tests/" + dir, [".py"]);
 }
-const vec = process.env.WYCHEPROOF_DIR || path.join(ROOT, "..", "shared", "vectors", "wycheproof");
-// The tests look in ../shared/vectors/wycheproof beside the root (/proj), i.e. /shared/...;
-// os.getenv does not exist on this port, so WYCHEPROOF_DIR is honoured here instead.
-copyTree(vec, "/shared/vectors/wycheproof", [".json"]);
+const vec = process.env.WYCHEPROOF_DIR || path.join(ROOT, "tests", "data", "wycheproof");
+// The tests look in tests/data/wycheproof (the vendored copy); os.getenv does not exist on
+// this port, so WYCHEPROOF_DIR is honoured here instead, by copying that folder there.
+copyTree(vec, "/proj/tests/data/wycheproof", [".json"]);
 
 const prelude = [
   "import sys, os",
