@@ -15,7 +15,7 @@ from ossuary_micro import (Connection, CLIENT, AUTH_SERVER, UNAUTH_SERVER, NEED_
                            HANDSHAKE_DONE, DATA, RESET, CLOSED, format_key)
 from ossuary_micro.errors import OssuaryError, ConnectionClosed, ConnectionFailed, KeyFormatError
 from ossuary_io import (SecureStream, TransportError, StreamTimeout, HandshakeTimeout,
-                        UntrustedKey)
+                        UntrustedKey, PeerChanged)
 
 from host_tools import keyfile
 
@@ -47,8 +47,9 @@ exit codes:
   3  bad key file or --trust value
   4  cannot connect, listen or open the serial port (e.g. connection refused)
   5  untrusted peer key (the server key is not in --trust and --tofu was not given)
-  6  the session failed: reset limit reached, or the peer reported a failure
-     (e.g. an --auth-clients server that does not know our key)
+  6  the session failed: reset limit reached, the peer reported a failure
+     (e.g. an --auth-clients server that does not know our key), or the peer's key
+     changed at a re-handshake after a reset (the first session's key is pinned)
   7  timed out (handshake not complete within --timeout, or the peer stopped reading)
   8  the transport closed or failed before a clean Ossuary close
 130  interrupted
@@ -196,6 +197,10 @@ def exit_for(err):
     if isinstance(err, UntrustedKey):
         return EXIT_UNTRUSTED, ("untrusted server key %s (add it with --trust, or use --tofu)"
                                 % format_key(err.key))
+    if isinstance(err, PeerChanged):
+        return EXIT_FAILED, ("session failed: the peer's key changed at a re-handshake "
+                             "(pinned %s, presented %s): possible attack, nothing more sent"
+                             % (format_key(err.pinned), format_key(err.presented)))
     if isinstance(err, HandshakeTimeout):
         return EXIT_TIMEOUT, "handshake timed out: %s" % err
     if isinstance(err, StreamTimeout):
@@ -261,9 +266,12 @@ class Cat:
                 if self.verbose:
                     log("session re-established")
             elif ev == RESET:
-                if self.verbose:
-                    log("session reset by %s, re-handshaking"
-                        % (self.stream.conn.error or "peer"))
+                # Never silent: protocol 1 does not acknowledge records, so what we sent in
+                # the session that just ended may not have arrived (and the peer's records in
+                # flight were dropped).
+                log("warning: session reset (%s); %d record(s) sent before it may be lost; "
+                    "re-handshaking" % (self.stream.conn.error or "peer",
+                                        self.stream.records_unconfirmed))
             elif ev == CLOSED:
                 return self.stream.error or ConnectionClosed("closed")
 
@@ -333,6 +341,9 @@ def run(a):
         else:
             log("session established with %s, peer key %s" % (where, format_key(peer)))
         err = Cat(a, stream, a.verbose).run()
+        if stream.resets:
+            log("%d session reset(s); %d record(s) sent before a reset may have been lost"
+                % (stream.resets, stream.records_unconfirmed))
         return exit_for(err)
     finally:
         transport.close()

@@ -1,4 +1,5 @@
 # ossuary_io: drive an ossuary_micro Connection over a stream (socket, serial, UART).
 
-from .errors import TransportError, TransportClosed, StreamTimeout, HandshakeTimeout, UntrustedKey
+from .errors import (TransportError, TransportClosed, StreamTimeout, HandshakeTimeout, UntrustedKey,
+                     PeerChanged)
 from .stream import SecureStream

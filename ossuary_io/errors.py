@@ -37,3 +37,15 @@ class UntrustedKey(ConnectionFailed):
     def __init__(self, key):
         super().__init__("untrusted peer key")
         self.key = key
+
+
+class PeerChanged(ConnectionFailed):
+    """A re-handshake (after a Reset) proved a different peer key than the stream's first
+    session. Protocol 1's Reset is unauthenticated, so this is what an on-path attacker who
+    holds another trusted key (or any key, with TOFU) would cause; the stream is failed and
+    nothing more is sent. `pinned` and `presented` hold the two 32-byte public keys."""
+
+    def __init__(self, pinned, presented):
+        super().__init__("peer key changed at re-handshake")
+        self.pinned = pinned
+        self.presented = presented

@@ -30,6 +30,17 @@
 #     reset/broken connection): only OssuaryError subclasses leave this module, except what a
 #     user-supplied `trust` callback raises.
 #
+# Identity across resets: protocol 1's Reset is unauthenticated, and after one the core runs a
+# fresh handshake by itself. The stream pins the peer key of its first session and fails
+# (PeerChanged) if a later handshake proves another one, so an attacker holding some other
+# trusted key (or any key, under TOFU) cannot take over a stream by injecting a Reset. An
+# UNAUTH_SERVER learns no client key (spec 8.2.13), so there is nothing to pin on that side.
+#
+# Loss across resets: protocol 1 has no acknowledgements, and a reset drops what was in
+# flight. The stream counts resets and the records it sent in sessions that then ended by a
+# reset (`resets`, `records_unconfirmed`); poll() also returns the RESET event. Applications
+# that cannot tolerate silent loss check these or number their messages.
+#
 # Memory: one read buffer and one output buffer of conn.max_packet bytes (output at least
 # MAX_CONTROL_PACKET), made once.
 # Received plaintext is not copied: it stays in conn.plaintext, and the connection is not
@@ -62,7 +73,8 @@ from ossuary_micro import NEED_DATA, HANDSHAKE_DONE, UNTRUSTED_KEY, DATA, RESET,
 from ossuary_micro.wire import MAX_CONTROL_PACKET
 from ossuary_micro.errors import OssuaryError, ConnectionClosed, ConnectionFailed, LocalProtocolError
 
-from .errors import TransportError, TransportClosed, StreamTimeout, HandshakeTimeout, UntrustedKey
+from .errors import (TransportError, TransportClosed, StreamTimeout, HandshakeTimeout, UntrustedKey,
+                     PeerChanged)
 
 _MICROPYTHON = sys.implementation.name == "micropython"
 
@@ -145,6 +157,11 @@ class SecureStream:
     eof_on_empty: whether an empty read means end of file. Default: True for objects with
     `recv` (sockets), False otherwise (pyserial and UART return empty on a timeout).
     write_timeout_ms: how long a write may make no progress before StreamTimeout.
+
+    Counters: `resets` (sessions ended by a Reset and re-established, or being
+    re-established), `records_unconfirmed` (records sent in those sessions: protocol 1 does not
+    acknowledge records, so any of them may have been lost), `records_sent` (this session).
+    `peer_key`: the pinned peer key (None before the first handshake, and on UNAUTH_SERVER).
     """
 
     def __init__(self, conn, transport, clock=None, trust=None, eof_on_empty=None,
@@ -173,6 +190,12 @@ class SecureStream:
         self._pmv = None
         self._eof = False
         self._rejected = None
+        self.peer_key = None        # pinned by the first handshake (see the module comment)
+        self._changed = None        # the other key a later handshake presented
+        self._session_ok = False    # handshake done and the peer key checked against the pin
+        self.resets = 0
+        self.records_sent = 0
+        self.records_unconfirmed = 0
         # How to read: pick once, from what the object offers.
         if hasattr(transport, "recv_into"):
             self._rmode = 0
@@ -208,8 +231,9 @@ class SecureStream:
 
     @property
     def established(self):
-        """True while the session is established (it is not after a reset, until re-handshake)."""
-        return self.conn.established
+        """True while the session is established and its peer key checked against the pin
+        (it is not after a reset, until the re-handshake)."""
+        return self._session_ok and self.conn.established
 
     @property
     def pending(self):
@@ -219,6 +243,8 @@ class SecureStream:
     @property
     def error(self):
         """Why the session ended (an OssuaryError), or None."""
+        if self._changed is not None:
+            return PeerChanged(self.peer_key, self._changed)
         if self._rejected is not None:
             return UntrustedKey(self._rejected)
         return self.conn.error
@@ -230,11 +256,12 @@ class SecureStream:
 
         Blocks up to timeout_ms (None: no overall limit; the core's own wait-state timers
         still reset a stalled handshake, and the reset limit ends it). Resets along the way
-        are retried by the core. Raises HandshakeTimeout, UntrustedKey, ConnectionFailed /
+        are retried by the core. Raises HandshakeTimeout, UntrustedKey, PeerChanged (a
+        re-handshake proved another key than the first session's), ConnectionFailed /
         ConnectionClosed (the connection ended), TransportClosed / TransportError.
         """
         start = self._now()
-        while not self.conn.established:
+        while not self.established:
             if self._dlen:
                 break  # data already arrived: established before a reset; let recv see it
             ev = self._pump(self._wait(start, timeout_ms))
@@ -253,14 +280,14 @@ class SecureStream:
         If the session is being re-established after a reset, waits for that first (this
         needs unread received data to be read first). Raises StreamTimeout (timeout_ms passed,
         or the transport accepted nothing for write_timeout_ms), ConnectionFailed /
-        ConnectionClosed / UntrustedKey (session ended), TransportError.
+        ConnectionClosed / UntrustedKey / PeerChanged (session ended), TransportError.
         """
         mv = memoryview(data)
         total = len(mv)
         start = self._now()
         off = 0
         while off < total:
-            if not self.conn.established:
+            if not self.established:
                 if self.conn.closed:
                     raise self._closed_error()
                 if self._dlen:
@@ -268,7 +295,7 @@ class SecureStream:
                 ev = self._pump(self._wait(start, timeout_ms))
                 if ev == CLOSED:
                     raise self._closed_error()
-                if self._expired(start, timeout_ms) and not self.conn.established:
+                if self._expired(start, timeout_ms) and not self.established:
                     raise StreamTimeout("session not re-established after %d ms" % timeout_ms)
                 continue
             self._flush_control()
@@ -278,6 +305,7 @@ class SecureStream:
             # send_data has no source offset: a memoryview window (one small allocation).
             m = self.conn.send_data(mv[off:] if off else mv, self._out, 0, n)
             self._write_all(m)
+            self.records_sent += 1
             off += n
         return total
 
@@ -285,8 +313,8 @@ class SecureStream:
         """Read received plaintext into `buf`; return the byte count, 0 on a clean close.
 
         Blocks until some data arrives (up to timeout_ms; None waits as long as the session
-        lives). Resets are retried transparently. Raises StreamTimeout, ConnectionFailed /
-        UntrustedKey (session failed), TransportClosed (EOF without a clean close),
+        lives). Resets are retried transparently (counted in `resets`). Raises StreamTimeout,
+        ConnectionFailed / UntrustedKey / PeerChanged (session failed), TransportClosed (EOF without a clean close),
         TransportError.
         """
         start = self._now()
@@ -370,6 +398,8 @@ class SecureStream:
         return left if left < _SLICE_MS else _SLICE_MS
 
     def _closed_error(self):
+        if self._changed is not None:
+            return PeerChanged(self.peer_key, self._changed)
         if self._rejected is not None:
             return UntrustedKey(self._rejected)
         err = self.conn.error
@@ -404,6 +434,7 @@ class SecureStream:
             self._flush_control()
             ev = conn.next_event()
             if ev == CLOSED:
+                self._session_ok = False
                 # The final Disconnect (or the echo of the peer's): if the peer has already
                 # hung up, failing to write it changes nothing.
                 try:
@@ -425,13 +456,34 @@ class SecureStream:
                 return DATA
             if ev == UNTRUSTED_KEY:
                 key = bytes(conn.remote_public_key)
-                if self.trust is not None and self.trust(key):
+                if self.peer_key is not None and key != self.peer_key:
+                    self._changed = key         # not the pinned peer: no trust question
+                    conn.reject_key()
+                elif self.trust is not None and self.trust(key):
                     conn.accept_key()
                 else:
                     self._rejected = key
                     conn.reject_key()
                 continue
-            return ev  # HANDSHAKE_DONE, RESET
+            if ev == HANDSHAKE_DONE:
+                key = conn.remote_public_key
+                if key is not None:
+                    if self.peer_key is None:
+                        self.peer_key = bytes(key)
+                    elif bytes(key) != self.peer_key:
+                        # Another trusted key took over after a reset: fail before anything
+                        # is sent to it (send() waits for _session_ok, not conn.established).
+                        self._changed = bytes(key)
+                        conn.disconnect(error=True)
+                        continue
+                self._session_ok = True
+                return ev
+            if ev == RESET:
+                self._session_ok = False
+                self.resets += 1
+                self.records_unconfirmed += self.records_sent
+                self.records_sent = 0
+            return ev  # RESET
 
     def _feed(self):
         # Hand unfed read bytes to the core; returns how many it took.

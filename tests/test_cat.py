@@ -210,6 +210,48 @@ def test_linger_bounds_the_wait_for_a_silent_peer(procs):
     assert srv.wait(15) == OK, srv.stderr.read()
 
 
+def test_tofu_client_fails_when_a_reset_brings_another_server_key(procs):
+    # An on-path attacker injects a Reset (unauthenticated in protocol 1) and answers the
+    # re-handshake with its own key: the client must stop, say so, and send it nothing.
+    from ossuary_micro import Connection, UNAUTH_SERVER, wire
+    from ossuary_io import SecureStream
+    clk = lambda: int(time.monotonic() * 1000)
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(1)
+    cli = start(procs, "--connect", "127.0.0.1:%d" % ls.getsockname()[1], "--tofu")
+    ls.settimeout(10)
+    sock, _ = ls.accept()
+    ls.close()
+    first = SecureStream(Connection(UNAUTH_SERVER, clock=clk), sock, clock=clk)
+    first.handshake(10000)
+    cli.stdin.write(b"before")
+    cli.stdin.flush()
+    assert first.recv(timeout_ms=10000) == b"before"
+    reset = bytearray(wire.HEADER_LEN + wire.RESET_BODY_LEN)
+    wire.put_control(reset, 0, wire.T_RESET, False)
+    sock.sendall(reset)
+    sock.settimeout(10)
+    got = b""
+    while len(got) < len(reset):                # the client's Reset reply
+        got += sock.recv(len(reset) - len(got))
+    sock.settimeout(None)
+    evil_seed, evil_pub = generate_keypair()
+    evil = SecureStream(Connection(UNAUTH_SERVER, secret_key=evil_seed, clock=clk), sock, clock=clk)
+    cli.stdin.write(b"secret")
+    cli.stdin.flush()
+    try:
+        received = evil.recv(timeout_ms=5000)
+    except Exception as e:                      # its session fails: equally nothing received
+        received = repr(e)
+    assert cli.wait(10) == FAILED
+    err = cli.stderr.read().decode()
+    assert "key changed" in err and format_key(evil_pub) in err, err
+    assert "session reset" in err
+    assert b"secret" not in (received if isinstance(received, bytes) else b"")
+    sock.close()
+
+
 def test_untrusted_server_key_without_tofu(procs):
     srv, port = listen(procs)
     rc, out, err = run(["--connect", "127.0.0.1:%d" % port, "--trust", "ab" * 32])

@@ -17,7 +17,8 @@ from ossuary_micro import (Connection, CLIENT, AUTH_SERVER, UNAUTH_SERVER, NEED_
                            HANDSHAKE_DONE, RESET, CLOSED, generate_keypair)
 from ossuary_micro.errors import OssuaryError, ConnectionFailed, ConnectionClosed
 from ossuary_io import (SecureStream, TransportError, TransportClosed, StreamTimeout,
-                        HandshakeTimeout, UntrustedKey)
+                        HandshakeTimeout, UntrustedKey, PeerChanged)
+from ossuary_micro import wire
 
 
 def clock():
@@ -673,3 +674,122 @@ def test_stream_on_micropython_ports_over_memory_duplex(tmp_path, interp):
         cmd = ["node", run, "--no-summary", os.path.relpath(str(script), root)]
     p = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=100)
     assert p.returncode == 0 and "MEM-OK" in p.stdout, p.stdout + p.stderr
+
+
+# ---------------------------------------------------------------- identity pinned across resets
+#
+# Protocol 1's Reset is unauthenticated: an on-path attacker can inject one and answer the
+# re-handshake itself. These play that attacker on the socket between the two peers.
+
+OTHER_SEED, OTHER_PUB = generate_keypair()
+CLIENT2_SEED, CLIENT2_PUB = generate_keypair()
+
+
+def _inject_reset(sock):
+    out = bytearray(wire.HEADER_LEN + wire.RESET_BODY_LEN)
+    wire.put_control(out, 0, wire.T_RESET, False)
+    sock.sendall(out)
+
+
+def _read_reset_reply(sock):
+    # The victim answers the injected Reset with its own (spec 4.4 step 3); the attacker eats it.
+    sock.settimeout(5)
+    got = b""
+    while len(got) < wire.HEADER_LEN + wire.RESET_BODY_LEN:
+        got += sock.recv(wire.HEADER_LEN + wire.RESET_BODY_LEN - len(got))
+    assert (got[4] << 8 | got[5]) == wire.T_RESET, got
+
+
+def _attacked_client(trust_keys, trust_cb):
+    a, b = socket.socketpair()
+    c = Connection(CLIENT, authorized_keys=trust_keys, clock=clock)
+    client = SecureStream(c, a, clock=clock, trust=trust_cb)
+    srv = Runner(lambda: recv_exactly(SecureStream(
+        Connection(UNAUTH_SERVER, secret_key=SERVER_SEED, clock=clock), b, clock=clock), 4))
+    assert client.handshake(5000) == SERVER_PUB
+    client.send(b"ping")
+    assert srv.join() == b"ping"
+    # The attacker now holds b: Reset, then a handshake with its own key.
+    _inject_reset(b)
+    outcome = Runner(lambda: client.recv(timeout_ms=5000))
+    _read_reset_reply(b)
+    b.settimeout(None)
+    evil = SecureStream(Connection(UNAUTH_SERVER, secret_key=OTHER_SEED, clock=clock), b, clock=clock)
+    got = Runner(lambda: evil.recv(timeout_ms=2000))
+    with pytest.raises(PeerChanged) as e:
+        outcome.join()
+    assert e.value.pinned == SERVER_PUB and e.value.presented == OTHER_PUB
+    assert isinstance(client.error, PeerChanged)
+    with pytest.raises(PeerChanged):
+        client.send(b"secret")
+    try:
+        assert got.join() == b""           # nothing ever reached the attacker
+    except (OssuaryError) as err:           # or its session failed: equally nothing
+        assert not isinstance(err, StreamTimeout)
+    a.close()
+    b.close()
+
+
+def test_client_with_several_trusted_keys_fails_when_a_reset_brings_another_one():
+    _attacked_client([SERVER_PUB, OTHER_PUB], None)
+
+
+def test_tofu_client_does_not_accept_a_second_key_after_a_reset():
+    asked = []
+    _attacked_client([], lambda key: asked.append(key) or True)
+    assert asked == [SERVER_PUB]            # the second key never reached the trust callback
+
+
+def test_auth_server_fails_when_another_authorized_client_takes_over_after_a_reset():
+    a, b = socket.socketpair()
+    s = Connection(AUTH_SERVER, secret_key=SERVER_SEED, authorized_keys=[CLIENT_PUB, CLIENT2_PUB],
+                   clock=clock)
+    server = SecureStream(s, b, clock=clock)
+    first = SecureStream(Connection(CLIENT, secret_key=CLIENT_SEED, authorized_keys=[SERVER_PUB],
+                                    clock=clock), a, clock=clock)
+    cl = Runner(lambda: first.handshake(5000))
+    assert server.handshake(5000) == CLIENT_PUB
+    cl.join()
+    outcome = Runner(lambda: server.recv(timeout_ms=5000))
+    _inject_reset(a)
+    _read_reset_reply(a)
+    a.settimeout(None)
+    second = SecureStream(Connection(CLIENT, secret_key=CLIENT2_SEED, authorized_keys=[SERVER_PUB],
+                                     clock=clock), a, clock=clock)
+
+    def intrude():
+        try:
+            second.handshake(3000)
+            second.send(b"from the other client")
+        except OssuaryError:
+            pass
+
+    Runner(intrude).join()
+    with pytest.raises(PeerChanged) as e:
+        outcome.join()
+    assert e.value.pinned == CLIENT_PUB and e.value.presented == CLIENT2_PUB
+    a.close()
+    b.close()
+
+
+def test_reset_with_the_same_peer_is_counted_and_the_stream_goes_on():
+    a, b = socket.socketpair()
+    c, s = make_conns()
+    client = SecureStream(c, a, clock=clock)
+    server = SecureStream(s, b, clock=clock)
+    srv = Runner(lambda: (server.handshake(5000), recv_exactly(server, 6)))
+    client.handshake(5000)
+    client.send(b"one")
+    client.send(b"two")
+    srv.join()
+    assert (client.resets, client.records_sent, client.records_unconfirmed) == (0, 2, 0)
+    # A corrupted record makes the server reset (a real line error, not an attacker).
+    a.sendall(b"\x00\x10\x00\x02\x00\x20\x00\x00" + bytes(16))
+    srv = Runner(lambda: recv_exactly(server, 5))
+    while client.poll() != RESET:           # the event the application sees
+        time.sleep(0.01)
+    assert client.resets == 1 and not client.established
+    client.send(b"after")                   # waits for the re-handshake with the same server
+    assert srv.join() == b"after"
+    assert client.resets == 1 and client.records_unconfirmed == 2 and client.records_sent == 1
+    assert client.peer_key == SERVER_PUB and client.established
