@@ -13,7 +13,16 @@
 # after the fields. A malformed line makes the whole file
 # unusable (KnownNodesError naming the line): a trust file we cannot read exactly must not
 # be read approximately. Rewrites are atomic (temporary file + os.replace) and keep comments.
+#
+# Several processes edit the file (the collector pinning under --tofu, `known add/remove` from
+# a shell). Every edit is a read-modify-write under an exclusive flock on the file's directory
+# (the file itself is replaced by each rename, so it cannot carry the lock; the directory
+# needs no stray lock file): the edit re-reads the file after taking the lock, so a `known
+# remove` can never be undone by a concurrent pin. The temporary file is created with
+# O_EXCL | O_NOFOLLOW under a random name: a planted file or symlink is never written through.
+# No edit may grow the file past MAX_FILE, the size start-up accepts.
 
+import fcntl
 import os
 import re
 import threading
@@ -187,9 +196,8 @@ class KnownNodes:
             raise KnownNodesError("bad node name %r (1-32 characters A-Z a-z 0-9 _ . -)" % (name,))
         if len(key) != 32:
             raise KnownNodesError("a node key is 32 bytes")
-        with self.lock:
-            # Another process may have edited the file since we read it: merge, not clobber.
-            self.reload_if_changed()
+
+        def change():
             old = self.by_name(name)
             if old is not None:
                 if old.key == key:
@@ -204,56 +212,104 @@ class KnownNodes:
                 # A new file: say what it is, for whoever opens it in an editor.
                 self._lines.append(HEADER)
             self._lines.append(entry)
-            try:
-                self.save()
-            except KnownNodesError:
-                self._lines.remove(entry)
-                raise
             return entry
+
+        # Another process may have edited the file since we read it: merge, not clobber.
+        return self._locked_edit(change)
 
     def remove(self, name):
         """Remove the entry called `name` and save. Returns the removed KnownNode.
         Raises KnownNodesError if there is no such entry."""
-        with self.lock:
-            self.reload_if_changed()
+        def change():
             entry = self.by_name(name)
             if entry is None:
                 raise KnownNodesError("no node called %r in %s" % (name, self.path))
-            idx = self._lines.index(entry)
-            del self._lines[idx]
-            try:
-                self.save()
-            except KnownNodesError:
-                self._lines.insert(idx, entry)
-                raise
+            self._lines.remove(entry)
             return entry
 
+        return self._locked_edit(change)
+
+    def _edit_lock(self):
+        """Take the cross-process edit lock (flock on the file's directory); returns the fd
+        to pass to _edit_unlock. Blocks while another process edits."""
+        directory = os.path.dirname(os.path.abspath(self.path))
+        try:
+            fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError as e:
+            raise KnownNodesError("cannot open the directory of %s: %s" % (self.path, e.strerror or e))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as e:
+            os.close(fd)
+            raise KnownNodesError("cannot lock %s: %s" % (directory, e.strerror or e))
+        return fd
+
+    @staticmethod
+    def _edit_unlock(fd):
+        os.close(fd)    # closing the last descriptor releases the flock
+
+    def _text(self):
+        return "".join(x.line() if isinstance(x, KnownNode) else x for x in self._lines)
+
     def save(self):
-        """Write the file atomically (temp file in the same directory, then rename)."""
+        """Write the file atomically (temp file in the same directory, then rename), taking
+        the edit lock. Raises KnownNodesError (also when the text would exceed MAX_FILE)."""
         with self.lock:
-            lines = self._lines
-            text = "".join(x.line() if isinstance(x, KnownNode) else x for x in lines)
-            directory = os.path.dirname(os.path.abspath(self.path))
-            tmp = os.path.join(directory, ".%s.%d.tmp" % (os.path.basename(self.path), os.getpid()))
+            fd = self._edit_lock()
             try:
-                mode = os.stat(self.path).st_mode & 0o777
-            except OSError:
-                mode = 0o644
-            try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    f.write(text)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, self.path)
-            except OSError as e:
+                self._write(self._text())
+            finally:
+                self._edit_unlock(fd)
+
+    def _write(self, text):
+        # Caller holds the edit lock.
+        data = text.encode("utf-8")
+        if len(data) > MAX_FILE:
+            raise KnownNodesError("known-nodes file %s would exceed %d bytes; not written"
+                                  % (self.path, MAX_FILE))
+        directory = os.path.dirname(os.path.abspath(self.path))
+        tmp = os.path.join(directory, ".%s.%s.tmp" % (os.path.basename(self.path),
+                                                      os.urandom(8).hex()))
+        try:
+            mode = os.stat(self.path).st_mode & 0o777
+        except OSError:
+            mode = 0o644
+        created = False
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+            created = True
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except OSError as e:
+            if created:
                 try:
                     os.unlink(tmp)
                 except OSError:
                     pass
-                raise KnownNodesError("cannot write known-nodes file %s: %s" % (self.path, e.strerror or e))
-            st = os.stat(self.path)
-            self._mtime = (st.st_mtime_ns, st.st_size, st.st_ino)
+            raise KnownNodesError("cannot write known-nodes file %s: %s" % (self.path, e.strerror or e))
+        st = os.stat(self.path)
+        self._mtime = (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def _locked_edit(self, change):
+        """Read-modify-write under the edit lock: re-read the file, apply change() (which
+        edits self._lines and returns a result, or raises), write. On any failure the
+        in-memory list is the file's contents as re-read."""
+        with self.lock:
+            fd = self._edit_lock()
+            try:
+                self.load()
+                result = change()
+                try:
+                    self._write(self._text())
+                except KnownNodesError:
+                    self.load()
+                    raise
+                return result
+            finally:
+                self._edit_unlock(fd)
 
 
 def format_list(nodes):

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -128,3 +129,68 @@ def test_known_cli_as_subprocess_both_entry_points(tmp_path):
                        capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 4
     assert r.stderr.count("\n") == 1 and "line 1" in r.stderr
+
+
+# -- concurrency, temporary file, size bound (issue 9 items 4, 5, 10) ---------------------
+
+def _blocked_on_flock(pid):
+    # /proc/locks lists a process waiting for a lock as "N: -> FLOCK ADVISORY WRITE PID ...".
+    with open("/proc/locks") as f:
+        return any("->" in line and " %d " % pid in line for line in f)
+
+
+def test_remove_from_another_process_during_a_pin_is_not_undone(tmp_path, monkeypatch):
+    # The interleaving of issue 9.5, made deterministic: the collector's pin (add) has re-read
+    # the file and is about to write it when `known remove` runs in another process. Without
+    # a cross-process lock the remove completes first and the pin's write resurrects the
+    # removed node; with it, the remove waits for the pin and then applies to its result.
+    p = tmp_path / "known_nodes"
+    KnownNodes(str(p)).add("revoked", K1, "2025-01-01T00:00:00Z")
+    collector = KnownNodes(str(p))
+    real_replace = os.replace
+    other = []
+
+    def replace_with_remove_in_between(src, dst):
+        # The pin has re-read the file and written its temporary copy: now the other process.
+        cmd = [sys.executable, "-m", "host_tools.keygen", "known", "-f", str(p), "remove", "revoked"]
+        proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE)
+        other.append(proc)
+        # Wait until the other process has either finished (no lock) or is blocked on ours.
+        while proc.poll() is None and not _blocked_on_flock(proc.pid):
+            time.sleep(0.005)
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace_with_remove_in_between)
+    collector.add("newcomer", K2, "2025-01-02T00:00:00Z")
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert other[0].wait(10) == 0, other[0].stderr.read()
+    final = KnownNodes(str(p))
+    assert final.by_name("revoked") is None, p.read_text()
+    assert final.by_name("newcomer").key == K2
+
+
+def test_temporary_file_is_never_written_through_a_planted_symlink(tmp_path, monkeypatch):
+    p = tmp_path / "kn"
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    kn = KnownNodes(str(p))
+    monkeypatch.setattr(os, "urandom", lambda n: b"\x01" * n)
+    # The old predictable name (pid) and the name this run will pick (random, pinned here).
+    for name in (".kn.%d.tmp" % os.getpid(), ".kn.%s.tmp" % ("01" * 8)):
+        os.symlink(str(victim), str(tmp_path / name))
+    with pytest.raises(KnownNodesError):
+        kn.add("a", K1)
+    assert victim.read_text() == "precious\n"
+    assert not p.exists() and kn.entries() == []
+
+
+def test_an_edit_never_grows_the_file_past_what_loading_accepts(tmp_path):
+    from host_tools.known_nodes import MAX_FILE
+    p = tmp_path / "kn"
+    p.write_text("#" * (MAX_FILE - 51) + "\n")      # 50 bytes short: one entry is ~100
+    before = p.read_bytes()
+    kn = KnownNodes(str(p))
+    with pytest.raises(KnownNodesError, match="exceed"):
+        kn.add("a", K1)
+    assert p.read_bytes() == before
+    assert KnownNodes(str(p)).entries() == []
