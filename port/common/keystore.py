@@ -6,11 +6,20 @@
 # temporary name first and is renamed into place, so a power cut never leaves half a key
 # (littlefs and FAT renames are atomic for this purpose).
 #
+# Permissions: the temporary file is owner-only from the moment it exists, never narrowed
+# afterwards (a reader who opens it while it is still world-readable keeps the descriptor and
+# reads the key later). Where os.open exists (CPython) it is created O_EXCL | O_NOFOLLOW with
+# mode 0600. The MicroPython unix port has neither os.open, os.chmod, os.umask nor a mode
+# argument to open() (and its standard build has no ffi); what it has is os.system, so the
+# empty file is created by the shell under `umask 077` with noclobber (`set -C`: refuses an
+# existing file or symlink), checked with os.stat to be a regular file with no group/other
+# bits, and only then opened and written (see _create_owner_only). Someone who can write to
+# the key's directory can still race between that creation and our open(): keep the key in a
+# directory only the node's user can write.
+#
 # What this cannot do: board filesystems (littlefs/FAT) have no permissions, so anyone with
-# REPL or mpremote access can read the key. The unix port's open() has no mode argument and
-# its os module has no chmod, so there the temporary file is created empty, narrowed to 0600
-# with chmod(1), and only then written (see _owner_only). ossuary-deploy and ossuary-keygen
-# create host key files 0600 themselves. docs/boards.md says this too.
+# REPL or mpremote access can read the key. ossuary-deploy and ossuary-keygen create host
+# key files 0600 themselves. docs/boards.md says this too.
 
 import os
 
@@ -39,8 +48,12 @@ def write_secret_key(path, seed):
     text = bytearray((format_key(seed) + "\n").encode())
     tmp = path + ".tmp"
     try:
-        with open(tmp, "wb") as f:
-            _owner_only(tmp)          # before a single secret byte is in the file
+        try:
+            os.remove(tmp)    # a leftover from a power cut; the creation below must be fresh
+        except OSError:
+            pass
+        f = _create_owner_only(tmp)
+        with f:
             f.write(text)
         try:
             os.remove(path)  # FAT's rename does not replace an existing file
@@ -56,16 +69,31 @@ def write_secret_key(path, seed):
             pass
 
 
-def _owner_only(path):
-    # Only the unix port has a shell (os.system) and POSIX permissions; board filesystems
-    # have neither. Refuse rather than leave a world-readable key if chmod fails.
+_S_IFMT = 0o170000
+_S_IFREG = 0o100000
+
+
+def _create_owner_only(path):
+    # A new, empty file at `path`, owner-only from its creation, open for binary writing.
+    # Raises OSError if it exists already or cannot be made private.
+    if hasattr(os, "open"):
+        # CPython (host tests, tools): atomic create with the final mode.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
+                     0o600)
+        return os.fdopen(fd, "wb")
     system = getattr(os, "system", None)
     if system is None:
-        return
+        return open(path, "wb")   # a board: no permissions to set (see the module comment)
+    # MicroPython unix port: the shell creates the file under umask 077, refusing anything
+    # that already exists (noclobber), so it is never readable by others, not even empty.
     if "'" in path:
         raise OSError("key path must not contain a quote: %s" % path)
-    if system("chmod 600 '%s'" % path) != 0:
-        raise OSError("cannot restrict permissions of %s" % path)
+    if system("umask 077 && set -C && : > '%s'" % path) != 0:
+        raise OSError("cannot create %s owner-only" % path)
+    mode = os.stat(path)[0]
+    if mode & _S_IFMT != _S_IFREG or mode & 0o077:
+        raise OSError("%s is not a private regular file" % path)
+    return open(path, "wb")
 
 
 def read_or_create(path, random, public_of, log):
