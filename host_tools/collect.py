@@ -9,6 +9,22 @@
 # name it sends in its readings is only needed the first time, to pin or to notice a changed
 # key. Nothing an unidentified or refused node sends is stored.
 #
+# Trust is re-checked, not only decided at the handshake: every reading is checked against the
+# known-nodes file (re-read when it changes) before it is stored, and each open session checks
+# its node at least every REVOCATION_CHECK_S, so `known remove` cuts off a connected node within
+# about a second and nothing it sends afterwards is stored.
+#
+# TCP admission (an unidentified peer must never starve identified nodes): a peer is "pending"
+# until it has completed a handshake *and* been identified as a known node. Pending peers have a
+# short handshake deadline, at most tcp_max_pending_per_address of them per IP address, and at
+# most tcp_max_pending in total; when the pending or the overall cap (tcp_max_clients) is full,
+# the oldest pending peer is dropped to make room, so flooding idle connections only churns
+# other idle connections. Identified nodes are never dropped for a newcomer.
+#
+# TOFU is bounded: at most tofu_max_per_source new pins per source (per IP address for TCP) and
+# tofu_max_total per run, at most tofu_rate per minute, and no pin may grow the known-nodes file
+# past what start-up accepts (known_nodes.MAX_FILE). Over a limit the node is refused, loudly.
+#
 # Failure handling, per source and never affecting the others:
 #   * a serial port that cannot be opened or disappears is reopened with exponential backoff;
 #   * a Connection that fails (garbage, reset limit, refused key, node gone) is replaced by a
@@ -54,8 +70,18 @@ BACKOFF_MIN_S = 0.25
 BACKOFF_MAX_S = 30.0
 IDENTIFY_TIMEOUT_S = 10.0   # an unknown key must send a valid reading (its name) within this
 IDENTIFY_MAX_BAD = 3        # ... or at most this many malformed records first
-MAX_TCP_CLIENTS = 32
-TCP_HANDSHAKE_TIMEOUT_S = 30.0  # a TCP peer must complete a handshake within this
+# Readings are small JSON objects (a node sends at most port/common/node.py's MAX_RECORD, 256):
+# 1024 leaves room and bounds how long a forged length field can make a session wait for a
+# packet (at most 1052 bytes instead of 16 KiB); a larger length fails the Connection at once.
+NODE_MAX_RECORD = 1024
+MAX_TCP_CLIENTS = 256           # concurrent TCP connections, identified or not
+MAX_TCP_PENDING = 32            # ... of which not yet identified
+MAX_TCP_PENDING_PER_ADDRESS = 4  # ... not yet identified, from one IP address
+TCP_HANDSHAKE_TIMEOUT_S = 5.0   # a TCP peer must complete a handshake within this
+REVOCATION_CHECK_S = 1.0        # an open session re-checks its node's trust this often
+TOFU_MAX_PER_SOURCE = 8         # TOFU pins per source (serial port, or TCP peer IP) per run
+TOFU_MAX_TOTAL = 64             # TOFU pins per run
+TOFU_RATE_PER_MIN = 10          # TOFU pins per minute (a burst of this many, then refilled)
 REFUSAL_LOG_S = 60.0        # a refused key is logged loudly at most once per this period
 BAD_LOG_FIRST = 3           # malformed readings logged per session before rate-limiting
 BAD_LOG_EVERY = 100
@@ -264,8 +290,11 @@ class Session:
     run() returns "closed", "refused" or "stopped", and raises TransportGone when the
     transport fails; it never raises for anything the peer sends."""
 
-    def __init__(self, collector, transport, source, handshake_deadline=None):
+    def __init__(self, collector, transport, source, handshake_deadline=None, slot=None, pin_source=None):
         self.c = collector
+        # TCP only: the admission record, marked trusted while an identified node is served.
+        self.slot = slot
+        self.pin_source = pin_source or source    # what TOFU limits count per
         # TCP only: a peer that connects and never completes a handshake must not hold one of
         # the MAX_TCP_CLIENTS slots forever (an idle server Connection has no timeout).
         self.handshake_deadline = handshake_deadline
@@ -273,7 +302,7 @@ class Session:
         self.source = source
         self.stats = collector.source_stats(source)
         self.conn = Connection(AUTH_SERVER, secret_key=collector.seed,
-                               authorized_keys=collector.known.keys(), max_record=MAX_RECORD,
+                               authorized_keys=collector.known.keys(), max_record=collector.max_record,
                                clock=_ms_clock, tofu_clients=True)
         self.out = bytearray(max(self.conn.max_packet, MAX_CONTROL_PACKET))
         self.node = None            # KnownNode once identified
@@ -284,6 +313,7 @@ class Session:
         self.name_warned = False
         self.refused = False
         self.established_once = False
+        self.next_trust_check = 0.0
 
     def _flush(self):
         n = self.conn.data_to_send(self.out)
@@ -307,6 +337,11 @@ class Session:
                     return "stopped"
                 ev = conn.next_event()
                 if ev == NEED_DATA:
+                    if self.node is not None and time.monotonic() >= self.next_trust_check:
+                        self.next_trust_check = time.monotonic() + REVOCATION_CHECK_S
+                        if not self.c.still_trusted(self.node):
+                            self._revoked()
+                            continue
                     if self.handshake_deadline is not None and not self.established_once and \
                             time.monotonic() > self.handshake_deadline:
                         event(logging.INFO, "handshake_timeout", "no handshake in time; hanging up",
@@ -346,7 +381,7 @@ class Session:
                           source=self.source, node=self.node.name if self.node else "-",
                           reason=str(conn.error))
                     # The next handshake may be another device on the same line: identify again.
-                    self.node = None
+                    self._set_node(None)
                     self.unknown_key = None
                 elif ev == CLOSED:
                     self._flush()
@@ -363,13 +398,31 @@ class Session:
 
     # -- events --
 
+    def _set_node(self, entry):
+        self.node = entry
+        if self.slot is not None:
+            self.slot.trusted = entry is not None
+
+    def _revoked(self):
+        # The node's key left the known-nodes file (or now has another name) while connected.
+        entry = self.node
+        self.refused = True
+        with self.c.lock:
+            self.c.refused["revoked"] = self.c.refused.get("revoked", 0) + 1
+        event(logging.WARNING, "revoked",
+              "node %s was removed from %s; session closed, nothing more stored"
+              % (entry.name, self.c.known.path), source=self.source, node=entry.name,
+              key=entry.key_hex)
+        self._set_node(None)
+        self.conn.disconnect(error=True)
+
     def _on_handshake(self):
         key = bytes(self.conn.remote_public_key)
         self.established_once = True
         self.stats.sessions += 1
         entry = self.c.lookup_key(key)
         if entry is not None:
-            self.node = entry
+            self._set_node(entry)
             event(logging.INFO, "node_connected", source=self.source, node=entry.name, key=short(key))
         else:
             self.unknown_key = key
@@ -394,6 +447,11 @@ class Session:
             event(logging.WARNING, "name_mismatch",
                   "readings are stored under the pinned name (the key identifies the node)",
                   source=self.source, node=self.node.name, claimed=reading["node"])
+        # Checked per reading (a stat of the file, a re-read only if it changed): nothing is
+        # stored once the node's key is gone from the file.
+        if not self.c.still_trusted(self.node):
+            self._revoked()
+            return
         self.c.store_reading(self.node, self.source, reading)
 
     def _bad(self, why, size):
@@ -412,10 +470,10 @@ class Session:
                              % (format_key(self.unknown_key), self.unknown_bad))
 
     def _identify(self, name):
-        verdict, entry = self.c.decide(name, self.unknown_key)
+        verdict, entry = self.c.decide(name, self.unknown_key, self.pin_source)
         key_hex = format_key(self.unknown_key)
         if verdict == "trusted" or verdict == "pinned":
-            self.node = entry
+            self._set_node(entry)
             self.unknown_key = None
             if verdict == "pinned":
                 event(logging.WARNING, "key_pinned",
@@ -432,6 +490,14 @@ class Session:
                          "ossuary-keygen known -f %s remove %s"
                          % (name, self.c.known.path, self.c.known.path, name),
                          pinned_key=entry.key_hex, presented_key=key_hex)
+        elif verdict == "not_pinned":
+            # --tofu is on but this pin was not allowed (a limit, or the file): say why, and
+            # how to add the node by hand -- not "use --tofu".
+            self._refuse("tofu_limit", name,
+                         "node %s is not in %s and was not pinned (%s); refused, nothing stored. "
+                         "To trust it: ossuary-keygen known -f %s add %s %s"
+                         % (name, self.c.known.path, entry, self.c.known.path, name, key_hex),
+                         key=key_hex)
         else:
             self._refuse("unknown_key", name,
                          "node %s is not in %s; refused, nothing stored. To trust it: "
@@ -450,12 +516,33 @@ class Session:
         # everything else, so repeats within REFUSAL_LOG_S are logged at DEBUG and counted.
         event(logging.WARNING if loud else logging.DEBUG, "refused_" + reason, msg,
               source=self.source, node=name or "-", **fields)
-        self.node = None
+        self._set_node(None)
         self.unknown_key = None
         self.conn.disconnect(error=True)
 
 
 # -- the collector ---------------------------------------------------------------------
+
+class _TcpSlot:
+    """One accepted TCP connection, as the accept loop sees it for admission decisions."""
+
+    def __init__(self, sock, name, ip):
+        self.sock = sock
+        self.name = name
+        self.ip = ip
+        self.since = time.monotonic()
+        self.trusted = False        # an identified node is being served (Session sets it)
+        self.evicted = False
+        self.thread = None
+
+    def evict(self):
+        # Wake the serving thread's recv with EOF; the thread closes the socket itself.
+        self.evicted = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
 
 class Collector:
     """Serves any number of sources concurrently, one thread each.
@@ -464,6 +551,10 @@ class Collector:
     `tofu`: pin unknown nodes on first sight. `writer`: optional LineWriter. `max_readings`:
     stop after storing this many (0: never). `on_reading(node, source, reading)`: optional
     callback, called in the source's thread after a reading was stored.
+
+    Limits (attributes, set before adding sources; module comment and README): max_record,
+    tcp_max_clients, tcp_max_pending, tcp_max_pending_per_address, tcp_handshake_timeout,
+    identify_timeout, tofu_max_per_source, tofu_max_total, tofu_rate (pins per minute).
     """
 
     def __init__(self, seed, known, store, tofu=False, writer=None, max_readings=0,
@@ -478,6 +569,17 @@ class Collector:
         self.log_readings = log_readings
         self.identify_timeout = IDENTIFY_TIMEOUT_S
         self.tcp_handshake_timeout = TCP_HANDSHAKE_TIMEOUT_S
+        self.max_record = NODE_MAX_RECORD
+        self.tcp_max_clients = MAX_TCP_CLIENTS
+        self.tcp_max_pending = MAX_TCP_PENDING
+        self.tcp_max_pending_per_address = MAX_TCP_PENDING_PER_ADDRESS
+        self.tofu_max_per_source = TOFU_MAX_PER_SOURCE
+        self.tofu_max_total = TOFU_MAX_TOTAL
+        self.tofu_rate = TOFU_RATE_PER_MIN
+        self._pins_by_source = {}     # pin source -> TOFU pins this run
+        self._pins_total = 0
+        self._pin_tokens = None       # token bucket for tofu_rate (filled on first use)
+        self._pin_tokens_at = 0.0
         self.stop_event = threading.Event()
         self.done_event = threading.Event()     # max_readings reached
         self.lock = threading.Lock()
@@ -521,10 +623,38 @@ class Collector:
             self._reload_known()
             return self.known.by_key(key)
 
-    def decide(self, name, key):
+    def still_trusted(self, entry):
+        """True if `entry`'s key is still in the known-nodes file under the same name
+        (re-reading the file if it changed; an unreadable file keeps the previous contents)."""
+        with self.known.lock:
+            self._reload_known()
+            now = self.known.by_key(entry.key)
+            return now is not None and now.name == entry.name
+
+    def _pin_allowed(self, source):
+        # TOFU limits (module comment). Returns None, or why the pin is not allowed.
+        # Caller holds self.lock.
+        if self._pins_total >= self.tofu_max_total:
+            return "TOFU limit of %d pins per run reached" % self.tofu_max_total
+        if self._pins_by_source.get(source, 0) >= self.tofu_max_per_source:
+            return "TOFU limit of %d pins from %s reached" % (self.tofu_max_per_source, source)
+        now = time.monotonic()
+        if self._pin_tokens is None:
+            self._pin_tokens = float(self.tofu_rate)
+        else:
+            self._pin_tokens = min(float(self.tofu_rate),
+                                   self._pin_tokens + (now - self._pin_tokens_at) * self.tofu_rate / 60.0)
+        self._pin_tokens_at = now
+        if self._pin_tokens < 1.0:
+            return "TOFU rate limit of %g pins per minute" % self.tofu_rate
+        return None
+
+    def decide(self, name, key, source="-"):
         """Verdict for a verified but unpinned key whose node calls itself `name`:
         ("trusted", entry) pinned meanwhile, ("pinned", entry) newly pinned (TOFU),
-        ("changed", entry_with_the_old_key), or ("unknown", None)."""
+        ("changed", entry_with_the_old_key), ("not_pinned", why) (TOFU on, but a limit or
+        the file refused the pin), or ("unknown", None). `source` is what per-source TOFU
+        limits count."""
         with self.known.lock:
             self._reload_known()
             entry = self.known.by_key(key)
@@ -535,11 +665,20 @@ class Collector:
                 return "changed", entry
             if not self.tofu:
                 return "unknown", None
+            with self.lock:
+                why = self._pin_allowed(source)
+            if why is not None:
+                return "not_pinned", why
             try:
-                return "pinned", self.known.add(name, key)
+                pinned = self.known.add(name, key)
             except KnownNodesError as e:
                 event(logging.ERROR, "pin_failed", str(e), node=name)
-                return "unknown", None
+                return "not_pinned", str(e)
+            with self.lock:
+                self._pins_total += 1
+                self._pins_by_source[source] = self._pins_by_source.get(source, 0) + 1
+                self._pin_tokens -= 1.0
+            return "pinned", pinned
 
     def count_refused(self, reason, key):
         """Count a refusal; returns (log_loudly, repeats suppressed since the last loud one)."""
@@ -633,12 +772,13 @@ class Collector:
                 if data and stats is not None:
                     stats.discarded += len(data)
 
-    def _serve_transport(self, transport, source, persistent):
+    def _serve_transport(self, transport, source, persistent, slot=None):
         # Sessions back to back on one open transport. Raises TransportGone.
         backoff = BACKOFF_MIN_S
         while not self.stop_event.is_set():
             deadline = None if persistent else time.monotonic() + self.tcp_handshake_timeout
-            s = Session(self, transport, source, deadline)
+            s = Session(self, transport, source, deadline, slot,
+                        pin_source=("tcp:" + slot.ip) if slot is not None else None)
             result = s.run()
             if result == "stopped" or not persistent:
                 return
@@ -695,7 +835,7 @@ class Collector:
                 self._wait(1.0)
 
     def _tcp_accept_loop(self, lsock):
-        active = []
+        active = []         # _TcpSlot, one per connection being served
         while not self.stop_event.is_set():
             try:
                 r, _, _ = select.select([lsock], [], [], POLL_S)
@@ -708,23 +848,40 @@ class Collector:
                 event(logging.WARNING, "accept_failed", source="tcp", reason=str(e))
                 self._wait(BACKOFF_MIN_S)
                 continue
-            active = [t for t in active if t.is_alive()]
+            active = [s for s in active if s.thread.is_alive() and not s.evicted]
             name = "tcp:%s:%d" % (addr[0], addr[1])
-            if len(active) >= MAX_TCP_CLIENTS:
-                event(logging.WARNING, "tcp_refused", "too many connections", source=name,
-                      limit=MAX_TCP_CLIENTS)
+            ip = addr[0]
+            pending = [s for s in active if not s.trusted]
+            if sum(1 for s in pending if s.ip == ip) >= self.tcp_max_pending_per_address:
+                event(logging.WARNING, "tcp_refused", "too many unidentified connections from this address",
+                      source=name, limit=self.tcp_max_pending_per_address)
                 sock.close()
                 continue
+            if len(active) >= self.tcp_max_clients or len(pending) >= self.tcp_max_pending:
+                if not pending:
+                    event(logging.WARNING, "tcp_refused", "all slots serve identified nodes",
+                          source=name, limit=self.tcp_max_clients)
+                    sock.close()
+                    continue
+                # Make room by dropping the oldest unidentified connection: a flood of idle
+                # connections then only pushes out its own kind.
+                victim = min(pending, key=lambda s: s.since)
+                victim.evict()
+                active.remove(victim)
+                event(logging.INFO, "tcp_evicted", "oldest unidentified connection dropped for a newcomer",
+                      source=victim.name)
             event(logging.INFO, "tcp_accepted", source=name)
-            active.append(self._spawn(self._tcp_peer, name, sock, name))
+            slot = _TcpSlot(sock, name, ip)
+            active.append(slot)
+            slot.thread = self._spawn(self._tcp_peer, name, sock, name, slot)
         lsock.close()
 
-    def _tcp_peer(self, sock, name):
+    def _tcp_peer(self, sock, name, slot=None):
         stats = self.source_stats(name)
         stats.opens += 1
         t = SocketTransport(sock)
         try:
-            self._serve_transport(t, name, persistent=False)
+            self._serve_transport(t, name, persistent=False, slot=slot)
             event(logging.INFO, "tcp_closed", source=name)
         except TransportGone as e:
             event(logging.INFO, "tcp_closed", source=name, reason=str(e))
@@ -746,7 +903,7 @@ class Collector:
         lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             lsock.bind((host, port))
-            lsock.listen(16)
+            lsock.listen(128)      # many nodes may reconnect at once after a collector restart
         except OSError:
             lsock.close()
             raise
@@ -809,6 +966,18 @@ def _parse_listen(text):
     return host, p
 
 
+def _int_range(lo, hi):
+    def parse(text):
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError("expected an integer")
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError("must be %d..%d" % (lo, hi))
+        return v
+    return parse
+
+
 def build_parser():
     ap = argparse.ArgumentParser(
         prog="ossuary-collect",
@@ -829,6 +998,29 @@ def build_parser():
     ap.add_argument("--output", choices=("jsonl", "csv"), help="also write readings to stdout")
     ap.add_argument("--count", type=int, default=0, metavar="N", help="stop after N readings")
     ap.add_argument("--plot", metavar="DIR", help="on exit, draw one PNG per node and sensor into DIR")
+    lim = ap.add_argument_group("limits (README: \"Limits\")")
+    lim.add_argument("--max-record", type=_int_range(16, MAX_RECORD), default=NODE_MAX_RECORD, metavar="BYTES",
+                     help="largest reading record accepted (default %d; a longer length field "
+                          "fails the session at once)" % NODE_MAX_RECORD)
+    lim.add_argument("--tcp-max-clients", type=_int_range(1, 100000), default=MAX_TCP_CLIENTS, metavar="N",
+                     help="concurrent TCP connections (default %d)" % MAX_TCP_CLIENTS)
+    lim.add_argument("--tcp-max-pending", type=_int_range(1, 100000), default=MAX_TCP_PENDING, metavar="N",
+                     help="of which not yet identified; beyond it the oldest such one is dropped "
+                          "(default %d)" % MAX_TCP_PENDING)
+    lim.add_argument("--tcp-max-pending-per-address", type=_int_range(1, 100000),
+                     default=MAX_TCP_PENDING_PER_ADDRESS, metavar="N",
+                     help="not yet identified connections per IP address (default %d)"
+                          % MAX_TCP_PENDING_PER_ADDRESS)
+    lim.add_argument("--tcp-handshake-timeout", type=float, default=TCP_HANDSHAKE_TIMEOUT_S, metavar="SECONDS",
+                     help="a TCP peer must complete its handshake within this (default %g)"
+                          % TCP_HANDSHAKE_TIMEOUT_S)
+    lim.add_argument("--tofu-max-per-source", type=_int_range(0, 1 << 20), default=TOFU_MAX_PER_SOURCE,
+                     metavar="N", help="TOFU pins per serial port or TCP peer address per run (default %d)"
+                                       % TOFU_MAX_PER_SOURCE)
+    lim.add_argument("--tofu-max-total", type=_int_range(0, 1 << 20), default=TOFU_MAX_TOTAL, metavar="N",
+                     help="TOFU pins per run (default %d)" % TOFU_MAX_TOTAL)
+    lim.add_argument("--tofu-rate", type=float, default=TOFU_RATE_PER_MIN, metavar="PER_MIN",
+                     help="TOFU pins per minute, as a burst that refills (default %d)" % TOFU_RATE_PER_MIN)
     ap.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     ap.add_argument("--log-format", default="text", choices=("text", "json"))
     return ap
@@ -844,6 +1036,8 @@ def main(argv=None):
         ap.error("give at least one serial PORT or --listen HOST:PORT")
     if args.count < 0:
         ap.error("--count must be >= 0")
+    if args.tcp_handshake_timeout <= 0 or args.tofu_rate < 0:
+        ap.error("--tcp-handshake-timeout must be positive and --tofu-rate not negative")
     setup_logging(args.log_level, args.log_format)
 
     def fail(code, msg):
@@ -873,6 +1067,14 @@ def main(argv=None):
     writer = LineWriter(sys.stdout, args.output) if args.output else None
     col = Collector(seed, known, store, tofu=args.tofu, writer=writer, max_readings=args.count,
                     log_readings=writer is None)
+    col.max_record = args.max_record
+    col.tcp_max_clients = args.tcp_max_clients
+    col.tcp_max_pending = args.tcp_max_pending
+    col.tcp_max_pending_per_address = args.tcp_max_pending_per_address
+    col.tcp_handshake_timeout = args.tcp_handshake_timeout
+    col.tofu_max_per_source = args.tofu_max_per_source
+    col.tofu_max_total = args.tofu_max_total
+    col.tofu_rate = args.tofu_rate
 
     # Ctrl-C and SIGTERM only set a flag: threads finish their current step and the summary
     # is printed. A second Ctrl-C while stopping is ignored (the stop is bounded anyway).
