@@ -17,9 +17,14 @@
 # TCP admission (an unidentified peer must never starve identified nodes): a peer is "pending"
 # until it has completed a handshake *and* been identified as a known node. Pending peers have a
 # short handshake deadline, at most tcp_max_pending_per_address of them per IP address, and at
-# most tcp_max_pending in total; when the pending or the overall cap (tcp_max_clients) is full,
-# the oldest pending peer is dropped to make room, so flooding idle connections only churns
-# other idle connections. Identified nodes are never dropped for a newcomer.
+# most tcp_max_pending in total. When the pending or the overall cap (tcp_max_clients) is full,
+# a newcomer takes the place of the oldest pending peer that has sent nothing at all; if every
+# pending peer is talking, the newcomer is refused. So idle connections, however many and from
+# however many addresses, only push out each other; a node mid-handshake and an identified node
+# are never dropped for a newcomer. What this cannot stop: an attacker from many addresses that
+# speaks the handshake (any key passes it under tofu_clients) competes with new nodes for the
+# pending slots; the handshake deadline and identify_timeout bound how long each such peer holds
+# one, and nodes retry.
 #
 # TOFU is bounded: at most tofu_max_per_source new pins per source (per IP address for TCP) and
 # tofu_max_total per run, at most tofu_rate per minute, and no pin may grow the known-nodes file
@@ -75,9 +80,9 @@ IDENTIFY_MAX_BAD = 3        # ... or at most this many malformed records first
 # packet (at most 1052 bytes instead of 16 KiB); a larger length fails the Connection at once.
 NODE_MAX_RECORD = 1024
 MAX_TCP_CLIENTS = 256           # concurrent TCP connections, identified or not
-MAX_TCP_PENDING = 32            # ... of which not yet identified
-MAX_TCP_PENDING_PER_ADDRESS = 4  # ... not yet identified, from one IP address
-TCP_HANDSHAKE_TIMEOUT_S = 5.0   # a TCP peer must complete a handshake within this
+MAX_TCP_PENDING = 128           # ... of which not yet identified (a restart brings many at once)
+MAX_TCP_PENDING_PER_ADDRESS = 8  # ... not yet identified, from one IP address
+TCP_HANDSHAKE_TIMEOUT_S = 10.0  # a TCP peer must complete a handshake within this
 REVOCATION_CHECK_S = 1.0        # an open session re-checks its node's trust this often
 TOFU_MAX_PER_SOURCE = 8         # TOFU pins per source (serial port, or TCP peer IP) per run
 TOFU_MAX_TOTAL = 64             # TOFU pins per run
@@ -366,6 +371,8 @@ class Session:
                     if data:
                         self.stats.bytes_in += len(data)
                         pending = data
+                        if self.slot is not None:
+                            self.slot.talking = True
                 elif ev == DATA:
                     self._on_data(bytes(conn.plaintext[:conn.data_len]))
                 elif ev == UNTRUSTED_KEY:
@@ -528,10 +535,12 @@ class _TcpSlot:
 
     def __init__(self, sock, name, ip):
         self.sock = sock
+        self.fileno = sock.fileno()
         self.name = name
         self.ip = ip
         self.since = time.monotonic()
         self.trusted = False        # an identified node is being served (Session sets it)
+        self.talking = False        # the peer has sent at least one byte
         self.evicted = False
         self.thread = None
 
@@ -858,14 +867,12 @@ class Collector:
                 sock.close()
                 continue
             if len(active) >= self.tcp_max_clients or len(pending) >= self.tcp_max_pending:
-                if not pending:
-                    event(logging.WARNING, "tcp_refused", "all slots serve identified nodes",
-                          source=name, limit=self.tcp_max_clients)
+                victim = self._eviction_victim(pending)
+                if victim is None:
+                    event(logging.WARNING, "tcp_refused", "no slot free and none to reclaim",
+                          source=name, limit=self.tcp_max_clients, pending=len(pending))
                     sock.close()
                     continue
-                # Make room by dropping the oldest unidentified connection: a flood of idle
-                # connections then only pushes out its own kind.
-                victim = min(pending, key=lambda s: s.since)
                 victim.evict()
                 active.remove(victim)
                 event(logging.INFO, "tcp_evicted", "oldest unidentified connection dropped for a newcomer",
@@ -875,6 +882,23 @@ class Collector:
             active.append(slot)
             slot.thread = self._spawn(self._tcp_peer, name, sock, name, slot)
         lsock.close()
+
+    @staticmethod
+    def _eviction_victim(pending):
+        # The oldest pending connection that never sent a byte, or None (module comment).
+        silent = [s for s in pending if not s.talking]
+        if silent:
+            # "Sent nothing" includes bytes not read yet: a node whose thread has not got to
+            # its ClientHandshake is talking already.
+            p = select.poll()
+            for s in silent:
+                try:
+                    p.register(s.sock, select.POLLIN)
+                except (OSError, ValueError):
+                    pass
+            ready = {fd for fd, _ in p.poll(0)}
+            silent = [s for s in silent if s.fileno not in ready]
+        return min(silent, key=lambda s: s.since) if silent else None
 
     def _tcp_peer(self, sock, name, slot=None):
         stats = self.source_stats(name)
