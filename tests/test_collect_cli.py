@@ -166,3 +166,42 @@ def test_missing_serial_port_is_retried_not_fatal_json_logs(tmp_path):
     assert ev["port_unavailable"]["level"] == "WARNING"
     assert ev["port_unavailable"]["source"] == str(tmp_path / "no-such-tty")
     assert len(ev["collector_key"]["public_key"]) == 64 and ev["stopping"]["reason"] == "signal"
+
+
+def test_limits_are_options_in_help_and_bad_values_are_one_line_usage_errors(tmp_path):
+    h = subprocess.run([sys.executable, "-m", "host_tools.collect", "--help"], capture_output=True,
+                       text=True, env=ENV, timeout=30)
+    assert h.returncode == 0
+    for opt in ("--max-record", "--tcp-max-clients", "--tcp-max-pending",
+                "--tcp-max-pending-per-address", "--tcp-handshake-timeout",
+                "--tofu-max-per-source", "--tofu-max-total", "--tofu-rate"):
+        assert opt in h.stdout, opt
+    r = subprocess.run(collect_cmd(tmp_path, "--listen", "127.0.0.1:0", "--tcp-max-pending", "0"),
+                       capture_output=True, text=True, env=ENV, timeout=30)
+    assert r.returncode == 2
+    assert "--tcp-max-pending" in r.stderr.strip().splitlines()[-1]
+    r = subprocess.run(collect_cmd(tmp_path, "--listen", "127.0.0.1:0", "--max-record", "20000"),
+                       capture_output=True, text=True, env=ENV, timeout=30)
+    assert r.returncode == 2 and "16384" in r.stderr
+
+
+def test_limit_options_reach_the_collector(tmp_path):
+    # A 1-pin TOFU budget set on the command line: the second new node is refused.
+    p, cpub, port = start(tmp_path, "--init", "--tofu", "--tofu-max-total", "1",
+                          "--listen", "127.0.0.1:0")
+    try:
+        for name in ("first", "second"):
+            seed, _ = generate_keypair()
+            n = SimNode(SockLink(("127.0.0.1", port)), seed, cpub, [reading(name, 0)], linger=0.3)
+            n.start()
+            n.join(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(KnownNodes(str(tmp_path / "kn")).entries()) < 1:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        assert [e.name for e in KnownNodes(str(tmp_path / "kn")).entries()] == ["first"]
+    finally:
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=20)
+    assert p.returncode == 0
+    assert "refused_tofu_limit" in err and "tofu_limit 1" in err
