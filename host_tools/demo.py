@@ -2,7 +2,7 @@
 #
 # No board needed. The pieces are the real ones: ossuary-keygen makes the keys, the node is
 # port/unix/main.py running on .venv/bin/micropython with port/common/node.py, its "UART" is
-# the slave side of a pty pair from os.openpty(), and the collector (host_tools/collect.py,
+# the slave side of a pty pair from os.openpty(), and the collector (host_tools/collector/,
 # the code behind ossuary-collect) serves the master side, pins the node's key on first sight
 # (--tofu), stores readings in SQLite and draws a PNG per sensor at the end.
 #
@@ -29,6 +29,7 @@ from host_tools.keyfile import read_secret_key
 from host_tools.known_nodes import KnownNodes
 from host_tools.plot import plot_readings
 from host_tools.store import Store
+from host_tools.collector.sinks import SqliteSink
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NODE_NAME = "demo-node"
@@ -142,7 +143,7 @@ def run(count=20, interval=0.2, out=None, timeout=None, micropython=None):
         say("    reading %3d  %-10s seq=%-3d %-16s %8.2f %s" % (
             len(received), node, reading["seq"], reading["sensor"], reading["value"], reading["unit"]))
 
-    col = Collector(read_secret_key(col_key), known, store, tofu=True, max_readings=count,
+    col = Collector(read_secret_key(col_key), known, SqliteSink(store), tofu=True, max_readings=count,
                     on_reading=show)
     col.add_fd(master, "pty:" + slave_path)
     say("[4] collector running (AUTH_SERVER, --tofu, db %s); log lines go to stderr" % db_path)

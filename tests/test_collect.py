@@ -20,6 +20,7 @@ from ossuary_micro.keys import generate_keypair, format_key
 from host_tools.collect import Collector
 from host_tools.known_nodes import KnownNodes
 from host_tools.store import Store
+from host_tools.collector.sinks import SqliteSink
 
 
 def ms():
@@ -170,7 +171,7 @@ class Env:
         self.seed, self.pub = generate_keypair()
         self.known = KnownNodes(str(tmp_path / "known_nodes"))
         self.store = Store(str(tmp_path / "r.db"))
-        self.col = Collector(self.seed, self.known, self.store, tofu=tofu)
+        self.col = Collector(self.seed, self.known, SqliteSink(self.store), tofu=tofu)
         self.ptys = []
 
     def node_key(self, name=None):

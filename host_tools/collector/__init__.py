@@ -1,0 +1,9 @@
+# The collector behind ossuary-collect, one module per job (the way pyserial separates
+# transports from the protocol shell):
+#
+#   transports.py  byte pipes: serial port / pyserial URL, raw fd (pty), accepted TCP socket
+#   session.py     one node session: Connection, trust decisions, reading validation
+#   sinks.py       where readings go: the Sink interface and its SQLite implementation
+#   core.py        Collector: threads per source, TCP admission, TOFU limits, statistics
+#   cli.py         argparse, start-up checks, signals, summary (host_tools/collect.py runs it)
+#   logs.py        structured log events as text or JSON lines

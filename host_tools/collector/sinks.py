@@ -1,0 +1,51 @@
+# Where the collector puts readings: one small interface, `Sink`, and SQLite as the first
+# implementation. A new destination (PostgreSQL, MQTT) is one more class here; sessions and the
+# collector only ever call store() and close().
+#
+# A reading handed to a sink is a dict: the fields of host_tools.store.parse_reading plus
+# ts (collector receive time, Unix seconds), node (the pinned name), node_key (64 hex) and
+# source (serial port/URL or tcp:HOST:PORT).
+
+from host_tools.store import StoreError
+
+
+class SinkError(Exception):
+    """A sink could not commit a batch. Nothing of it is committed; the sink stays usable and
+    the same batch may be offered again (the collector retries it with backoff)."""
+
+
+class Sink:
+    """The interface every destination implements. `name` says where readings go (for logs
+    and the summary)."""
+
+    name = "sink"
+
+    def store(self, readings):
+        """Commit `readings` (a list of reading dicts, in order) all or nothing.
+
+        Returns the number that were new; the others were stored before (same node key,
+        boot and seq) and are committed too. Raises SinkError when nothing was committed."""
+        raise NotImplementedError
+
+    def close(self):
+        """Release the destination. Never raises."""
+        raise NotImplementedError
+
+
+class SqliteSink(Sink):
+    """Readings into a host_tools.store.Store (a SQLite file)."""
+
+    def __init__(self, store):
+        self.db = store
+        self.name = store.path
+
+    def store(self, readings):
+        try:
+            for r in readings:
+                self.db.add(r["ts"], r["node"], r["node_key"], r["source"], r)
+        except StoreError as e:
+            raise SinkError(str(e))
+        return len(readings)
+
+    def close(self):
+        self.db.close()
