@@ -1,7 +1,7 @@
 # Sensor readings on the host: validate a record (docs/design.md "Sensor readings"), store it
 # in SQLite, and optionally echo it as JSON lines or CSV.
 #
-# SQLite schema (PRAGMA user_version = 1), one table:
+# SQLite schema (PRAGMA user_version = 2):
 #
 #   CREATE TABLE readings (
 #     id       INTEGER PRIMARY KEY,  -- insertion order
@@ -13,12 +13,21 @@
 #     sensor   TEXT    NOT NULL,
 #     value    REAL    NOT NULL,
 #     unit     TEXT    NOT NULL,
-#     up_ms    INTEGER NOT NULL      -- node uptime when read
+#     up_ms    INTEGER NOT NULL,     -- node uptime when read
+#     boot     TEXT    NOT NULL DEFAULT ''   -- 16 hex, random per node boot; '' from v1 nodes
 #   );
 #   CREATE INDEX readings_node_sensor_ts ON readings(node, sensor, ts);
+#   -- each reading at most once; v1 rows (boot '') may repeat (node_key, seq) across boots
+#   CREATE UNIQUE INDEX readings_once ON readings(node_key, boot, seq) WHERE boot != '';
+#   CREATE TABLE boots (             -- one row per (node, boot) that delivered v2 readings
+#     node_key TEXT NOT NULL, boot TEXT NOT NULL, node TEXT NOT NULL,
+#     first_ts REAL NOT NULL, last_ts REAL NOT NULL,
+#     dropped  INTEGER NOT NULL,     -- readings the node dropped from its full queue, this boot
+#     PRIMARY KEY (node_key, boot));
 #
-# The node is identified by its verified key; `node` is the name that key is pinned under,
-# not the name the record claims (they are equal unless someone renamed an entry).
+# A version 1 database (no boot column, no boots table) is migrated in place on open, in one
+# transaction. The node is identified by its verified key; `node` is the name that key is
+# pinned under, not the name the record claims (they are equal unless someone renamed an entry).
 
 import csv
 import io
@@ -31,7 +40,8 @@ import threading
 from host_tools.known_nodes import valid_name
 
 MAX_READING = 256          # bytes of JSON per record (design.md)
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+_BOOT_RE = re.compile(r"\A[0-9a-f]{16}\Z")
 _INT64_MAX = (1 << 63) - 1
 # Up to 8 characters, no control characters (it ends up in CSV, logs and plot labels; "°C" is fine).
 _UNIT_RE = re.compile(r"\A[^\x00-\x1f\x7f-\x9f]{0,8}\Z")
@@ -47,12 +57,29 @@ CREATE TABLE IF NOT EXISTS readings (
   sensor   TEXT    NOT NULL,
   value    REAL    NOT NULL,
   unit     TEXT    NOT NULL,
-  up_ms    INTEGER NOT NULL
+  up_ms    INTEGER NOT NULL,
+  boot     TEXT    NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS readings_node_sensor_ts ON readings(node, sensor, ts);
 """
 
-COLUMNS = ("ts", "node", "node_key", "source", "seq", "sensor", "value", "unit", "up_ms")
+# What version 2 adds; run on a new database after SCHEMA, and on a version 1 one after the
+# ALTER TABLE that adds `boot`.
+SCHEMA_V2 = """
+CREATE UNIQUE INDEX IF NOT EXISTS readings_once ON readings(node_key, boot, seq) WHERE boot != '';
+CREATE TABLE IF NOT EXISTS boots (
+  node_key TEXT    NOT NULL,
+  boot     TEXT    NOT NULL,
+  node     TEXT    NOT NULL,
+  first_ts REAL    NOT NULL,
+  last_ts  REAL    NOT NULL,
+  dropped  INTEGER NOT NULL,
+  PRIMARY KEY (node_key, boot)
+);
+"""
+
+# Output and plotting columns; `boot` last so v1-era CSV consumers keep their column numbers.
+COLUMNS = ("ts", "node", "node_key", "source", "seq", "sensor", "value", "unit", "up_ms", "boot")
 
 
 class BadReading(ValueError):
@@ -83,8 +110,9 @@ def _is_int(x):
 
 def parse_reading(buf):
     """Validate one record (bytes-like, the plaintext of one data record) and return a dict
-    with the keys v, node, seq, sensor, value (float), unit, up_ms. Fields beyond these are
-    ignored (a later v1 node may add some). Raises BadReading saying what is wrong."""
+    with the keys v, node, boot, seq, sensor, value (float), unit, up_ms, dropped. A v1 record
+    has no boot or dropped: they read as "" and 0. Fields beyond these are ignored (a later
+    node may add some). Raises BadReading saying what is wrong."""
     if len(buf) > MAX_READING:
         raise BadReading("record is %d bytes, more than %d" % (len(buf), MAX_READING))
     try:
@@ -102,8 +130,19 @@ def parse_reading(buf):
     for field in ("v", "node", "seq", "sensor", "value", "unit", "up_ms"):
         if field not in obj:
             raise BadReading("missing field %r" % field)
-    if not _is_int(obj["v"]) or obj["v"] != 1:
+    v = obj["v"]
+    if not _is_int(v) or v not in (1, 2):
         raise BadReading("unsupported format version")
+    boot, dropped = "", 0
+    if v == 2:
+        for field in ("boot", "dropped"):
+            if field not in obj:
+                raise BadReading("missing field %r" % field)
+        boot, dropped = obj["boot"], obj["dropped"]
+        if not isinstance(boot, str) or not _BOOT_RE.match(boot):
+            raise BadReading("boot is not 16 lowercase hex characters")
+        if not _is_int(dropped) or not 0 <= dropped <= _INT64_MAX:
+            raise BadReading("dropped is not an integer >= 0")
     if not valid_name(obj["node"]):
         raise BadReading("bad node name")
     if not valid_name(obj["sensor"]):
@@ -126,8 +165,8 @@ def parse_reading(buf):
     unit = obj["unit"]
     if not isinstance(unit, str) or not _UNIT_RE.match(unit):
         raise BadReading("bad unit (at most 8 characters, no control characters)")
-    return {"v": 1, "node": obj["node"], "seq": seq, "sensor": obj["sensor"],
-            "value": value, "unit": unit, "up_ms": up}
+    return {"v": v, "node": obj["node"], "boot": boot, "seq": seq, "sensor": obj["sensor"],
+            "value": value, "unit": unit, "up_ms": up, "dropped": dropped}
 
 
 class Store:
@@ -144,7 +183,7 @@ class Store:
             # check_same_thread=False: access is serialised by self.lock instead.
             self.db = sqlite3.connect(path, check_same_thread=False, timeout=5.0)
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, SCHEMA_VERSION):
+            if version not in (0, 1, SCHEMA_VERSION):
                 raise StoreError("%s has schema version %d; this collector writes version %d"
                                  % (path, version, SCHEMA_VERSION))
             if version == 0:
@@ -156,26 +195,66 @@ class Store:
             # WAL: a plotter or sqlite3 shell can read while we write.
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(SCHEMA)
+            # One transaction: a migration interrupted half-way leaves version 1 intact.
+            self.db.execute("BEGIN IMMEDIATE")
+            if version == 1:
+                self.db.execute("ALTER TABLE readings ADD COLUMN boot TEXT NOT NULL DEFAULT ''")
+            for stmt in (SCHEMA + SCHEMA_V2).split(";"):
+                if stmt.strip():
+                    self.db.execute(stmt)
             self.db.execute("PRAGMA user_version=%d" % SCHEMA_VERSION)
             self.db.commit()
+            self.migrated_from = version if version == 1 else None
         except sqlite3.Error as e:
             raise StoreError("cannot open database %s: %s" % (path, e))
 
     def add(self, ts, node, node_key, source, reading):
-        """Insert one validated reading (a dict from parse_reading). Returns the row id.
-        Raises StoreError if the write fails."""
-        row = (ts, node, node_key, source, reading["seq"], reading["sensor"],
-               reading["value"], reading["unit"], reading["up_ms"])
+        """Insert one validated reading (a dict from parse_reading; without boot and dropped it
+        is a v1 reading). Returns the row id, or
+        None if that reading (node_key, boot, seq) was stored before. Raises StoreError if the
+        write fails."""
+        row = dict(reading, ts=ts, node=node, node_key=node_key, source=source)
+        row.setdefault("boot", "")
+        row.setdefault("dropped", 0)
         with self.lock:
-            try:
+            ids = self._insert([row])
+        return ids[0]
+
+    def add_many(self, rows):
+        """Insert readings in one transaction, all or nothing: each row is a parse_reading
+        dict plus ts, node, node_key, source. Returns one flag per row, True if it was new (a
+        reading whose (node_key, boot, seq) is already stored is ignored, and is committed).
+        Raises StoreError if the transaction fails; then nothing was written."""
+        with self.lock:
+            return [i is not None for i in self._insert(rows)]
+
+    def _insert(self, rows):
+        # Caller holds self.lock. Returns the new row ids (None for a duplicate).
+        ids = []
+        try:
+            for r in rows:
                 cur = self.db.execute(
-                    "INSERT INTO readings (ts, node, node_key, source, seq, sensor, value, unit, up_ms)"
-                    " VALUES (?,?,?,?,?,?,?,?,?)", row)
-                self.db.commit()
-                return cur.lastrowid
-            except sqlite3.Error as e:
-                raise StoreError("cannot store reading in %s: %s" % (self.path, e))
+                    "INSERT OR IGNORE INTO readings (ts, node, node_key, source, seq, sensor, value,"
+                    " unit, up_ms, boot) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (r["ts"], r["node"], r["node_key"], r["source"], r["seq"], r["sensor"],
+                     r["value"], r["unit"], r["up_ms"], r["boot"]))
+                ids.append(cur.lastrowid if cur.rowcount == 1 else None)
+                if r["boot"]:
+                    # The node's count only grows within a boot: keep the largest seen.
+                    self.db.execute(
+                        "INSERT INTO boots (node_key, boot, node, first_ts, last_ts, dropped)"
+                        " VALUES (?,?,?,?,?,?) ON CONFLICT (node_key, boot) DO UPDATE SET"
+                        " last_ts = max(last_ts, excluded.last_ts),"
+                        " dropped = max(dropped, excluded.dropped)",
+                        (r["node_key"], r["boot"], r["node"], r["ts"], r["ts"], r["dropped"]))
+            self.db.commit()
+        except sqlite3.Error as e:
+            try:
+                self.db.rollback()
+            except sqlite3.Error:
+                pass
+            raise StoreError("cannot store readings in %s: %s" % (self.path, e))
+        return ids
 
     def count(self, node=None):
         with self.lock:
@@ -209,7 +288,8 @@ def open_readonly(path):
         cols = [r[1] for r in db.execute("PRAGMA table_info(readings)")]
     except sqlite3.Error as e:
         raise StoreError("cannot open database %s: %s" % (path, e))
-    if not set(COLUMNS) <= set(cols):
+    # `boot` is not required: a version 1 file that no collector has migrated yet plots fine.
+    if not set(COLUMNS) - {"boot"} <= set(cols):
         db.close()
         raise StoreError("%s has no readings table of ours" % path)
     return db
@@ -230,7 +310,7 @@ class LineWriter:
     def write(self, ts, node, node_key, source, reading):
         row = {"ts": round(ts, 3), "node": node, "node_key": node_key, "source": source,
                "seq": reading["seq"], "sensor": reading["sensor"], "value": reading["value"],
-               "unit": reading["unit"], "up_ms": reading["up_ms"]}
+               "unit": reading["unit"], "up_ms": reading["up_ms"], "boot": reading.get("boot", "")}
         with self.lock:
             if self.fmt == "jsonl":
                 text = json.dumps(row, separators=(",", ":")) + "\n"

@@ -73,7 +73,7 @@ def test_sigint_gives_summary_and_exit_0(tmp_path):
     assert p.returncode == 0, err
     assert "stopping reason=signal" in err
     assert "ossuary-collect summary: 4 readings stored" in err
-    assert re.search(r"node n1 +key [0-9a-f]{16}\.\.  readings 4  seq 0\.\.3", err)
+    assert re.search(r"node n1 +key [0-9a-f]{16}\.\.  readings 4  boots 0  seq 0\.\.3", err)
     node.join(5)
     assert node.closed_by_peer      # the node was told: clean Disconnect on the way out
     assert "Traceback" not in err
@@ -114,7 +114,7 @@ def test_csv_output(tmp_path):
             p.kill()
             p.wait()
     lines = out.splitlines()
-    assert lines[0] == "ts,node,node_key,source,seq,sensor,value,unit,up_ms"
+    assert lines[0] == "ts,node,node_key,source,seq,sensor,value,unit,up_ms,boot"
     assert len(lines) == 3 and lines[1].split(",")[1] == "c1"
 
 

@@ -32,12 +32,13 @@ import socket
 import threading
 import time
 
+from ossuary_micro import wire
 from host_tools.known_nodes import KnownNodesError
-from host_tools.collector.sinks import SinkError
 from host_tools.collector.logs import log, event
 from host_tools.collector.transports import (TransportGone, SerialTransport, FdTransport,
                                              SocketTransport, POLL_S)
-from host_tools.collector.session import Session, IDENTIFY_TIMEOUT_S, NODE_MAX_RECORD
+from host_tools.collector.session import (Session, Packets, Backlog, IDENTIFY_TIMEOUT_S,
+                                          NODE_MAX_RECORD)
 
 BACKOFF_MIN_S = 0.25
 BACKOFF_MAX_S = 30.0
@@ -64,6 +65,10 @@ class NodeStats:
         self.gaps = 0
         self.restarts = 0
         self.sources = set()
+        self.boots = {}           # boot id -> highest seq stored (v2 readings)
+        self.dropped = {}         # boot id -> readings the node dropped from its full queue
+        self.duplicates = 0       # readings delivered again and ignored (already stored)
+        self.store_retries = 0    # failed commits of this node's readings (all retried)
 
 
 class SourceStats:
@@ -78,6 +83,7 @@ class SourceStats:
         self.bytes_in = 0
         self.discarded = 0       # bytes thrown away while backing off
         self.malformed = 0       # malformed records from not-yet-identified nodes
+        self.acks = 0            # ack records sent
 
 
 
@@ -161,12 +167,6 @@ class Collector:
             if s is None:
                 s = self.sources[name] = SourceStats(name)
             return s
-
-    def _node_stats(self, entry):
-        s = self.nodes.get(entry.name)
-        if s is None:
-            s = self.nodes[entry.name] = NodeStats(entry.name, entry.key_hex)
-        return s
 
     def _reload_known(self):
         try:
@@ -262,44 +262,79 @@ class Collector:
             else:
                 source_stats.malformed += 1
 
-    def store_reading(self, entry, source, reading):
-        ts = time.time()
-        try:
-            self.sink.store([dict(reading, ts=ts, node=entry.name, node_key=entry.key_hex, source=source)])
-        except SinkError as e:
-            with self.lock:
-                self.store_errors += 1
-            event(logging.ERROR, "store_failed", str(e), source=source, node=entry.name)
-            return
+    def commit(self, rows):
+        """Store reading rows (dicts: a parsed reading plus ts, node, node_key, source) through
+        the sink, all or nothing, then count, echo and report them. Raises SinkError."""
+        new = self.sink.store(rows)
+        fresh = set(map(id, new))
         with self.lock:
-            st = self._node_stats(entry)
-            st.sources.add(source)
-            seq = reading["seq"]
-            if st.last_seq is not None:
-                if seq < st.last_seq:
-                    st.restarts += 1
-                    event(logging.INFO, "node_restarted", "seq went back", node=entry.name,
-                          seq=seq, previous=st.last_seq)
-                elif seq > st.last_seq + 1:
-                    st.gaps += 1
-            if st.first_seq is None:
-                st.first_seq = seq
-            st.last_seq = seq
-            st.stored += 1
-            self.stored += 1
+            for r in rows:
+                self._count_stored(r, id(r) in fresh)
             total = self.stored
-        if self.writer is not None:
-            self.writer.write(ts, entry.name, entry.key_hex, source, reading)
-        if self.log_readings:
-            event(logging.INFO, "reading", source=source, node=entry.name, seq=reading["seq"],
-                  sensor=reading["sensor"], value=reading["value"], unit=reading["unit"])
-        if self.on_reading is not None:
-            try:
-                self.on_reading(entry.name, source, reading)
-            except Exception as e:      # a display callback must not kill a source thread
-                event(logging.ERROR, "callback_failed", repr(e))
+        for r in new:
+            if self.writer is not None:
+                self.writer.write(r["ts"], r["node"], r["node_key"], r["source"], r)
+            if self.log_readings:
+                event(logging.INFO, "reading", source=r["source"], node=r["node"], boot=r["boot"] or "-",
+                      seq=r["seq"], sensor=r["sensor"], value=r["value"], unit=r["unit"])
+            if self.on_reading is not None:
+                try:
+                    self.on_reading(r["node"], r["source"], r)
+                except Exception as e:      # a display callback must not kill a source thread
+                    event(logging.ERROR, "callback_failed", repr(e))
         if self.max_readings and total >= self.max_readings:
             self.done_event.set()
+        return new
+
+    def _count_stored(self, r, new):
+        # Caller holds self.lock.
+        st = self.nodes.get(r["node"])
+        if st is None:
+            st = self.nodes[r["node"]] = NodeStats(r["node"], r["node_key"])
+        st.sources.add(r["source"])
+        seq, boot = r["seq"], r["boot"]
+        if not new:
+            st.duplicates += 1
+            return
+        if boot:
+            # v2: (boot, seq) identifies the reading; a new boot id is a restart.
+            if boot not in st.boots:
+                st.boots[boot] = seq
+                if len(st.boots) > 1:
+                    st.restarts += 1
+                    event(logging.INFO, "node_restarted", "new boot id", node=r["node"], boot=boot)
+            elif seq > st.boots[boot] + 1:
+                st.gaps += 1
+            st.boots[boot] = max(st.boots[boot], seq)
+            st.dropped[boot] = max(st.dropped.get(boot, 0), r["dropped"])
+        elif st.last_seq is not None:
+            # v1: no boot id; a seq that goes back is taken as a restart.
+            if seq < st.last_seq:
+                st.restarts += 1
+                event(logging.INFO, "node_restarted", "seq went back", node=r["node"],
+                      seq=seq, previous=st.last_seq)
+            elif seq > st.last_seq + 1:
+                st.gaps += 1
+        if st.first_seq is None:
+            st.first_seq = seq
+        st.last_seq = seq
+        st.stored += 1
+        self.stored += 1
+
+    def store_failed(self, rows, err, failures, retry_in, source):
+        """Count a failed commit of `rows` (retried by the session in `retry_in` s). Logged
+        loudly the first time in a row, then at DEBUG until it succeeds."""
+        with self.lock:
+            self.store_errors += 1
+            for name in {r["node"] for r in rows}:
+                st = self.nodes.get(name)
+                if st is None:
+                    r = next(r for r in rows if r["node"] == name)
+                    st = self.nodes[name] = NodeStats(name, r["node_key"])
+                st.store_retries += 1
+        event(logging.ERROR if failures == 1 else logging.DEBUG, "store_failed",
+              "%s; %d reading(s) kept, retrying in %.1f s" % (err, len(rows), retry_in),
+              source=source, readings=len(rows), attempt=failures)
 
     # -- sources --
 
@@ -332,15 +367,28 @@ class Collector:
                 if data and stats is not None:
                     stats.discarded += len(data)
 
-    def _serve_transport(self, transport, source, persistent, slot=None):
-        # Sessions back to back on one open transport. Raises TransportGone.
+    def _serve_transport(self, transport, source, persistent, slot=None, backlog=None):
+        # Sessions back to back on one open transport. Raises TransportGone. `backlog`:
+        # uncommitted readings, kept across reopenings of a serial port by the caller.
         backoff = BACKOFF_MIN_S
+        stats = self.source_stats(source)
+        packets = Packets(wire.max_packet(self.max_record), stats)
+        backlog = backlog if backlog is not None else Backlog()
         while not self.stop_event.is_set():
             deadline = None if persistent else time.monotonic() + self.tcp_handshake_timeout
             s = Session(self, transport, source, deadline, slot,
-                        pin_source=("tcp:" + slot.ip) if slot is not None else None)
+                        pin_source=("tcp:" + slot.ip) if slot is not None else None,
+                        packets=packets, backlog=backlog, persistent=persistent)
             result = s.run()
+            if result == "rehandshake":
+                continue        # a node starts over on this line: serve it at once
             if result == "stopped" or not persistent:
+                if backlog.items:
+                    # The sink failed to the end: these were never acked, so a v2 node still
+                    # holds them and resends them to the next session.
+                    event(logging.WARNING, "readings_not_committed",
+                          "left to the node to resend (v1 readings are lost)",
+                          source=source, readings=len(backlog.items))
                 return
             if s.established_once and not s.refused:
                 # A node that was served and left (or reset itself out of the Connection's
@@ -352,11 +400,14 @@ class Collector:
             # back off, discarding input meanwhile, doubling up to BACKOFF_MAX_S.
             event(logging.DEBUG, "new_connection", "fresh Connection after %.2f s" % backoff,
                   source=source, result=result)
-            self._wait(backoff, transport, self.source_stats(source))
+            self._wait(backoff, transport, stats)
+            stats.discarded += len(packets.buf)
+            packets = Packets(wire.max_packet(self.max_record), stats)
             backoff = min(backoff * 2, BACKOFF_MAX_S)
 
     def _serial_loop(self, url, baud):
         stats = self.source_stats(url)
+        backlog = Backlog()
         backoff = BACKOFF_MIN_S
         warned = False
         while not self.stop_event.is_set():
@@ -374,7 +425,7 @@ class Collector:
             backoff = BACKOFF_MIN_S
             event(logging.INFO, "port_open", source=url, baud=baud)
             try:
-                self._serve_transport(t, url, persistent=True)
+                self._serve_transport(t, url, persistent=True, backlog=backlog)
             except TransportGone as e:
                 stats.lost += 1
                 event(logging.WARNING, "port_lost", "reopening", source=url, reason=str(e))
@@ -386,9 +437,10 @@ class Collector:
         stats = self.source_stats(name)
         stats.opens += 1
         t = FdTransport(fd)
+        backlog = Backlog()
         while not self.stop_event.is_set():
             try:
-                self._serve_transport(t, name, persistent=True)
+                self._serve_transport(t, name, persistent=True, backlog=backlog)
             except TransportGone as e:
                 stats.lost += 1
                 event(logging.WARNING, "port_lost", "retrying", source=name, reason=str(e))
@@ -505,10 +557,13 @@ class Collector:
             if self.nodes:
                 for name in sorted(self.nodes):
                     n = self.nodes[name]
-                    lines.append("  node %-16s key %s..  readings %d  seq %s..%s  gaps %d  restarts %d"
-                                 "  malformed %d  via %s"
-                                 % (name, n.key_hex[:16], n.stored, n.first_seq, n.last_seq, n.gaps,
-                                    n.restarts, n.malformed, ", ".join(sorted(n.sources))))
+                    lines.append("  node %-16s key %s..  readings %d  boots %d  seq %s..%s  gaps %d"
+                                 "  duplicates ignored %d  dropped by node %d  store retries %d"
+                                 "  restarts %d  malformed %d  via %s"
+                                 % (name, n.key_hex[:16], n.stored, len(n.boots), n.first_seq,
+                                    n.last_seq, n.gaps, n.duplicates, sum(n.dropped.values()),
+                                    n.store_retries, n.restarts, n.malformed,
+                                    ", ".join(sorted(n.sources))))
             else:
                 lines.append("  no node delivered readings")
             if self.refused:
@@ -519,8 +574,8 @@ class Collector:
             for name in sorted(self.sources):
                 s = self.sources[name]
                 lines.append("  source %s: handshakes %d, clean closes %d, resets %d, failed connections %d, "
-                             "port lost %d, bytes in %d (+%d discarded), malformed from unidentified %d"
+                             "port lost %d, bytes in %d (+%d discarded), malformed from unidentified %d, acks sent %d"
                              % (name, s.sessions, s.closed, s.resets, s.failed, s.lost, s.bytes_in,
-                                s.discarded, s.malformed))
+                                s.discarded, s.malformed, s.acks))
             return "\n".join(lines)
 

@@ -9,7 +9,27 @@
 # known-nodes file (re-read when it changes) before it is stored, and each open session checks
 # its node at least every REVOCATION_CHECK_S, so `known remove` cuts off a connected node within
 # about a second and nothing it sends afterwards is stored.
+#
+# Exactly-once readings (docs/design.md "Sensor readings"): a validated reading goes into the
+# transport's Backlog; when the input is drained (or a batch is full) the backlog is committed
+# to the sink in one transaction, and only then is the node sent an ack record,
+# {"v":2,"ack":N,"boot":B}: every reading of boot B up to seq N it sent in this session is
+# stored. A failed commit is retried with backoff, in order; meanwhile later readings wait
+# behind it, and once BACKLOG_MAX wait the session stops reading (the node keeps the rest
+# queued; nothing is dropped). Duplicates (a resend of something already stored) are ignored
+# by the sink and acked like the rest. v1 readings (no boot id) are stored but never acked:
+# a v1 node would not understand an ack.
+#
+# One Connection per handshake on a serial line: the session feeds the Connection whole
+# protocol-1 packets (so it always knows where one starts) and, on a persistent transport,
+# hands a new ClientHandshake that arrives after this Connection has seen packets to a fresh
+# Connection (result "rehandshake"). A node that reboots is therefore served at once, and the
+# core's reset limit counts per session, not over the life of the port. A partial packet
+# that stays incomplete for PARTIAL_PACKET_S is discarded, so a node that died mid-packet
+# cannot make its next handshake look like the rest of that packet for long.
 
+import itertools
+import json
 import logging
 import time
 
@@ -17,9 +37,12 @@ from ossuary_micro import (Connection, AUTH_SERVER, NEED_DATA, HANDSHAKE_DONE, U
                            DATA, RESET, CLOSED)
 from ossuary_micro.errors import ConnectionClosed
 from ossuary_micro.keys import format_key
+from ossuary_micro import wire
 from ossuary_micro.wire import MAX_CONTROL_PACKET
 from host_tools.store import BadReading, parse_reading
 from host_tools.collector.logs import event, short
+from host_tools.collector.sinks import SinkError
+from host_tools.collector.transports import POLL_S
 
 IDENTIFY_TIMEOUT_S = 10.0   # an unknown key must send a valid reading (its name) within this
 IDENTIFY_MAX_BAD = 3        # ... or at most this many malformed records first
@@ -30,19 +53,97 @@ NODE_MAX_RECORD = 1024
 REVOCATION_CHECK_S = 1.0    # an open session re-checks its node's trust this often
 BAD_LOG_FIRST = 3           # malformed readings logged per session before rate-limiting
 BAD_LOG_EVERY = 100
+BACKLOG_MAX = 256           # readings received, not yet committed: beyond, stop reading the source
+COMMIT_BATCH = 64           # commit at once when this many wait, even if more input is there
+STORE_RETRY_MIN_S = 0.1     # a failed commit is retried after this, doubling ...
+STORE_RETRY_MAX_S = 5.0     # ... up to this
+PARTIAL_PACKET_S = 2.0      # an incomplete packet older than this is discarded (1052 B at 9600 baud: 1.1 s)
+
+_handshakes = itertools.count(1)    # tags readings with the handshake they arrived in (acks)
 
 
 def _ms_clock():
     return int(time.monotonic() * 1000) & 0x3FFFFFFF
 
 
+class Packets:
+    """The byte stream of one transport cut into protocol-1 packets (8-byte header, body length
+    first). Bounded: holds at most one read plus one packet. Outlives a Session, so a new
+    ClientHandshake found by one session is where the next one starts."""
+
+    def __init__(self, max_packet, stats):
+        self.buf = bytearray()
+        self.max_packet = max_packet
+        self.since = None           # when the oldest incomplete packet started to arrive
+        self.stats = stats          # SourceStats: counts the bytes of packets never completed
+
+    def add(self, data, now):
+        if data:
+            if not self.buf:
+                self.since = now
+            self.buf += data
+
+    def _length(self):
+        # Whole length of the first packet, or None while its header is incomplete.
+        if len(self.buf) < wire.HEADER_LEN:
+            return None
+        return wire.HEADER_LEN + wire.be16(self.buf, 0)
+
+    def has_packet(self):
+        """True if next() would return a packet now."""
+        n = self._length()
+        return n is not None and (n > self.max_packet or len(self.buf) >= n)
+
+    def starts_client_handshake(self):
+        """True if a whole ClientHandshake (msg_id 0) is next: a node starting a session."""
+        n = self._length()
+        return (n == wire.HEADER_LEN + wire.CLIENT_HS_LEN and len(self.buf) >= n
+                and wire.be16(self.buf, 2) == 0 and wire.be16(self.buf, 4) == wire.T_CLIENT_HANDSHAKE)
+
+    def next(self, now):
+        """The next whole packet (bytes) or None. A length the Connection cannot hold comes
+        out at once with what follows, for the Connection to fail on as it should."""
+        n = self._length()
+        if n is not None and n > self.max_packet:
+            n = len(self.buf)
+        elif n is None or len(self.buf) < n:
+            if self.buf and now - self.since > PARTIAL_PACKET_S:
+                self.stats.discarded += len(self.buf)
+                del self.buf[:]
+            return None
+        pkt = bytes(self.buf[:n])
+        del self.buf[:n]
+        self.since = now
+        return pkt
+
+
+class Backlog:
+    """Readings received on one transport and not yet committed, oldest first, each with the
+    handshake it arrived in; and the retry schedule while the sink fails."""
+
+    def __init__(self):
+        self.items = []             # (handshake tag, reading row)
+        self.retry_at = 0.0
+        self.delay = STORE_RETRY_MIN_S
+        self.failures = 0           # consecutive failed commits
+
+    def full(self):
+        return len(self.items) >= BACKLOG_MAX
+
+    def due(self, now):
+        return bool(self.items) and now >= self.retry_at
+
+
 class Session:
     """One Connection on one open transport, from first byte to CLOSED (or stop).
 
-    run() returns "closed", "refused" or "stopped", and raises TransportGone when the
-    transport fails; it never raises for anything the peer sends."""
+    run() returns "closed", "refused", "stopped", "timeout" or (persistent transports) 
+    "rehandshake", and raises TransportGone when the transport fails; it never raises for
+    anything the peer sends. `packets` and `backlog` belong to the transport and are handed
+    from one session to the next."""
 
-    def __init__(self, collector, transport, source, handshake_deadline=None, slot=None, pin_source=None):
+    def __init__(self, collector, transport, source, handshake_deadline=None, slot=None, pin_source=None,
+                 packets=None, backlog=None, persistent=False):
         self.c = collector
         # TCP only: the admission record, marked trusted while an identified node is served.
         self.slot = slot
@@ -66,6 +167,11 @@ class Session:
         self.refused = False
         self.established_once = False
         self.next_trust_check = 0.0
+        self.packets = packets if packets is not None else Packets(self.conn.max_packet, self.stats)
+        self.backlog = backlog if backlog is not None else Backlog()
+        self.persistent = persistent
+        self.fed = 0                # packets given to this Connection
+        self.handshake = None       # tag of the current established handshake (acks)
 
     def _flush(self):
         n = self.conn.data_to_send(self.out)
@@ -75,49 +181,61 @@ class Session:
 
     def run(self):
         conn = self.conn
-        pending = b""
-        stuck = 0
         try:
             while True:
                 self._flush()
                 if conn.closed:
                     return "refused" if self.refused else "closed"
                 if self.c.stop_event.is_set():
+                    self._commit_now()
                     if conn.established:
                         conn.disconnect()       # tell the node we are going
                         self._flush()
                     return "stopped"
                 ev = conn.next_event()
                 if ev == NEED_DATA:
-                    if self.node is not None and time.monotonic() >= self.next_trust_check:
-                        self.next_trust_check = time.monotonic() + REVOCATION_CHECK_S
+                    now = time.monotonic()
+                    if self.node is not None and now >= self.next_trust_check:
+                        self.next_trust_check = now + REVOCATION_CHECK_S
                         if not self.c.still_trusted(self.node):
                             self._revoked()
                             continue
                     if self.handshake_deadline is not None and not self.established_once and \
-                            time.monotonic() > self.handshake_deadline:
+                            now > self.handshake_deadline:
                         event(logging.INFO, "handshake_timeout", "no handshake in time; hanging up",
                               source=self.source)
                         return "timeout"
                     if self.unknown_key is not None and \
-                            time.monotonic() - self.unknown_since > self.c.identify_timeout:
+                            now - self.unknown_since > self.c.identify_timeout:
                         self._refuse("unidentified", None,
                                      "node with unknown key %s sent no valid reading within %g s; refused"
                                      % (format_key(self.unknown_key), self.c.identify_timeout))
                         continue
-                    if pending:
-                        took = conn.receive_data(pending)
-                        pending = pending[took:]
-                        # The core always takes bytes once it has parsed what it holds; this
-                        # guard only makes a core bug a dropped chunk, not a busy loop.
-                        stuck = stuck + 1 if took == 0 else 0
-                        if stuck > 2:
-                            pending = b""
+                    b = self.backlog
+                    if b.due(now) and (b.full() or len(b.items) >= COMMIT_BATCH
+                                       or not self.packets.has_packet()):
+                        self._commit(now)
+                        continue
+                    if b.full():
+                        # The sink is failing and BACKLOG_MAX readings wait: read nothing more
+                        # (the node keeps its queue) until a retry gets them in.
+                        self.c.stop_event.wait(min(POLL_S, max(0.0, b.retry_at - now)))
+                        continue
+                    if self.persistent and self.fed and self.packets.starts_client_handshake():
+                        # A node (re)starting a session: a fresh Connection takes it from here.
+                        # This one sends nothing more (a Disconnect would hit the new session).
+                        event(logging.INFO, "new_handshake", "a node starts a new session on this line",
+                              source=self.source, node=self.node.name if self.node else "-")
+                        return "rehandshake"
+                    pkt = self.packets.next(now)
+                    if pkt is not None:
+                        self.fed += 1
+                        conn.receive_data(pkt)      # takes it all: the Connection holds a whole packet
                         continue
                     data = self.t.read()
                     if data:
                         self.stats.bytes_in += len(data)
-                        pending = data
+                        self.packets.add(data, time.monotonic())
                         if self.slot is not None:
                             self.slot.talking = True
                 elif ev == DATA:
@@ -135,10 +253,14 @@ class Session:
                           source=self.source, node=self.node.name if self.node else "-",
                           reason=str(conn.error))
                     # The next handshake may be another device on the same line: identify again.
+                    # Readings of the old session are still committed, but no longer acked
+                    # (the node resends what it holds; the sink ignores the repeats).
+                    self.handshake = None
                     self._set_node(None)
                     self.unknown_key = None
                 elif ev == CLOSED:
                     self._flush()
+                    self._commit_now()
                     if not self.refused:
                         event(logging.INFO, "session_closed", source=self.source,
                               node=self.node.name if self.node else "-", reason=str(conn.error))
@@ -173,6 +295,7 @@ class Session:
     def _on_handshake(self):
         key = bytes(self.conn.remote_public_key)
         self.established_once = True
+        self.handshake = next(_handshakes)
         self.stats.sessions += 1
         entry = self.c.lookup_key(key)
         if entry is not None:
@@ -206,7 +329,55 @@ class Session:
         if not self.c.still_trusted(self.node):
             self._revoked()
             return
-        self.c.store_reading(self.node, self.source, reading)
+        row = dict(reading, ts=time.time(), node=self.node.name, node_key=self.node.key_hex,
+                   source=self.source)
+        self.backlog.items.append((self.handshake, row))
+
+    # -- commits and acks --
+
+    def _commit(self, now):
+        # Everything waiting, in one transaction; acks only after it is in.
+        b = self.backlog
+        rows = [r for _, r in b.items]
+        try:
+            self.c.commit(rows)
+        except SinkError as e:
+            b.failures += 1
+            b.retry_at = now + b.delay
+            self.c.store_failed(rows, e, b.failures, b.delay, self.source)
+            b.delay = min(b.delay * 2, STORE_RETRY_MAX_S)
+            return
+        if b.failures:
+            event(logging.WARNING, "store_recovered", "readings committed after failed attempts",
+                  source=self.source, retries=b.failures, readings=len(rows))
+        b.failures = 0
+        b.delay = STORE_RETRY_MIN_S
+        b.retry_at = 0.0
+        items, b.items = b.items, []
+        self._ack(items)
+
+    def _commit_now(self):
+        # One last attempt when the session ends (the schedule no longer matters).
+        if self.backlog.items:
+            self.backlog.retry_at = 0.0
+            self._commit(time.monotonic())
+
+    def _ack(self, items):
+        # Cumulative ack per boot: the highest seq committed among the v2 readings that arrived
+        # in the current handshake. Within one handshake records arrive in order and none can
+        # go missing unnoticed (a lost record fails the next one's nonce and resets), and all
+        # of them up to here are committed; readings from before a Reset are not acked.
+        if self.handshake is None or not self.conn.established:
+            return
+        last = {}
+        for tag, r in items:
+            if tag == self.handshake and r["boot"]:
+                last[r["boot"]] = max(r["seq"], last.get(r["boot"], -1))
+        for boot, seq in last.items():
+            rec = json.dumps({"v": 2, "ack": seq, "boot": boot}, separators=(",", ":")).encode()
+            n = self.conn.send_data(rec, self.out)
+            self.t.write(bytes(self.out[:n]))
+            self.stats.acks += 1
 
     def _bad(self, why, size):
         name = self.node.name if self.node else None

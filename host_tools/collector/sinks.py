@@ -23,8 +23,9 @@ class Sink:
     def store(self, readings):
         """Commit `readings` (a list of reading dicts, in order) all or nothing.
 
-        Returns the number that were new; the others were stored before (same node key,
-        boot and seq) and are committed too. Raises SinkError when nothing was committed."""
+        Returns the readings that were new (a list, in order); the others were stored before
+        (same node key, boot and seq) and are committed too. Raises SinkError when nothing
+        was committed."""
         raise NotImplementedError
 
     def close(self):
@@ -41,11 +42,10 @@ class SqliteSink(Sink):
 
     def store(self, readings):
         try:
-            for r in readings:
-                self.db.add(r["ts"], r["node"], r["node_key"], r["source"], r)
+            new = self.db.add_many(readings)
         except StoreError as e:
             raise SinkError(str(e))
-        return len(readings)
+        return [r for r, n in zip(readings, new) if n]
 
     def close(self):
         self.db.close()
