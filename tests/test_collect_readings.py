@@ -301,3 +301,100 @@ def test_node_reboots_on_a_serial_line_are_served_at_once_with_new_boot_ids(env,
     db = sqlite3.connect(str(e.tmp / "r.db"))
     assert db.execute("SELECT count(*), sum(dropped) FROM boots").fetchone() == (7, 21)
     db.close()
+
+
+def _start_collector(tmp_path, log):
+    # ossuary-collect as a process on a fresh TCP port, logging to a file (never a full pipe).
+    import re
+    import subprocess
+    import sys
+    from ossuary_micro.keys import parse_key
+    from tests.test_collect_cli import collect_cmd, ENV
+    f = open(log, "w")
+    p = subprocess.Popen(collect_cmd(tmp_path, "--init", "--listen", "127.0.0.1:0"),
+                         stdout=subprocess.DEVNULL, stderr=f, env=ENV)
+    f.close()
+    end = time.monotonic() + 30
+    while time.monotonic() < end:
+        text = open(log).read()
+        pub = re.search(r"public_key=([0-9a-f]{64})", text)
+        port = re.search(r"listening .*port=(\d+)", text)
+        if pub and port:
+            return p, parse_key(pub.group(1)), int(port.group(1))
+        assert p.poll() is None, text
+        time.sleep(0.05)
+    p.kill()
+    raise AssertionError("collector did not start")
+
+
+def test_collector_killed_mid_stream_loses_and_duplicates_nothing(tmp_path):
+    import signal
+    from ossuary_micro.keys import generate_keypair
+    from host_tools.known_nodes import KnownNodes
+    seed, npub = generate_keypair()
+    KnownNodes(str(tmp_path / "kn")).add("k1", npub)
+    node = V2Node("k1", seed)
+    procs = []
+    try:
+        p, cpub, port = _start_collector(tmp_path, str(tmp_path / "c1.log"))
+        procs.append(p)
+        node.connect(SockLink(("127.0.0.1", port)), cpub)
+        # Sampling and sending without waiting for acks, as a node does; SIGKILL mid-stream.
+        while not node.acks or node.acks[-1][1]["ack"] < 20:
+            node.take(1)
+            node.send([node.queue[-1][1]])
+            node.pump(0.01)
+        for _ in range(5):
+            node.take(1)
+            node.send([node.queue[-1][1]])
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait(10)
+        node.link.close()
+        unacked = [s for s, _ in node.queue]
+        assert unacked, "nothing in flight at the kill"
+        p, cpub2, port = _start_collector(tmp_path, str(tmp_path / "c2.log"))
+        procs.append(p)
+        assert cpub2 == cpub
+        node.connect(SockLink(("127.0.0.1", port)), cpub)
+        node.send_queue()                   # the resend at the start of the new session
+        for _ in range(10):
+            node.take(1)
+            node.send([node.queue[-1][1]])
+            node.pump(0.01)
+        node.wait_acked(timeout=15)
+        p.send_signal(signal.SIGINT)
+        assert p.wait(20) == 0
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    db = sqlite3.connect(str(tmp_path / "r.db"))
+    rows = db.execute("SELECT boot, seq FROM readings ORDER BY seq").fetchall()
+    db.close()
+    assert rows == [(node.boot, s) for s in range(node.seq)]
+    assert "Traceback" not in open(str(tmp_path / "c2.log")).read()
+
+
+def test_node_that_died_mid_packet_does_not_delay_its_next_boot(env, monkeypatch):
+    monkeypatch.setattr(session_mod, "PARTIAL_PACKET_S", 0.3)
+    e = env()
+    link = e.pty()
+    seed, _ = e.node_key("halfway")
+    first = V2Node("halfway", seed)
+    first.connect(link, e.pub)
+    first.take(1)
+    first.send_queue()
+    first.wait_acked()
+    # Power lost while writing a reading: half of a data packet reaches the collector.
+    n = first.conn.send_data(v2("halfway", first.boot, 1), first.out)
+    link.write(bytes(first.out[:n // 2]))
+    time.sleep(0.6)
+    second = V2Node("halfway", seed)
+    second.take(1)
+    second.connect(link, e.pub)
+    second.send_queue()
+    second.wait_acked(timeout=5)
+    assert time.monotonic() - second.first_byte_at < 2.0
+    assert keys_of(e) == [(first.boot, 0), (second.boot, 0)]
+    assert e.col.sources[os.ttyname(e.ptys[0][1])].discarded == n // 2
