@@ -137,7 +137,7 @@ class Backlog:
 class Session:
     """One Connection on one open transport, from first byte to CLOSED (or stop).
 
-    run() returns "closed", "refused", "stopped", "timeout" or (persistent transports) 
+    run() returns "closed", "refused", "stopped", "timeout" or (persistent transports)
     "rehandshake", and raises TransportGone when the transport fails; it never raises for
     anything the peer sends. `packets` and `backlog` belong to the transport and are handed
     from one session to the next."""
@@ -230,7 +230,9 @@ class Session:
                     pkt = self.packets.next(now)
                     if pkt is not None:
                         self.fed += 1
-                        conn.receive_data(pkt)      # takes it all: the Connection holds a whole packet
+                        # The Connection holds a whole packet, so it takes all of this one
+                        # (an oversized one fails it, and a failed Connection takes anything).
+                        conn.receive_data(pkt)
                         continue
                     data = self.t.read()
                     if data:
