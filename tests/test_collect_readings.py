@@ -398,3 +398,31 @@ def test_node_that_died_mid_packet_does_not_delay_its_next_boot(env, monkeypatch
     assert time.monotonic() - second.first_byte_at < 2.0
     assert keys_of(e) == [(first.boot, 0), (second.boot, 0)]
     assert e.col.sources[os.ttyname(e.ptys[0][1])].discarded == n // 2
+
+
+def test_full_database_is_retried_nothing_lost(env, logs):
+    e = env()
+    port = e.tcp()
+    seed, _ = e.node_key("full")
+    node = V2Node("full", seed)
+    node.connect(SockLink(("127.0.0.1", port)), e.pub)
+    node.take(2)
+    node.send_queue()
+    node.wait_acked()
+    # The database cannot grow (SQLite's own "database or disk is full"), as on a full disk.
+    with e.store.lock:
+        pages = e.store.db.execute("PRAGMA page_count").fetchone()[0]
+        e.store.db.execute("PRAGMA max_page_count = %d" % pages)
+    for _ in range(30):                 # ~3 KiB of readings: more than any free space left
+        node.take(10)
+        node.send([r for _, r in node.queue[-10:]])
+        node.pump(0.02)
+    node.pump(0.5)
+    failed = [r for r in events(logs, "store_failed") if r.levelname == "ERROR"]
+    assert failed and "full" in failed[0].getMessage()
+    assert node.queue, "acked although the database is full"
+    with e.store.lock:
+        e.store.db.execute("PRAGMA max_page_count = 1073741823")
+    node.wait_acked(timeout=20)
+    assert keys_of(e) == [(node.boot, s) for s in range(node.seq)]
+    node.link.close()
