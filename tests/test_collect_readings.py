@@ -134,6 +134,18 @@ class FlakySink:
         self.inner.close()
 
 
+def open_pty(e):
+    """A pty served by the collector, once it has opened it: pyserial's open flushes input,
+    so a node writing earlier would lose its first handshake (and wait for a timeout)."""
+    link = e.pty()
+    name = os.ttyname(e.ptys[-1][1])
+    end = time.monotonic() + 10
+    while name not in e.col.sources or e.col.sources[name].opens == 0:
+        assert time.monotonic() < end, "the collector did not open the pty"
+        time.sleep(0.01)
+    return link
+
+
 def keys_of(e):
     return e.rows("SELECT boot, seq FROM readings ORDER BY id")
 
@@ -272,7 +284,7 @@ def test_collector_restart_mid_stream_node_resends_and_each_reading_is_stored_on
 
 def test_node_reboots_on_a_serial_line_are_served_at_once_with_new_boot_ids(env, logs):
     e = env()
-    link = e.pty()
+    link = open_pty(e)
     seed, _ = e.node_key("rebooter")
     boots = []
     for i in range(7):                  # more than the core's 5-reset limit per Connection
@@ -379,7 +391,7 @@ def test_collector_killed_mid_stream_loses_and_duplicates_nothing(tmp_path):
 def test_node_that_died_mid_packet_does_not_delay_its_next_boot(env, monkeypatch):
     monkeypatch.setattr(session_mod, "PARTIAL_PACKET_S", 0.3)
     e = env()
-    link = e.pty()
+    link = open_pty(e)
     seed, _ = e.node_key("halfway")
     first = V2Node("halfway", seed)
     first.connect(link, e.pub)
