@@ -38,6 +38,10 @@ _TREE = (
 )
 
 
+sys.path.insert(0, ROOT)
+from host_tools.deploy import HOST_ONLY, THUMB_ARCHS, THUMB_ONLY  # noqa: E402
+
+
 class EmulatorError(Exception):
     """A tool is missing or an mpy-cross compile failed (the message says which)."""
 
@@ -118,15 +122,23 @@ def build_mpy(arch, out_dir):
                     continue
                 src = os.path.join(dirpath, f)
                 rel = os.path.relpath(src, base)
+                name = os.path.relpath(src, ROOT).replace(os.sep, "/")
+                if name in HOST_ONLY or (arch not in THUMB_ARCHS and name in THUMB_ONLY):
+                    continue  # left out as ossuary-deploy leaves them out
                 dst = os.path.join(out_dir, dst_top, rel[:-3] + ".mpy")
-                os.makedirs(os.path.dirname(dst), exist_ok=True)
-                p = subprocess.run([exe, "-march=" + arch, "-s", os.path.relpath(src, ROOT),
-                                    "-o", dst, src], capture_output=True, text=True, timeout=120)
-                if p.returncode != 0:
-                    raise EmulatorError("mpy-cross -march=%s %s: %s" % (
-                        arch, os.path.relpath(src, ROOT), (p.stderr or p.stdout).strip()))
+                compile_one(arch, src, dst, exe)
                 written.append(dst)
     return written
+
+
+def compile_one(arch, src, dst, exe=None):
+    """mpy-cross -march=ARCH SRC -o DST (folders made). Raises EmulatorError when it fails."""
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    p = subprocess.run([exe or _mpy_cross(), "-march=" + arch, "-s", os.path.relpath(src, ROOT),
+                        "-o", dst, src], capture_output=True, text=True, timeout=120)
+    if p.returncode != 0:
+        raise EmulatorError("mpy-cross -march=%s %s: %s" % (
+            arch, os.path.relpath(src, ROOT), (p.stderr or p.stdout).strip()))
 
 
 def _script_path(mount_dir, script):

@@ -804,6 +804,20 @@ def _ed_verify(pub, msg, sig):
     return _ENC == bytes(sig[0:32])
 
 
+# On ARM boards the Thumb assembler versions of the hot field functions replace the viper ones
+# (same signatures, same limbs: crypto/_viper_thumb.py); the module does not compile where
+# there is no inline Thumb assembler (SyntaxError) or was not installed (ImportError).
+try:
+    from . import _viper_thumb as _thumb
+except (ImportError, SyntaxError):
+    _thumb = None
+if _thumb:
+    _mul = _thumb.mul
+    _addk = _thumb.addk
+    _cswap = _thumb.cswap
+    _select = _thumb.select
+
+
 def _init_constants_ed():
     # d, 2d and sqrt(-1) from their definitions (RFC 8032 5.1, 5.1.3), then the base point B:
     # y = 4/5 with x even. Checked against the RFC's values by the Ed25519 test vectors.
