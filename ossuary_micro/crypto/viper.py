@@ -19,8 +19,8 @@
 # X25519 allocates its small result only; Ed25519 uses a few Python big ints for scalars mod L.
 # Timing: the field, ladder and AEAD code has no data-dependent branches or table lookups, and
 # the tag is compared without early exit; Ed25519 verification branches on public data only.
-# Python-level call overhead is constant per operation. Secrets are wiped from the AEAD and
-# X25519 scratch buffers after use; Ed25519 point temporaries are not.
+# Python-level call overhead is constant per operation. Secrets are wiped from the module's
+# scratch buffers after every AEAD call, X25519 and signature (_SECRETS, _SCRATCH).
 #
 # Not re-entrant (module-level scratch buffers): one caller at a time, like the library itself.
 
@@ -71,6 +71,15 @@ def _bcopy(dst: ptr8, doff: int, src: ptr8, soff: int, n: int, x: int):
     # big-endian 32-bit words into native little-endian ones (SHA-512's block load).
     for i in range(n):
         dst[doff + (i ^ x)] = src[soff + i]
+
+
+@micropython.viper
+def _wipe(bufs):
+    # Zero every bytearray of the tuple bufs: the secret-bearing scratch, after use.
+    for b in bufs:
+        p = ptr8(b)
+        for i in range(int(len(b))):
+            p[i] = 0
 
 
 @micropython.viper
@@ -564,7 +573,7 @@ def _ladder(scalar, u):
     zero = _is_zero(_X2)  # reduces _X2 in place
     out = bytearray(32)
     _tobytes(out, 0, _X2)
-    _bcopy(k, 0, _ZEROS, 0, 32, 0)
+    _wipe(_SCRATCH)
     return out, zero
 
 
@@ -599,6 +608,7 @@ _P = _pt()
 _ENC = bytearray(32)
 _CHK = bytearray(32)
 _DIG = bytearray(64)
+_H = bytearray(64)  # SHA-512 of the seed: the secret scalar a, then the nonce prefix
 
 
 def _p_add(o, p, q):
@@ -772,7 +782,7 @@ def _ed_sign(seed, msg):
     # msg is _NOMSG: both start from h = SHA-512(seed) (clamped scalar a, prefix) and A = [a]B.
     _sinit()
     _supdate(seed, 0, 32)
-    h = bytearray(64)
+    h = _H
     _sfinal(h, 0)
     h[0] &= 248
     h[31] = (h[31] & 127) | 64
@@ -786,7 +796,7 @@ def _ed_sign(seed, msg):
         _encode(out, _Q)
         k = _hash_mod_l(memoryview(out)[0:32], pub, msg)
         out[32:64] = ((r + k * int.from_bytes(h[0:32], "little")) % _L).to_bytes(32, "little")
-    _bcopy(h, 0, _ZEROS, 0, 64, 0)
+    _wipe(_SCRATCH)
     return bytes(out)
 
 
@@ -841,6 +851,16 @@ def _init_constants_ed():
 
 _init_constants_ed()
 _comb_table(_TBL, _BASE)
+
+# Scratch that holds secrets or values derived from them after an X25519 or a signature, wiped
+# by _ladder and _ed_sign before they return (the AEAD wipes its own, _SECRETS below): the
+# SHA-512 state, schedule and block (the seed, h, the nonce r), the ladder's elements and
+# clamped scalar, inversion and point temporaries, the last selected comb entry (4 bits of the
+# scalar), the product scratch. Not wiped: the public results (_Q: A or R, _ENC, _CHK, _R and
+# the -A table of verification), Python ints holding the scalars mod L (immutable, freed by the
+# collector), and on ARM the product scratch that the Thumb field code keeps on the C stack.
+_SCRATCH = (_SH, _SV, _SX, _SW, _SBUF, _DIG, _H, _T, _XK, _X2, _Z2, _X3, _Z3, _A, _AA, _B, _BB,
+            _E, _C, _D, _I0, _I1, _I2, _I3, _TA, _TB, _TC, _TD, _TE, _TF, _TG, _TH) + _P
 
 
 # ==================== AEAD
@@ -1031,8 +1051,7 @@ def _chacha_poly(tag_in, key, nonce, src, soff, n, dst, doff, aad):
             _xor(src, soff, dst, doff, n)
     else:
         _bcopy(t, off, k, 0, 16, 0)
-    for b in _SECRETS:
-        _zero(b, len(b))
+    _wipe(_SECRETS)
     return d == 0
 
 

@@ -374,6 +374,37 @@ def test_ed25519_rfc8032_and_pyca():
     raises(CryptoError, V.ed25519_sign, bytes(31), b"")
 
 
+def test_secret_scratch_wiped_after_x25519_and_ed25519():
+    # Issue 9.7: the SHA-512 buffers used to keep the seed (and h, the scalar) after
+    # ed25519_public / ed25519_sign; the ladder's elements kept the shared secret. Every
+    # secret-bearing module buffer must read all zero after each call that used it.
+    if V is None:
+        return
+    sha = (F._SH, F._SV, F._SW, F._SBUF, F._SX)
+    ladder = (F._XK, F._X2, F._Z2, F._X3, F._Z3, F._T)
+    for group in (sha, ladder, (F._DIG, F._H, F._TA, F._TH)):
+        for b in group:
+            assert any(b is x for x in F._SCRATCH), "not in _SCRATCH"
+    seed = bytes(range(7, 39))
+
+    def dirty():
+        # Leave data in every buffer (a verification uses SHA-512 and the point temporaries
+        # and wipes nothing: its data is public), so a missing wipe cannot pass by luck.
+        pub = V.ed25519_public(bytes(32))
+        V.ed25519_verify(pub, b"m", bytes(64))
+        for b in F._SCRATCH:
+            b[0] = 1
+
+    calls = (lambda: V.ed25519_public(seed), lambda: V.ed25519_sign(seed, b"message"),
+             lambda: V.ed25519_sign(seed, bytes(300)),   # several SHA-512 blocks
+             lambda: V.x25519(seed, bytes(range(32))), lambda: V.x25519_base(seed))
+    for i, call in enumerate(calls):
+        dirty()
+        call()
+        left = [j for j, b in enumerate(F._SCRATCH) if any(b)]
+        assert not left, (i, left)
+
+
 def test_ed25519_random_against_pure():
     if V is None:
         return
