@@ -68,6 +68,7 @@ def test_vectors_on_m0_from_mpy(tmp_path):
                                     timeout=900)
     assert ok, out[-4000:]
     assert "backend viper: thumb" in out, out[-4000:]
+    assert "field twins: 300 trials" in out and "FAIL" not in out, out[-4000:]
     assert "cases X=%d A=%d E=%d" % (want["X"], want["A"], want["E"]) in out, out[-4000:]
     last = out.strip().splitlines()[-1]
     assert last.endswith(" passed, 0 failed") and not last.startswith("0 "), out[-4000:]

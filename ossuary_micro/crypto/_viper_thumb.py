@@ -1,10 +1,10 @@
 # Thumb assembler for the viper backend's field arithmetic (ARM boards: RP2040 and up).
 #
-# Imported by viper.py only where MicroPython has the inline Thumb assembler; elsewhere (ESP32,
-# unix, wasm) compiling this module fails and viper.py keeps its own viper functions. Each
-# function here has the signature and the exact results of the viper function it stands in for
-# (same limbs, not only the same value), so everything above the field is unchanged; the
-# Wycheproof and RFC vectors run on the M0 emulator check that (tests/test_board_emulator.py).
+# viper.py imports it where MicroPython has the inline Thumb assembler; elsewhere (ESP32, unix,
+# wasm) compiling this module fails and viper.py takes _viper_field.py's viper functions. Each
+# function here has the signature and the exact results of its viper twin (same limbs, not only
+# the same value), so everything above the field is unchanged. tests/test_board_emulator.py
+# compares the two on the M0 emulator and runs the RFC and Wycheproof vectors there.
 #
 # Only Thumb-1 (armv6m: the Cortex-M0+ of the RP2040): low registers r0-r7, immediate-offset
 # LDR/STR (0..124), MULS (32x32 -> low 32 bits, one cycle on the RP2040), two-operand ALU ops.
@@ -19,6 +19,10 @@
 # depend on its operands on the Cortex-M0+.
 
 import micropython
+
+# Scratch holding values of secret computations, for viper.py's wipe: none here (the product
+# scratch is on the C stack, below sp once mul returns, and is not wiped).
+SCRATCH = ()
 
 
 @micropython.asm_thumb
