@@ -154,9 +154,7 @@ def bench_handshake(be):
 
 
 def main():
-    # Plain wall time runs about 100x slower than instruction counting on this emulator; a
-    # 1000-iteration empty viper-free loop tells which clock we have only roughly, so just say
-    # what the figures are.
+    # The script cannot tell whether QEMU counts instructions; the header says what to assume.
     print("m0_bench: %s, figures are instruction counts only under m0 --icount" % sys.platform)
     be = get_backend("viper")
     bench_field()

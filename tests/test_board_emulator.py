@@ -27,25 +27,29 @@ def _field(s):
     return s if s else "-"
 
 
+def _load(name):
+    with open(os.path.join(wycheproof_dir(), name)) as f:
+        return json.load(f)
+
+
 def flatten_wycheproof(out_path):
     """Write the three Wycheproof files as board_vectors.py's one-case-per-line format; return
     {kind: number of cases} as the files announce them."""
-    d = wycheproof_dir()
     want = {}
     with open(out_path, "w") as out:
-        data = json.load(open(os.path.join(d, "x25519_test.json")))
+        data = _load("x25519_test.json")
         want["X"] = data["numberOfTests"]
         for g in data["testGroups"]:
             for t in g["tests"]:
                 shared = "ERR" if t["shared"] == "00" * 32 else t["shared"]
                 out.write("X %d %s %s %s\n" % (t["tcId"], t["private"], t["public"], shared))
-        data = json.load(open(os.path.join(d, "chacha20_poly1305_test.json")))
+        data = _load("chacha20_poly1305_test.json")
         want["A"] = data["numberOfTests"]
         for g in data["testGroups"]:
             for t in g["tests"]:
                 out.write("A %d %s %s\n" % (t["tcId"], t["result"], " ".join(
                     _field(t[k]) for k in ("key", "iv", "aad", "msg", "ct", "tag"))))
-        data = json.load(open(os.path.join(d, "ed25519_test.json")))
+        data = _load("ed25519_test.json")
         want["E"] = data["numberOfTests"]
         for g in data["testGroups"]:
             for t in g["tests"]:
