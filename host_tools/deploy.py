@@ -32,6 +32,10 @@ ARCH = {"rp2": "armv6m", "esp32": "xtensawin"}
 
 # Modules that never go to a board: the pyca/cryptography backend is CPython-only.
 HOST_ONLY = ("ossuary_micro/crypto/pyca.py",)
+# Inline Thumb assembler: compiles only for ARM (Thumb) targets; elsewhere it is left out and
+# the viper backend uses its own field code.
+THUMB_ONLY = ("ossuary_micro/crypto/_viper_thumb.py",)
+THUMB_ARCHS = ("armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp")
 
 EXIT_USAGE, EXIT_PORT, EXIT_COMPILE, EXIT_MPREMOTE = 2, 3, 4, 5
 
@@ -103,7 +107,7 @@ def compile_all(board, build_dir, mpy_cross, arch=None, run=subprocess.run):
     """
     arch = arch or ARCH[board]
     files = [(os.path.join(build_dir, "lib", d[:-3] + ".mpy"), "lib/" + d[:-3] + ".mpy", s)
-             for d, s in library_files()]
+             for d, s in library_files() if arch in THUMB_ARCHS or s not in THUMB_ONLY]
     for d, s in board_files(board):
         if d == "main.py":
             files.append((os.path.join(ROOT, s), d, None))
