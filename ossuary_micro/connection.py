@@ -26,7 +26,7 @@
 from . import wire
 from .wire import const
 from .errors import (OssuaryError, CryptoError, LocalProtocolError, RemoteProtocolError,
-                     ConnectionReset, ConnectionFailed, ConnectionClosed)
+                     ConnectionReset, ConnectionFailed, ConnectionClosed, OutOfMemory)
 from .keys import check_key
 
 # copy_into(dst, doff, src, soff, n) without allocating: a right-hand slice allocates on
@@ -105,6 +105,14 @@ class Connection:
     def __init__(self, role, secret_key=None, authorized_keys=(), max_record=wire.MAX_RECORD,
                  backend=None, random=None, clock=None, timeout_ms=4000, max_resets=5,
                  tofu_clients=False):
+        try:
+            self._init(role, secret_key, authorized_keys, max_record, backend, random, clock,
+                       timeout_ms, max_resets, tofu_clients)
+        except MemoryError:
+            raise OutOfMemory("out of memory creating a Connection")
+
+    def _init(self, role, secret_key, authorized_keys, max_record, backend, random, clock,
+              timeout_ms, max_resets, tofu_clients):
         if role not in (CLIENT, AUTH_SERVER, UNAUTH_SERVER):
             raise LocalProtocolError("unknown role %r" % (role,))
         if not 0 <= max_record <= wire.MAX_RECORD:
@@ -261,7 +269,14 @@ class Connection:
         """Parse at most what is needed to return one event (see EVENT_NAMES).
 
         Returns NEED_DATA when more input (or more time) is needed. Never raises for
-        anything the peer sent."""
+        anything the peer sent. Running out of heap (e.g. the pure backend's big ints on a
+        board) closes the connection: CLOSED, with `error` an OutOfMemory."""
+        try:
+            return self._next_event()
+        except MemoryError:
+            return self._fail(OutOfMemory("out of memory"))
+
+    def _next_event(self):
         while True:
             st = self._state
             if st == _FAILING or st == _FAILED:
@@ -284,6 +299,21 @@ class Connection:
                 return ev
             # ev < 0: a packet was consumed without an event; look again.
 
+    def _partial(self, avail):
+        # Spec section 11, "no hang", in every state: once the first bytes of a packet have
+        # been seen here, the whole packet must be buffered within timeout_ms, else the
+        # session resets. Without this a corrupted length field (up to 16,404 bytes) would
+        # leave the receiver waiting for bytes that never come. timeout_ms must therefore
+        # exceed the time the link takes to carry the largest packet.
+        if avail == 0 or self._clock is None:
+            return NEED_DATA
+        now = self._clock()
+        if self._partial_t0 is None:
+            self._partial_t0 = now
+        elif ((now - self._partial_t0) & _TICKS_MASK) >= self.timeout_ms:
+            return self._bad("partial packet timed out")
+        return NEED_DATA
+
     def _timed_out(self):
         if self._clock is None or not _STATES[self._state][4]:
             return False
@@ -295,7 +325,7 @@ class Connection:
         # Returns an event, NEED_DATA, or -1 after consuming a packet that produced none.
         avail = self._in_end - self._in_start
         if avail < wire.HEADER_LEN:
-            return NEED_DATA
+            return self._partial(avail)
         buf = self._in
         p = self._in_start
         body_len = wire.be16(buf, p)
@@ -304,7 +334,8 @@ class Connection:
             self._in_start = self._in_end = 0
             return self._fail(RemoteProtocolError("Oversized packet"))
         if avail < wire.HEADER_LEN + body_len:
-            return NEED_DATA
+            return self._partial(avail)
+        self._partial_t0 = None
         msg_id = wire.be16(buf, p + 2)
         ptype = wire.be16(buf, p + 4)     # unknown types match no state: an error below
         self._in_start = p + wire.HEADER_LEN + body_len
@@ -446,7 +477,12 @@ class Connection:
             return 0
         if len(out) - off < wire.MAX_CONTROL_PACKET:
             raise LocalProtocolError("output buffer too small for a handshake packet")
-        return sender(self, out, off)
+        try:
+            return sender(self, out, off)
+        except MemoryError:
+            # Nothing is written; the next data_to_send() writes the Disconnect.
+            self._fail(OutOfMemory("out of memory"))
+            return 0
 
     def _hs_frame(self, out, off, body_len, ptype):
         # Outer header plus the handshake body prefix (spec 1.1, 2.2-2.4); returns the
@@ -533,9 +569,21 @@ class Connection:
         total = wire.DATA_OVERHEAD + n
         if len(out) - off < total:
             raise LocalProtocolError("output buffer too small")
-        wire.put_header(out, off, total - wire.HEADER_LEN, self._next_msg_id(), wire.T_DATA)
-        wire.put_sub_header(out, off + wire.HEADER_LEN, n)
-        self.backend.aead_seal(self._key, self._local_nonce, data, 0, n, out, off + 12)
+        # msg_id and nonce advance only once the record is written: a seal that fails, or
+        # an `out` we cannot write (bytes: TypeError), consumes nothing, so the session
+        # stays in step with the peer (issue 9.8).
+        m = self._local_msg_id
+        try:
+            wire.put_header(out, off, total - wire.HEADER_LEN, m, wire.T_DATA)
+            wire.put_sub_header(out, off + wire.HEADER_LEN, n)
+            self.backend.aead_seal(self._key, self._local_nonce, data, 0, n, out, off + 12)
+        except OssuaryError:
+            raise
+        except MemoryError:
+            raise OutOfMemory("out of memory sealing a record")
+        except Exception as e:
+            raise LocalProtocolError("cannot write the record: %s" % type(e).__name__)
+        self._local_msg_id = (m + 1) & 0xFFFF
         wire.nonce_increment(self._local_nonce)
         return total
 
@@ -550,14 +598,17 @@ class Connection:
                    else ConnectionClosed("closed locally"))
 
     def close(self):
-        """Wipe secrets and mark the connection Failed. The object is unusable afterwards."""
+        """Wipe secrets and mark the connection Failed. The object is unusable afterwards.
+
+        Wiped: the session key, the ephemeral secret, the long-term secret key and the
+        last record's plaintext (`plaintext`, data_len 0)."""
         if self.error is None:
             self.error = ConnectionClosed("closed locally")
         self._enter(_FAILED)
         self._wipe()
-        if self._secret is not None:
-            for i in range(len(self._secret)):
-                self._secret[i] = 0
+        _zero(self._secret)
+        _zero(self.plaintext)
+        self.data_len = 0
 
     # ------------------------------------------------------------------ internals
 
@@ -589,6 +640,7 @@ class Connection:
         self._local_nonce[:] = self._rand(wire.NONCE_LEN)
         self._initial_nonce = bytes(self._local_nonce)
         self._peer_signed_prefix = None
+        self._partial_t0 = None
         self._absorb_reset = False
         self._local_msg_id = 0
         self._remote_msg_id = 0
@@ -597,20 +649,20 @@ class Connection:
         self._idle = True
 
     def _wipe(self):
-        # Session secrets only; the long-term key is wiped by close().
-        for i in range(wire.KEY_LEN):
-            self._key[i] = 0
-        if self._eph_secret is not None:
-            for i in range(len(self._eph_secret)):
-                self._eph_secret[i] = 0
+        # Session secrets only; the long-term key and the plaintext are wiped by close().
+        _zero(self._key)
+        _zero(self._eph_secret)
 
     def _derive_key(self, peer_eph):
         # The raw X25519 output is the session key (spec 2.1); an all-zero output is
-        # refused by every backend (section 11).
+        # refused by every backend (section 11). The ephemeral secret has done its only
+        # job once the key is derived (or refused): wiped now, not at the session's end.
         try:
             self._key[:] = self.backend.x25519(bytes(self._eph_secret), peer_eph)
         except CryptoError:
             return False
+        finally:
+            _zero(self._eph_secret)
         return True
 
     def _open(self, buf, off, n, dst):
@@ -651,6 +703,13 @@ class Connection:
         self._pending_done = False
         self._enter(_FAILING)
         return CLOSED
+
+
+def _zero(buf):
+    # Overwrite a secret-holding bytearray in place (None: nothing to wipe).
+    if buf is not None:
+        for i in range(len(buf)):
+            buf[i] = 0
 
 
 # The table's handler names resolved once to plain functions: calling a function from a

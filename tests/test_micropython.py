@@ -143,3 +143,78 @@ def test_device_selftest_on_ci_interpreters():
     assert proc.returncode == 0, out[-8000:]
     assert re.search(r"^unix: (\d+) passed, 0 failed$", proc.stdout, re.M), out
     assert re.search(r"^wasm: (\d+) passed, 0 failed$", proc.stdout, re.M), out
+
+
+# -- backend loading (issue 7 item 2) ---------------------------------------------------------
+
+_LOAD_SCRIPT = """
+import sys
+sys.path.insert(0, ".")
+from ossuary_micro import Connection, CLIENT
+from ossuary_micro.crypto import get_backend
+be = get_backend()
+Connection(CLIENT, random=lambda n: bytes(range(1, n + 1)))
+print("chosen", be.name)
+print("loaded", " ".join(sorted(m for m in sys.modules if m.startswith("ossuary_micro.crypto."))))
+"""
+
+
+@pytest.mark.parametrize("interp", _interpreters())
+def test_only_the_chosen_backend_is_imported(interp, tmp_path):
+    # On a board every imported module is heap: choosing viper must not load pure's modules
+    # as well (and the wasm port, which has no viper, loads only pure).
+    script = tmp_path / "load.py"
+    script.write_text(_LOAD_SCRIPT)
+    proc = run_mp(interp, str(script), timeout=300)
+    out = proc.stdout + proc.stderr
+    chosen = re.search(r"^chosen (\w+)$", proc.stdout, re.M)
+    loaded = re.search(r"^loaded (.*)$", proc.stdout, re.M)
+    assert chosen and loaded, out
+    expected = {"viper": "ossuary_micro.crypto.viper", "pure": "ossuary_micro.crypto.pure"}
+    assert chosen.group(1) == ("viper" if interp == "unix" else "pure"), out
+    mods = loaded.group(1).split()
+    assert expected[chosen.group(1)] in mods, out
+    assert not [m for m in mods if m.endswith((".pure", "._chacha", "._curve25519", "._sha512"))
+                and chosen.group(1) == "viper"], out
+    assert not [m for m in mods if m.endswith(".viper") and chosen.group(1) == "pure"], out
+
+
+_BROKEN_SCRIPT = """
+import sys
+sys.path.insert(0, ".")
+import ossuary_micro.crypto as crypto
+
+
+class _Broken:
+    # Stands in for a backend module whose loading runs out of heap (or fails otherwise).
+    class Backend:
+        def __init__(self):
+            raise %s("while loading")
+
+
+sys.modules["ossuary_micro.crypto.%s"] = _Broken
+try:
+    crypto.get_backend(%r)
+except crypto.CryptoError as e:
+    print("CryptoError:", e)
+except BaseException as e:
+    print("escaped", type(e).__name__, e)
+"""
+
+
+@pytest.mark.parametrize("interp", ["cpython"] + _interpreters())
+@pytest.mark.parametrize("exc", ["MemoryError", "RuntimeError"])
+def test_backend_that_fails_to_load_is_a_crypto_error(interp, exc, tmp_path):
+    # A MemoryError (or any other failure) while loading a backend is a CryptoError naming
+    # the backend, on CPython and on the MicroPython interpreters alike; never an escape.
+    name = "pyca" if interp == "cpython" else "pure"
+    label = "cryptography" if interp == "cpython" else "pure"
+    script = tmp_path / "broken.py"
+    script.write_text(_BROKEN_SCRIPT % (exc, name, label))
+    if interp == "cpython":
+        proc = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True,
+                              text=True, timeout=120)
+    else:
+        proc = run_mp(interp, str(script), timeout=300)
+    out = proc.stdout + proc.stderr
+    assert "CryptoError: crypto backend %s failed to load: %s" % (label, exc) in proc.stdout, out

@@ -14,12 +14,15 @@ _cache = {}
 
 
 def _load(name):
-    # Import the backend module for `name`; return a Backend instance or None if it is
-    # unusable here. ImportError covers a missing module; the viper module also raises it
-    # when the emitter is unavailable, and pyca when the package is not installed.
+    # Import the backend module for `name` (and only that one); return a Backend instance,
+    # or None if it does not exist here. ImportError covers a missing module; the viper
+    # module also raises it when the emitter is unavailable, and pyca when the package is
+    # not installed. SyntaxError/NotImplementedError: MicroPython builds without
+    # the viper emitter refuse to compile @micropython.viper functions. Anything else -
+    # above all MemoryError, from compiling or loading a module on a small board - is a
+    # CryptoError naming the backend, and is not cached, so a later call can retry.
     if name in _cache:
         return _cache[name]
-    backend = None
     try:
         if name == "cryptography":
             from . import pyca as mod
@@ -29,9 +32,9 @@ def _load(name):
             from . import pure as mod
         backend = mod.Backend()
     except (ImportError, SyntaxError, NotImplementedError):
-        # SyntaxError/NotImplementedError: MicroPython builds without the viper emitter
-        # refuse to compile @micropython.viper functions.
         backend = None
+    except Exception as e:
+        raise CryptoError("crypto backend %s failed to load: %s" % (name, type(e).__name__))
     _cache[name] = backend
     return backend
 
