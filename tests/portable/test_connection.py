@@ -863,7 +863,7 @@ def test_out_of_memory_in_handshake_closes_with_an_ossuary_error():
     be = _FailingBackend("x25519_base", MemoryError())
     be.armed = True
     e = raises(OutOfMemory, Connection, CLIENT, random=DetRandom(b"m"), backend=be)
-    assert "memory" in str(e)
+    assert str(e) == "out of memory"
 
 
 def test_ephemeral_secret_wiped_once_session_key_derived():
@@ -884,3 +884,16 @@ def test_close_wipes_plaintext():
     s.close()
     assert s.data_len == 0
     assert bytes(s.plaintext) == bytes(len(s.plaintext))
+
+
+def test_private_wire_constants_match_wire():
+    # connection.py repeats wire.py's sizes and types as `_NAME = const(n)` (folded into the
+    # bytecode on MicroPython, so only visible as attributes on CPython): they must agree.
+    import sys
+    if sys.implementation.name == "micropython":
+        return
+    from ossuary_micro import connection
+    names = [n for n in dir(wire) if n[:1].isupper() and hasattr(connection, "_" + n)]
+    assert len(names) >= 20, names
+    for n in names:
+        assert getattr(connection, "_" + n) == getattr(wire, n), n
