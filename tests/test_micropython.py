@@ -218,3 +218,62 @@ def test_backend_that_fails_to_load_is_a_crypto_error(interp, exc, tmp_path):
         proc = run_mp(interp, str(script), timeout=300)
     out = proc.stdout + proc.stderr
     assert "CryptoError: crypto backend %s failed to load: %s" % (label, exc) in proc.stdout, out
+
+
+# -- the heap budget (issue 7 item 1) -----------------------------------------------------------
+
+UNIX_HEAP = "128K"     # 64-bit objects: stricter than a 32-bit board with 128 KiB
+
+
+@pytest.fixture(scope="module")
+def x64_tree(tmp_path_factory):
+    """The board's .mpy tree (tools/board_emulator.py's layout) compiled for the unix port."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    try:
+        import board_emulator
+    finally:
+        sys.path.pop(0)
+    tree = str(tmp_path_factory.mktemp("mpy-x64"))
+    board_emulator.build_mpy("x64", tree)
+    return tree
+
+
+def run_from_mpy(tree, code, heap=UNIX_HEAP, timeout=300):
+    """Run `code` on the unix port with only the .mpy tree importable and a `heap`-sized heap."""
+    if not os.path.exists(MICROPYTHON):
+        pytest.fail("MicroPython unix port missing at %s: run `make venv`" % MICROPYTHON)
+    env = dict(os.environ, MICROPYPATH=tree)
+    proc = subprocess.run([MICROPYTHON, "-X", "heapsize=" + heap, "-c",
+                           "import sys; sys.path.append('tests/device'); " + code],
+                          cwd=tree, env=env, capture_output=True, text=True, timeout=timeout)
+    return proc, proc.stdout + proc.stderr
+
+
+def test_device_selftest_from_mpy_in_128k_heap(x64_tree):
+    proc, out = run_from_mpy(x64_tree, "import selftest; sys.exit(selftest.main())")
+    assert re.search(r"^9 passed, 0 failed$", proc.stdout, re.M), out[-6000:]
+    assert "backends: viper, pure" in out, out[-3000:]
+    assert proc.returncode == 0, out[-3000:]
+
+
+def test_node_session_from_mpy_in_128k_heap(x64_tree):
+    # The whole node (port/common/node.py's main: config file, sensors, Ossuary client over a
+    # UART-like stream) sends 100 readings to an in-process collector-side Connection.
+    proc, out = run_from_mpy(x64_tree, "import node_session; node_session.main(100)")
+    assert re.search(r"^readings 100 ok$", proc.stdout, re.M), out[-6000:]
+    peak = int(re.search(r"^heap_peak (\d+)$", proc.stdout, re.M).group(1))
+    assert 0 < peak <= 128 * 1024, out[-3000:]
+    sys.stdout.write("".join(ln + "\n" for ln in proc.stdout.splitlines()
+                             if re.match(r"^[a-z_]+ -?\d+", ln)))
+
+
+def test_node_survives_out_of_memory_in_the_library(x64_tree):
+    # Issue 7, bad input: a MemoryError inside the library (forced in the node's first two
+    # sessions, in the same 128 KiB heap) is an OssuaryError the node logs; it backs off,
+    # retries and then delivers every reading.
+    proc, out = run_from_mpy(x64_tree, "import node_session; node_session.main(20, oom=2)")
+    assert out.count("node: session ended: out of memory") == 2, out[-6000:]
+    assert "node: reconnect in 500 ms" in out and "node: reconnect in 1000 ms" in out, out[-6000:]
+    assert "unexpected" not in out, out[-6000:]
+    assert re.search(r"^oom_failures 2$", proc.stdout, re.M), out[-6000:]
+    assert re.search(r"^readings 20 ok$", proc.stdout, re.M), out[-6000:]

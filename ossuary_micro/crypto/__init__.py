@@ -9,7 +9,6 @@ from ..errors import CryptoError
 # Best first. The modules: pyca.py (pyca/cryptography, CPython), viper.py (MicroPython viper
 # emitter), pure.py (pure Python, runs everywhere).
 _ORDER = ("cryptography", "viper", "pure")
-_MODULES = {"cryptography": "pyca", "viper": "viper", "pure": "pure"}
 _cache = {}
 
 
@@ -55,7 +54,7 @@ def get_backend(name=None):
             if b is not None:
                 return b
         raise CryptoError("no crypto backend available")
-    if name not in _MODULES:
+    if name not in _ORDER:
         raise CryptoError("unknown crypto backend: %s" % name)
     b = _load(name)
     if b is None:

@@ -10,13 +10,18 @@
 #   micropython -X heapsize=128K tests/device/node_session.py [N]        (cwd: an .mpy tree)
 #   micropython -X heapsize=128K -c "import node_session; node_session.main(100)"  (from .mpy)
 #
+# main(oom=K) makes the node's first K sessions hit a MemoryError inside the library (its
+# Connection's random source raises it): the node must log it and retry after its backoff.
+#
 # Heap figures, printed as `key value` lines (bytes), all after gc.collect():
-#   heap_start       before the library is imported (this script's own code)
+#   heap_start       before anything is imported (this module's own code)
 #   heap_peak        the highest gc.mem_alloc() seen at every frame the node writes or reads
-#   node_peak        heap_peak - heap_start - peer: library code + node + its session
 #   peer             what the in-process collector-side Connection and its buffers hold
-#   max_block        the largest single allocated block seen at those points (bytes;
-#                    from micropython.mem_info()'s "max blk sz", where the port has it)
+#   node_peak        heap_peak - heap_start - peer: library and node code (from .mpy), the
+#                    node's objects and its session
+#   block_bytes      GC block size; micropython.mem_info() reports, at each new high-water
+#                    mark, "max blk sz" (the largest allocated block, in blocks), which the
+#                    host side (tools/board_test.py) turns into bytes
 # The last line is `readings N ok` when the collector got N valid readings in order.
 
 import sys
@@ -30,8 +35,12 @@ for _p in ("", ".", "port/common", "../../port/common", "../.."):
         sys.path.append(_p)
 
 import time  # noqa: E402
+from binascii import unhexlify  # noqa: E402
 
-# What a board's glue (port/<board>/board.py) imports before the node starts.
+# The boot order of port/rp2/main.py and port/esp32/main.py: the crypto backend first, on a
+# heap nothing has fragmented yet, then what the board glue imports, then the node.
+from ossuary_micro.crypto import get_backend  # noqa: E402
+get_backend()
 from sensors import SimulatedTemperature  # noqa: E402
 
 if not hasattr(time, "ticks_ms"):  # CPython
@@ -56,141 +65,113 @@ except (ImportError, AttributeError):
 _BLOCK = 16 if sys.maxsize < (1 << 32) else 32
 
 
-def _unhex(s):
-    return bytes(int(s[i:i + 2], 16) for i in range(0, len(s), 2))
+# Spec 5.5 test keys: the collector's seed, the node's public key (its seed is in CONFIG).
+SERVER_SEED = unhexlify("5029049762bda60771ca2914e383190ea09ed4b71af9c9593ea31c850fc4faa2")
+CLIENT_PUB = unhexlify("be1ca074f4a58bbbd262a7f9523b6fb0bb9e8662287c3389a2e163dc55de281f")
 
 
-SERVER_SEED = _unhex("5029049762bda60771ca2914e383190ea09ed4b71af9c9593ea31c850fc4faa2")
-SERVER_PUB = _unhex("2088558ebd9b461dd09df000daf40f87f73840c55418576074393bb970e14698")
-CLIENT_SEED = _unhex("10866ec48a11f3c56d77a64b2f54aa066c0cb475d8c87d35b491eed6ac0bdebc")
-CLIENT_PUB = _unhex("be1ca074f4a58bbbd262a7f9523b6fb0bb9e8662287c3389a2e163dc55de281f")
+def _random(n):
+    # Test-only bytes: os.urandom where it exists; the M0 build has none, so a 16-bit LCG
+    # stands in (this harness's keys are fixed test keys anyway).
+    if _urandom is not None:
+        return _urandom(n)
+    global _lcg
+    out = bytearray(n)
+    for i in range(n):
+        _lcg = (_lcg * 25173 + 13849) & 0xFFFF
+        out[i] = _lcg >> 8
+    return bytes(out)
 
 
-class _Random:
-    # Test-only bytes: os.urandom where it exists (the M0 build has none), else a 16-bit LCG.
-    def __init__(self, seed):
-        self.x = seed
-        try:
-            import os
-            self.urandom = os.urandom
-            self.urandom(1)
-        except (ImportError, AttributeError, OSError, NotImplementedError):
-            self.urandom = None
+_lcg = 7
+try:
+    from os import urandom as _urandom
+    _urandom(1)
+except (ImportError, AttributeError, OSError, NotImplementedError):
+    _urandom = None
 
-    def __call__(self, n):
-        if self.urandom is not None:
-            return self.urandom(n)
-        out = bytearray(n)
-        x = self.x
-        for i in range(n):
-            x = (x * 25173 + 13849) & 0xFFFF
-            out[i] = x >> 8
-        self.x = x
-        return bytes(out)
+_peak = 0
+_samples = 0
 
 
-class Meter:
+def sample():
+    # One heap reading after a collection; the high-water mark goes to _peak, and at each new
+    # mark mem_info() prints its "max blk sz" (largest allocated block, in GC blocks).
+    global _peak, _samples
+    gc.collect()
+    a = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
+    _samples += 1
+    if a > _peak:
+        _peak = a
+        if _mem_info is not None:
+            _mem_info()
+
+
+class Link:
+    """The UART (machine.UART's shape: any / readinto / write) and, at its far end, the
+    collector's side: an AUTH_SERVER Connection that knows the node's key and checks that
+    the readings arrive in order."""
+
     def __init__(self):
-        self.peak = 0
-        self.samples = 0
-
-    def sample(self):
-        gc.collect()
-        a = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
-        self.samples += 1
-        if a > self.peak:
-            self.peak = a
-            if _mem_info is not None:
-                # "max blk sz" in this report is the largest allocated block, in GC blocks;
-                # printed at each new high-water mark and read by the host side.
-                _mem_info()
-
-
-METER = Meter()
-
-
-class Peer:
-    """The collector's side: an AUTH_SERVER Connection that knows the node's key."""
-
-    def __init__(self, count):
         from ossuary_micro import Connection, AUTH_SERVER
         self.conn = Connection(AUTH_SERVER, secret_key=SERVER_SEED, authorized_keys=(CLIENT_PUB,),
-                               max_record=256, random=_Random(7), clock=time.ticks_ms)
+                               max_record=256, random=_random, clock=time.ticks_ms)
         self.out = bytearray(self.conn.max_packet if self.conn.max_packet > 208 else 208)
-        self.to_node = bytearray()     # bytes for the node; it has read to_node[rpos:]
+        self.q = bytearray()       # bytes for the node; it has read q[rpos:]
         self.rpos = 0
         self.readings = 0
         self.bad = 0
-        self.count = count
-        self.closed = False
-
-    def receive(self, data):
-        from ossuary_micro import NEED_DATA, DATA, CLOSED
-        conn = self.conn
-        mv = memoryview(data)
-        while True:
-            took = conn.receive_data(mv)
-            mv = mv[took:]
-            while True:
-                ev = conn.next_event()
-                n = conn.data_to_send(self.out)
-                if n:
-                    self.to_node.extend(self.out[:n])
-                if ev == DATA:
-                    self.check(bytes(conn.plaintext[:conn.data_len]))
-                elif ev == CLOSED:
-                    self.closed = True
-                    n = conn.data_to_send(self.out)
-                    if n:
-                        self.to_node.extend(self.out[:n])
-                    return
-                elif ev == NEED_DATA and not n:
-                    break
-            if not len(mv):
-                return
-
-    def check(self, rec):
-        # Readings arrive in order, each a JSON object with the next seq.
-        import json
-        try:
-            r = json.loads(rec)
-            ok = r["node"] == "heap-node" and r["seq"] == self.readings and r["v"] == 1
-        except (ValueError, KeyError, TypeError):
-            ok = False
-        if ok:
-            self.readings += 1
-        else:
-            self.bad += 1
-
-
-class Uart:
-    """UART-like stream (machine.UART's shape) whose far end is the Peer."""
-
-    def __init__(self, peer):
-        self.peer = peer
+        self.seq = -1
 
     def any(self):
-        return len(self.peer.to_node) - self.peer.rpos
+        return len(self.q) - self.rpos
 
     def readinto(self, buf, n=-1):
-        peer = self.peer
         if n < 0 or n > len(buf):
             n = len(buf)
         if n > self.any():
             n = self.any()
         if n == 0:
             return None
-        buf[0:n] = peer.to_node[peer.rpos:peer.rpos + n]
-        peer.rpos += n
-        if peer.rpos == len(peer.to_node):
-            peer.to_node = bytearray()
-            peer.rpos = 0
-        METER.sample()
+        buf[0:n] = self.q[self.rpos:self.rpos + n]
+        self.rpos += n
+        if self.rpos == len(self.q):
+            self.q = bytearray()
+            self.rpos = 0
+        sample()
         return n
 
     def write(self, data):
-        self.peer.receive(data)
-        METER.sample()
+        from ossuary_micro import NEED_DATA, DATA
+        import json
+        conn = self.conn
+        mv = memoryview(data)
+        while len(mv):
+            mv = mv[conn.receive_data(mv):]
+            while True:
+                ev = conn.next_event()
+                n = conn.data_to_send(self.out)
+                if n:
+                    self.q.extend(self.out[:n])
+                if ev == DATA:
+                    try:
+                        r = json.loads(bytes(conn.plaintext[:conn.data_len]))
+                        # seq only grows; gaps are readings the node's queue dropped
+                        # while it was backing off (they are counted, never renumbered).
+                        ok = r["node"] == "heap-node" and r["seq"] > self.seq
+                        self.seq = r["seq"]
+                    except (ValueError, KeyError, TypeError):
+                        ok = False
+                    if ok:
+                        self.readings += 1
+                    else:
+                        self.bad += 1
+                elif ev == NEED_DATA and not n:
+                    break
+                if conn.closed:
+                    mv = mv[len(mv):]
+                    break
+        sample()
         return len(data)
 
     def close(self):
@@ -198,24 +179,36 @@ class Uart:
 
 
 class Board:
-    """The node's board glue (port/common/node.py's interface) around the in-memory UART."""
+    """The node's board glue (port/common/node.py's interface) around the in-memory link.
+    `oom` > 0: that many sessions fail with MemoryError inside the library (issue 7)."""
 
-    def __init__(self, peer):
-        self.peer = peer
-        self.random = _Random(3)
+    def __init__(self, link, oom):
+        self.link = link
+        self.oom = oom
         self.clock = time.ticks_ms
         self.sleep_ms = time.sleep_ms
+        self.failures = 0
+
+    def random(self, n):
+        # The node's Connection draws its keys here: a MemoryError raised inside the
+        # library, as a too-small heap would.
+        if self.oom > 0:
+            self.oom -= 1
+            raise MemoryError("memory allocation failed (forced)")
+        return _random(n)
 
     def open_transport(self, cfg):
-        return Uart(self.peer)
+        return self.link
 
     def close_transport(self, stream):
         pass
 
     def make_sensors(self, cfgs):
-        return [SimulatedTemperature(self.random, s["name"]) for s in cfgs]
+        return [SimulatedTemperature(_random, s["name"]) for s in cfgs]
 
     def log(self, text):
+        if "out of memory" in text:
+            self.failures += 1
         print("node:", text)
 
     def log_error(self, text):
@@ -229,36 +222,34 @@ CONFIG = ('{"name": "heap-node", "transport": {"type": "uart", "id": 0}, "interv
           ' "sensors": [{"type": "sim_temp", "name": "t1"}, {"type": "sim_temp", "name": "t2"}]}')
 
 
-def main(count=100, path="heap_node_config.json"):
+def main(count=100, path="heap_node_config.json", oom=0):
     # The config file is written to `path` (default: the current directory, which is the
     # .mpy tree's temporary folder in every run of tests/ and bench/).
     with open(path, "w") as f:
         f.write(CONFIG % count)
-    # The library is the node's code: imported first, so the peer's own share is only its
-    # Connection and buffers.
-    from ossuary_micro.crypto import get_backend
     import node
-    get_backend()
     gc.collect()
     base = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
-    peer = Peer(count)
+    link = Link()
     gc.collect()
-    peer_bytes = (gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0) - base
-    METER.sample()
+    peer = (gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0) - base
+    board = Board(link, oom)
+    sample()
     t0 = time.ticks_ms()
-    status = node.main(Board(peer), path)     # the node's real entry point (port/*/main.py)
+    status = node.main(board, path)     # the node's real entry point (port/*/main.py)
     ms = time.ticks_diff(time.ticks_ms(), t0)
-    METER.sample()
-    sent = count if status == 0 else -1
+    sample()
     print("session_ms", ms)
-    print("samples", METER.samples)
+    print("samples", _samples)
     print("heap_start", _START)
-    print("heap_peak", METER.peak)
-    print("peer", peer_bytes)
-    print("node_peak", METER.peak - _START - peer_bytes)
+    print("heap_peak", _peak)
+    print("peer", peer)
+    print("node_peak", _peak - _START - peer)
     print("block_bytes", _BLOCK)
-    print("readings %d %s" % (peer.readings, "ok" if sent == count == peer.readings and not peer.bad
-                                             else "FAILED (sent %d, bad %d)" % (sent, peer.bad)))
+    print("oom_failures", board.failures)
+    ok = status == 0 and link.readings == count and not link.bad and board.failures == oom
+    print("readings %d %s" % (link.readings, "ok" if ok else "FAILED (status %d, bad %d)"
+                                             % (status, link.bad)))
 
 
 if __name__ == "__main__":
