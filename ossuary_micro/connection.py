@@ -132,69 +132,65 @@ class Connection:
     def __init__(self, role, secret_key=None, authorized_keys=(), max_record=_MAX_RECORD,
                  backend=None, random=None, clock=None, timeout_ms=4000, max_resets=5,
                  tofu_clients=False):
+        # One try around it all: a MemoryError anywhere in here becomes OutOfMemory.
         try:
-            self._init(role, secret_key, authorized_keys, max_record, backend, random, clock,
-                       timeout_ms, max_resets, tofu_clients)
+            if role not in (CLIENT, AUTH_SERVER, UNAUTH_SERVER):
+                raise LocalProtocolError("unknown role %r" % (role,))
+            if not 0 <= max_record <= _MAX_RECORD:
+                raise LocalProtocolError("max_record must be 0..%d" % _MAX_RECORD)
+            if max_resets < 1:
+                raise LocalProtocolError("max_resets must be at least 1")
+            if backend is None:
+                from .crypto import get_backend
+                backend = get_backend()
+            if random is None:
+                from .rand import default_random
+                random = default_random()   # raises NoRandomSource where there is none
+            self.role = role
+            self.is_server = role != CLIENT
+            self.backend = backend
+            self._random = random
+            self._clock = clock
+            self.timeout_ms = timeout_ms
+            self.max_resets = max_resets
+            self.tofu_clients = tofu_clients
+            self.max_record = max_record
+            self.max_packet = wire.max_packet(max_record)
+
+            # Long-term key (spec 2.1): a server always has one; a client may have none.
+            if secret_key is None and self.is_server:
+                secret_key = self._rand(_KEY_LEN)
+            self._secret = None
+            self.local_public_key = None
+            if secret_key is not None:
+                self.set_secret_key(secret_key)
+            self._authorized = []
+            for k in authorized_keys:
+                self.add_authorized_key(k)
+
+            # Buffers, allocated once (docs/design.md): input holds one whole packet, plaintext
+            # one record. The session key and nonces are bytearrays so they can be wiped.
+            self._in = bytearray(max(self.max_packet, _MAX_CONTROL_PACKET))
+            self._in_start = 0
+            self._in_end = 0
+            self.plaintext = bytearray(max_record)
+            self.data_len = 0
+            self._key = bytearray(_KEY_LEN)
+            self._local_nonce = bytearray(_NONCE_LEN)
+            self._remote_nonce = bytearray(_NONCE_LEN)
+            # Challenge: generated once per object and reused across re-handshakes (spec 2.1).
+            self._challenge = self._rand(_CHALLENGE_LEN)
+
+            self.reset_count = 0
+            self.error = None
+            self.remote_public_key = None
+            self._initiator = False
+            self._pending_done = False
+            self._eph_secret = None
+            self._new_session()
+            self._enter(_SERVER_WAIT_HANDSHAKE if self.is_server else _CLIENT_SEND_HANDSHAKE)
         except MemoryError:
             raise OutOfMemory("out of memory")
-
-    def _init(self, role, secret_key, authorized_keys, max_record, backend, random, clock,
-              timeout_ms, max_resets, tofu_clients):
-        if role not in (CLIENT, AUTH_SERVER, UNAUTH_SERVER):
-            raise LocalProtocolError("unknown role %r" % (role,))
-        if not 0 <= max_record <= _MAX_RECORD:
-            raise LocalProtocolError("max_record must be 0..%d" % _MAX_RECORD)
-        if max_resets < 1:
-            raise LocalProtocolError("max_resets must be at least 1")
-        if backend is None:
-            from .crypto import get_backend
-            backend = get_backend()
-        if random is None:
-            from .rand import default_random
-            random = default_random()   # raises NoRandomSource where there is none
-        self.role = role
-        self.is_server = role != CLIENT
-        self.backend = backend
-        self._random = random
-        self._clock = clock
-        self.timeout_ms = timeout_ms
-        self.max_resets = max_resets
-        self.tofu_clients = tofu_clients
-        self.max_record = max_record
-        self.max_packet = wire.max_packet(max_record)
-
-        # Long-term key (spec 2.1): a server always has one; a client may have none.
-        if secret_key is None and self.is_server:
-            secret_key = self._rand(_KEY_LEN)
-        self._secret = None
-        self.local_public_key = None
-        if secret_key is not None:
-            self.set_secret_key(secret_key)
-        self._authorized = []
-        for k in authorized_keys:
-            self.add_authorized_key(k)
-
-        # Buffers, allocated once (docs/design.md): input holds one whole packet, plaintext
-        # one record. The session key and nonces are bytearrays so they can be wiped.
-        self._in = bytearray(max(self.max_packet, _MAX_CONTROL_PACKET))
-        self._in_start = 0
-        self._in_end = 0
-        self.plaintext = bytearray(max_record)
-        self.data_len = 0
-        self._key = bytearray(_KEY_LEN)
-        self._local_nonce = bytearray(_NONCE_LEN)
-        self._remote_nonce = bytearray(_NONCE_LEN)
-        # Challenge: generated once per object and reused across re-handshakes (spec 2.1).
-        self._challenge = self._rand(_CHALLENGE_LEN)
-
-        self.reset_count = 0
-        self.error = None
-        self.remote_public_key = None
-        self._initiator = False
-        self._pending_done = False
-        self._eph_secret = None
-        self._new_session()
-        self._enter(_SERVER_WAIT_HANDSHAKE if self.is_server else _CLIENT_SEND_HANDSHAKE)
 
     # ------------------------------------------------------------------ keys and trust
 
@@ -604,12 +600,12 @@ class Connection:
             wire.put_header(out, off, total - _HEADER_LEN, m, _T_DATA)
             wire.put_sub_header(out, off + _HEADER_LEN, n)
             self.backend.aead_seal(self._key, self._local_nonce, data, 0, n, out, off + 12)
-        except OssuaryError:
-            raise
         except MemoryError:
             raise OutOfMemory("out of memory")
-        except Exception as e:
-            raise LocalProtocolError("cannot write the record: %s" % type(e).__name__)
+        except (TypeError, ValueError):
+            # `out` is not writable (bytes, a read-only memoryview); backends raise only
+            # OssuaryError subclasses themselves.
+            raise LocalProtocolError("output buffer is not writable")
         self._local_msg_id = (m + 1) & 0xFFFF
         wire.nonce_increment(self._local_nonce)
         return total

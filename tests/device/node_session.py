@@ -1,4 +1,4 @@
-# Heap budget run: the complete sensor node sends N readings to a collector-side peer, in one process.
+# Heap budget run: the whole sensor node sends N readings to a collector-side peer, one process.
 #
 # The node is port/common/node.py's Node, unchanged, with a board object whose transport is an
 # in-memory UART-like stream (readinto / write / any, like machine.UART). Each write is handed
