@@ -5,6 +5,10 @@
   viper), one pytest test per module per interpreter, through tests/mp/run.py.
 * Every .py of ossuary_micro/, ossuary_io/ and port/ must compile with mpy-cross for armv6m
   (RP2040) and xtensawin (ESP32).
+* Only the chosen crypto backend is imported, and one that fails to load is a CryptoError.
+* The heap budget: the device self-test and a 100-reading node session (tests/device/) run
+  from x64 .mpy on the unix port in a 128 KiB heap, and a node whose library runs out of
+  memory logs it and recovers (the board-like emulators: `make board-test`).
 
 Environment knobs (subsets for quick local runs; CI runs everything):
   OSSUARY_MP_INTERPRETERS=unix,wasm   which interpreters (default both)
