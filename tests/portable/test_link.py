@@ -432,3 +432,40 @@ def test_secure_channel_survives_bit_errors_without_a_reset():
     assert s.received["server"] == msgs
     assert s.client.reset_count == 0 and s.server.reset_count == 0
     assert p.a.retransmits + p.b.retransmits > 0
+
+
+# ---------------------------------------------------------------- MicroPython: no allocation
+
+def test_data_path_allocates_nothing_on_micropython():
+    # send -> data_to_send -> receive_data -> recv_into -> ack back, 50 frames under
+    # heap_lock: any allocation raises MemoryError. CPython: nothing to measure.
+    import sys
+    if sys.implementation.name != "micropython":
+        return
+    import micropython
+    if not hasattr(micropython, "heap_lock"):
+        return
+    p = LinkPair(max_payload=64)
+    p.run_until(lambda: p.a.up and p.b.up, 1000)
+    p.run(20)
+    a, b, clock = p.a, p.b, p.clock
+    data = bytearray(b"r" * 60)
+    out = bytearray(a.max_frame)
+    back = bytearray(b.max_frame)
+    rbuf = bytearray(128)
+    got = 0
+    micropython.heap_lock()
+    try:
+        for _ in range(50):
+            clock.now += 5
+            a.send(data)
+            n = a.data_to_send(out)
+            b.receive_data(out, n)
+            b.next_event()
+            got += b.recv_into(rbuf)
+            m = b.data_to_send(back)
+            a.receive_data(back, m)
+            a.next_event()
+    finally:
+        micropython.heap_unlock()
+    assert got == 50 * 60 and a.unacked == 0
