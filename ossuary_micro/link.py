@@ -6,7 +6,7 @@
 # The wire format and the rules are specified in docs/LINK.md; section numbers below (L1..L7)
 # point there.
 #
-#  * Framing (L1-L2): each frame is CRC-16/CCITT-FALSE protected and COBS-encoded between
+#  * Framing (L1-L2): each frame is CRC-32 protected and COBS-encoded between
 #    0x00 delimiters, so after garbage, a lost or an inserted byte the receiver loses at most
 #    the frames the damage touched and resynchronises at the next 0x00.
 #  * Reliability (L4): 8-bit sequence numbers, cumulative acks piggybacked on every frame,
@@ -30,8 +30,8 @@
 # latches events; next_event() checks the timers and returns one latched event.
 #
 # MicroPython: no I/O imports, const() ints, every buffer allocated once in __init__, no
-# allocation on the data path (copies go through copy_into, viper on boards), 16-bit CRC
-# arithmetic (small ints are 31 bits on boards), nonces compared byte by byte.
+# allocation on the data path (copies go through copy_into, viper on boards), CRC-32 in
+# 16-bit halves (small ints are 31 bits on boards), nonces compared byte by byte.
 
 from .wire import const
 from .errors import LocalProtocolError, CryptoError
@@ -52,7 +52,7 @@ F_UP = const(0x10)         # SYN: the sender is synchronised (no reply wanted)
 F_NAK = const(0x20)        # DATA/ACK: a frame after `ack` arrived, `ack` itself is missing
 
 HEADER_LEN = const(4)      # type|flags, seq, ack, win
-CRC_LEN = const(2)
+CRC_LEN = const(4)
 SYN_BODY_LEN = const(8)    # sender nonce, echo of the peer's nonce
 NONCE_LEN = const(4)
 MAX_PAYLOAD = const(255)
@@ -76,15 +76,45 @@ _STATES = (
 _TICKS_MASK = const(0x3FFFFFFF)   # clock differences modulo 2**30, as in Connection
 
 
-def crc16(buf, off, n, crc=0xFFFF):
-    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, xorout 0) of
-    buf[off:off+n]; crc16(b"123456789", 0, 9) == 0x29B1. Byte-wise without a table:
-    every intermediate stays below 2**24, a small int on every port."""
-    for i in range(off, off + n):
-        x = ((crc >> 8) ^ buf[i]) & 0xFF
-        x ^= x >> 4
-        crc = ((crc << 8) ^ (x << 12) ^ (x << 5) ^ x) & 0xFFFF
-    return crc
+# CRC-32 (IEEE 802.3, reflected, poly 0xEDB88320, init and xorout 0xFFFFFFFF: zlib's crc32)
+# kept as two 16-bit halves, so every value stays a small int on 31-bit boards, four bits at a
+# time from a 16-entry table (here split into its low and high halves).
+_TL = (0x0000, 0x1064, 0x20C8, 0x30AC, 0x4190, 0x51F4, 0x6158, 0x713C,
+       0x8320, 0x9344, 0xA3E8, 0xB38C, 0xC2B0, 0xD2D4, 0xE278, 0xF21C)
+_TH = (0x0000, 0x1DB7, 0x3B6E, 0x26D9, 0x76DC, 0x6B6B, 0x4DB2, 0x5005,
+       0xEDB8, 0xF00F, 0xD6D6, 0xCB61, 0x9B64, 0x86D3, 0xA00A, 0xBDBD)
+
+
+def crc32_into(buf, off, n, dst, doff):
+    """Write the CRC-32 of buf[off:off+n] big-endian into dst[doff:doff+4]. Allocates
+    nothing. A 16-bit CRC was tried first: random garbage passes it once in 65536 damaged
+    frames, which a long fault run hits within seconds."""
+    lo = 0xFFFF
+    hi = 0xFFFF
+    tl = _TL
+    th = _TH
+    for j in range(off, off + n):
+        lo ^= buf[j]
+        i = lo & 0xF
+        lo = ((lo >> 4) | ((hi & 0xF) << 12)) ^ tl[i]
+        hi = (hi >> 4) ^ th[i]
+        i = lo & 0xF
+        lo = ((lo >> 4) | ((hi & 0xF) << 12)) ^ tl[i]
+        hi = (hi >> 4) ^ th[i]
+    hi ^= 0xFFFF
+    lo ^= 0xFFFF
+    dst[doff] = hi >> 8
+    dst[doff + 1] = hi & 0xFF
+    dst[doff + 2] = lo >> 8
+    dst[doff + 3] = lo & 0xFF
+
+
+def crc32(buf, off, n):
+    """The CRC-32 of buf[off:off+n] as an int (allocates: for tests and tools);
+    crc32(b"123456789", 0, 9) == 0xCBF43926."""
+    b = bytearray(4)
+    crc32_into(buf, off, n, b, 0)
+    return (b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]
 
 
 def cobs_encode(src, n, out, off):
@@ -175,7 +205,8 @@ class Link:
         self._random = random
         self.max_payload = max_payload
         self.window = window
-        raw_max = HEADER_LEN + max_payload + CRC_LEN
+        # The largest raw frame: a full DATA frame, or a SYN when payloads are tiny.
+        raw_max = HEADER_LEN + (max_payload if max_payload > SYN_BODY_LEN else SYN_BODY_LEN) + CRC_LEN
         # Size of an output buffer that holds any frame data_to_send() writes.
         self.max_frame = encoded_max(raw_max)
         if rto_ms is None:
@@ -195,6 +226,7 @@ class Link:
         self._tx = bytearray(window * max_payload)
         self._tlen = bytearray(window)    # bytes in each slot (max_payload <= 255)
         self._rx = bytearray(rx_size)
+        self._crc = bytearray(CRC_LEN)     # a received frame's CRC, computed for comparison
         self._nonce = bytearray(NONCE_LEN)
         self._peer = bytearray(NONCE_LEN)  # all zero: no peer known
 
@@ -374,11 +406,15 @@ class Link:
         # One delimited block: decode, check, dispatch (L2). Bad frames only count.
         fr = self._fr
         n = cobs_decode(fr, n)
-        if n < HEADER_LEN + CRC_LEN or crc16(fr, 0, n - CRC_LEN) != (
-                (fr[n - 2] << 8) | fr[n - 1]):
+        if n < HEADER_LEN + CRC_LEN:
             self.bad_frames += 1
             return
         n -= CRC_LEN
+        c = self._crc
+        crc32_into(fr, 0, n, c, 0)
+        if c[0] != fr[n] or c[1] != fr[n + 1] or c[2] != fr[n + 2] or c[3] != fr[n + 3]:
+            self.bad_frames += 1
+            return
         typ = fr[0] & 0x0F
         flags = fr[0] & 0xF0
         if typ == T_SYN:
@@ -598,9 +634,7 @@ class Link:
     def _emit(self, n, out, off, now):
         # CRC (big-endian) after the raw frame, COBS, a delimiter on each side (L1).
         raw = self._raw
-        c = crc16(raw, 0, n)
-        raw[n] = c >> 8
-        raw[n + 1] = c & 0xFF
+        crc32_into(raw, 0, n, raw, n)
         out[off] = 0
         m = cobs_encode(raw, n + CRC_LEN, out, off + 1)
         out[off + 1 + m] = 0

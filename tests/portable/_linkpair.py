@@ -15,13 +15,16 @@ from ._pair import DetRandom, Clock, SERVER_SEED, SERVER_PUB, CLIENT_SEED
 class Line:
     """One direction of the wire: a byte FIFO, an optional fault function and a rate."""
 
-    def __init__(self, bytes_per_ms=None):
+    def __init__(self, bytes_per_ms=None, latency_ms=0):
         self.fifo = bytearray()
         self.fault = None        # fault(bytes) -> bytes: corrupt what goes on the wire
         self.cut = False         # True: everything written is lost
         self.bytes_per_ms = bytes_per_ms
+        self.latency_ms = latency_ms
         self.credit = 0.0
         self.sent = 0
+        self._t = 0
+        self._delayed = []       # (due time, bytes) still travelling, with latency_ms
 
     def put(self, data):
         self.sent += len(data)
@@ -29,10 +32,16 @@ class Line:
             return
         if self.fault is not None:
             data = self.fault(bytes(data))
-        self.fifo.extend(data)
+        if self.latency_ms:
+            self._delayed.append((self._t + self.latency_ms, bytes(data)))
+        else:
+            self.fifo.extend(data)
 
     def take(self, ms):
         # What arrives in `ms` milliseconds (everything when the rate is unlimited).
+        self._t += ms
+        while self._delayed and self._delayed[0][0] <= self._t:
+            self.fifo.extend(self._delayed.pop(0)[1])
         if self.bytes_per_ms is None:
             n = len(self.fifo)
         else:
@@ -117,7 +126,8 @@ class LinkPair:
         return t
 
     def idle(self):
-        return not (self.ab.fifo or self.ba.fifo or self.a.unacked or self.b.unacked)
+        return not (self.ab.fifo or self.ba.fifo or self.ab._delayed or self.ba._delayed
+                    or self.a.unacked or self.b.unacked)
 
 
 class Feeder:
@@ -155,6 +165,7 @@ class SecurePair:
         self._out = {"client": bytearray(n), "server": bytearray(n)}
         self._pend = {"client": b"", "server": b""}   # packet bytes the link has not taken
         self._in = bytearray(512)
+        self._rest = {"client": b"", "server": b""}   # link bytes the Connection has not taken
         for name in ("a", "b"):
             pair.reading[name] = False    # the Connections read the links
 
@@ -185,21 +196,26 @@ class SecurePair:
         self.pair.step(ms)
         for name, conn, link_of in self.conns():
             link = link_of()
-            while True:
-                k = link.recv_into(self._in)
-                if not k:
-                    break
-                mv = memoryview(self._in)[:k]
-                while len(mv):
-                    took = conn.receive_data(mv)
-                    mv = mv[took:]
-                    self._drain(name, conn, link)
+            for _ in range(64):             # bounded work per step
+                self._drain(name, conn, link)
+                rest = self._rest[name]
+                if not rest:
+                    k = link.recv_into(self._in)
+                    if not k:
+                        break
+                    rest = bytes(self._in[:k])
+                took = conn.receive_data(rest)
+                self._rest[name] = rest[took:]
+                if not took:
+                    break                   # the Connection is full: next step
             self._drain(name, conn, link)
 
     def _drain(self, name, conn, link):
+        # Events until the Connection needs input. Its control packets go to the link as
+        # far as the window allows; one that does not fit waits in _pend (and the
+        # Connection keeps any later one until data_to_send is called again).
         while True:
-            if not self._push(name, link):
-                return
+            pushed = self._push(name, link)
             ev = conn.next_event()
             if ev == UNTRUSTED_KEY:
                 conn.accept_key()
@@ -207,10 +223,11 @@ class SecurePair:
                 self.received[name].append(bytes(conn.plaintext[:conn.data_len]))
             if ev != C_NEED and (ev != CLOSED or self.events[name][-1:] != [ev]):
                 self.events[name].append(ev)
-            n = conn.data_to_send(self._out[name])
-            if n:
-                self._pend[name] = bytes(self._out[name][:n])
-                continue
+            if pushed:
+                n = conn.data_to_send(self._out[name])
+                if n:
+                    self._pend[name] = bytes(self._out[name][:n])
+                    continue
             if ev == C_NEED or ev == CLOSED:
                 return
 

@@ -3,7 +3,7 @@
 # channel running over it. Portable: runs under pytest and under the MicroPython runner.
 
 from ossuary_micro import link as L
-from ossuary_micro.link import Link, crc16, cobs_encode, cobs_decode
+from ossuary_micro.link import Link, crc32, cobs_encode, cobs_decode
 from ossuary_micro import LocalProtocolError
 from ._util import h, raises
 from ._pair import Clock, DetRandom
@@ -32,15 +32,14 @@ def _pattern(n, seed=7):
     return bytes(out)
 
 
-# ---------------------------------------------------------------- L1: CRC and COBS
+# ---------------------------------------------------------------- L1: CRC-32 and COBS
 
-def test_crc16_ccitt_false_check_value():
-    # The catalogue check value of CRC-16/CCITT-FALSE (a.k.a. CRC-16/IBM-3740).
-    assert crc16(b"123456789", 0, 9) == 0x29B1
-    assert crc16(b"", 0, 0) == 0xFFFF
-    assert crc16(b"xx123456789", 2, 9) == 0x29B1
-    # Chaining: the CRC of a whole equals the CRC continued over its parts.
-    assert crc16(b"56789", 0, 5, crc16(b"1234", 0, 4)) == 0x29B1
+def test_crc32_check_values():
+    # The catalogue check value of CRC-32 (zlib, IEEE 802.3), and two more known values.
+    assert crc32(b"123456789", 0, 9) == 0xCBF43926
+    assert crc32(b"", 0, 0) == 0
+    assert crc32(b"The quick brown fox jumps over the lazy dog", 0, 43) == 0x414FA339
+    assert crc32(b"xx123456789", 2, 9) == 0xCBF43926
 
 
 def test_cobs_published_examples():
@@ -103,8 +102,9 @@ def _raw(frame):
     # Strip the delimiters, decode, split off the CRC (checked).
     assert frame[0] == 0 and frame[-1] == 0 and 0 not in frame[1:-1]
     raw = _dec(frame[1:-1])
-    assert crc16(raw, 0, len(raw) - 2) == (raw[-2] << 8) | raw[-1]
-    return raw[:-2]
+    c = raw[-4:]
+    assert crc32(raw, 0, len(raw) - 4) == (c[0] << 24) | (c[1] << 16) | (c[2] << 8) | c[3]
+    return raw[:-4]
 
 
 def test_first_frame_is_a_syn_with_nonce_and_no_echo():
@@ -155,6 +155,15 @@ def test_sync_then_data_both_ways_in_order():
     assert bytes(p.got["b"]) == da and bytes(p.got["a"]) == db
     assert p.events == {"a": ["LINK_UP"], "b": ["LINK_UP"]}
     assert p.a.retransmits == 0 and p.b.retransmits == 0 and p.a.bad_frames == 0
+
+
+def test_one_byte_frames_work():
+    # max_payload=1: a SYN is then longer than any DATA frame.
+    p = LinkPair(max_payload=1, window=2)
+    assert p.a.send(b"tiny frames") == 2          # the window: 2 frames of 1 byte
+    f = Feeder(lambda: p.a, b"tiny frames")
+    f.off = 2
+    p.run_until(lambda: (f.pump() or True) and bytes(p.got["b"]) == b"tiny frames", 5000)
 
 
 def test_data_written_before_sync_is_kept():
