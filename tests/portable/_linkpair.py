@@ -68,6 +68,7 @@ class LinkPair:
         self.events = {"a": [], "b": []}
         self.got = {"a": bytearray(), "b": bytearray()}
         self.reading = {"a": True, "b": True}
+        self.restarts = 0
         self._out = bytearray(self.a.max_frame)
         self._buf = bytearray(512)
 
@@ -77,7 +78,9 @@ class LinkPair:
     def restart(self, name, **kw):
         """Replace one end by a fresh Link (a reboot): new nonce, nothing remembered."""
         old = self.a if name == "a" else self.b
-        new = Link(self.clock, random=DetRandom(b"reboot-" + str(self.clock.now).encode()),
+        self.restarts += 1      # a distinct seed each time: two ends drawing the same nonce
+        seed = b"reboot-" + name.encode() + str(self.restarts).encode()   # is a loopback
+        new = Link(self.clock, random=DetRandom(seed),
                    max_payload=old.max_payload, window=old.window, **kw)
         if name == "a":
             self.a = new
