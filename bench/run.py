@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmarks (`make bench`): CPython backends next to MicroPython (unix and wasm ports).
 
-  .venv/bin/python bench/run.py [--quick] [--write] [--only cpython,unix,wasm]
+  .venv/bin/python bench/run.py [--quick] [--write] [--only cpython,unix,wasm,link]
 
 Runs bench/mp_bench.py on CPython (records 64 B, 1 KiB, 16 KiB), on the MicroPython unix port
 (64 MiB heap) and on the WebAssembly port (31-bit small ints, no viper), measures the armv6m
@@ -242,7 +242,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="short timing loops (rough figures)")
     ap.add_argument("--write", action="store_true", help="also write bench/RESULTS.md")
-    ap.add_argument("--only", default="cpython,unix,wasm", help="interpreters to run")
+    ap.add_argument("--only", default="cpython,unix,wasm,link",
+                    help="interpreters to run, and `link` for bench/link_bench.py")
     args = ap.parse_args(argv)
     only = set(args.only.split(","))
     extra = ["--quick"] if args.quick else []
@@ -264,6 +265,14 @@ def main(argv=None):
         ok = ok and good
     sizes = mpy_sizes()
     text = render(results, headers, sizes, machine())
+    if "link" in only:
+        # The serial link layer over a simulated noisy line (bench/link_bench.py).
+        proc = subprocess.run([sys.executable, "bench/link_bench.py", "--markdown"]
+                              + (["--seconds", "20"] if args.quick else []),
+                              cwd=ROOT, capture_output=True, text=True, timeout=1800)
+        ok = ok and proc.returncode == 0
+        text += ("\n## Readings over a noisy 115200-baud line (bench/link_bench.py)\n\n"
+                 + (proc.stdout if proc.returncode == 0 else "failed:\n" + proc.stderr[-2000:]))
     print(text)
     if args.write:
         with open(os.path.join(ROOT, "bench", "RESULTS.md"), "w") as f:
