@@ -13,10 +13,10 @@ error rate, or the cut pattern (nothing gets through for 1 s every 10 s), in bot
 
 The node keeps readings it could not hand to the channel yet (not established, or the link's
 window full) in a queue of up to 400 (10 s), oldest dropped first; bare mode replaces a
-Connection that has failed for good by a fresh one (what the node and the collector do). Measured: readings
-lost (never delivered), duplicated, corrupted (delivered but different from what was sent),
-the longest stall (longest time without a delivery, not counting time the line was cut), and
-goodput (reading bytes delivered / line capacity in that direction).
+Connection that has failed for good by a fresh one (what the node and the collector do).
+Measured: readings lost (never delivered), duplicated, corrupted (delivered but different
+from what was sent), the longest stall (longest time without a delivery, not counting time
+the line was cut), and goodput (reading bytes delivered / line capacity in that direction).
 
 Simulated time, so the figures do not depend on this machine's speed; handshakes cost no
 simulated time here (on an RP2040 each costs ~2.5 s per side), which flatters bare mode.
@@ -203,13 +203,13 @@ def run(mode, faults, seconds):
 
 
 def table(results, seconds):
-    rows = ["| line | mode | readings | lost | dup | corrupt | longest stall | goodput "
-            "| Connection resets | retransmitted frames |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| line | mode | readings | lost | of which queue overflow | dup | corrupt "
+            "| longest stall | goodput | Connection resets | retransmitted frames |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, mode, r in results:
-        rows.append("| %s | %s | %d | %d (%.1f %%) | %d | %d | %.2f s | %.1f %% | %d | %s |" % (
+        rows.append("| %s | %s | %d | %d (%.1f %%) | %d | %d | %d | %.2f s | %.1f %% | %d | %s |" % (
             name, mode, r["readings"], r["lost"], 100.0 * r["lost"] / max(1, r["readings"]),
-            r["dup"], r["corrupted"], r["stall_ms"] / 1000.0, 100 * r["goodput"],
+            r["dropped"], r["dup"], r["corrupted"], r["stall_ms"] / 1000.0, 100 * r["goodput"],
             r["resets"], r.get("retransmits", "–")))
     return "\n".join(rows)
 

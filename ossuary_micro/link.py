@@ -206,7 +206,8 @@ class Link:
         self.max_payload = max_payload
         self.window = window
         # The largest raw frame: a full DATA frame, or a SYN when payloads are tiny.
-        raw_max = HEADER_LEN + (max_payload if max_payload > SYN_BODY_LEN else SYN_BODY_LEN) + CRC_LEN
+        body_max = max_payload if max_payload > SYN_BODY_LEN else SYN_BODY_LEN
+        raw_max = HEADER_LEN + body_max + CRC_LEN
         # Size of an output buffer that holds any frame data_to_send() writes.
         self.max_frame = encoded_max(raw_max)
         if rto_ms is None:
