@@ -180,13 +180,13 @@ class Env:
             self.known.add(name, pub)
         return seed, pub
 
-    def pty(self):
-        """A pty pair; the collector serves the slave path through pyserial. Returns the
-        node's link (master side)."""
+    def pty(self, link=False):
+        """A pty pair; the collector serves the slave path through pyserial (bare protocol 1
+        unless `link`). Returns the node's side (master)."""
         master, slave = os.openpty()
         tty.setraw(slave)       # no echo or line editing before pyserial configures it
         self.ptys.append((master, slave))
-        self.col.add_serial(os.ttyname(slave), 115200)
+        self.col.add_serial(os.ttyname(slave), 115200, link=link)
         return FdLink(master)
 
     def tcp(self):
@@ -466,7 +466,7 @@ def test_port_that_disappears_is_reopened(env, logs):
     e = env()
     dev = DeviceServer()
     port = dev.port
-    e.col.add_serial("socket://127.0.0.1:%d" % port, 115200)
+    e.col.add_serial("socket://127.0.0.1:%d" % port, 115200, link=False)
     seed, pub = e.node_key("remote")
     c1 = dev.accept()
     n1 = SimNode(ConnLink(c1), seed, e.pub, [reading("remote", s) for s in range(3)], disconnect=False, linger=0)

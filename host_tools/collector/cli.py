@@ -70,6 +70,10 @@ def build_parser():
     ap.add_argument("--listen", type=_parse_listen, action="append", default=[], metavar="HOST:PORT",
                     help="accept nodes over TCP (repeatable)")
     ap.add_argument("--baud", type=int, default=115200, help="serial baud rate (default 115200)")
+    ap.add_argument("--link", choices=("on", "off"), default="on",
+                    help="serial ports carry the link layer (docs/LINK.md: resynchronising frames, "
+                         "retransmission) under the secure channel; off for peers that speak bare "
+                         "protocol 1 on the line, such as libossuary (default on; never used over TCP)")
     ap.add_argument("--key", default="collector.key", help="collector secret key file (default collector.key)")
     ap.add_argument("--init", action="store_true", help="create the key file if it does not exist")
     ap.add_argument("--known-nodes", default=known_nodes.DEFAULT_PATH,
@@ -178,7 +182,7 @@ def main(argv=None):
         sink.close()
         return fail(EXIT_SOURCE, "cannot listen on %s:%d: %s" % (host, port, e.strerror or e))
     for url in args.ports:
-        col.add_serial(url, args.baud)
+        col.add_serial(url, args.baud, link=args.link == "on")
 
     while not stopping.is_set() and not col.done_event.is_set():
         stopping.wait(0.2)

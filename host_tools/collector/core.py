@@ -35,8 +35,8 @@ import time
 from ossuary_micro import wire
 from host_tools.known_nodes import KnownNodesError
 from host_tools.collector.logs import log, event
-from host_tools.collector.transports import (TransportGone, SerialTransport, FdTransport,
-                                             SocketTransport, POLL_S)
+from host_tools.collector.transports import (TransportGone, LinkRestarted, SerialTransport,
+                                             FdTransport, SocketTransport, LinkTransport, POLL_S)
 from host_tools.collector.session import (Session, Packets, Backlog, IDENTIFY_TIMEOUT_S,
                                           NODE_MAX_RECORD)
 
@@ -84,6 +84,27 @@ class SourceStats:
         self.discarded = 0       # bytes thrown away while backing off
         self.malformed = 0       # malformed records from not-yet-identified nodes
         self.acks = 0            # ack records sent
+        # Serial link layer counters (docs/LINK.md), summed over the port's links so far.
+        self.link_retransmits = 0
+        self.link_bad_frames = 0
+        self.link_restarts = 0   # the peer started a new link session (a node reboot)
+        self.live_link = None    # the Link in use now, or None
+
+    def link_counters(self):
+        """(retransmits, bad frames, peer restarts), or None if no link layer ran here."""
+        if self.live_link is None and not (self.link_retransmits or self.link_bad_frames
+                                           or self.link_restarts):
+            return None
+        r, b = self.link_retransmits, self.link_bad_frames
+        if self.live_link is not None:
+            r += self.live_link.retransmits
+            b += self.live_link.bad_frames
+        return r, b, self.link_restarts
+
+    def link_closed(self, link):
+        self.link_retransmits += link.retransmits
+        self.link_bad_frames += link.bad_frames
+        self.live_link = None
 
 
 
@@ -363,7 +384,10 @@ class Collector:
             if transport is None:
                 self.stop_event.wait(min(left, POLL_S))
             else:
-                data = transport.read()
+                try:
+                    data = transport.read()
+                except LinkRestarted:
+                    continue
                 if data and stats is not None:
                     stats.discarded += len(data)
 
@@ -379,7 +403,16 @@ class Collector:
             s = Session(self, transport, source, deadline, slot,
                         pin_source=("tcp:" + slot.ip) if slot is not None else None,
                         packets=packets, backlog=backlog, persistent=persistent)
-            result = s.run()
+            try:
+                result = s.run()
+            except LinkRestarted:
+                # The node restarted its link (a reboot): the session over it is gone; the
+                # next one starts on a clean byte stream, at once.
+                stats.link_restarts += 1
+                event(logging.INFO, "link_restarted", "the peer started a new link session",
+                      source=source)
+                packets = Packets(wire.max_packet(self.max_record), stats)
+                continue
             if result == "rehandshake":
                 continue        # a node starts over on this line: serve it at once
             if result == "stopped" or not persistent:
@@ -405,7 +438,7 @@ class Collector:
             packets = Packets(wire.max_packet(self.max_record), stats)
             backoff = min(backoff * 2, BACKOFF_MAX_S)
 
-    def _serial_loop(self, url, baud):
+    def _serial_loop(self, url, baud, link):
         stats = self.source_stats(url)
         backlog = Backlog()
         backoff = BACKOFF_MIN_S
@@ -423,20 +456,23 @@ class Collector:
             stats.opens += 1
             warned = False
             backoff = BACKOFF_MIN_S
-            event(logging.INFO, "port_open", source=url, baud=baud)
+            event(logging.INFO, "port_open", source=url, baud=baud, link="on" if link else "off")
             try:
-                self._serve_transport(t, url, persistent=True, backlog=backlog)
+                self._serve_transport(self._linked(t, t.port, baud, link, stats), url,
+                                      persistent=True, backlog=backlog)
             except TransportGone as e:
                 stats.lost += 1
                 event(logging.WARNING, "port_lost", "reopening", source=url, reason=str(e))
                 self._wait(BACKOFF_MIN_S)
             finally:
+                if stats.live_link is not None:
+                    stats.link_closed(stats.live_link)
                 t.close()
 
-    def _fd_loop(self, fd, name):
+    def _fd_loop(self, fd, name, link):
         stats = self.source_stats(name)
         stats.opens += 1
-        t = FdTransport(fd)
+        t = self._linked(FdTransport(fd), fd, 115200, link, stats)
         backlog = Backlog()
         while not self.stop_event.is_set():
             try:
@@ -445,6 +481,15 @@ class Collector:
                 stats.lost += 1
                 event(logging.WARNING, "port_lost", "retrying", source=name, reason=str(e))
                 self._wait(1.0)
+
+    @staticmethod
+    def _linked(transport, port, baud, link, stats):
+        # The transport itself (bare protocol 1), or the link layer on its port.
+        if not link:
+            return transport
+        lt = LinkTransport(port, baud)
+        stats.live_link = lt.link
+        return lt
 
     def _tcp_accept_loop(self, lsock):
         active = []         # _TcpSlot, one per connection being served
@@ -515,13 +560,16 @@ class Collector:
         finally:
             t.close()
 
-    def add_serial(self, url, baud=115200):
-        """Serve a serial port (path or pyserial URL), reopening it whenever it fails."""
-        self._spawn(self._serial_loop, "serial:" + url, url, baud)
+    def add_serial(self, url, baud=115200, link=True):
+        """Serve a serial port (path or pyserial URL), reopening it whenever it fails.
+        `link`: run the serial link layer (docs/LINK.md) under the secure channel; False for
+        peers that speak bare protocol 1 on the line (libossuary)."""
+        self._spawn(self._serial_loop, "serial:" + url, url, baud, link)
 
-    def add_fd(self, fd, name):
-        """Serve an already-open file descriptor (e.g. a pty master). The caller owns it."""
-        self._spawn(self._fd_loop, name, fd, name)
+    def add_fd(self, fd, name, link=False):
+        """Serve an already-open file descriptor (e.g. a pty master). The caller owns it.
+        `link`: as for add_serial (off by default here: a raw fd is usually a test's pty)."""
+        self._spawn(self._fd_loop, name, fd, name, link)
 
     def add_tcp(self, host, port):
         """Listen on host:port and serve each connecting node. Returns the bound port.
@@ -577,5 +625,9 @@ class Collector:
                              "port lost %d, bytes in %d (+%d discarded), malformed from unidentified %d, acks sent %d"
                              % (name, s.sessions, s.closed, s.resets, s.failed, s.lost, s.bytes_in,
                                 s.discarded, s.malformed, s.acks))
+                lc = s.link_counters()
+                if lc is not None:
+                    lines.append("    link layer on %s: retransmitted frames %d, bad frames %d, "
+                                 "peer restarts %d" % ((name,) + lc))
             return "\n".join(lines)
 

@@ -2,7 +2,8 @@
 # source is (pyserial URL or device path, a raw fd such as a pty master, an accepted socket).
 #
 # The shape is pyserial's: the protocol shell (session.py) never knows which transport it
-# drives. read() returns b"" after POLL_S without data (so the caller can look at its stop
+# drives. LinkTransport puts the serial link layer (docs/LINK.md) between a port and the
+# session; serial ports use it unless --link off (bare protocol 1, e.g. libossuary peers). read() returns b"" after POLL_S without data (so the caller can look at its stop
 # flag and deadlines) and at most READ_CHUNK bytes; every failure is TransportGone.
 
 import os
@@ -13,6 +14,8 @@ import time
 READ_CHUNK = 4096           # bytes per transport read: bounds what one source can make us hold
 POLL_S = 0.1                # read timeout: how often a source thread looks at the stop flag
 WRITE_TIMEOUT_S = 2.0       # a peer that takes nothing for this long is treated as gone
+LINK_TICK_S = 0.01          # over the link layer: longest wait between two rounds of link I/O
+LINK_WRITE_TIMEOUT_S = 10.0  # ... and how long a full window may last (cuts, retransmissions)
 
 
 class TransportGone(Exception):
@@ -120,3 +123,101 @@ class SocketTransport:
         except OSError:
             pass
 
+
+
+class LinkRestarted(TransportGone):
+    """The peer started a new link session (a node that rebooted): what was in flight in
+    both directions is gone, and so is the secure session over it. The port itself is fine."""
+
+
+class _FdPort:
+    """A raw fd as the non-blocking port LinkStream drives (any / read / write)."""
+
+    def __init__(self, fd):
+        self.fd = fd
+
+    def fileno(self):
+        return self.fd
+
+    def any(self):
+        r, _, _ = select.select([self.fd], [], [], 0)
+        return READ_CHUNK if r else 0
+
+    def read(self, n):
+        data = os.read(self.fd, n)
+        if not data:
+            raise OSError("end of file")
+        return data
+
+    def write(self, data):
+        _, w, _ = select.select([], [self.fd], [], WRITE_TIMEOUT_S)
+        if not w:
+            return 0
+        return os.write(self.fd, data)
+
+
+class LinkTransport:
+    """The serial link layer (ossuary_micro.link, docs/LINK.md) on a port: read() and write()
+    carry the byte stream above the link, which resynchronises after garbage and retransmits
+    what the line corrupted, so a bit error costs a retransmission instead of a handshake.
+    `port` is a pyserial Serial (SerialTransport.port) or a raw fd; the caller closes it.
+    Raises TransportGone when the port fails, LinkRestarted when the peer restarts."""
+
+    def __init__(self, port, baud=115200):
+        from ossuary_micro.link import Link
+        from ossuary_io.link import LinkStream
+        if isinstance(port, int):
+            port = _FdPort(port)
+        self.port = port
+        self.link = Link(lambda: int(time.monotonic() * 1000), baud=baud)
+        self.stream = LinkStream(self.link, port)
+
+    def _call(self, f, *args):
+        from ossuary_io.link import LinkReset
+        from ossuary_micro.errors import OssuaryError
+        try:
+            return f(*args)
+        except LinkReset as e:
+            raise LinkRestarted(str(e))
+        except OssuaryError as e:       # TransportError: the port failed under the link
+            raise TransportGone(str(e))
+
+    def _wait(self, seconds):
+        # Until the port has bytes or `seconds` passed; the link's timers run on our calls.
+        # Ports without a file descriptor (rfc2217://, loop://) are polled.
+        try:
+            fd = self.port.fileno()
+        except (AttributeError, OSError, ValueError):
+            time.sleep(seconds)
+            return
+        try:
+            select.select([fd], [], [], seconds)
+        except (OSError, ValueError) as e:
+            raise TransportGone(str(e) or type(e).__name__)
+
+    def read(self):
+        end = time.monotonic() + POLL_S
+        while True:
+            data = self._call(self.stream.read)
+            if data:
+                return data
+            left = end - time.monotonic()
+            if left <= 0:
+                return b""
+            self._wait(min(left, LINK_TICK_S))
+
+    def write(self, data):
+        mv = memoryview(bytes(data))
+        deadline = time.monotonic() + LINK_WRITE_TIMEOUT_S
+        while mv:
+            n = self._call(self.stream.write, mv)
+            mv = mv[n:]
+            if mv:
+                # The window is full: the peer has not acknowledged (or the line is cut).
+                if time.monotonic() > deadline:
+                    raise TransportGone("link: the peer acknowledged nothing for %g s"
+                                        % LINK_WRITE_TIMEOUT_S)
+                self._wait(LINK_TICK_S)
+
+    def close(self):
+        pass
