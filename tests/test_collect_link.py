@@ -4,6 +4,7 @@
 # once. Real ptys, real pyserial, real SQLite; the node is tests/test_collect_readings.V2Node
 # over ossuary_io.LinkStream.
 
+import os
 import select
 import time
 
@@ -20,11 +21,34 @@ def clock():
     return int(time.monotonic() * 1000)
 
 
-class LinkedPort:
-    """The node's serial port with the link layer on it, as V2Node's link (read / write)."""
+class FdPort:
+    """A pty master as a non-blocking port for LinkStream (any / read / write)."""
 
-    def __init__(self, path):
-        self.port = serial.Serial(path, 115200, timeout=0)
+    def __init__(self, fd):
+        self.fd = fd
+
+    def fileno(self):
+        return self.fd
+
+    def any(self):
+        return 4096 if select.select([self.fd], [], [], 0)[0] else 0
+
+    def read(self, n):
+        return os.read(self.fd, n)
+
+    def write(self, data):
+        return os.write(self.fd, data)
+
+    def close(self):
+        pass
+
+
+class LinkedPort:
+    """The node's serial port (a device path, or a pty master fd) with the link layer on it,
+    as V2Node's link (read / write)."""
+
+    def __init__(self, port):
+        self.port = FdPort(port) if isinstance(port, int) else serial.Serial(port, 115200, timeout=0)
         self.boot()
 
     def boot(self):
@@ -114,3 +138,47 @@ def test_node_reboot_on_a_linked_line_is_served_at_once(env, logs):
     assert keys_of(e) == [(b, s) for b in boots for s in range(2)]
     src = e.col.sources[relay.paths[1]]
     assert src.link_counters()[2] == 3 and len(events(logs, "link_restarted")) == 3
+
+
+def test_cli_link_option_on_by_default_and_off_for_bare_peers(tmp_path):
+    import signal
+    import sqlite3
+    import tty
+    from ossuary_micro.keys import generate_keypair
+    from host_tools.known_nodes import KnownNodes
+    from tests.test_collect import FdLink
+    from tests.test_collect_cli import start
+    seed, npub = generate_keypair()
+    KnownNodes(str(tmp_path / "kn")).add("cli", npub)
+    for mode in ("on", "off"):
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        extra = () if mode == "on" else ("--link", "off")
+        p, cpub, _ = start(tmp_path, "--init", "--listen", "127.0.0.1:0", os.ttyname(slave), *extra)
+        try:
+            link = LinkedPort(master) if mode == "on" else FdLink(master)
+            opened = ""
+            while "port_open" not in opened:   # pyserial's open flushes what came before
+                opened = p.stderr.readline()
+                assert opened, "the collector exited"
+            node = V2Node("cli", seed)
+            node.take(3)
+            node.connect(link, cpub)
+            node.send_queue()
+            node.wait_acked()
+            p.send_signal(signal.SIGINT)
+            err = p.communicate(timeout=20)[1]
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            if mode == "on":
+                link.close()
+            os.close(master)
+            os.close(slave)
+        assert p.returncode == 0, err
+        assert ("link=%s" % mode) in opened
+        assert ("link layer on" in err) == (mode == "on")
+        db = sqlite3.connect(str(tmp_path / "r.db"))
+        assert db.execute("SELECT count(*) FROM readings WHERE boot=?", (node.boot,)).fetchone()[0] == 3
+        db.close()

@@ -89,11 +89,11 @@ class SourceStats:
         self.link_bad_frames = 0
         self.link_restarts = 0   # the peer started a new link session (a node reboot)
         self.live_link = None    # the Link in use now, or None
+        self.link_used = False
 
     def link_counters(self):
         """(retransmits, bad frames, peer restarts), or None if no link layer ran here."""
-        if self.live_link is None and not (self.link_retransmits or self.link_bad_frames
-                                           or self.link_restarts):
+        if not self.link_used:
             return None
         r, b = self.link_retransmits, self.link_bad_frames
         if self.live_link is not None:
@@ -489,6 +489,7 @@ class Collector:
             return transport
         lt = LinkTransport(port, baud)
         stats.live_link = lt.link
+        stats.link_used = True
         return lt
 
     def _tcp_accept_loop(self, lsock):
