@@ -355,7 +355,7 @@ class Connection2:
         if len(payload) == 0:
             # Keyless client: encrypted and forward-secret, but nobody in particular.
             if self.role == AUTH_SERVER:
-                return self._bad("client is not authenticated")
+                return self._fail(ConnectionFailed("client is not authenticated"))
             self._enter(_ESTABLISHED)
             return HANDSHAKE_DONE
         key = self._peer_identity(payload)
@@ -368,7 +368,9 @@ class Connection2:
         if self.tofu_clients:
             self._enter(_WAIT_APPROVAL)
             return UNTRUSTED_KEY
-        return self._bad("client key not authorized")
+        # A proved identity we refuse: retrying cannot change it, so this is final (the
+        # client, already established after message 3, sees a Disconnect: never a clean close).
+        return self._fail(ConnectionFailed("client key not authorized"))
 
     def _peer_identity(self, payload):
         # The payload is the peer's Ed25519 public key; it must convert to the static key the
