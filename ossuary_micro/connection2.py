@@ -22,7 +22,8 @@ from .errors import (CryptoError, LocalProtocolError, RemoteProtocolError, Conne
                      ConnectionFailed, ConnectionClosed, KeyFormatError)
 from .keys import check_key
 from .noise import HandshakeState
-from .crypto.ed2curve import ed25519_sk_to_x25519, ed25519_pk_to_x25519
+from .crypto.ed2curve import (ed25519_sk_to_x25519, ed25519_pk_to_x25519,
+                              ed25519_pk_matches_x25519)
 from .connection import (copy_into, CLIENT, AUTH_SERVER, UNAUTH_SERVER, NEED_DATA,
                          HANDSHAKE_DONE, UNTRUSTED_KEY, DATA, RESET, CLOSED)
 
@@ -373,16 +374,22 @@ class Connection2:
         return self._fail(ConnectionFailed("client key not authorized"))
 
     def _peer_identity(self, payload):
-        # The payload is the peer's Ed25519 public key; it must convert to the static key the
-        # peer just proved with a DH (rs), and must not be a small-order or invalid point.
+        # The payload is the peer's Ed25519 public key; its X25519 form must be the static key
+        # the peer just proved with a DH (rs). That relation costs one multiplication; the
+        # full point validation (a square root) is only needed for a key we do not already
+        # trust, i.e. one about to be reported as UNTRUSTED_KEY or accepted by an
+        # UNAUTH_SERVER: a trusted key was vetted when it was written to the trust file.
         if len(payload) != 32:
             return None
-        try:
-            if ed25519_pk_to_x25519(payload) != bytes(self._hs.rs):
-                return None
-        except KeyFormatError:
+        payload = bytes(payload)
+        if not ed25519_pk_matches_x25519(payload, self._hs.rs):
             return None
-        return bytes(payload)
+        if payload not in self._authorized:
+            try:
+                ed25519_pk_to_x25519(payload)
+            except KeyFormatError:
+                return None
+        return payload
 
     def _split(self, pair):
         # Split(): c1 protects initiator -> responder, c2 the other way (Noise 5.2).

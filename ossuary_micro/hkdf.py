@@ -16,8 +16,7 @@ from .errors import CryptoError
 HASHLEN = 32        # SHA-256 output
 BLOCKLEN = 64       # SHA-256 block
 
-# The HMAC pads (RFC 2104), made once: a translate table would be faster on CPython but
-# MicroPython has no bytes.translate, and this runs a handful of times per handshake.
+# The HMAC pad bytes (RFC 2104).
 _IPAD = 0x36
 _OPAD = 0x5C
 
@@ -27,8 +26,8 @@ def sha256(data):
     return hashlib.sha256(data).digest()
 
 
-def hmac_sha256(key, data):
-    """RFC 2104 HMAC-SHA256 of `data` under `key` (any length). Returns 32 bytes."""
+def _hmac_sha256_py(key, data):
+    """RFC 2104 HMAC-SHA256 on hashlib alone (MicroPython has no `hmac` module)."""
     if len(key) > BLOCKLEN:
         key = sha256(key)
     ipad = bytearray(BLOCKLEN)
@@ -44,6 +43,19 @@ def hmac_sha256(key, data):
     outer = hashlib.sha256(opad)
     outer.update(inner.digest())
     return outer.digest()
+
+
+try:
+    # CPython: the C HMAC, about 15 times faster than the loop above. Same function, same
+    # results (the tests check both against RFC 4231).
+    from hmac import digest as _hmac_digest
+
+    def hmac_sha256(key, data):
+        """RFC 2104 HMAC-SHA256 of `data` under `key` (any length). Returns 32 bytes."""
+        return _hmac_digest(bytes(key), bytes(data), "sha256")
+
+except ImportError:
+    hmac_sha256 = _hmac_sha256_py
 
 
 def hkdf(salt, ikm, info, length):

@@ -47,3 +47,18 @@ def ed25519_pk_to_x25519(pk):
     # y = 1 is the identity (small order, refused above), so 1 - y is invertible here.
     u = ((1 + y) * _inv((1 - y) % P)) % P
     return u.to_bytes(32, "little")
+
+
+def ed25519_pk_matches_x25519(pk, xpk):
+    """True if the 32-byte X25519 key `xpk` is the X25519 form of the Ed25519 key `pk`.
+
+    Cheap (no inversion, no square root): checks u * (1 - y) == 1 + y mod p on canonical
+    encodings and refuses small-order `pk`. It does not check that `pk` is a point on the
+    curve; ed25519_pk_to_x25519 does. Never raises for 32-byte inputs."""
+    if len(pk) != 32 or len(xpk) != 32 or is_small_order_key(pk):
+        return False
+    y = int.from_bytes(bytes(pk), "little") & ((1 << 255) - 1)
+    u = int.from_bytes(bytes(xpk), "little")
+    if y >= P or u >= P:
+        return False
+    return (u * (1 - y) - (1 + y)) % P == 0

@@ -294,7 +294,7 @@ def test_constructor_rejects_bad_arguments():
     raises(LocalProtocolError, Connection2, CLIENT, max_record=16385)
     raises(LocalProtocolError, Connection2, CLIENT, max_resets=0)
     raises(LocalProtocolError, Connection2, CLIENT, rekey_after=0)
-    raises(KeyFormatError, Connection2, CLIENT, secret_key=b"short")
+    raises(KeyFormatError, Connection2, CLIENT, secret_key=b"short", random=DetRandom(b"k"))
     raises(OssuaryError, Connection2, CLIENT, random=lambda n: b"\x01" * (n - 1))
 
 
@@ -585,3 +585,32 @@ def test_close_wipes_secrets():
     assert c.closed
     assert bytes(c._seed) == bytes(32) and bytes(c._static[0]) == bytes(32)
     assert cs.k is None
+
+
+def test_cheap_identity_relation_matches_the_conversion():
+    b = get_backend()
+    from ossuary_micro.crypto.ed2curve import ed25519_pk_matches_x25519
+    rnd = DetRandom(b"rel")
+    for _ in range(4):
+        pk = b.ed25519_public(rnd(32))
+        x = ed25519_pk_to_x25519(pk)
+        assert ed25519_pk_matches_x25519(pk, x)
+        flipped = bytearray(x)
+        flipped[0] ^= 1
+        assert not ed25519_pk_matches_x25519(pk, bytes(flipped))
+        # The sign bit is not part of the X25519 form: the negated key matches too, and is
+        # still a different identity byte for byte (only its holder could use it).
+        neg = bytearray(pk)
+        neg[31] ^= 0x80
+        assert ed25519_pk_matches_x25519(bytes(neg), x)
+    assert not ed25519_pk_matches_x25519(b"\x01" + bytes(31), bytes(32))
+    assert not ed25519_pk_matches_x25519(bytes(32), bytes(31))
+
+
+def test_hmac_fallback_equals_the_fast_path():
+    # CPython takes the C HMAC; boards the hashlib-only loop. Both must agree everywhere.
+    for klen in (0, 1, 32, 64, 65, 131):
+        key = bytes(range(klen % 256)) if klen < 256 else bytes(klen)
+        assert hk._hmac_sha256_py(key, b"data" * 9) == hk.hmac_sha256(key, b"data" * 9), klen
+    assert hx(hk._hmac_sha256_py(b"Jefe", b"what do ya want for nothing?")) == (
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")

@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""Protocol 2 handshake and records on CPython, against noiseprotocol's XX and protocol 1.
+
+  .venv/bin/python bench/proto2_bench.py [--quick]
+
+Handshake cost per side: the time spent in each side's own calls (object creation, which
+includes key setup, and every write/read of a handshake message), summed over N handshakes
+run in this process, all with the `cryptography` (OpenSSL) primitives; noiseprotocol
+0.3.1 uses the same library. Records: seal + frame and parse + open of 1 KiB records.
+Prints one table and the ratio to noiseprotocol (target: <= 0.8). A measurement, not a test.
+"""
+
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from ossuary_micro import (Connection, CLIENT, AUTH_SERVER, NEED_DATA, get_backend)  # noqa: E402
+from ossuary_micro.connection2 import Connection2  # noqa: E402
+
+SEED_C = bytes(range(32))
+SEED_S = bytes(range(32, 64))
+_pc = time.perf_counter
+
+
+class Timer:
+    def __init__(self):
+        self.t = {"client": 0.0, "server": 0.0}
+
+    def call(self, side, fn, *args):
+        t0 = _pc()
+        r = fn(*args)
+        self.t[side] += _pc() - t0
+        return r
+
+
+def ours(cls, n, timer, backend):
+    pub_c = backend.ed25519_public(SEED_C)
+    pub_s = backend.ed25519_public(SEED_S)
+    out = bytearray(400)
+
+    def pump(side, conn, data):
+        if data:
+            conn.receive_data(data)
+        sent = b""
+        while True:
+            ev = conn.next_event()
+            k = conn.data_to_send(out)
+            if k:
+                sent += bytes(out[:k])
+            if ev == NEED_DATA and not k:
+                return sent
+
+    for _ in range(n):
+        c = timer.call("client", cls, CLIENT, SEED_C, (pub_s,), 1024, backend)
+        s = timer.call("server", cls, AUTH_SERVER, SEED_S, (pub_c,), 1024, backend)
+        to_s = timer.call("client", pump, "client", c, b"")
+        while not (c.established and s.established):
+            to_c = timer.call("server", pump, "server", s, to_s)
+            to_s = timer.call("client", pump, "client", c, to_c)
+            if to_s:
+                timer.call("server", pump, "server", s, to_s)
+                to_s = b""
+    return c, s
+
+
+def noiseprotocol(n, timer):
+    from noise.connection import NoiseConnection, Keypair
+
+    def make(initiator, seed):
+        nc = NoiseConnection.from_name(b"Noise_XX_25519_ChaChaPoly_SHA256")
+        nc.set_as_initiator() if initiator else nc.set_as_responder()
+        nc.set_prologue(b"ossuary-micro protocol 2")
+        nc.set_keypair_from_private_bytes(Keypair.STATIC, seed)
+        nc.start_handshake()
+        return nc
+
+    for _ in range(n):
+        c = timer.call("client", make, True, SEED_C)
+        s = timer.call("server", make, False, SEED_S)
+        m1 = timer.call("client", c.write_message, b"")
+        timer.call("server", s.read_message, m1)
+        m2 = timer.call("server", s.write_message, b"\x01" * 32)
+        timer.call("client", c.read_message, m2)
+        m3 = timer.call("client", c.write_message, b"\x02" * 32)
+        timer.call("server", s.read_message, m3)
+        assert s.handshake_finished and c.handshake_finished
+    return c, s
+
+
+def record_rate(send, recv, size, seconds):
+    data = bytes(size)
+    n = 0
+    t0 = _pc()
+    while _pc() - t0 < seconds:
+        recv(send(data))
+        n += 1
+    return n * size / (_pc() - t0) / 1e6
+
+
+def main(argv):
+    quick = "--quick" in argv
+    n = 50 if quick else 300
+    secs = 0.3 if quick else 1.5
+    b = get_backend("cryptography")
+    rows = []
+    for name, fn in (("protocol 2 (ours)", lambda t: ours(Connection2, n, t, b)),
+                     ("noiseprotocol XX", lambda t: noiseprotocol(n, t)),
+                     ("protocol 1 (ours)", lambda t: ours(Connection, n, t, b))):
+        fn(Timer())                     # warm-up: imports, OpenSSL tables
+        t = Timer()
+        pair = fn(t)
+        rows.append((name, t.t["client"] / n * 1e3, t.t["server"] / n * 1e3, pair))
+
+    # Records of 1 KiB, one direction: seal + frame, then parse + open.
+    out = bytearray(2048)
+    p2c, p2s = rows[0][3]
+    npc, nps = rows[1][3]
+    p1c, p1s = rows[2][3]
+
+    def p_send(conn):
+        return lambda d: bytes(out[:conn.send_data(d, out)])
+
+    def p_recv(conn):
+        def r(frame):
+            conn.receive_data(frame)
+            conn.next_event()
+        return r
+
+    rates = (record_rate(p_send(p2c), p_recv(p2s), 1024, secs),
+             record_rate(npc.encrypt, nps.decrypt, 1024, secs),
+             record_rate(p_send(p1c), p_recv(p1s), 1024, secs))
+
+    import platform
+    print("proto2_bench: CPython %s on %s, %d handshakes per row, backend cryptography"
+          % (platform.python_version(), platform.machine(), n))
+    print("| implementation | client side (ms) | server side (ms) | 1 KiB records (MB/s) |")
+    print("|---|---:|---:|---:|")
+    for (name, cms, sms, _), rate in zip(rows, rates):
+        print("| %s | %.3f | %.3f | %.1f |" % (name, cms, sms, rate))
+    ref_c, ref_s = rows[1][1], rows[1][2]
+    print("protocol 2 / noiseprotocol: client %.2fx, server %.2fx (target <= 0.80)"
+          % (rows[0][1] / ref_c, rows[0][2] / ref_s))
+    print("protocol 2 / protocol 1: client %.2fx, server %.2fx"
+          % (rows[0][1] / rows[2][1], rows[0][2] / rows[2][2]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
