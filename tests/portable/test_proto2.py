@@ -3,6 +3,7 @@
 # (trust decisions, records, half-close, close, rekey, nonce ceiling, resets, corruption).
 
 import json
+import sys
 
 from ossuary_micro import (CLIENT, AUTH_SERVER, UNAUTH_SERVER, NEED_DATA, HANDSHAKE_DONE,
                            UNTRUSTED_KEY, DATA, RESET, CLOSED, get_backend, available_backends)
@@ -494,12 +495,15 @@ def test_single_byte_corruption_of_each_handshake_message_resets_cleanly():
     # Every byte of messages 1-3 flipped in flight, once: the receiver resets (or waits for
     # more bytes and then times out), nothing escapes; after messages 1 and 2 the retry
     # completes the handshake.
+    # On MicroPython (the pure backend on wasm runs ~100 ms a case) every header byte and
+    # every 5th body byte; on CPython every byte.
     kw = {"client_key": CLIENT_SEED, "server_role": AUTH_SERVER}
     m = _handshake_frames(**kw)
+    stride = 5 if sys.implementation.name == "micropython" else 1
     for k in range(3):
         sender = "server" if k == 1 else "client"
         nth = 1 if k == 2 else 0
-        for i in range(len(m[k])):
+        for i in list(range(8)) + list(range(8, len(m[k]), stride)):
             link = make_pair2(**kw)
             seen = {"n": 0}
 
