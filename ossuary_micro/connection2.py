@@ -21,7 +21,7 @@ from .wire import const
 from .errors import (CryptoError, LocalProtocolError, RemoteProtocolError, ConnectionReset,
                      ConnectionFailed, ConnectionClosed, KeyFormatError)
 from .keys import check_key
-from .noise import HandshakeState
+from .noise import HandshakeState, key_pair
 from .crypto.ed2curve import (ed25519_sk_to_x25519, ed25519_pk_to_x25519,
                               ed25519_pk_matches_x25519)
 from .connection import (copy_into, CLIENT, AUTH_SERVER, UNAUTH_SERVER, NEED_DATA,
@@ -63,6 +63,27 @@ _STATES = (
 )
 
 _TICKS_MASK = const(0x3FFFFFFF)
+
+
+class Identity:
+    """A long-term identity made once and shared by many connections (a collector or a node
+    that reconnects): the Ed25519 public key and the X25519 static key pair of a 32-byte
+    seed, so creating a Connection2 costs no key derivation. Pass it as `secret_key`.
+    Connections never wipe it; call wipe() when done. Raises KeyFormatError."""
+
+    def __init__(self, seed, backend=None):
+        check_key(seed, "secret key")
+        if backend is None:
+            from .crypto import get_backend
+            backend = get_backend()
+        sk = ed25519_sk_to_x25519(seed, backend.sha512)
+        self.static = key_pair(backend, sk)
+        for i in range(32):
+            sk[i] = 0
+        self.public_key = backend.ed25519_public(bytes(seed))
+
+    def wipe(self):
+        self.static.wipe()
 
 
 class Connection2:
@@ -107,7 +128,8 @@ class Connection2:
         # key per session and counts as unauthenticated (announces no Ed25519 key).
         if secret_key is None and self.is_server:
             secret_key = self._rand(32)
-        self._seed = None
+        self._identity = None
+        self._owned = False
         self._static = None
         self.local_public_key = None
         if secret_key is not None:
@@ -130,6 +152,7 @@ class Connection2:
         self._initiator = False
         self._pending_done = False
         self._hs = None
+        self._fresh_static = None
         self._send_cs = None
         self._recv_cs = None
         self._new_session()
@@ -138,13 +161,17 @@ class Connection2:
     # ------------------------------------------------------------------ keys and trust
 
     def set_secret_key(self, seed):
-        """Use `seed` (32 bytes, the protocol 1 Ed25519 seed) as the identity: its Ed25519
-        public key is announced, its X25519 form is the Noise static key. KeyFormatError."""
-        check_key(seed, "secret key")
-        self._seed = bytearray(seed)
-        sk = ed25519_sk_to_x25519(seed, self.backend.sha512)
-        self._static = (sk, self.backend.x25519_base(bytes(sk)))
-        self.local_public_key = self.backend.ed25519_public(bytes(seed))
+        """Use `seed` (32 bytes, the protocol 1 Ed25519 seed, or an Identity) as the identity:
+        its Ed25519 public key is announced, its X25519 form is the Noise static key.
+        Raises KeyFormatError."""
+        if isinstance(seed, Identity):
+            self._identity = seed
+            self._owned = False
+        else:
+            self._identity = Identity(seed, self.backend)
+            self._owned = True
+        self._static = self._identity.static
+        self.local_public_key = self._identity.public_key
 
     def add_authorized_key(self, key):
         """Trust a peer Ed25519 public key (32 bytes). Raises KeyFormatError."""
@@ -522,7 +549,7 @@ class Connection2:
         return self._frame(out, off, wire2.T2_MSG2, msg)
 
     def _send_msg3(self, out, off):
-        payload = self.local_public_key if self._seed is not None else b""
+        payload = self.local_public_key if self._identity is not None else b""
         msg, pair = self._hs.write_message(payload)
         self._split(pair)
         self._enter(_ESTABLISHED)
@@ -569,10 +596,8 @@ class Connection2:
             self.error = ConnectionClosed("closed locally")
         self._enter(_FAILED)
         self._wipe()
-        if self._seed is not None:
-            for i in range(32):
-                self._seed[i] = 0
-                self._static[0][i] = 0
+        if self._owned:
+            self._identity.wipe()       # an Identity passed in belongs to the caller
 
     # ------------------------------------------------------------------ internals
 
@@ -602,8 +627,7 @@ class Connection2:
         self._wipe()
         static = self._static
         if static is None:
-            sk = bytearray(self._rand(32))
-            static = (sk, self.backend.x25519_base(bytes(sk)))
+            static = self._fresh_static = key_pair(self.backend, self._rand(32))
         self._hs = HandshakeState(self.backend, self._rand, not self.is_server,
                                   wire2.PROLOGUE, static)
         self._absorb_reset = False
@@ -620,6 +644,9 @@ class Connection2:
         # Session secrets: handshake state and both CipherStates. The identity stays (close()).
         if self._hs is not None:
             self._hs.wipe()
+        if self._fresh_static is not None:
+            self._fresh_static.wipe()
+            self._fresh_static = None
         if self._send_cs is not None:
             self._send_cs.wipe()
         if self._recv_cs is not None:

@@ -34,6 +34,41 @@ def _wipe(buf):
             buf[i] = 0
 
 
+class KeyPair:
+    """An X25519 key pair: `public` (32 bytes) and `dh(public_key)` (Noise's DH()).
+
+    Made by key_pair(); the secret stays in a bytearray that wipe() zeroes. On a backend with
+    the optional `x25519_key(secret)` (pyca: one OpenSSL key object) the DHs reuse that object,
+    one scalar multiplication each instead of two; Python cannot wipe OpenSSL's copy."""
+
+    def __init__(self, backend, secret):
+        if len(secret) != DHLEN:
+            raise CryptoError("X25519 secret must be 32 bytes")
+        self._secret = bytearray(secret)
+        make = getattr(backend, "x25519_key", None)
+        if make is not None:
+            self.public, self._dh = make(bytes(secret))
+        else:
+            self.public = backend.x25519_base(bytes(secret))
+            self._dh = None
+        self._backend = backend
+
+    def dh(self, public_key):
+        """DH(key_pair, public_key): X25519; CryptoError for an all-zero output."""
+        if self._dh is not None:
+            return self._dh(public_key)
+        return self._backend.x25519(bytes(self._secret), public_key)
+
+    def wipe(self):
+        _wipe(self._secret)
+        self._dh = None
+
+
+def key_pair(backend, secret):
+    """KeyPair of a 32-byte X25519 secret. Raises CryptoError for a wrong length."""
+    return KeyPair(backend, secret)
+
+
 class CipherState:
     """Noise 5.1: a key `k` (or none) and a 64-bit nonce `n`.
 
@@ -218,8 +253,9 @@ class SymmetricState:
 class HandshakeState:
     """Noise 5.3 for the XX pattern: write_message / read_message in turn, then split.
 
-    `s` is the local static key pair (secret, public) and is required (XX sends it); `e` may
-    be given for test vectors, otherwise it is generated from `random` when needed."""
+    `s` is the local static KeyPair and is required (XX sends it); the caller owns it (wipe()
+    here leaves it alone, so one identity serves many handshakes). `e` may be given for test
+    vectors, otherwise it is generated from `random` when needed."""
 
     def __init__(self, backend, random, initiator, prologue, s, e=None):
         # Initialize(handshake_pattern, initiator, prologue, s, e, rs, re):
@@ -231,8 +267,8 @@ class HandshakeState:
         self.ss.mix_hash(prologue)
         # Sets the initiator, s, e, rs, and re variables to the corresponding arguments.
         self.initiator = initiator
-        self.s = (bytearray(s[0]), bytes(s[1]))
-        self.e = None if e is None else (bytearray(e[0]), bytes(e[1]))
+        self.s = s
+        self.e = e
         self.rs = None
         self.re = None
         # Calls MixHash() once for each public key listed in the pre-messages (XX: none).
@@ -249,27 +285,23 @@ class HandshakeState:
         """True when the next message is ours to write."""
         return (self._next % 2 == 0) == self.initiator
 
-    def _dh(self, keypair, public):
-        # DH(key_pair, public_key): X25519; an all-zero output raises CryptoError (backend).
-        return self.backend.x25519(bytes(keypair[0]), public)
-
     def _generate_keypair(self):
         # GENERATE_KEYPAIR(): a fresh X25519 key pair from the random source.
         sk = self._random(DHLEN)
         if sk is None or len(sk) != DHLEN:
             raise CryptoError("random source returned a wrong length")
-        return (bytearray(sk), self.backend.x25519_base(bytes(sk)))
+        return KeyPair(self.backend, sk)
 
     def _token_dh(self, token):
         # "ee": Calls MixKey(DH(e, re)).
         # "es": Calls MixKey(DH(e, rs)) if initiator, MixKey(DH(s, re)) if responder.
         # "se": Calls MixKey(DH(s, re)) if initiator, MixKey(DH(e, rs)) if responder.
         if token == "ee":
-            self.ss.mix_key(self._dh(self.e, self.re))
+            self.ss.mix_key(self.e.dh(self.re))
         elif (token == "es") == self.initiator:
-            self.ss.mix_key(self._dh(self.e, self.rs))
+            self.ss.mix_key(self.e.dh(self.rs))
         else:
-            self.ss.mix_key(self._dh(self.s, self.re))
+            self.ss.mix_key(self.s.dh(self.re))
 
     def write_message(self, payload):
         """WriteMessage(payload) -> (message bytes, split pair or None).
@@ -286,11 +318,11 @@ class HandshakeState:
                 # the buffer. Calls MixHash(e.public_key).
                 if self.e is None:
                     self.e = self._generate_keypair()
-                out += self.e[1]
-                self.ss.mix_hash(self.e[1])
+                out += self.e.public
+                self.ss.mix_hash(self.e.public)
             elif token == "s":
                 # Appends EncryptAndHash(s.public_key) to the buffer.
-                out += self.ss.encrypt_and_hash(self.s[1])
+                out += self.ss.encrypt_and_hash(self.s.public)
             else:
                 self._token_dh(token)
         # Appends EncryptAndHash(payload) to the buffer.
@@ -348,8 +380,8 @@ class HandshakeState:
         return self.ss.get_handshake_hash()
 
     def wipe(self):
-        """Wipe the secrets this object holds (static and ephemeral secrets, ck, k)."""
+        """Wipe the secrets this object holds: the ephemeral secret, ck and k (not `s`, which
+        belongs to the caller)."""
         self.ss.wipe()
-        _wipe(self.s[0])
         if self.e is not None:
-            _wipe(self.e[0])
+            self.e.wipe()

@@ -12,9 +12,9 @@ from ossuary_micro.errors import (OssuaryError, CryptoError, AuthenticationFaile
                                   ConnectionClosed, ConnectionReset, KeyFormatError)
 from ossuary_micro import hkdf as hk
 from ossuary_micro import wire2
-from ossuary_micro.noise import HandshakeState, CipherState, SymmetricState
+from ossuary_micro.noise import HandshakeState, CipherState, SymmetricState, key_pair
 from ossuary_micro.crypto.ed2curve import ed25519_sk_to_x25519, ed25519_pk_to_x25519
-from ossuary_micro.connection2 import Connection2, END_OF_STREAM
+from ossuary_micro.connection2 import Connection2, Identity, END_OF_STREAM
 from tests.portable._util import h, hx, raises, load_wycheproof, tally, _here
 from tests.portable._pair import DetRandom, Clock, SERVER_SEED, SERVER_PUB, CLIENT_SEED, CLIENT_PUB
 from tests.portable._pair2 import make_pair2
@@ -81,8 +81,7 @@ def test_cacophony_xx_vector_every_backend():
         b = get_backend(name)
 
         def keypair(sk_hex):
-            sk = h(sk_hex)
-            return (sk, b.x25519_base(sk))
+            return key_pair(b, h(sk_hex))
 
         init = HandshakeState(b, _no_random, True, h(v["init_prologue"]),
                               keypair(v["init_static"]), keypair(v["init_ephemeral"]))
@@ -155,8 +154,7 @@ def test_prologue_mismatch_fails_the_handshake():
     rnd = DetRandom(b"prologue")
 
     def kp():
-        sk = rnd(32)
-        return (sk, b.x25519_base(sk))
+        return key_pair(b, rnd(32))
 
     i = HandshakeState(b, rnd, True, wire2.PROLOGUE, kp())
     r = HandshakeState(b, rnd, False, b"ossuary-micro protocol 1", kp())
@@ -168,8 +166,7 @@ def test_prologue_mismatch_fails_the_handshake():
 def test_handshake_turns_are_enforced():
     b = get_backend()
     rnd = DetRandom(b"turns")
-    sk = rnd(32)
-    hs = HandshakeState(b, rnd, True, b"", (sk, b.x25519_base(sk)))
+    hs = HandshakeState(b, rnd, True, b"", key_pair(b, rnd(32)))
     raises(LocalProtocolError, hs.read_message, bytes(32))
     hs.write_message(b"")
     raises(LocalProtocolError, hs.write_message, b"")
@@ -585,10 +582,26 @@ def test_close_wipes_secrets():
     link = make_pair2(client_key=CLIENT_SEED, server_role=AUTH_SERVER).run()
     c = link.client
     cs = c._send_cs
+    static = c._static
     c.close()
     assert c.closed
-    assert bytes(c._seed) == bytes(32) and bytes(c._static[0]) == bytes(32)
-    assert cs.k is None
+    assert bytes(static._secret) == bytes(32) and cs.k is None
+
+
+def test_shared_identity_is_not_wiped_by_a_connection():
+    # One Identity for many connections (a collector): closing one leaves it usable.
+    ident = Identity(SERVER_SEED)
+    assert ident.public_key == SERVER_PUB
+    for i in range(2):
+        c = Connection2(CLIENT, authorized_keys=(SERVER_PUB,), random=DetRandom(b"i%d" % i))
+        s = Connection2(UNAUTH_SERVER, secret_key=ident, random=DetRandom(b"j%d" % i))
+        from tests.portable._pair2 import Link2
+        link = Link2(c, s, None).run()
+        assert link.established() and c.remote_public_key == SERVER_PUB
+        s.close()
+    assert bytes(ident.static._secret) != bytes(32)
+    ident.wipe()
+    assert bytes(ident.static._secret) == bytes(32)
 
 
 def test_cheap_identity_relation_matches_the_conversion():
