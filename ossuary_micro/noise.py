@@ -28,10 +28,13 @@ XX = (("e",), ("e", "ee", "s", "es"), ("s", "se"))
 _MAX_NONCE_BYTES = b"\xff" * 8      # n = 2^64 - 1 is reserved for Rekey (5.1)
 
 
+_ZEROS = bytes(64)
+
+
 def _wipe(buf):
+    # Zero a secret in place (one slice store; a key is at most 64 bytes here).
     if buf is not None:
-        for i in range(len(buf)):
-            buf[i] = 0
+        buf[:] = _ZEROS[:len(buf)]
 
 
 class KeyPair:
@@ -88,8 +91,7 @@ class CipherState:
             self.k = None
         else:
             self.k = bytearray(key)
-        for i in range(12):
-            self._nonce[i] = 0
+        self._nonce[:] = _ZEROS[:12]
 
     def has_key(self):
         """HasKey(): true if k is non-empty."""
