@@ -16,9 +16,9 @@ from .errors import CryptoError
 HASHLEN = 32        # SHA-256 output
 BLOCKLEN = 64       # SHA-256 block
 
-# The HMAC pad bytes (RFC 2104).
-_IPAD = 0x36
-_OPAD = 0x5C
+# The HMAC pads of RFC 2104, for a zero key: ipad = 0x36 and opad = 0x5c repeated.
+_IPAD_BLOCK = b"\x36" * BLOCKLEN
+_OPAD_BLOCK = b"\x5c" * BLOCKLEN
 
 
 def sha256(data):
@@ -30,14 +30,12 @@ def _hmac_sha256_py(key, data):
     """RFC 2104 HMAC-SHA256 on hashlib alone (MicroPython has no `hmac` module)."""
     if len(key) > BLOCKLEN:
         key = sha256(key)
-    ipad = bytearray(BLOCKLEN)
-    opad = bytearray(BLOCKLEN)
+    # The pads start as the constant pad bytes; only the key's own bytes need XOR-ing.
+    ipad = bytearray(_IPAD_BLOCK)
+    opad = bytearray(_OPAD_BLOCK)
     for i in range(len(key)):
-        ipad[i] = key[i]
-        opad[i] = key[i]
-    for i in range(BLOCKLEN):
-        ipad[i] ^= _IPAD
-        opad[i] ^= _OPAD
+        ipad[i] ^= key[i]
+        opad[i] ^= key[i]
     inner = hashlib.sha256(ipad)
     inner.update(data)
     outer = hashlib.sha256(opad)

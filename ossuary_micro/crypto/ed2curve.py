@@ -15,7 +15,8 @@
 
 from ..errors import KeyFormatError
 from ..wire import is_small_order_key
-from ._curve25519 import P, decode_point, _inv
+
+P = (1 << 255) - 19
 
 
 def ed25519_sk_to_x25519(seed, sha512):
@@ -40,6 +41,9 @@ def ed25519_pk_to_x25519(pk):
     small-order point (whose X25519 form would give an all-zero or guessable DH)."""
     if len(pk) != 32:
         raise KeyFormatError("public key must be 32 bytes")
+    # Imported here, not above: the pure curve module is heap on a board that uses the viper
+    # backend, and a node that only meets keys it already trusts never needs it.
+    from ._curve25519 import decode_point, _inv
     pk = bytes(pk)
     if is_small_order_key(pk) or decode_point(pk) is None:
         raise KeyFormatError("not a usable Ed25519 public key")
