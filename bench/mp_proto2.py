@@ -10,6 +10,7 @@
 #   p1_client_us, p1_server_us, p2_client_us, p2_server_us   per side, one handshake (mean),
 #                                                            object creation included
 #   p1_setup_us, p2_setup_us                                 of which: creating one object
+#   p2id_client_us, p2id_server_us                           protocol 2, Identity shared
 #   p2_conn_heap_b, p2_hs_peak_b                             live heap (after gc.collect)
 # Under the M0 emulator's --icount one tick_us is 1000 executed instructions.
 
@@ -37,7 +38,7 @@ for _p in ("", "."):
 import hashlib  # noqa: E402
 
 from ossuary_micro import Connection, CLIENT, AUTH_SERVER, NEED_DATA, get_backend  # noqa: E402
-from ossuary_micro.connection2 import Connection2  # noqa: E402
+from ossuary_micro.connection2 import Connection2, Identity  # noqa: E402
 
 SEED_C = bytes(range(33, 65))
 SEED_S = bytes(range(1, 33))
@@ -64,15 +65,15 @@ def live():
     return _MEM() if _MEM else 0
 
 
-def handshake(cls, be, spent, peak):
+def handshake(cls, be, spent, peak, keys=(SEED_C, SEED_S)):
     pub_c = be.ed25519_public(SEED_C)
     pub_s = be.ed25519_public(SEED_S)
     out = bytearray(400)
     t0 = _ticks_us()
-    c = cls(CLIENT, SEED_C, (pub_s,), 256, be, DetRandom(b"c"))
+    c = cls(CLIENT, keys[0], (pub_s,), 256, be, DetRandom(b"c"))
     spent[0] += _diff(_ticks_us(), t0)
     t0 = _ticks_us()
-    s = cls(AUTH_SERVER, SEED_S, (pub_c,), 256, be, DetRandom(b"s"))
+    s = cls(AUTH_SERVER, keys[1], (pub_c,), 256, be, DetRandom(b"s"))
     spent[1] += _diff(_ticks_us(), t0)
     sides = (c, s)
     inbox = [b"", b""]
@@ -109,13 +110,18 @@ def main():
         print("viper backend does not fit in this heap: using pure")
         be = get_backend("pure")
     print("interpreter:", sys.implementation.name, sys.platform, "backend:", be.name)
-    for name, cls in (("p1", Connection), ("p2", Connection2)):
-        handshake(cls, be, [0, 0], None)          # warm-up (imports, tables)
+    # p2id: protocol 2 with an Identity made once per side and shared by every connection.
+    ids = (Identity(SEED_C, be), Identity(SEED_S, be))
+    for name, cls, keys in (("p1", Connection, (SEED_C, SEED_S)),
+                            ("p2", Connection2, (SEED_C, SEED_S)), ("p2id", Connection2, ids)):
+        handshake(cls, be, [0, 0], None, keys)    # warm-up (imports, tables)
         spent = [0, 0]
         for _ in range(rounds):
-            handshake(cls, be, spent, None)
+            handshake(cls, be, spent, None, keys)
         print("R %s_client_us %s %d" % (name, be.name, spent[0] // rounds))
         print("R %s_server_us %s %d" % (name, be.name, spent[1] // rounds))
+        if name == "p2id":
+            continue
         # Of which key setup: creating the client object (Ed25519 public key; for protocol 2
         # also SHA-512 of the seed and the X25519 static public key).
         t0 = _ticks_us()
