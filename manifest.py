@@ -13,7 +13,11 @@
 
 import json
 
-options.defaults(node_board=None)
+# thumb: also freeze crypto/_viper_thumb.py, the viper backend's ARM assembler field code; it
+# does not compile for other targets, so it is left out for node_board="esp32", and must be
+# turned off (thumb=False) when freezing the library alone for a non-ARM port.
+options.defaults(node_board=None, thumb=None)
+_thumb = options.thumb if options.thumb is not None else options.node_board != "esp32"
 
 metadata(description="Ossuary secure channel (libossuary 0.5.1 wire protocol) and sensor node",
          version="0.1.0", license="MIT")
@@ -23,6 +27,8 @@ with open("package.json") as f:
 
 _packages = {}
 for _dest, _src in _urls:
+    if _dest == "ossuary_micro/crypto/_viper_thumb.py" and not _thumb:
+        continue
     if "/" in _dest:
         # ossuary_micro/crypto/pure.py -> package "ossuary_micro", file "crypto/pure.py"
         _pkg, _rest = _dest.split("/", 1)

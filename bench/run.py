@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Benchmarks (`make bench`): CPython backends next to MicroPython (unix and wasm ports).
 
-  .venv/bin/python bench/run.py [--quick] [--write] [--only cpython,unix,wasm]
+  .venv/bin/python bench/run.py [--quick] [--write] [--only cpython,unix,wasm,m0]
 
 Runs bench/mp_bench.py on CPython (records 64 B, 1 KiB, 16 KiB), on the MicroPython unix port
-(64 MiB heap) and on the WebAssembly port (31-bit small ints, no viper), measures the armv6m
-.mpy size of every module with mpy-cross, prints one table plus the targets, and with --write
+(64 MiB heap) and on the WebAssembly port (31-bit small ints, no viper), bench/m0_bench.py on
+the Cortex-M0 emulator for instruction counts (skipped, saying why, when ../shared/tools/
+board-emulator or QEMU is absent), measures the armv6m .mpy size of every module with
+mpy-cross, prints one table plus the targets, and with --write
 also saves it as bench/RESULTS.md. These are measurements, not tests: nothing here fails on a
 slow machine. Exit 1 only when a benchmark run itself crashed.
 """
@@ -144,12 +146,22 @@ def group_sizes(sizes):
     core = sum(v or 0 for k, v in sizes.items()
                if k.startswith("ossuary_micro" + os.sep) and os.sep + "crypto" + os.sep not in k)
     crypto = os.path.join("ossuary_micro", "crypto") + os.sep
-    viper = sum(v or 0 for k, v in sizes.items() if k.startswith(crypto) and (
-        os.path.basename(k) in ("__init__.py", "viper.py") or os.path.basename(k).startswith("_viper")))
+    # The viper set is what an armv6m board loads: viper.py imports the Thumb field module there
+    # and never _viper_field.py (the ESP32's and unix ports' field code; see viper_fallback_size).
+    viper = sum(v or 0 for k, v in sizes.items() if k.startswith(crypto) and os.path.basename(k)
+                in ("__init__.py", "viper.py", "_viper_thumb.py"))
     pure = sum(v or 0 for k, v in sizes.items() if k.startswith(crypto) and os.path.basename(k) in (
         "__init__.py", "pure.py", "_chacha.py", "_curve25519.py", "_sha512.py"))
     io = sum(v or 0 for k, v in sizes.items() if k.startswith("ossuary_io" + os.sep))
     return core, viper, pure, io
+
+
+def viper_fallback_size(sizes):
+    """The viper set where there is no Thumb assembler (ESP32, unix): _viper_field for
+    _viper_thumb, counted from the same armv6m .mpy files."""
+    crypto = os.path.join("ossuary_micro", "crypto") + os.sep
+    return sum(v or 0 for k, v in sizes.items() if k.startswith(crypto) and os.path.basename(k)
+               in ("__init__.py", "viper.py", "_viper_field.py"))
 
 
 def targets(results, sizes):
@@ -186,16 +198,154 @@ def targets(results, sizes):
     core, viper, pure, _ = group_sizes(sizes)
     add("core .mpy <= 12 KiB (armv6m)", core or None, core <= 12288, "%d B" % core)
     add("crypto .mpy <= 16 KiB (armv6m, viper backend set)", viper or None, viper <= 16384,
-        "%d B (pure set: %d B)" % (viper, pure))
+        "%d B (without Thumb: %d B; pure set: %d B)" % (viper, viper_fallback_size(sizes), pure))
+    m = num("m0", "m0_hs_client_minstr", "viper")
+    add("handshake client side <= 90 M instructions (Cortex-M0 emulator, viper from .mpy)", m,
+        m is not None and m <= 90, "%s M instructions" % fmt("ms", m))
     return rows
 
 
-def render(results, headers, sizes, mach):
+# Cortex-M0 rows: (m0 metric, label, unix-port metric beside it, its kind).
+M0_ROWS = (
+    ("m0_fe_mul_kinstr", "field multiplication (k instr)", None, None),
+    ("m0_fe_sq_kinstr", "field squaring (k instr)", None, None),
+    ("m0_fe_add_kinstr", "field add / subtract (k instr)", None, None),
+    ("m0_sha512_block_kinstr", "SHA-512 block (k instr)", None, None),
+    ("m0_x25519_minstr", "X25519 (M instr)", "x25519_ms", "ms"),
+    ("m0_x25519_base_minstr", "X25519 public key (M instr)", None, None),
+    ("m0_ed_public_minstr", "Ed25519 public key (M instr)", None, None),
+    ("m0_ed_sign_minstr", "Ed25519 sign (M instr)", "ed_sign_ms", "ms"),
+    ("m0_ed_verify_minstr", "Ed25519 verify (M instr)", "ed_verify_ms", "ms"),
+    ("m0_aead_seal_kib_kinstr", "AEAD seal per KiB (k instr)", "seal_kBps_1024", "rate"),
+    ("m0_aead_open_kib_kinstr", "AEAD open per KiB (k instr)", "open_kBps_1024", "rate"),
+    ("m0_hs_client_minstr", "handshake, client side (M instr)", "hs_client_ms", "ms"),
+    ("m0_hs_server_minstr", "handshake, server side (M instr)", "hs_server_ms", "ms"),
+)
+
+
+def run_m0():
+    """bench/m0_bench.py on the Cortex-M0 emulator under --icount, from armv6m .mpy: returns
+    ({(metric, backend): value}, header, ok, skip_reason)."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import board_emulator
+
+    reason = board_emulator.m0_missing()
+    if reason:
+        print("bench: M0 instruction counts skipped: %s" % reason, file=sys.stderr)
+        return {}, "", True, reason
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory() as tree:
+        try:
+            board_emulator.build_mpy("armv6m", tree)
+            ok, out = board_emulator.run_m0(tree, os.path.join(ROOT, "bench", "m0_bench.py"),
+                                            icount=True, timeout=1800)
+        except board_emulator.EmulatorError as e:
+            ok, out = False, str(e)
+    res = {}
+    header = ""
+    for line in out.splitlines():
+        m = LINE.match(line.strip())
+        if m:
+            res[(m.group(1), m.group(2))] = m.group(3)
+        elif line.startswith("m0_bench: ") and not header:
+            header = line[len("m0_bench: "):]
+    ok = ok and "m0_bench: done" in out
+    if not ok:
+        print("bench: m0 failed:\n%s" % out[-3000:], file=sys.stderr)
+    print("bench: m0 done in %.0f s (%d figures)" % (time.monotonic() - t0, len(res)),
+          file=sys.stderr)
+    return res, header, ok, None
+
+
+def render_m0(results, skipped):
+    out = ["## Cortex-M0 instruction counts (viper backend from armv6m .mpy)", ""]
+    if skipped:
+        out.append("Not measured: %s." % skipped)
+        out.append("")
+        return out
+    out.append("On the shared Cortex-M0 emulator (MicroPython 1.28 in QEMU, `m0 --icount`: one "
+               "ticks_ms millisecond = one million instructions executed), bench/m0_bench.py, "
+               "viper backend with the Thumb assembler field code. An RP2040 (Cortex-M0+, "
+               "125 MHz) needs roughly 1.3-1.5 cycles per instruction plus flash-cache misses: "
+               "time ~ count x 1.3-1.5 / 125 MHz (90 M instructions ~ 0.94-1.08 s). Handshake "
+               "sides exclude the Ed25519 public key of the long-term seed (derived once at "
+               "boot). Beside them, the MicroPython unix port (viper) on this machine.")
+    out.append("")
+    out.append("| figure | M0 instructions | MP unix viper |")
+    out.append("|---|---:|---:|")
+    for metric, label, unix_metric, kind in M0_ROWS:
+        v = results.get("m0", {}).get((metric, "viper"))
+        u = results.get("unix", {}).get((unix_metric, "viper")) if unix_metric else None
+        unit = {"ms": " ms", "rate": " MB/s"}.get(kind, "")
+        out.append("| %s | %s | %s |" % (label, fmt("ms", v),
+                                         fmt(kind, u) + unit if u is not None else "-"))
+    out.append("")
+    return out
+
+
+def node_heap(count=100):
+    """Heap figures of the whole sensor node (tests/device/node_session.py: `count` readings
+    to an in-process collector-side peer, code from .mpy): [(interpreter, heap, figures or
+    None, note)]. The unix port always; the Cortex-M0 and i386 emulators through
+    tools/board_test.py where ../shared/tools/board-emulator exists (else the note says why)."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    try:
+        import board_emulator
+        import board_test
+    finally:
+        sys.path.pop(0)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="node-heap-") as work:
+        tree = os.path.join(work, "x64")
+        board_emulator.build_mpy("x64", tree)
+        proc = subprocess.run(
+            [os.path.join(VENV_BIN, "micropython"), "-X", "heapsize=128K", "-c",
+             board_test.SESSION % count], cwd=tree, env=dict(os.environ, MICROPYPATH=tree),
+            capture_output=True, text=True, timeout=600)
+        out = proc.stdout + proc.stderr
+        ok = board_test.session_ok(out, count)
+        rows.append(("MicroPython unix x86-64 (64-bit objects)", "128 KiB",
+                     board_test.figures(out) if ok else None, "" if ok else out[-300:]))
+        for target, heap, label in (("m0", None, "Cortex-M0 emulator (armv6m .mpy)"),
+                                    ("i386", "96K", "i386 unix build (32-bit objects)")):
+            for name, status, detail, fig in board_test.run_target(target, heap, count, work):
+                if status == "SKIPPED" or "session" in name:
+                    rows.append((label, "140 KiB" if target == "m0" else heap.replace("K", " KiB"),
+                                 fig if status == "ok" else None, detail))
+    return rows
+
+
+def render_node_heap(rows):
+    out = ["## Node heap (whole node from .mpy, 100 readings, in-process collector peer)", "",
+           "Peak = highest `gc.mem_alloc()` after `gc.collect()` at every frame the node writes "
+           "or reads; node = peak - what was allocated before the first import - the peer's "
+           "Connection; largest block = `micropython.mem_info()`'s max blk sz at the high-water "
+           "marks. tests/device/node_session.py, tools/board_test.py.", "",
+           "| interpreter | heap | peak (B) | node (B) | peer (B) | largest block (B) |",
+           "|---|---|---:|---:|---:|---:|"]
+    worst = None
+    for where, heap, fig, note in rows:
+        if fig is None:
+            out.append("| %s | %s | %s | | | |" % (where, heap, "not run: " + (note or "failed")))
+            continue
+        out.append("| %s | %s | %d | %d | %d | %s |" % (where, heap, fig["heap_peak"],
+                   fig["node_peak"], fig["peer"], fig.get("max_block", "-")))
+        if "32-bit" in where or "armv6m" in where:
+            worst = max(worst or 0, fig["node_peak"])
+    out.append("")
+    out.append("Target: node peak <= 48 KiB on 32-bit, code included: %s" % (
+        "not measured (no board emulator)" if worst is None else
+        "%d B, %s" % (worst, "MET" if worst <= 49152 else "MISSED")))
+    out.append("")
+    return out
+
+
+def render(results, headers, sizes, mach, m0_skipped=None, heap_rows=()):
     out = []
     out.append("# ossuary-micro benchmarks")
     out.append("")
     out.append("Machine: %s  " % mach)
-    for k in ("cpython", "unix", "wasm"):
+    for k in ("cpython", "unix", "wasm", "m0"):
         if headers.get(k):
             out.append("%s: %s  " % (k, headers[k]))
     out.append("Date: %s. Produced by `make bench` (bench/run.py, bench/mp_bench.py)." %
@@ -216,6 +366,7 @@ def render(results, headers, sizes, mach):
                "\"-\": not measurable there (no gc.mem_alloc on CPython; the wasm port frees "
                "nothing while Python runs, so no live-heap figures).")
     out.append("")
+    out.extend(render_m0(results, m0_skipped))
     out.append("## .mpy sizes (mpy-cross -march=armv6m)")
     out.append("")
     out.append("| module | bytes |")
@@ -224,7 +375,9 @@ def render(results, headers, sizes, mach):
         out.append("| %s | %s |" % (k, sizes[k] if sizes[k] is not None else "compile failed"))
     core, viper, pure, io = group_sizes(sizes)
     out.append("| **core** (ossuary_micro/*.py) | **%d** |" % core)
-    out.append("| **crypto, viper set** (crypto/__init__, viper, _viper_*) | **%d** |" % viper)
+    out.append("| **crypto, viper set on ARM** (crypto/__init__, viper, _viper_thumb) | **%d** |" % viper)
+    out.append("| **crypto, viper set without Thumb** (crypto/__init__, viper, _viper_field) | **%d** |"
+               % viper_fallback_size(sizes))
     out.append("| **crypto, pure set** (crypto/__init__, pure, _chacha, _curve25519, _sha512) | **%d** |" % pure)
     out.append("| **ossuary_io** | **%d** |" % io)
     out.append("")
@@ -235,6 +388,8 @@ def render(results, headers, sizes, mach):
     for what, show, verdict in targets(results, sizes):
         out.append("| %s | %s | %s |" % (what, show, verdict))
     out.append("")
+    if heap_rows:
+        out.extend(render_node_heap(heap_rows))
     return "\n".join(out)
 
 
@@ -242,7 +397,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="short timing loops (rough figures)")
     ap.add_argument("--write", action="store_true", help="also write bench/RESULTS.md")
-    ap.add_argument("--only", default="cpython,unix,wasm", help="interpreters to run")
+    ap.add_argument("--only", default="cpython,unix,wasm,m0",
+                    help="interpreters to run (m0: the Cortex-M0 emulator, skipped if absent)")
     args = ap.parse_args(argv)
     only = set(args.only.split(","))
     extra = ["--quick"] if args.quick else []
@@ -262,8 +418,14 @@ def main(argv=None):
         res, header, good = run_bench(name, cmd, 1800)
         results[name], headers[name] = res, header
         ok = ok and good
+    m0_skipped = "not asked for (--only)"
+    if "m0" in only:
+        res, headers["m0"], good, m0_skipped = run_m0()
+        results["m0"] = res
+        ok = ok and good
     sizes = mpy_sizes()
-    text = render(results, headers, sizes, machine())
+    heap_rows = node_heap() if "unix" in only else ()
+    text = render(results, headers, sizes, machine(), m0_skipped, heap_rows)
     print(text)
     if args.write:
         with open(os.path.join(ROOT, "bench", "RESULTS.md"), "w") as f:

@@ -333,5 +333,10 @@ def test_manifest_freezes_the_package_json_modules():
         dests = [d for d, _ in json.load(f)["urls"]]
     assert sorted(_run_manifest()) == sorted(dests)
     assert sorted(_run_manifest(node_board="rp2")) == sorted(dests + ["board.py"])
+    # the ARM-only assembler module is not frozen for an ESP32 (nor when thumb=False)
+    thumb = "ossuary_micro/crypto/_viper_thumb.py"
+    no_thumb = sorted(d for d in dests if d != thumb)
+    assert sorted(_run_manifest(node_board="esp32")) == sorted(no_thumb + ["board.py"])
+    assert sorted(_run_manifest(thumb=False)) == no_thumb
     with pytest.raises(ValueError):
         _run_manifest(node_board="stm32")

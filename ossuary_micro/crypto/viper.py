@@ -19,8 +19,8 @@
 # X25519 allocates its small result only; Ed25519 uses a few Python big ints for scalars mod L.
 # Timing: the field, ladder and AEAD code has no data-dependent branches or table lookups, and
 # the tag is compared without early exit; Ed25519 verification branches on public data only.
-# Python-level call overhead is constant per operation. Secrets are wiped from the AEAD and
-# X25519 scratch buffers after use; Ed25519 point temporaries are not.
+# Python-level call overhead is constant per operation. Secrets are wiped from the module's
+# scratch buffers after every AEAD call, X25519 and signature (_SECRETS, _SCRATCH).
 #
 # Not re-entrant (module-level scratch buffers): one caller at a time, like the library itself.
 
@@ -71,6 +71,15 @@ def _bcopy(dst: ptr8, doff: int, src: ptr8, soff: int, n: int, x: int):
     # big-endian 32-bit words into native little-endian ones (SHA-512's block load).
     for i in range(n):
         dst[doff + (i ^ x)] = src[soff + i]
+
+
+@micropython.viper
+def _wipe(bufs):
+    # Zero every bytearray of the tuple bufs: the secret-bearing scratch, after use.
+    for b in bufs:
+        p = ptr8(b)
+        for i in range(int(len(b))):
+            p[i] = 0
 
 
 @micropython.viper
@@ -262,10 +271,11 @@ _init_constants()
 # without masking.
 #
 # Invariant ("loose" form): every limb <= 8799 after any operation here, value < 2**261.
-# _carry() restores it from limbs up to ~2**30: pass 1 leaves limbs 1..19 at 13 bits and folds
-# the carry out of limb 19 (weight 2**260 = 32*19 = 608 mod p) into limb 0; pass 2 spreads
-# limb 0 again, and any carry reaching the top is at most 1, so limb 0 ends <= 8191 + 608.
-# Inputs to _mul must be loose (<= 14654 would still fit; loose gives the margin).
+# _carry() (in _viper_field.py; the Thumb code does the same) restores it from limbs up to
+# ~2**30: pass 1 leaves limbs 1..19 at 13 bits and folds the carry out of limb 19 (weight
+# 2**260 = 32*19 = 608 mod p) into limb 0; pass 2 spreads limb 0 again, and any carry reaching
+# the top is at most 1, so limb 0 ends <= 8191 + 608. Inputs to _mul must be loose (<= 14654
+# would still fit; loose gives the margin).
 #
 # Only fixed-length loops, no branches on limb values: timing does not depend on the data
 # (the viper code has no data-dependent branches; the Python callers choose no paths by secrets).
@@ -274,92 +284,23 @@ def _fe():
     return bytearray(80)
 
 
-_T = bytearray(160)  # 40-word product scratch for _mul
-# 64*p with limbs >= 15168 each, so a + _BIAS - b never goes negative for loose b.
-_BIAS = bytearray(80)
 _FE0 = bytearray(80)  # the constants 0 and 1 (read-only by convention)
 _FE1 = bytearray(80)
 _FE1[0] = 1
 
-
-@micropython.viper
-def _carry(o):
-    p = ptr32(o)
-    for k in range(2):
-        c = uint(0)
-        for i in range(20):
-            v = uint(p[i]) + c
-            p[i] = v & 0x1FFF
-            c = v >> 13
-        p[0] = uint(p[0]) + c * 608
-
-
-@micropython.viper
-def _mul(o, a, b):
-    # o = a * b (o may be a or b): schoolbook columns into _T with a running carry, then fold
-    # columns 20..39 down with 2**260 = 608. Column k pairs x[i] y[j] with x[j] y[i] (i < j,
-    # i + j = k), plus x[i] y[i] when k is even; a square (a is b) takes each pair's product
-    # once and doubles the sum. Whether it is a square is the caller's choice, not data.
-    x = ptr32(a)
-    y = ptr32(b)
-    s = int(x) == int(y)
-    t = ptr32(_T)
-    c = uint(0)
-    for k in range(39):
-        acc = uint(0)
-        i = k - 19 if k > 19 else 0
-        j = k - i
-        if s:
-            while i < j:
-                acc += uint(x[i]) * uint(y[j])
-                i += 1
-                j -= 1
-            acc += acc
-        else:
-            while i < j:
-                acc += uint(x[i]) * uint(y[j]) + uint(x[j]) * uint(y[i])
-                i += 1
-                j -= 1
-        if i == j:
-            acc += uint(x[i]) * uint(y[i])
-        acc += c
-        t[k] = acc & 0x1FFF
-        c = acc >> 13
-    t[39] = c
-    p = ptr32(o)
-    for i in range(20):
-        p[i] = uint(t[i]) + uint(t[i + 20]) * 608
-    _carry(o)
-
-
-@micropython.viper
-def _addk(o, a, b, k: int):
-    # o = a + k*b for k = 1 (add), k = -1 (subtract: + 64p keeps every limb positive, since
-    # each _BIAS limb exceeds a loose limb) or 0 < k < 2**17 (a = _FE0 for k * b; the ladder's
-    # AA + 121665 * E). Signed words: k * b limb < 2**17 * 8799 < 1.16e9, plus a loose limb,
-    # so the sum stays in [0, 2**31).
-    x = ptr32(a)
-    y = ptr32(b)
-    z = ptr32(_BIAS)
-    p = ptr32(o)
-    bm = 0
-    if k < 0:  # which operation, not data
-        bm = -1
-    for i in range(20):
-        p[i] = int(x[i]) + k * int(y[i]) + (int(z[i]) & bm)
-    _carry(o)
-
-
-@micropython.viper
-def _cswap(a, b, bit: uint):
-    # Swap a and b when bit == 1, without a branch.
-    x = ptr32(a)
-    y = ptr32(b)
-    m = uint(0) - bit
-    for i in range(20):
-        t = (uint(x[i]) ^ uint(y[i])) & m
-        x[i] = uint(x[i]) ^ t
-        y[i] = uint(y[i]) ^ t
+# The hot functions: product, o = a + k*b (with a 64p bias for subtraction), conditional swap,
+# table select. On ARM boards the Thumb assembler versions (crypto/_viper_thumb.py); where that
+# does not compile (SyntaxError: ESP32, unix, wasm) or is not installed, the viper ones
+# (crypto/_viper_field.py). Both give the same limbs; tests/test_board_emulator.py compares
+# them on the M0. Only the module in use is loaded (its .mpy is RAM on a board).
+try:
+    from . import _viper_thumb as _fld
+except (ImportError, SyntaxError):
+    from . import _viper_field as _fld
+_mul = _fld.mul
+_addk = _fld.addk
+_cswap = _fld.cswap
+_select = _fld.select
 
 
 @micropython.viper
@@ -450,19 +391,6 @@ def _is_zero(a):
     for i in range(80):
         d |= a[i]
     return 1 if d == 0 else 0
-
-
-def _init_bias():
-    # 64p = 2**261 - 1216 written with borrowed limbs: limb0 = 8191-1215+8192, limbs 1..18 =
-    # 8191+8192-1, limb 19 = 2**14-1-1 (bits 247..260). Checked against the integer in tests.
-    limbs = [6976 + 8192] + [8191 + 8192 - 1] * 18 + [16383 - 1]
-    for i in range(20):
-        v = limbs[i]
-        _BIAS[4 * i] = v & 0xFF
-        _BIAS[4 * i + 1] = v >> 8
-
-
-_init_bias()
 
 
 # ==================== X25519
@@ -564,7 +492,7 @@ def _ladder(scalar, u):
     zero = _is_zero(_X2)  # reduces _X2 in place
     out = bytearray(32)
     _tobytes(out, 0, _X2)
-    _bcopy(k, 0, _ZEROS, 0, 32, 0)
+    _wipe(_SCRATCH)
     return out, zero
 
 
@@ -599,6 +527,7 @@ _P = _pt()
 _ENC = bytearray(32)
 _CHK = bytearray(32)
 _DIG = bytearray(64)
+_H = bytearray(64)  # SHA-512 of the seed: the secret scalar a, then the nonce prefix
 
 
 def _p_add(o, p, q):
@@ -687,21 +616,6 @@ _TBL = (bytearray(1280), bytearray(1280), bytearray(1280), bytearray(1280))
 _TBA = (bytearray(1280), bytearray(1280), bytearray(1280), bytearray(1280))
 
 
-@micropython.viper
-def _select(o, table, idx: uint):
-    # o = table entry idx (0..15), reading every entry and keeping one by mask: the memory
-    # access pattern does not depend on the secret idx.
-    p = ptr32(o)
-    t = ptr32(table)
-    for i in range(20):
-        p[i] = 0
-    for j in range(16):
-        d = uint(j) ^ idx                      # 0 only for the wanted entry; d < 16
-        m = uint(0) - (((d - 1) >> 31) & 1)    # all ones when d == 0 (d - 1 wraps)
-        for i in range(20):
-            p[i] = uint(p[i]) | (uint(t[j * 20 + i]) & m)
-
-
 def _load(o, table, idx):
     for c in range(4):
         _select(o[c], table[c], idx)
@@ -772,7 +686,7 @@ def _ed_sign(seed, msg):
     # msg is _NOMSG: both start from h = SHA-512(seed) (clamped scalar a, prefix) and A = [a]B.
     _sinit()
     _supdate(seed, 0, 32)
-    h = bytearray(64)
+    h = _H
     _sfinal(h, 0)
     h[0] &= 248
     h[31] = (h[31] & 127) | 64
@@ -786,7 +700,7 @@ def _ed_sign(seed, msg):
         _encode(out, _Q)
         k = _hash_mod_l(memoryview(out)[0:32], pub, msg)
         out[32:64] = ((r + k * int.from_bytes(h[0:32], "little")) % _L).to_bytes(32, "little")
-    _bcopy(h, 0, _ZEROS, 0, 64, 0)
+    _wipe(_SCRATCH)
     return bytes(out)
 
 
@@ -827,6 +741,16 @@ def _init_constants_ed():
 
 _init_constants_ed()
 _comb_table(_TBL, _BASE)
+
+# Scratch that holds secrets or values derived from them after an X25519 or a signature, wiped
+# by _ladder and _ed_sign before they return (the AEAD wipes its own, _SECRETS below): the
+# SHA-512 state, schedule and block (the seed, h, the nonce r), the ladder's elements and
+# clamped scalar, inversion and point temporaries, the last selected comb entry (4 bits of the
+# scalar), the product scratch. Not wiped: the public results (_Q: A or R, _ENC, _CHK, _R and
+# the -A table of verification), Python ints holding the scalars mod L (immutable, freed by the
+# collector), and on ARM the product scratch that the Thumb field code keeps on the C stack.
+_SCRATCH = _fld.SCRATCH + (_SH, _SV, _SX, _SW, _SBUF, _DIG, _H, _XK, _X2, _Z2, _X3, _Z3, _A, _AA, _B, _BB,
+            _E, _C, _D, _I0, _I1, _I2, _I3, _TA, _TB, _TC, _TD, _TE, _TF, _TG, _TH) + _P
 
 
 # ==================== AEAD
@@ -1017,8 +941,7 @@ def _chacha_poly(tag_in, key, nonce, src, soff, n, dst, doff, aad):
             _xor(src, soff, dst, doff, n)
     else:
         _bcopy(t, off, k, 0, 16, 0)
-    for b in _SECRETS:
-        _zero(b, len(b))
+    _wipe(_SECRETS)
     return d == 0
 
 

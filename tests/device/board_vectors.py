@@ -1,0 +1,174 @@
+# Published vectors on a small board: the RFC tests of tests/portable/test_crypto_rfc.py and
+# every Wycheproof case (X25519, ChaCha20-Poly1305, Ed25519), on the viper backend only; first,
+# on ARM, the Thumb field functions against their viper twins (same limbs).
+#
+# Written for the Cortex-M0 emulator (tests/test_board_emulator.py), where viper.py uses the
+# Thumb assembler field code: a 140 KiB heap cannot hold the Wycheproof JSON, so the host
+# flattens it into `board_vectors.txt` in the mounted folder, one case per line (hex fields,
+# "-" for empty), and this script reads it line by line:
+#   X tcId private public shared|ERR
+#   A tcId valid|invalid key iv aad msg ct tag
+#   E tcId valid|invalid public msg sig
+# Prints one line per failure, `cases X=n A=n E=n`, and last exactly `N passed, N failed`
+# (each RFC test function and each vector case is one).
+
+import gc
+import sys
+from binascii import unhexlify, hexlify
+
+from ossuary_micro.crypto import get_backend
+from ossuary_micro.errors import AuthenticationFailed, CryptoError
+
+B = get_backend("viper")
+from ossuary_micro.crypto import viper  # noqa: E402
+
+# Which field code runs: the Thumb assembler (ARM) or viper's own.
+print("backend viper: %s" % ("thumb" if viper._fld.__name__.endswith("_thumb") else "viper"))
+# The RFC tests that do not fit a board run: 1000 chained X25519s (~9 G instructions on the
+# emulator; the single-iteration value and the Wycheproof X25519 cases check the same code),
+# and the pure backend's internals (the pure backend is not what this run is about).
+SKIP = ("test_x25519_rfc7748_iterated", "test_poly1305_rfc8439_2_5_2_pure",
+        "test_sha512_pure_python_matches_backend")
+passed = 0
+failed = 0
+
+
+def fail(what):
+    global failed
+    failed += 1
+    print("FAIL " + what)
+
+
+def rfc():
+    global passed
+    import tests.portable.test_crypto_rfc as m
+
+    m._backends = lambda: [B]  # the backend under test only
+    for name in sorted(dir(m)):
+        if not name.startswith("test_") or name in SKIP:
+            continue
+        try:
+            getattr(m, name)()
+            passed += 1
+        except Exception as e:  # noqa: BLE001 - any exception is a failed test
+            fail(name)
+            sys.print_exception(e)
+        gc.collect()
+
+
+def field_twins(trials):
+    # The Thumb field functions against their viper twins, limb for limb, on loose elements
+    # (limbs <= 8799, the bound every field operation keeps): random ones from a fixed LCG,
+    # plus all-zero and all-8799. Aliased outputs (o is a) as the ladder uses them.
+    global passed
+    from ossuary_micro.crypto import _viper_field as V
+    from ossuary_micro.crypto import _viper_thumb as T
+
+    x = [12345]
+
+    def elem(kind):
+        e = bytearray(80)
+        for i in range(20):
+            x[0] = (x[0] * 1103515245 + 12345) & 0x7FFFFFFF
+            v = (x[0] >> 8) % 8800 if kind == 2 else 8799 * kind
+            e[4 * i] = v & 255
+            e[4 * i + 1] = v >> 8
+        return e
+
+    bad = 0
+    for t in range(trials):
+        kind = 2 if t > 1 else t  # 0: zeros, 1: all 8799, then random
+        a, b = elem(kind), elem(2)
+        table = bytearray()
+        for _ in range(16):
+            table += elem(2)
+        outs = []
+        for f in (V, T):
+            o = bytearray(a)
+            f.mul(o, o, b)
+            q = bytearray(a)
+            f.mul(q, q, q)
+            r = []
+            for k in (1, -1, 121665):
+                s = bytearray(80)
+                f.addk(s, a, b, k)
+                r.append(s)
+            c, d = bytearray(a), bytearray(b)
+            f.cswap(c, d, t & 1)
+            sel = bytearray(80)
+            f.select(sel, table, t & 15)
+            outs.append((o, q, r[0], r[1], r[2], c, d, sel))
+        if outs[0] != outs[1]:
+            bad += 1
+            fail("field twins differ, trial %d" % t)
+    if not bad:
+        passed += 1
+    print("field twins: %d trials" % trials)
+
+
+def _hex(s):
+    return b"" if s == "-" else unhexlify(s)
+
+
+def x25519(f):
+    tc, priv, pub, want = f
+    try:
+        got = hexlify(B.x25519(_hex(priv), _hex(pub))).decode()
+    except CryptoError:
+        got = "ERR"
+    return got == want
+
+
+def aead(f):
+    tc, result, key, iv, aad, msg, ct, tag = [f[0], f[1]] + [_hex(x) for x in f[2:]]
+    n = len(msg)
+    if result == "valid":
+        out = bytearray(n + 16)
+        B.aead_seal(key, iv, msg, 0, n, out, 0, aad)
+        back = bytearray(n)
+        B.aead_open(key, iv, ct + tag, 0, n, back, 0, aad)
+        return bytes(out) == ct + tag and bytes(back) == msg
+    sentinel = b"\x5a" * len(ct)
+    back = bytearray(sentinel)
+    want = CryptoError if len(iv) != 12 else AuthenticationFailed
+    try:
+        B.aead_open(key, iv, ct + tag, 0, len(ct), back, 0, aad)
+        return False
+    except want as e:
+        if len(iv) != 12 and isinstance(e, AuthenticationFailed):
+            return False
+    return bytes(back) == sentinel
+
+
+def ed25519(f):
+    tc, result, pub, msg, sig = f
+    return B.ed25519_verify(_hex(pub), _hex(msg), _hex(sig)) is (result == "valid")
+
+
+def vectors(path):
+    global passed
+    kinds = {"X": x25519, "A": aead, "E": ed25519}
+    counts = {"X": 0, "A": 0, "E": 0}
+    with open(path) as fh:
+        for line in fh:
+            f = line.split()
+            if not f:
+                continue
+            try:
+                ok = kinds[f[0]](f[1:])
+            except Exception as e:  # noqa: BLE001 - an unexpected exception fails the case
+                ok = False
+                sys.print_exception(e)
+            counts[f[0]] += 1
+            if ok:
+                passed += 1
+            else:
+                fail("%s tcId %s" % (f[0], f[1]))
+            gc.collect()
+    print("cases X=%d A=%d E=%d" % (counts["X"], counts["A"], counts["E"]))
+
+
+field_twins(300)
+rfc()
+vectors("board_vectors.txt")
+print("%d passed, %d failed" % (passed, failed))
