@@ -19,7 +19,7 @@
 from . import wire, wire2
 from .wire import const
 from .errors import (CryptoError, LocalProtocolError, RemoteProtocolError, ConnectionReset,
-                     ConnectionFailed, ConnectionClosed, KeyFormatError)
+                     ConnectionFailed, ConnectionClosed, KeyFormatError, OutOfMemory)
 from .keys import check_key
 from .noise import HandshakeState, key_pair
 from .crypto.ed2curve import (ed25519_sk_to_x25519, ed25519_pk_to_x25519,
@@ -98,65 +98,69 @@ class Connection2:
     def __init__(self, role, secret_key=None, authorized_keys=(), max_record=wire2.MAX_RECORD,
                  backend=None, random=None, clock=None, timeout_ms=4000, max_resets=5,
                  tofu_clients=False, rekey_after=1 << 20):
-        if role not in (CLIENT, AUTH_SERVER, UNAUTH_SERVER):
-            raise LocalProtocolError("unknown role %r" % (role,))
-        if not 0 <= max_record <= wire2.MAX_RECORD:
-            raise LocalProtocolError("max_record must be 0..%d" % wire2.MAX_RECORD)
-        if max_resets < 1:
-            raise LocalProtocolError("max_resets must be at least 1")
-        if not 1 <= rekey_after <= (1 << 30) - 1:
-            raise LocalProtocolError("rekey_after must be 1..2**30-1")
-        if backend is None:
-            from .crypto import get_backend
-            backend = get_backend()
-        if random is None:
-            from .rand import default_random
-            random = default_random()
-        self.role = role
-        self.is_server = role != CLIENT
-        self.backend = backend
-        self._random = random
-        self._clock = clock
-        self.timeout_ms = timeout_ms
-        self.max_resets = max_resets
-        self.tofu_clients = tofu_clients
-        self.rekey_after = rekey_after
-        self.max_record = max_record
-        self.max_packet = wire2.max_packet(max_record)
+        # One try around it all, as Connection: a MemoryError anywhere becomes OutOfMemory.
+        try:
+            if role not in (CLIENT, AUTH_SERVER, UNAUTH_SERVER):
+                raise LocalProtocolError("unknown role %r" % (role,))
+            if not 0 <= max_record <= wire2.MAX_RECORD:
+                raise LocalProtocolError("max_record must be 0..%d" % wire2.MAX_RECORD)
+            if max_resets < 1:
+                raise LocalProtocolError("max_resets must be at least 1")
+            if not 1 <= rekey_after <= (1 << 30) - 1:
+                raise LocalProtocolError("rekey_after must be 1..2**30-1")
+            if backend is None:
+                from .crypto import get_backend
+                backend = get_backend()
+            if random is None:
+                from .rand import default_random
+                random = default_random()
+            self.role = role
+            self.is_server = role != CLIENT
+            self.backend = backend
+            self._random = random
+            self._clock = clock
+            self.timeout_ms = timeout_ms
+            self.max_resets = max_resets
+            self.tofu_clients = tofu_clients
+            self.rekey_after = rekey_after
+            self.max_record = max_record
+            self.max_packet = wire2.max_packet(max_record)
 
-        # The identity: a server always has one; a keyless client gets a fresh static X25519
-        # key per session and counts as unauthenticated (announces no Ed25519 key).
-        if secret_key is None and self.is_server:
-            secret_key = self._rand(32)
-        self._identity = None
-        self._owned = False
-        self._static = None
-        self.local_public_key = None
-        if secret_key is not None:
-            self.set_secret_key(secret_key)
-        self._authorized = []
-        for k in authorized_keys:
-            self.add_authorized_key(k)
+            # The identity: a server always has one; a keyless client gets a fresh static X25519
+            # key per session and counts as unauthenticated (announces no Ed25519 key).
+            if secret_key is None and self.is_server:
+                secret_key = self._rand(32)
+            self._identity = None
+            self._owned = False
+            self._static = None
+            self.local_public_key = None
+            if secret_key is not None:
+                self.set_secret_key(secret_key)
+            self._authorized = []
+            for k in authorized_keys:
+                self.add_authorized_key(k)
 
-        self._in = bytearray(max(self.max_packet, wire.MAX_CONTROL_PACKET))
-        self._in_start = 0
-        self._in_end = 0
-        self.plaintext = bytearray(max_record)
-        self.data_len = 0
-        self._ad = bytearray(wire.HEADER_LEN)   # a record's header copied out: its AD
+            self._in = bytearray(max(self.max_packet, wire.MAX_CONTROL_PACKET))
+            self._in_start = 0
+            self._in_end = 0
+            self.plaintext = bytearray(max_record)
+            self.data_len = 0
+            self._ad = bytearray(wire.HEADER_LEN)   # a record's header copied out: its AD
 
-        self.reset_count = 0
-        self.error = None
-        self.remote_public_key = None
-        self.handshake_hash = None
-        self._initiator = False
-        self._pending_done = False
-        self._hs = None
-        self._fresh_static = None
-        self._send_cs = None
-        self._recv_cs = None
-        self._new_session()
-        self._enter(_SERVER_WAIT_MSG1 if self.is_server else _CLIENT_SEND_MSG1)
+            self.reset_count = 0
+            self.error = None
+            self.remote_public_key = None
+            self.handshake_hash = None
+            self._initiator = False
+            self._pending_done = False
+            self._hs = None
+            self._fresh_static = None
+            self._send_cs = None
+            self._recv_cs = None
+            self._new_session()
+            self._enter(_SERVER_WAIT_MSG1 if self.is_server else _CLIENT_SEND_MSG1)
+        except MemoryError:
+            raise OutOfMemory("out of memory")
 
     # ------------------------------------------------------------------ keys and trust
 
@@ -263,7 +267,14 @@ class Connection2:
 
     def next_event(self):
         """Parse at most one packet / check the clock; return one event (EVENT_NAMES).
-        Never raises for anything the peer sent."""
+        Never raises for anything the peer sent. Running out of heap closes the connection:
+        CLOSED, with `error` an OutOfMemory."""
+        try:
+            return self._next_event()
+        except MemoryError:
+            return self._fail(OutOfMemory("out of memory"))
+
+    def _next_event(self):
         while True:
             st = self._state
             if st == _FAILING or st == _FAILED:
@@ -461,11 +472,31 @@ class Connection2:
         return CLOSED
 
     def _seal_record(self, ptype, data, n, out, off):
-        # Header (the AD) then ciphertext + tag; the caller checked sizes and state.
-        wire.put_header(out, off, n + wire2.TAG_LEN, self._next_msg_id(), ptype)
+        # Header (the AD) then ciphertext + tag; the caller checked sizes and state. The
+        # msg_id is taken only once the seal succeeded (the nonce likewise, in CipherState).
+        m = self._local_msg_id
+        wire.put_header(out, off, n + wire2.TAG_LEN, m, ptype)
         ad = memoryview(out)[off:off + wire.HEADER_LEN]
         self._send_cs.encrypt_with_ad_into(ad, data, 0, n, out, off + wire.HEADER_LEN)
+        self._local_msg_id = (m + 1) & 0xFFFF
         return wire2.RECORD_OVERHEAD + n
+
+    def _seal_records(self, ptype, data, n, out, off):
+        # A REKEY when due, then the record. `out` is checked writable first, so a bad
+        # buffer consumes nothing; running out of heap half-way (the REKEY may already be
+        # applied) ends the connection, since the two sides could no longer agree on keys.
+        try:
+            out[off] = out[off]
+        except (TypeError, ValueError):
+            raise LocalProtocolError("output buffer is not writable")
+        try:
+            k = self._rekey_if_due(out, off)
+            k += self._seal_record(ptype, data, n, out, off + k)
+        except MemoryError:
+            self._fail(OutOfMemory("out of memory"))
+            raise OutOfMemory("out of memory")
+        self._sent_since_rekey += 1
+        return k
 
     def _rekey_if_due(self, out, off):
         # After rekey_after records, a REKEY record goes out under the old key, then the
@@ -495,10 +526,7 @@ class Connection2:
                                      % (n, self.max_record))
         if len(out) - off < 2 * wire2.RECORD_OVERHEAD + n:
             raise LocalProtocolError("output buffer too small")
-        k = self._rekey_if_due(out, off)
-        k += self._seal_record(wire2.T2_DATA, data, n, out, off + k)
-        self._sent_since_rekey += 1
-        return k
+        return self._seal_records(wire2.T2_DATA, data, n, out, off)
 
     def end_stream(self, out, off=0):
         """Half-close: write an END record into out[off:] (48 bytes of room); return its length.
@@ -510,9 +538,7 @@ class Connection2:
             raise LocalProtocolError("stream already ended")
         if len(out) - off < 2 * wire2.RECORD_OVERHEAD:
             raise LocalProtocolError("output buffer too small")
-        k = self._rekey_if_due(out, off)
-        k += self._seal_record(wire2.T2_END, b"", 0, out, off + k)
-        self._sent_since_rekey += 1
+        k = self._seal_records(wire2.T2_END, b"", 0, out, off)
         self._local_ended = True
         return k
 
@@ -526,7 +552,12 @@ class Connection2:
             return 0
         if len(out) - off < wire.MAX_CONTROL_PACKET:
             raise LocalProtocolError("output buffer too small for a handshake packet")
-        return sender(self, out, off)
+        try:
+            return sender(self, out, off)
+        except MemoryError:
+            # Nothing is written; the next data_to_send() writes the Disconnect.
+            self._fail(OutOfMemory("out of memory"))
+            return 0
 
     def _frame(self, out, off, ptype, msg):
         wire.put_header(out, off, len(msg), self._next_msg_id(), ptype)

@@ -631,3 +631,56 @@ def test_hmac_fallback_equals_the_fast_path():
         assert hk._hmac_sha256_py(key, b"data" * 9) == hk.hmac_sha256(key, b"data" * 9), klen
     assert hx(hk._hmac_sha256_py(b"Jefe", b"what do ya want for nothing?")) == (
         "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+
+
+class _OomBackend:
+    """Wraps a backend; raises MemoryError from aead_seal/aead_open once `armed`."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.name = inner.name
+        self.armed = False
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def aead_seal(self, *a):
+        if self.armed:
+            raise MemoryError
+        return self.inner.aead_seal(*a)
+
+    def aead_open(self, *a):
+        if self.armed:
+            raise MemoryError
+        return self.inner.aead_open(*a)
+
+
+def test_read_only_out_consumes_nothing():
+    link = make_pair2().run()
+    raises(LocalProtocolError, link.client.send_data, b"x", bytes(_OUT))
+    raises(LocalProtocolError, link.client.end_stream, bytes(_OUT))
+    link.send("client", b"still in step")          # msg_id and nonce were not consumed
+    assert link.received["server"] == [b"still in step"]
+    assert not link.client.local_ended
+
+
+def test_out_of_memory_closes_the_connection():
+    from ossuary_micro.errors import OutOfMemory
+    for side in ("send", "receive"):
+        oom = _OomBackend(get_backend())
+        link = make_pair2(backend=oom).run()
+        assert link.established()
+        out = bytearray(_OUT)
+        if side == "send":
+            oom.armed = True
+            raises(OutOfMemory, link.client.send_data, b"x", out)
+            conn = link.client
+        else:
+            n = link.client.send_data(b"x", out)
+            oom.armed = True
+            link.server.receive_data(out[:n])
+            assert link.server.next_event() == CLOSED
+            conn = link.server
+        assert isinstance(conn.error, OutOfMemory), (side, conn.error)
+        assert conn.data_to_send(out) == 12 and out[5] == 0x10    # error Disconnect
+        assert conn.closed
