@@ -62,6 +62,9 @@ pump(s, c, 1)
 assert got[1] == [b"reading %d" % i for i in range(10)] + ["END", "CLOSED"], got[1]
 assert got[0] == [b"ack %d" % i for i in range(10)] + ["CLOSED"], got[0]
 print("heap_peak", peak)
+import sys
+# Keys both sides trust: the pure curve module (heap on a board) was never needed.
+print("pure curve loaded", "ossuary_micro.crypto._curve25519" in sys.modules)
 print("p2 session ok")
 """
 
@@ -70,6 +73,7 @@ def test_protocol2_session_from_mpy_in_128k_heap(x64_tree):  # noqa: F811
     proc, out = run_from_mpy(x64_tree, SESSION)
     assert re.search(r"^p2 session ok$", proc.stdout, re.M), out[-6000:]
     assert "backend viper" in out, out[-3000:]
+    assert "pure curve loaded False" in out, out[-3000:]
     peak = int(re.search(r"^heap_peak (\d+)$", proc.stdout, re.M).group(1))
     assert 0 < peak <= 128 * 1024, out[-3000:]
     assert proc.returncode == 0, out[-3000:]
