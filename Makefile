@@ -29,7 +29,7 @@ test: venv
 	$(VPY) -m pytest -q tests
 
 fuzz: venv
-	OSSUARY_FUZZ=full $(VPY) -m pytest -q tests/test_fuzz_handshake.py
+	OSSUARY_FUZZ=full $(VPY) -m pytest -q tests/test_fuzz_handshake.py tests/test_fuzz_proto2.py
 
 bench: venv
 	$(VPY) bench/run.py $(if $(WRITE),--write)
