@@ -440,6 +440,8 @@ def main(argv=None):
         with open(os.path.join(ROOT, "bench", "RESULTS.md"), "w") as f:
             f.write(text)
         print("bench: wrote bench/RESULTS.md", file=sys.stderr)
+    # Protocol 2 against noiseprotocol's XX and protocol 1, CPython (its own table).
+    ok = subprocess.call([sys.executable, os.path.join(ROOT, "bench", "proto2_bench.py")] + extra) == 0 and ok
     return 0 if ok else 1
 
 

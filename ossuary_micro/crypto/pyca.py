@@ -61,6 +61,26 @@ class Backend:
             raise CryptoError("X25519 result is all zero")
         return out
 
+    def x25519_key(self, scalar):
+        """Optional (protocol 2's Noise key pairs use it when present): one OpenSSL key object
+        for a 32-byte secret, as (public, dh) where dh(point) -> 32 bytes is x25519(scalar,
+        point). Each DH is then one scalar multiplication, not two (from_private_bytes
+        derives the public key every time). Raises CryptoError like x25519()."""
+        scalar = need(scalar, 32, "X25519 scalar")
+        key = X25519PrivateKey.from_private_bytes(scalar)
+
+        def dh(point):
+            point = need(point, 32, "X25519 point")
+            try:
+                out = key.exchange(X25519PublicKey.from_public_bytes(point))
+            except ValueError:
+                raise CryptoError("X25519 result is all zero")
+            if out == bytes(32):
+                raise CryptoError("X25519 result is all zero")
+            return out
+
+        return _raw_public(key), dh
+
     def x25519_base(self, scalar):
         """X25519 public key of a 32-byte secret. Raises CryptoError for a wrong length."""
         scalar = need(scalar, 32, "X25519 scalar")

@@ -108,6 +108,8 @@ const vec = process.env.WYCHEPROOF_DIR || path.join(ROOT, "tests", "data", "wych
 // The tests look in tests/data/wycheproof (the vendored copy); os.getenv does not exist on
 // this port, so WYCHEPROOF_DIR is honoured here instead, by copying that folder there.
 copyTree(vec, "/proj/tests/data/wycheproof", [".json"]);
+// The Noise test vector of protocol 2 (tests/data/noise), read the same way.
+copyTree(path.join(ROOT, "tests", "data", "noise"), "/proj/tests/data/noise", [".json"]);
 
 const prelude = [
   "import sys, os",

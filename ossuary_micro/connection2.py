@@ -1,0 +1,716 @@
+# Protocol 2: a Noise XX channel (docs/PROTOCOL.md) as a sans-I/O state machine beside
+# connection.py, with the same surface: receive_data / next_event / data_to_send / send_data,
+# the same roles, events, trust decisions and errors, plus END_OF_STREAM (half-close).
+#
+# Rules of the state machine (the table `_STATES` below owns them):
+#  * Every state either waits for one packet type (`expects`), or has one packet to write
+#    (`sends`), or does neither (paused/terminal). Any other type in a waiting state is a
+#    protocol error: a missing entry *is* the error. Established accepts the four record types.
+#  * During the handshake, Reset and Disconnect work as in protocol 1 (recoverable errors run
+#    the Reset exchange, bounded by max_resets); msg_id is checked on every other packet.
+#  * Once established, nothing unauthenticated changes the session except ending it: a clear
+#    Reset or Disconnect, a bad tag, a bad length or a wrong msg_id fail the connection
+#    permanently with ConnectionFailed / RemoteProtocolError, never ConnectionClosed. Only a
+#    CLOSE record (authenticated) is a clean close. A new session is a new object, which
+#    decides trust again: a different peer key cannot continue this stream.
+#  * Records are Noise transport messages whose associated data is their own 8-byte outer
+#    header, so type, length and msg_id are authenticated too.
+
+from . import wire, wire2
+from .wire import const
+from .errors import (CryptoError, LocalProtocolError, RemoteProtocolError, ConnectionReset,
+                     ConnectionFailed, ConnectionClosed, KeyFormatError, OutOfMemory)
+from .keys import check_key
+from .noise import HandshakeState, key_pair
+from .crypto.ed2curve import (ed25519_sk_to_x25519, ed25519_pk_to_x25519,
+                              ed25519_pk_matches_x25519)
+from .connection import (copy_into, CLIENT, AUTH_SERVER, UNAUTH_SERVER, NEED_DATA,
+                         HANDSHAKE_DONE, UNTRUSTED_KEY, DATA, RESET, CLOSED)
+
+# One event protocol 1 does not have: the peer half-closed (it will send no more DATA).
+END_OF_STREAM = const(6)
+EVENT_NAMES = ("NEED_DATA", "HANDSHAKE_DONE", "UNTRUSTED_KEY", "DATA", "RESET", "CLOSED",
+               "END_OF_STREAM")
+
+# --- States ---
+_SERVER_WAIT_MSG1 = const(0)
+_SERVER_SEND_MSG2 = const(1)
+_SERVER_WAIT_MSG3 = const(2)
+_CLIENT_SEND_MSG1 = const(3)
+_CLIENT_WAIT_MSG2 = const(4)
+_CLIENT_SEND_MSG3 = const(5)
+_WAIT_APPROVAL = const(6)      # paused for a TOFU decision (client after msg2, server after msg3)
+_ESTABLISHED = const(7)
+_RESETTING = const(8)          # Reset to write; self._initiator says whether we wait for one back
+_RESET_WAIT = const(9)
+_FAILING = const(10)           # CLOSE record or Disconnect to write, then Failed
+_FAILED = const(11)
+
+# name, packet type expected (0: none), receive handler, send handler, timed.
+_STATES = (
+    ("ServerWaitMsg1", wire2.T2_MSG1, "_recv_msg1", None, True),
+    ("ServerSendMsg2", 0, None, "_send_msg2", False),
+    ("ServerWaitMsg3", wire2.T2_MSG3, "_recv_msg3", None, True),
+    ("ClientSendMsg1", 0, None, "_send_msg1", False),
+    ("ClientWaitMsg2", wire2.T2_MSG2, "_recv_msg2", None, True),
+    ("ClientSendMsg3", 0, None, "_send_msg3", False),
+    ("WaitApproval", 0, None, None, True),
+    ("Established", wire2.T2_DATA, "_recv_record", None, False),
+    ("Resetting", 0, None, "_send_reset", False),
+    ("ResetWait", wire2.T2_RESET, None, None, True),
+    ("Failing", 0, None, "_send_final", False),
+    ("Failed", 0, None, None, False),
+)
+
+_TICKS_MASK = const(0x3FFFFFFF)
+
+
+class Identity:
+    """A long-term identity made once and shared by many connections (a collector or a node
+    that reconnects): the Ed25519 public key and the X25519 static key pair of a 32-byte
+    seed, so creating a Connection2 costs no key derivation. Pass it as `secret_key`.
+    Connections never wipe it; call wipe() when done. Raises KeyFormatError."""
+
+    def __init__(self, seed, backend=None):
+        check_key(seed, "secret key")
+        if backend is None:
+            from .crypto import get_backend
+            backend = get_backend()
+        sk = ed25519_sk_to_x25519(seed, backend.sha512)
+        self.static = key_pair(backend, sk)
+        for i in range(32):
+            sk[i] = 0
+        self.public_key = backend.ed25519_public(bytes(seed))
+
+    def wipe(self):
+        self.static.wipe()
+
+
+class Connection2:
+    """One end of a protocol 2 (Noise XX) channel. Same contract as Connection
+    (docs/design.md), differences in docs/PROTOCOL.md section 6.
+
+    `secret_key` is the same 32-byte Ed25519 seed as protocol 1; its X25519 form is the Noise
+    static key. `authorized_keys` are Ed25519 public keys. `rekey_after`: records sent in one
+    direction before that direction rekeys (a REKEY record). Raises only OssuaryError
+    subclasses; peer errors surface as RESET / CLOSED events with `error` set."""
+
+    def __init__(self, role, secret_key=None, authorized_keys=(), max_record=wire2.MAX_RECORD,
+                 backend=None, random=None, clock=None, timeout_ms=4000, max_resets=5,
+                 tofu_clients=False, rekey_after=1 << 20):
+        # One try around it all, as Connection: a MemoryError anywhere becomes OutOfMemory.
+        try:
+            if role not in (CLIENT, AUTH_SERVER, UNAUTH_SERVER):
+                raise LocalProtocolError("unknown role %r" % (role,))
+            if not 0 <= max_record <= wire2.MAX_RECORD:
+                raise LocalProtocolError("max_record must be 0..%d" % wire2.MAX_RECORD)
+            if max_resets < 1:
+                raise LocalProtocolError("max_resets must be at least 1")
+            if not 1 <= rekey_after <= (1 << 30) - 1:
+                raise LocalProtocolError("rekey_after must be 1..2**30-1")
+            if backend is None:
+                from .crypto import get_backend
+                backend = get_backend()
+            if random is None:
+                from .rand import default_random
+                random = default_random()
+            self.role = role
+            self.is_server = role != CLIENT
+            self.backend = backend
+            self._random = random
+            self._clock = clock
+            self.timeout_ms = timeout_ms
+            self.max_resets = max_resets
+            self.tofu_clients = tofu_clients
+            self.rekey_after = rekey_after
+            self.max_record = max_record
+            self.max_packet = wire2.max_packet(max_record)
+
+            # The identity: a server always has one; a keyless client gets a fresh static X25519
+            # key per session and counts as unauthenticated (announces no Ed25519 key).
+            if secret_key is None and self.is_server:
+                secret_key = self._rand(32)
+            self._identity = None
+            self._owned = False
+            self._static = None
+            self.local_public_key = None
+            if secret_key is not None:
+                self.set_secret_key(secret_key)
+            self._authorized = []
+            for k in authorized_keys:
+                self.add_authorized_key(k)
+
+            self._in = bytearray(max(self.max_packet, wire.MAX_CONTROL_PACKET))
+            self._in_start = 0
+            self._in_end = 0
+            self.plaintext = bytearray(max_record)
+            self.data_len = 0
+            self._ad = bytearray(wire.HEADER_LEN)   # a record's header copied out: its AD
+
+            self.reset_count = 0
+            self.error = None
+            self.remote_public_key = None
+            self.handshake_hash = None
+            self._initiator = False
+            self._pending_done = False
+            self._hs = None
+            self._fresh_static = None
+            self._send_cs = None
+            self._recv_cs = None
+            self._new_session()
+            self._enter(_SERVER_WAIT_MSG1 if self.is_server else _CLIENT_SEND_MSG1)
+        except MemoryError:
+            raise OutOfMemory("out of memory")
+
+    # ------------------------------------------------------------------ keys and trust
+
+    def set_secret_key(self, seed):
+        """Use `seed` (32 bytes, the protocol 1 Ed25519 seed, or an Identity) as the identity:
+        its Ed25519 public key is announced, its X25519 form is the Noise static key.
+        Raises KeyFormatError."""
+        if isinstance(seed, Identity):
+            self._identity = seed
+            self._owned = False
+        else:
+            self._identity = Identity(seed, self.backend)
+            self._owned = True
+        self._static = self._identity.static
+        self.local_public_key = self._identity.public_key
+
+    def add_authorized_key(self, key):
+        """Trust a peer Ed25519 public key (32 bytes). Raises KeyFormatError."""
+        check_key(key, "authorized key")
+        key = bytes(key)
+        if key not in self._authorized:
+            self._authorized.append(key)
+
+    @property
+    def authorized_keys(self):
+        return tuple(self._authorized)
+
+    def accept_key(self):
+        """Trust the key announced by UNTRUSTED_KEY and continue. LocalProtocolError when no
+        decision is pending."""
+        if self._state != _WAIT_APPROVAL:
+            raise LocalProtocolError("no key is waiting for approval")
+        self.add_authorized_key(self.remote_public_key)
+        if self.is_server:
+            self._enter(_ESTABLISHED)
+            self._pending_done = True
+        else:
+            self._enter(_CLIENT_SEND_MSG3)
+
+    def reject_key(self):
+        """Refuse the key announced by UNTRUSTED_KEY: the connection fails permanently."""
+        if self._state != _WAIT_APPROVAL:
+            raise LocalProtocolError("no key is waiting for approval")
+        self._fail(ConnectionFailed("peer key rejected"))
+
+    # ------------------------------------------------------------------ status
+
+    @property
+    def state(self):
+        return self._state
+
+    @property
+    def state_name(self):
+        return _STATES[self._state][0]
+
+    @property
+    def established(self):
+        return self._state == _ESTABLISHED
+
+    @property
+    def closed(self):
+        return self._state == _FAILED
+
+    @property
+    def data(self):
+        return memoryview(self.plaintext)[:self.data_len]
+
+    @property
+    def local_ended(self):
+        """True once we sent END (half-close): send_data is refused from then on."""
+        return self._local_ended
+
+    @property
+    def remote_ended(self):
+        """True once the peer's END arrived: it sends no more DATA."""
+        return self._remote_ended
+
+    # ------------------------------------------------------------------ input
+
+    def receive_data(self, data, n=-1):
+        """Store up to `n` bytes (default all) of `data`; return how many were taken.
+        Only stores; fewer are taken when the bounded buffer is full."""
+        if n < 0 or n > len(data):
+            n = len(data)
+        if self._state == _FAILED or n == 0:
+            return n
+        if self._idle and self._state == _SERVER_WAIT_MSG1:
+            self._idle = False
+            self._enter(_SERVER_WAIT_MSG1)
+        cap = len(self._in)
+        if self._in_end + n > cap and self._in_start > 0:
+            k = self._in_end - self._in_start
+            copy_into(self._in, 0, self._in, self._in_start, k)
+            self._in_start = 0
+            self._in_end = k
+        take = cap - self._in_end
+        if take > n:
+            take = n
+        copy_into(self._in, self._in_end, data, 0, take)
+        self._in_end += take
+        return take
+
+    # ------------------------------------------------------------------ events
+
+    def next_event(self):
+        """Parse at most one packet / check the clock; return one event (EVENT_NAMES).
+        Never raises for anything the peer sent. Running out of heap closes the connection:
+        CLOSED, with `error` an OutOfMemory."""
+        try:
+            return self._next_event()
+        except MemoryError:
+            return self._fail(OutOfMemory("out of memory"))
+
+    def _next_event(self):
+        while True:
+            st = self._state
+            if st == _FAILING or st == _FAILED:
+                return CLOSED
+            if self._pending_done:
+                self._pending_done = False
+                return HANDSHAKE_DONE
+            if self._timed_out():
+                if st == _RESET_WAIT:
+                    self._enter_initial()
+                    continue
+                return self._reset(ConnectionReset("handshake timeout in " + _STATES[st][0]))
+            if _STATES[st][1] == 0:
+                return NEED_DATA
+            ev = self._parse_one()
+            if ev >= 0:
+                return ev
+
+    def _timed_out(self):
+        if self._clock is None or not _STATES[self._state][4]:
+            return False
+        if self._state == _SERVER_WAIT_MSG1 and self._idle:
+            return False
+        return ((self._clock() - self._t0) & _TICKS_MASK) >= self.timeout_ms
+
+    def _parse_one(self):
+        avail = self._in_end - self._in_start
+        if avail < wire.HEADER_LEN:
+            return NEED_DATA
+        buf = self._in
+        p = self._in_start
+        body_len = wire.be16(buf, p)
+        if wire.HEADER_LEN + body_len > len(buf):
+            self._in_start = self._in_end = 0
+            return self._fail(RemoteProtocolError("Oversized packet"))
+        if avail < wire.HEADER_LEN + body_len:
+            return NEED_DATA
+        msg_id = wire.be16(buf, p + 2)
+        ptype = wire.be16(buf, p + 4)
+        for i in range(wire.HEADER_LEN):
+            self._ad[i] = buf[p + i]
+        self._in_start = p + wire.HEADER_LEN + body_len
+        if self._in_start == self._in_end:
+            self._in_start = self._in_end = 0
+        body = p + wire.HEADER_LEN
+        st = self._state
+
+        if st == _RESET_WAIT:
+            if ptype == wire2.T2_RESET:
+                self._remote_msg_id = 0
+                self._enter_initial()
+            return -1
+        if ptype == wire2.T2_RESET or ptype == wire2.T2_DISCONNECT:
+            if st == _ESTABLISHED:
+                # Unauthenticated: it may end the session, but it is never a clean close.
+                return self._fail(ConnectionFailed(
+                    "unauthenticated %s after the handshake"
+                    % ("Reset" if ptype == wire2.T2_RESET else "Disconnect")))
+            if ptype == wire2.T2_DISCONNECT:
+                self.reset_count += 1
+                return self._fail(ConnectionFailed("peer disconnected during the handshake"))
+            if self._absorb_reset:
+                self._absorb_reset = False
+                return -1
+            return self._reset(ConnectionReset("peer sent Reset"), initiator=False)
+        self._absorb_reset = False
+        if buf[p + 6] or buf[p + 7]:
+            return self._bad("reserved header field not zero")
+        if msg_id != self._remote_msg_id:
+            return self._bad("Message ID does not match")
+        self._remote_msg_id = (msg_id + 1) & 0xFFFF
+        if ptype != _STATES[st][1]:
+            if not (st == _ESTABLISHED and wire2.T2_DATA <= ptype <= wire2.T2_REKEY):
+                return self._bad("unexpected packet type 0x%04x in %s" % (ptype, _STATES[st][0]))
+        return _RECV[st](self, buf, body, body_len, ptype)
+
+    # ------------------------------------------------------------------ handshake
+
+    def _recv_msg1(self, buf, off, n, ptype):
+        # -> e: exactly 32 bytes (the payload is empty; trailing bytes are an error).
+        if n != wire2.MSG1_LEN:
+            return self._bad("message 1 has the wrong length")
+        try:
+            self._hs.read_message(memoryview(buf)[off:off + n])
+        except CryptoError:
+            return self._bad("message 1 rejected")
+        self._enter(_SERVER_SEND_MSG2)
+        return -1
+
+    def _recv_msg2(self, buf, off, n, ptype):
+        # <- e, ee, s, es + payload: the server's Ed25519 key, which must map to its s.
+        if n != wire2.MSG2_LEN:
+            return self._bad("message 2 has the wrong length")
+        try:
+            payload, _ = self._hs.read_message(memoryview(buf)[off:off + n])
+        except CryptoError:
+            return self._bad("handshake decryption failed")
+        key = self._peer_identity(payload)
+        if key is None:
+            return self._bad("server identity does not match its static key")
+        self.remote_public_key = key
+        if key in self._authorized:
+            self._enter(_CLIENT_SEND_MSG3)
+            return -1
+        self._enter(_WAIT_APPROVAL)
+        return UNTRUSTED_KEY
+
+    def _recv_msg3(self, buf, off, n, ptype):
+        # -> s, se + payload: the client's Ed25519 key, or nothing from a keyless client.
+        if n != wire2.MSG3_LEN and n != wire2.MSG3_KEYLESS_LEN:
+            return self._bad("message 3 has the wrong length")
+        try:
+            payload, pair = self._hs.read_message(memoryview(buf)[off:off + n])
+        except CryptoError:
+            return self._bad("handshake decryption failed")
+        self._split(pair)
+        if len(payload) == 0:
+            # Keyless client: encrypted and forward-secret, but nobody in particular.
+            if self.role == AUTH_SERVER:
+                return self._fail(ConnectionFailed("client is not authenticated"))
+            self._enter(_ESTABLISHED)
+            return HANDSHAKE_DONE
+        key = self._peer_identity(payload)
+        if key is None:
+            return self._bad("client identity does not match its static key")
+        self.remote_public_key = key
+        if self.role == UNAUTH_SERVER or key in self._authorized:
+            self._enter(_ESTABLISHED)
+            return HANDSHAKE_DONE
+        if self.tofu_clients:
+            self._enter(_WAIT_APPROVAL)
+            return UNTRUSTED_KEY
+        # A proved identity we refuse: retrying cannot change it, so this is final (the
+        # client, already established after message 3, sees a Disconnect: never a clean close).
+        return self._fail(ConnectionFailed("client key not authorized"))
+
+    def _peer_identity(self, payload):
+        # The payload is the peer's Ed25519 public key; its X25519 form must be the static key
+        # the peer just proved with a DH (rs). That relation costs one multiplication; the
+        # full point validation (a square root) is only needed for a key we do not already
+        # trust, i.e. one about to be reported as UNTRUSTED_KEY or accepted by an
+        # UNAUTH_SERVER: a trusted key was vetted when it was written to the trust file.
+        if len(payload) != 32:
+            return None
+        payload = bytes(payload)
+        if not ed25519_pk_matches_x25519(payload, self._hs.rs):
+            return None
+        if payload not in self._authorized:
+            try:
+                ed25519_pk_to_x25519(payload)
+            except KeyFormatError:
+                return None
+        return payload
+
+    def _split(self, pair):
+        # Split(): c1 protects initiator -> responder, c2 the other way (Noise 5.2).
+        c1, c2 = pair
+        if self.is_server:
+            self._send_cs, self._recv_cs = c2, c1
+        else:
+            self._send_cs, self._recv_cs = c1, c2
+        self.handshake_hash = self._hs.get_handshake_hash()
+        self._hs.wipe()
+        self._sent_since_rekey = 0
+
+    # ------------------------------------------------------------------ records
+
+    def _recv_record(self, buf, off, n, ptype):
+        # A Noise transport message; AD = the 8-byte header it came with.
+        if n < wire2.TAG_LEN or n - wire2.TAG_LEN > self.max_record:
+            return self._fail(RemoteProtocolError("invalid record length"))
+        if ptype != wire2.T2_DATA and n != wire2.TAG_LEN:
+            return self._fail(RemoteProtocolError("control record with a payload"))
+        if self._remote_ended and ptype == wire2.T2_DATA:
+            return self._fail(RemoteProtocolError("data after end of stream"))
+        try:
+            m = self._recv_cs.decrypt_with_ad_into(self._ad, buf, off, n, self.plaintext, 0)
+        except CryptoError:
+            return self._fail(RemoteProtocolError("record decryption failed"))
+        if ptype == wire2.T2_DATA:
+            self.data_len = m
+            return DATA
+        if ptype == wire2.T2_REKEY:
+            self._recv_cs.rekey()
+            return -1
+        if ptype == wire2.T2_END:
+            if self._remote_ended:
+                return self._fail(RemoteProtocolError("second end of stream"))
+            self._remote_ended = True
+            return END_OF_STREAM
+        # T2_CLOSE: the one clean close, authenticated like any record.
+        self.error = ConnectionClosed("peer closed the connection")
+        self._enter(_FAILED)
+        self._wipe()
+        return CLOSED
+
+    def _seal_record(self, ptype, data, n, out, off):
+        # Header (the AD) then ciphertext + tag; the caller checked sizes and state. The
+        # msg_id is taken only once the seal succeeded (the nonce likewise, in CipherState).
+        m = self._local_msg_id
+        wire.put_header(out, off, n + wire2.TAG_LEN, m, ptype)
+        ad = memoryview(out)[off:off + wire.HEADER_LEN]
+        self._send_cs.encrypt_with_ad_into(ad, data, 0, n, out, off + wire.HEADER_LEN)
+        self._local_msg_id = (m + 1) & 0xFFFF
+        return wire2.RECORD_OVERHEAD + n
+
+    def _seal_records(self, ptype, data, n, out, off):
+        # A REKEY when due, then the record. `out` is checked writable first, so a bad
+        # buffer consumes nothing; running out of heap half-way (the REKEY may already be
+        # applied) ends the connection, since the two sides could no longer agree on keys.
+        try:
+            out[off] = out[off]
+        except (TypeError, ValueError):
+            raise LocalProtocolError("output buffer is not writable")
+        try:
+            k = self._rekey_if_due(out, off)
+            k += self._seal_record(ptype, data, n, out, off + k)
+        except MemoryError:
+            self._fail(OutOfMemory("out of memory"))
+            raise OutOfMemory("out of memory")
+        self._sent_since_rekey += 1
+        return k
+
+    def _rekey_if_due(self, out, off):
+        # After rekey_after records, a REKEY record goes out under the old key, then the
+        # sending CipherState rekeys; the peer rekeys when it reads that record.
+        if self._sent_since_rekey < self.rekey_after:
+            return 0
+        k = self._seal_record(wire2.T2_REKEY, b"", 0, out, off)
+        self._send_cs.rekey()
+        self._sent_since_rekey = 0
+        return k
+
+    def send_data(self, data, out, off=0, n=-1):
+        """Encrypt one record (`n` bytes of `data`, default all) into out[off:]; return the
+        bytes written: n + 24, plus 24 when a REKEY record is due first (size `out` for
+        max_packet + 24). Raises LocalProtocolError when not established, after end_stream(),
+        for n > max_record or a short `out`; CryptoError when the nonce is exhausted."""
+        if n < 0:
+            n = len(data)
+        elif n > len(data):
+            raise LocalProtocolError("n is larger than the data")
+        if self._state != _ESTABLISHED:
+            raise LocalProtocolError("Encrypted channel not established.")
+        if self._local_ended:
+            raise LocalProtocolError("stream already ended")
+        if n > self.max_record:
+            raise LocalProtocolError("record of %d bytes exceeds max_record %d"
+                                     % (n, self.max_record))
+        if len(out) - off < 2 * wire2.RECORD_OVERHEAD + n:
+            raise LocalProtocolError("output buffer too small")
+        return self._seal_records(wire2.T2_DATA, data, n, out, off)
+
+    def end_stream(self, out, off=0):
+        """Half-close: write an END record into out[off:] (48 bytes of room); return its length.
+        We send no more data; the peer may go on sending. LocalProtocolError when not
+        established or already ended."""
+        if self._state != _ESTABLISHED:
+            raise LocalProtocolError("Encrypted channel not established.")
+        if self._local_ended:
+            raise LocalProtocolError("stream already ended")
+        if len(out) - off < 2 * wire2.RECORD_OVERHEAD:
+            raise LocalProtocolError("output buffer too small")
+        k = self._seal_records(wire2.T2_END, b"", 0, out, off)
+        self._local_ended = True
+        return k
+
+    # ------------------------------------------------------------------ output
+
+    def data_to_send(self, out, off=0):
+        """Write the pending handshake, Reset, Disconnect or CLOSE packet into out[off:];
+        return its length, 0 when nothing is pending. `out` needs MAX_CONTROL_PACKET bytes."""
+        sender = _SEND[self._state]
+        if sender is None:
+            return 0
+        if len(out) - off < wire.MAX_CONTROL_PACKET:
+            raise LocalProtocolError("output buffer too small for a handshake packet")
+        try:
+            return sender(self, out, off)
+        except MemoryError:
+            # Nothing is written; the next data_to_send() writes the Disconnect.
+            self._fail(OutOfMemory("out of memory"))
+            return 0
+
+    def _frame(self, out, off, ptype, msg):
+        wire.put_header(out, off, len(msg), self._next_msg_id(), ptype)
+        out[off + wire.HEADER_LEN:off + wire.HEADER_LEN + len(msg)] = msg
+        return wire.HEADER_LEN + len(msg)
+
+    def _send_msg1(self, out, off):
+        msg, _ = self._hs.write_message(b"")
+        self._enter(_CLIENT_WAIT_MSG2)
+        return self._frame(out, off, wire2.T2_MSG1, msg)
+
+    def _send_msg2(self, out, off):
+        try:
+            msg, _ = self._hs.write_message(self.local_public_key)
+        except CryptoError:
+            # DH with the client's e gave zero (a low-order point): its fault, reset.
+            self._bad("invalid ephemeral key")
+            return self._send_reset(out, off)
+        self._enter(_SERVER_WAIT_MSG3)
+        return self._frame(out, off, wire2.T2_MSG2, msg)
+
+    def _send_msg3(self, out, off):
+        payload = self.local_public_key if self._identity is not None else b""
+        msg, pair = self._hs.write_message(payload)
+        self._split(pair)
+        self._enter(_ESTABLISHED)
+        self._pending_done = True
+        return self._frame(out, off, wire2.T2_MSG3, msg)
+
+    def _send_reset(self, out, off):
+        n = wire.put_control(out, off, wire2.T2_RESET, True)
+        self._local_msg_id = 0
+        if self._initiator:
+            self._enter(_RESET_WAIT)
+        else:
+            self._enter_initial()
+            self._absorb_reset = True
+        return n
+
+    def _send_final(self, out, off):
+        # A clean close of an established session is an authenticated CLOSE record; anything
+        # else is a clear Disconnect (error flag set unless it is a clean close before the
+        # handshake finished, which the peer cannot tell from a forgery anyway).
+        clean = isinstance(self.error, ConnectionClosed)
+        if clean and self._send_cs is not None:
+            n = self._seal_record(wire2.T2_CLOSE, b"", 0, out, off)
+        else:
+            n = wire.put_control(out, off, wire2.T2_DISCONNECT, not clean)
+        self._enter(_FAILED)
+        self._wipe()
+        return n
+
+    def disconnect(self, error=False):
+        """Close: the next data_to_send() writes a CLOSE record (clean, established) or a
+        Disconnect. A no-op on a connection that is already failing or failed."""
+        if self._state in (_FAILING, _FAILED):
+            return
+        self.reset_count += 1
+        if self._state != _ESTABLISHED:
+            self._wipe()     # a half-made session has no channel to close on: Disconnect
+        self._fail(ConnectionFailed("disconnected locally") if error
+                   else ConnectionClosed("closed locally"))
+
+    def close(self):
+        """Wipe secrets and mark the connection Failed. The object is unusable afterwards."""
+        if self.error is None:
+            self.error = ConnectionClosed("closed locally")
+        self._enter(_FAILED)
+        self._wipe()
+        if self._owned:
+            self._identity.wipe()       # an Identity passed in belongs to the caller
+
+    # ------------------------------------------------------------------ internals
+
+    def _rand(self, n):
+        b = self._random(n)
+        if b is None or len(b) != n:
+            raise CryptoError("random source returned a wrong length")
+        return bytes(b)
+
+    def _enter(self, st):
+        self._state = st
+        if self._clock is not None and _STATES[st][4]:
+            self._t0 = self._clock()
+
+    def _enter_initial(self):
+        self._idle = True
+        self._enter(_SERVER_WAIT_MSG1 if self.is_server else _CLIENT_SEND_MSG1)
+
+    def _next_msg_id(self):
+        m = self._local_msg_id
+        self._local_msg_id = (m + 1) & 0xFFFF
+        return m
+
+    def _new_session(self):
+        # Fresh handshake: new HandshakeState (new e when it writes), msg_ids to 0. A keyless
+        # client also takes a fresh static key, so two sessions cannot be linked by it.
+        self._wipe()
+        static = self._static
+        if static is None:
+            static = self._fresh_static = key_pair(self.backend, self._rand(32))
+        self._hs = HandshakeState(self.backend, self._rand, not self.is_server,
+                                  wire2.PROLOGUE, static)
+        self._absorb_reset = False
+        self._local_msg_id = 0
+        self._remote_msg_id = 0
+        self._local_ended = False
+        self._remote_ended = False
+        self._sent_since_rekey = 0
+        self.remote_public_key = None
+        self.handshake_hash = None
+        self._idle = True
+
+    def _wipe(self):
+        # Session secrets: handshake state and both CipherStates. The identity stays (close()).
+        if self._hs is not None:
+            self._hs.wipe()
+        if self._fresh_static is not None:
+            self._fresh_static.wipe()
+            self._fresh_static = None
+        if self._send_cs is not None:
+            self._send_cs.wipe()
+        if self._recv_cs is not None:
+            self._recv_cs.wipe()
+        self._send_cs = None
+        self._recv_cs = None
+
+    def _reset(self, err, initiator=True):
+        self.error = err
+        self.reset_count += 1
+        self._in_start = self._in_end = 0
+        self._pending_done = False
+        if self.reset_count >= self.max_resets:
+            self._new_session()
+            return self._fail(ConnectionFailed("reset limit reached (%d)" % self.max_resets))
+        self._new_session()
+        self._initiator = initiator
+        self._enter(_RESETTING)
+        return RESET
+
+    def _bad(self, reason):
+        # During the handshake a broken rule is recoverable (a Reset exchange); once
+        # established it ends the session (no unauthenticated restart of a stream).
+        if self._state == _ESTABLISHED:
+            return self._fail(RemoteProtocolError(reason))
+        return self._reset(RemoteProtocolError(reason))
+
+    def _fail(self, err):
+        self.error = err
+        self._pending_done = False
+        self._enter(_FAILING)
+        return CLOSED
+
+
+_RECV = tuple(getattr(Connection2, s[2]) if s[2] else None for s in _STATES)
+_SEND = tuple(getattr(Connection2, s[3]) if s[3] else None for s in _STATES)
