@@ -517,11 +517,14 @@ def _pt():
 
 
 # Temporaries for point arithmetic and decoding.
-_TA = _fe(); _TB = _fe(); _TC = _fe(); _TD = _fe()
-_TE = _fe(); _TF = _fe(); _TG = _fe(); _TH = _fe()
+# X25519 and Ed25519 never run at the same time: the point temporaries are the ladder's
+# elements under other names (11 fewer resident elements; _E and _I0.._I3 stay apart, since
+# _encode's inversion uses them).
+_TA = _X1; _TB = _X2; _TC = _Z2; _TD = _X3
+_TE = _Z3; _TF = _A; _TG = _AA; _TH = _B
 _Q = _pt()
 _R = _pt()
-_P = _pt()
+_P = (_BB, _C, _D, _fe())
 _ENC = bytearray(32)
 _CHK = bytearray(32)
 _DIG = bytearray(64)
@@ -718,8 +721,8 @@ _init_constants_ed()
 # product scratch. Not wiped: the public results (_Q: A or R, _ENC, _CHK, _R: -A of
 # verification), Python ints holding the scalars mod L (immutable, freed by the
 # collector), and on ARM the product scratch that the Thumb field code keeps on the C stack.
-_SCRATCH = _fld.SCRATCH + (_SH, _SV, _SX, _SW, _SBUF, _DIG, _H, _XK, _X2, _Z2, _X3, _Z3, _A, _AA, _B, _BB,
-            _E, _C, _D, _I0, _I1, _I2, _I3, _TA, _TB, _TC, _TD, _TE, _TF, _TG, _TH) + _P
+_SCRATCH = _fld.SCRATCH + (_SH, _SV, _SX, _SW, _SBUF, _DIG, _H, _XK, _X1, _X2, _Z2, _X3, _Z3, _A,
+                           _AA, _B, _E, _I0, _I1, _I2, _I3) + _P
 
 
 # ==================== AEAD
