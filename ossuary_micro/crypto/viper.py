@@ -58,7 +58,7 @@ _SIV = bytearray(64)
 _SH = bytearray(64)    # state, 8 words as (hi, lo)
 _SV = bytearray(64)    # working variables a..h, rotated through by index (see _compress)
 _SX = bytearray(16)    # scratch: two words
-_SW = bytearray(640)   # message schedule, 80 words as (hi, lo)
+_SW = bytearray(128)   # message schedule: a window of 16 words as (hi, lo)
 _SBUF = bytearray(128)  # partial input block
 _SN = [0, 0]           # bytes in _SBUF, total bytes hashed (small ints)
 # Rotations for Sigma1, Sigma0 (rounds), sigma0, sigma1 (schedule); 64 + n means a shift by n.
@@ -139,26 +139,27 @@ def _sigma(d: ptr32, i: int, s: ptr32, j: int, r: int):
 
 
 def _compress(blk, off):
-    # One 128-byte block at blk[off:] into _SH. The schedule: W[t] = W[t-7] + W[t-16] +
-    # s1(W[t-2]) + s0(W[t-15]) (offsets count 32-bit halves: word t is at 2t). Variable n
-    # (a = 0 .. h = 7) of round t sits at pair (n - t) mod 8 of _SV: a round writes the new e over
-    # d and the new a over h, and the names shift by one for the next round; after 80 rounds
-    # each is back at its own pair.
+    # One 128-byte block at blk[off:] into _SH. The schedule is a 16-word window: before round
+    # t >= 16, slot t mod 16 holds W[t-16] and becomes W[t] = W[t-16] + W[t-7] + s1(W[t-2]) +
+    # s0(W[t-15]), read from the slots of those words (offsets count 32-bit halves: slot s is
+    # at 2s). Variable n (a = 0 .. h = 7) of round t sits at pair (n - t) mod 8 of _SV: a round
+    # writes the new e over d and the new a over h, and the names shift by one for the next
+    # round; after 80 rounds each is back at its own pair.
     w = _SW
     v = _SV
     _bcopy(w, 0, blk, off, 128, 3)  # W[0..15]: big-endian halves
-    for t in range(32, 160, 2):
-        _bcopy(w, 4 * t, w, 4 * t - 56, 8, 0)
-        _add(w, t, w, t - 32)
-        _sigma(w, t, w, t - 4, 9)
-        _sigma(w, t, w, t - 30, 6)
     _bcopy(v, 0, _SH, 0, 64, 0)
     for t in range(80):
+        s = (t & 15) << 1
+        if t >= 16:
+            _add(w, s, w, (t - 7 & 15) << 1)
+            _sigma(w, s, w, (t - 2 & 15) << 1, 9)
+            _sigma(w, s, w, (t - 15 & 15) << 1, 6)
         h = (7 - t & 7) << 1
         # h += S1(e) + Ch(e, f, g) + K[t] + W[t]: this is T1
         _sigma(v, h, v, (4 - t & 7) << 1, 0)
         _sigma(v, h, v, t, 12)
-        _add(v, h, w, 2 * t)
+        _add(v, h, w, s)
         _add(v, h, _SK, 2 * t)
         # e' = d + T1 (over d); a' = T1 + S0(a) + Maj(a, b, c) (over h)
         _add(v, (3 - t & 7) << 1, v, h)
