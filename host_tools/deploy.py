@@ -146,7 +146,7 @@ def write_mip_package(arch, out_dir, mpy_cross, run=subprocess.run):
     in heap, which a 140 KiB board does not have for crypto/viper.py. Returns the path of
     package.json. Raises DeployError."""
     files = [(os.path.join(out_dir, d[:-3] + ".mpy"), d[:-3] + ".mpy", s)
-             for d, s in library_files()]
+             for d, s in library_files() if arch in THUMB_ARCHS or s not in THUMB_ONLY]
     _compile(files, arch, mpy_cross, run)
     urls = [[dest, dest] for _, dest, _ in files]
     path = os.path.join(out_dir, "package.json")
