@@ -289,8 +289,8 @@ _FE0 = bytearray(80)  # the constants 0 and 1 (read-only by convention)
 _FE1 = bytearray(80)
 _FE1[0] = 1
 
-# The hot functions: product, o = a + k*b (with a 64p bias for subtraction), conditional swap,
-# table select. On ARM boards the Thumb assembler versions (crypto/_viper_thumb.py); where that
+# The hot functions: product, o = a + k*b (with a 64p bias for subtraction), conditional
+# swap. On ARM boards the Thumb assembler versions (crypto/_viper_thumb.py); where that
 # does not compile (SyntaxError: ESP32, unix, wasm) or is not installed, the viper ones
 # (crypto/_viper_field.py). Both give the same limbs; tests/test_board_emulator.py compares
 # them on the M0. Only the module in use is loaded (its .mpy is RAM on a board).
