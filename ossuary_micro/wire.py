@@ -15,39 +15,39 @@ except ImportError:  # CPython
         return x
 
 # --- Packet types (spec 1.2) ---
-T_UNKNOWN = const(0x0000)          # never sent; any unrecognised value acts like it
-T_CLIENT_HANDSHAKE = const(0x0001)
-T_SERVER_HANDSHAKE = const(0x0002)
-T_CLIENT_AUTH = const(0x0003)
+_T_UNKNOWN = const(0x0000)          # never sent; any unrecognised value acts like it
+_T_CLIENT_HANDSHAKE = const(0x0001)
+_T_SERVER_HANDSHAKE = const(0x0002)
+_T_CLIENT_AUTH = const(0x0003)
 T_DISCONNECT = const(0x0010)
 T_RESET = const(0x0011)
 T_DATA = const(0x0020)
 
-PROTOCOL_VERSION = const(1)
+_PROTOCOL_VERSION = const(1)
 
 # --- Sizes (spec 1.1-2.4) ---
 HEADER_LEN = const(8)
-SUB_HEADER_LEN = const(4)          # data_len(2) + tag_len(2) of an EncryptedPacket
-TAG_LEN = const(16)
-DATA_OVERHEAD = const(28)          # header + sub-header + tag around a data record
-KEY_LEN = const(32)
-NONCE_LEN = const(12)
-CHALLENGE_LEN = const(32)
-SIG_LEN = const(64)
-CLIENT_HS_LEN = const(84)          # ClientHandshake body
-SERVER_HS_LEN = const(200)         # ServerHandshake body
-CLIENT_AUTH_LEN = const(124)       # ClientAuthentication body
-SERVER_HS_PT_LEN = const(128)      # ServerHandshake plaintext: key, challenge, signature
-CLIENT_AUTH_PT_LEN = const(96)     # ClientAuthentication plaintext: key, signature
+_SUB_HEADER_LEN = const(4)          # data_len(2) + tag_len(2) of an EncryptedPacket
+_TAG_LEN = const(16)
+_DATA_OVERHEAD = const(28)          # header + sub-header + tag around a data record
+_KEY_LEN = const(32)
+_NONCE_LEN = const(12)
+_CHALLENGE_LEN = const(32)
+_SIG_LEN = const(64)
+_CLIENT_HS_LEN = const(84)          # ClientHandshake body
+_SERVER_HS_LEN = const(200)         # ServerHandshake body
+_CLIENT_AUTH_LEN = const(124)       # ClientAuthentication body
+_SERVER_HS_PT_LEN = const(128)      # ServerHandshake plaintext: key, challenge, signature
+_CLIENT_AUTH_PT_LEN = const(96)     # ClientAuthentication plaintext: key, signature
 RESET_BODY_LEN = const(4)
 MAX_RECORD = const(16384)          # libossuary's largest plaintext per data packet
 MAX_CONTROL_PACKET = const(208)    # largest non-data frame we ever write (ServerHandshake)
-REFERENCE_MAX_BODY = const(16404)  # 16412 - 8: libossuary refuses larger bodies
+_REFERENCE_MAX_BODY = const(16404)  # 16412 - 8: libossuary refuses larger bodies
 
 
 def max_packet(max_record):
     """Frame size of the largest data record: header + sub-header + record + tag."""
-    return HEADER_LEN + SUB_HEADER_LEN + max_record + TAG_LEN
+    return HEADER_LEN + _SUB_HEADER_LEN + max_record + _TAG_LEN
 
 
 # --- Outer header (spec 1.1): len, msg_id, type, reserved; big-endian u16 each ---
@@ -79,7 +79,7 @@ def put_le16(out, off, v):
 # --- Nonce counter (spec 2.5): 96-bit big-endian, +1 mod 2^96, in place ---
 
 def nonce_increment(nonce):
-    i = NONCE_LEN - 1
+    i = _NONCE_LEN - 1
     while i >= 0:
         v = (nonce[i] + 1) & 0xFF
         nonce[i] = v
@@ -92,7 +92,7 @@ def nonce_increment(nonce):
 
 def put_hs_prefix(out, off, inner_len):
     put_le16(out, off, inner_len)
-    out[off + 2] = PROTOCOL_VERSION
+    out[off + 2] = _PROTOCOL_VERSION
     for i in range(3, 8):
         out[off + i] = 0
 
@@ -104,7 +104,7 @@ def check_hs_prefix(buf, off, body_len, expected_len):
     trailing bytes are ignored (spec 1.1)."""
     if body_len < expected_len:
         return "handshake packet too short"
-    if buf[off + 2] != PROTOCOL_VERSION:
+    if buf[off + 2] != _PROTOCOL_VERSION:
         return "wrong protocol version"
     if le16(buf, off) != expected_len:
         return "unexpected handshake inner length"
@@ -116,19 +116,19 @@ def check_sub_packet(buf, off, avail, expected_data_len):
 
     Returns None or a reason. Unlike the reference (spec 8.1.1), data_len is checked
     against the bytes present before anything is sliced or decrypted."""
-    if avail < SUB_HEADER_LEN + TAG_LEN:
+    if avail < _SUB_HEADER_LEN + _TAG_LEN:
         return "encrypted sub-packet too short"
     data_len = le16(buf, off)
-    if le16(buf, off + 2) != TAG_LEN:
+    if le16(buf, off + 2) != _TAG_LEN:
         return "invalid tag length"
-    if data_len != expected_data_len or SUB_HEADER_LEN + data_len + TAG_LEN > avail:
+    if data_len != expected_data_len or _SUB_HEADER_LEN + data_len + _TAG_LEN > avail:
         return "invalid encrypted sub-packet length"
     return None
 
 
 def put_sub_header(out, off, data_len):
     put_le16(out, off, data_len)
-    put_le16(out, off + 2, TAG_LEN)
+    put_le16(out, off + 2, _TAG_LEN)
 
 
 # --- Reset / Disconnect body (spec 1.5): len (we write 4, ignore on receive), error, 0 ---

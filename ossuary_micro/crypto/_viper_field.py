@@ -1,8 +1,8 @@
-# Viper field functions of the viper backend: product, o = a + k*b, conditional swap, table
-# select, on viper.py's elements (20 limbs of 13 bits in 32-bit words, bounds argued in its
+# Viper field functions of the viper backend: product, o = a + k*b, conditional swap, on
+# viper.py's elements (20 limbs of 13 bits in 32-bit words, bounds argued in its
 # field section). Used where the Thumb assembler versions (_viper_thumb.py, same signatures
 # and limbs) do not exist: ESP32 (xtensa), the unix ports. Only fixed-length loops, no branch
-# or address that depends on limb values, the swap bit or the table index.
+# or address that depends on limb values or the swap bit.
 
 import micropython
 
@@ -91,21 +91,6 @@ def cswap(a, b, bit: uint):
         t = (uint(x[i]) ^ uint(y[i])) & m
         x[i] = uint(x[i]) ^ t
         y[i] = uint(y[i]) ^ t
-
-
-@micropython.viper
-def select(o, table, idx: uint):
-    # o = table entry idx (0..15), reading every entry and keeping one by mask: the memory
-    # access pattern does not depend on the secret idx.
-    p = ptr32(o)
-    t = ptr32(table)
-    for i in range(20):
-        p[i] = 0
-    for j in range(16):
-        d = uint(j) ^ idx                      # 0 only for the wanted entry; d < 16
-        m = uint(0) - (((d - 1) >> 31) & 1)    # all ones when d == 0 (d - 1 wraps)
-        for i in range(20):
-            p[i] = uint(p[i]) | (uint(t[j * 20 + i]) & m)
 
 
 def _init_bias():

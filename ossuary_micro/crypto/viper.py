@@ -58,7 +58,7 @@ _SIV = bytearray(64)
 _SH = bytearray(64)    # state, 8 words as (hi, lo)
 _SV = bytearray(64)    # working variables a..h, rotated through by index (see _compress)
 _SX = bytearray(16)    # scratch: two words
-_SW = bytearray(640)   # message schedule, 80 words as (hi, lo)
+_SW = bytearray(128)   # message schedule: a window of 16 words as (hi, lo)
 _SBUF = bytearray(128)  # partial input block
 _SN = [0, 0]           # bytes in _SBUF, total bytes hashed (small ints)
 # Rotations for Sigma1, Sigma0 (rounds), sigma0, sigma1 (schedule); 64 + n means a shift by n.
@@ -139,26 +139,27 @@ def _sigma(d: ptr32, i: int, s: ptr32, j: int, r: int):
 
 
 def _compress(blk, off):
-    # One 128-byte block at blk[off:] into _SH. The schedule: W[t] = W[t-7] + W[t-16] +
-    # s1(W[t-2]) + s0(W[t-15]) (offsets count 32-bit halves: word t is at 2t). Variable n
-    # (a = 0 .. h = 7) of round t sits at pair (n - t) mod 8 of _SV: a round writes the new e over
-    # d and the new a over h, and the names shift by one for the next round; after 80 rounds
-    # each is back at its own pair.
+    # One 128-byte block at blk[off:] into _SH. The schedule is a 16-word window: before round
+    # t >= 16, slot t mod 16 holds W[t-16] and becomes W[t] = W[t-16] + W[t-7] + s1(W[t-2]) +
+    # s0(W[t-15]), read from the slots of those words (offsets count 32-bit halves: slot s is
+    # at 2s). Variable n (a = 0 .. h = 7) of round t sits at pair (n - t) mod 8 of _SV: a round
+    # writes the new e over d and the new a over h, and the names shift by one for the next
+    # round; after 80 rounds each is back at its own pair.
     w = _SW
     v = _SV
     _bcopy(w, 0, blk, off, 128, 3)  # W[0..15]: big-endian halves
-    for t in range(32, 160, 2):
-        _bcopy(w, 4 * t, w, 4 * t - 56, 8, 0)
-        _add(w, t, w, t - 32)
-        _sigma(w, t, w, t - 4, 9)
-        _sigma(w, t, w, t - 30, 6)
     _bcopy(v, 0, _SH, 0, 64, 0)
     for t in range(80):
+        s = (t & 15) << 1
+        if t >= 16:
+            _add(w, s, w, (t - 7 & 15) << 1)
+            _sigma(w, s, w, (t - 2 & 15) << 1, 9)
+            _sigma(w, s, w, (t - 15 & 15) << 1, 6)
         h = (7 - t & 7) << 1
         # h += S1(e) + Ch(e, f, g) + K[t] + W[t]: this is T1
         _sigma(v, h, v, (4 - t & 7) << 1, 0)
         _sigma(v, h, v, t, 12)
-        _add(v, h, w, 2 * t)
+        _add(v, h, w, s)
         _add(v, h, _SK, 2 * t)
         # e' = d + T1 (over d); a' = T1 + S0(a) + Maj(a, b, c) (over h)
         _add(v, (3 - t & 7) << 1, v, h)
@@ -288,8 +289,8 @@ _FE0 = bytearray(80)  # the constants 0 and 1 (read-only by convention)
 _FE1 = bytearray(80)
 _FE1[0] = 1
 
-# The hot functions: product, o = a + k*b (with a 64p bias for subtraction), conditional swap,
-# table select. On ARM boards the Thumb assembler versions (crypto/_viper_thumb.py); where that
+# The hot functions: product, o = a + k*b (with a 64p bias for subtraction), conditional
+# swap. On ARM boards the Thumb assembler versions (crypto/_viper_thumb.py); where that
 # does not compile (SyntaxError: ESP32, unix, wasm) or is not installed, the viper ones
 # (crypto/_viper_field.py). Both give the same limbs; tests/test_board_emulator.py compares
 # them on the M0. Only the module in use is loaded (its .mpy is RAM on a board).
@@ -300,7 +301,6 @@ except (ImportError, SyntaxError):
 _mul = _fld.mul
 _addk = _fld.addk
 _cswap = _fld.cswap
-_select = _fld.select
 
 
 @micropython.viper
@@ -502,8 +502,8 @@ def _ladder(scalar, u):
 # Points are extended twisted-Edwards coordinates (X, Y, Z, T), four field elements from
 # the field section. Scalars modulo L are handled with Python ints: a handful of operations per
 # signature (MicroPython's big ints allocate there, which is fine off the data path).
-# Scalar multiplication is a comb over 4-bit table entries picked with a masked select (for
-# the secret scalars of signing); verification handles only public data and may branch on it.
+# Scalar multiplication: a comb over the base point's teeth, sums kept by cswap (for the secret
+# scalars of signing); verification handles only public data and may branch on it.
 
 _L = 2 ** 252 + 27742317777372353535851937790883648493
 
@@ -518,12 +518,14 @@ def _pt():
 
 
 # Temporaries for point arithmetic and decoding.
-_TA = _fe(); _TB = _fe(); _TC = _fe(); _TD = _fe()
-_TE = _fe(); _TF = _fe(); _TG = _fe(); _TH = _fe()
-_BASE = _pt()
+# X25519 and Ed25519 never run at the same time: the point temporaries are the ladder's
+# elements under other names (11 fewer resident elements; _E and _I0.._I3 stay apart, since
+# _encode's inversion uses them).
+_TA = _X1; _TB = _X2; _TC = _Z2; _TD = _X3
+_TE = _Z3; _TF = _A; _TG = _AA; _TH = _B
 _Q = _pt()
 _R = _pt()
-_P = _pt()
+_P = (_BB, _C, _D, _fe())
 _ENC = bytearray(32)
 _CHK = bytearray(32)
 _DIG = bytearray(64)
@@ -607,66 +609,26 @@ def _decode(o, s, neg):
     return True
 
 
-# Comb tables (Lim-Lee, 4 teeth 64 bits apart): entry j (0..15) of the table for a point P is
-# sum over the bits b of j of [2**(64 b)]P, stored one coordinate per bytearray (16 elements
-# of 80 bytes: 5 KiB each table). Then [k]P = sum over i of [2**i] entry(bits i, i+64, i+128,
-# i+192 of k): 63 doublings and 64 additions for a 256-bit k, instead of 252 and 64 with
-# 4-bit windows. _TBL holds B's table (built at import); _TBA is rebuilt for -A per _ed_verify.
-_TBL = (bytearray(1280), bytearray(1280), bytearray(1280), bytearray(1280))
-_TBA = (bytearray(1280), bytearray(1280), bytearray(1280), bytearray(1280))
+# Fixed-base comb (Lim-Lee, 4 teeth 64 bits apart) without a table of the teeth's sums: _BT[t]
+# = [2**(64 t)]B (4 points, 1.3 KB, built at import; a 16-entry table of the sums would be
+# 5 KB resident). [k]B = sum over i of [2**i] (sum over t of bit i + 64 t of k times _BT[t]):
+# 63 doublings and 256 complete additions for a 256-bit k.
+_BT = (_pt(), _pt(), _pt(), _pt())
 
 
-def _load(o, table, idx):
-    for c in range(4):
-        _select(o[c], table[c], idx)
-
-
-def _comb_table(table, p):
-    # Entries 1, 2, 4, 8 = P, [2**64]P, [2**128]P, [2**192]P by doubling; the others are sums
-    # of two of those (public data: the base point or a public key).
-    for c in range(4):
-        _copy(_Q[c], p[c])
-    for b in range(4):
-        if b:
-            for _ in range(64):
-                _p_dbl(_Q, _Q)
-        for c in range(4):
-            _bcopy(table[c], 80 << b, _Q[c], 0, 80, 0)
-    _p_zero(_Q)
-    for c in range(4):
-        _bcopy(table[c], 0, _Q[c], 0, 80, 0)
-    for j in range(3, 16):
-        low = j & -j
-        if low != j:
-            _load(_Q, table, j - low)
-            _load(_P, table, low)
-            _p_add(_Q, _Q, _P)
-            for c in range(4):
-                _bcopy(table[c], 80 * j, _Q[c], 0, 80, 0)
-
-
-def _comb_nibble(k, i):
-    # Bits i, i+64, i+128, i+192 of the 32-byte little-endian k (public positions).
-    n = 0
-    for b in range(4):
-        j = i + 64 * b
-        n |= ((k[j >> 3] >> (j & 7)) & 1) << b
-    return n
-
-
-def _comb(o, k, ka=None):
-    # o = [k]B (+ [ka](-A) from _TBA when ka is given): 64 steps, each one doubling and one
-    # complete addition per table of an entry picked by _select (no branch or address on
-    # secret bits).
+def _comb(o, k):
+    # o = [k]B for the secret 32-byte little-endian k: every step adds each tooth and keeps or
+    # drops the sum by cswap, so neither branches nor addresses depend on the bits of k.
     _p_zero(o)
     for i in range(63, -1, -1):
         if i != 63:  # public loop position, not a secret
             _p_dbl(o, o)
-        _load(_P, _TBL, _comb_nibble(k, i))
-        _p_add(o, o, _P)
-        if ka is not None:  # _ed_verify only: public data
-            _load(_P, _TBA, _comb_nibble(ka, i))
-            _p_add(o, o, _P)
+        for t in range(4):
+            j = i + 64 * t
+            _p_add(_P, o, _BT[t])
+            b = (k[j >> 3] >> (j & 7)) & 1
+            for c in range(4):
+                _cswap(o[c], _P[c], b)
 
 
 def _hash_mod_l(*parts):
@@ -711,9 +673,16 @@ def _ed_verify(pub, msg, sig):
         return False
     if not _decode(_R, pub, 1):  # -A
         return False
-    k = _hash_mod_l(memoryview(sig)[0:32], pub, msg)
-    _comb_table(_TBA, _R)
-    _comb(_Q, sig[32:64], k.to_bytes(32, "little"))
+    k = _hash_mod_l(memoryview(sig)[0:32], pub, msg).to_bytes(32, "little")
+    # [S]B + [k](-A) in one double-and-add over both scalars (Straus; both < L < 2**253):
+    # public data, so it branches on their bits and needs no table.
+    _p_zero(_Q)
+    for i in range(252, -1, -1):
+        _p_dbl(_Q, _Q)
+        if (sig[32 + (i >> 3)] >> (i & 7)) & 1:
+            _p_add(_Q, _Q, _BT[0])
+        if (k[i >> 3] >> (i & 7)) & 1:
+            _p_add(_Q, _Q, _R)
     _encode(_ENC, _Q)
     return _ENC == bytes(sig[0:32])
 
@@ -735,22 +704,26 @@ def _init_constants_ed():
     _addk(_TA, _FE0, _TA, 4)
     _reduce(_TA, 20, 8, 19)
     _tobytes(_ENC, 0, _TA)
-    if not _decode(_BASE, _ENC, 0):
+    if not _decode(_BT[0], _ENC, 0):
         raise ImportError("ed25519 base point")
+    for t in range(1, 4):
+        for c in range(4):
+            _copy(_BT[t][c], _BT[t - 1][c])
+        for _ in range(64):
+            _p_dbl(_BT[t], _BT[t])
 
 
 _init_constants_ed()
-_comb_table(_TBL, _BASE)
 
 # Scratch that holds secrets or values derived from them after an X25519 or a signature, wiped
 # by _ladder and _ed_sign before they return (the AEAD wipes its own, _SECRETS below): the
 # SHA-512 state, schedule and block (the seed, h, the nonce r), the ladder's elements and
-# clamped scalar, inversion and point temporaries, the last selected comb entry (4 bits of the
-# scalar), the product scratch. Not wiped: the public results (_Q: A or R, _ENC, _CHK, _R and
-# the -A table of verification), Python ints holding the scalars mod L (immutable, freed by the
+# clamped scalar, inversion and point temporaries, the comb's last candidate sum (_P), the
+# product scratch. Not wiped: the public results (_Q: A or R, _ENC, _CHK, _R: -A of
+# verification), Python ints holding the scalars mod L (immutable, freed by the
 # collector), and on ARM the product scratch that the Thumb field code keeps on the C stack.
-_SCRATCH = _fld.SCRATCH + (_SH, _SV, _SX, _SW, _SBUF, _DIG, _H, _XK, _X2, _Z2, _X3, _Z3, _A, _AA, _B, _BB,
-            _E, _C, _D, _I0, _I1, _I2, _I3, _TA, _TB, _TC, _TD, _TE, _TF, _TG, _TH) + _P
+_SCRATCH = _fld.SCRATCH + (_SH, _SV, _SX, _SW, _SBUF, _DIG, _H, _XK, _X1, _X2, _Z2, _X3, _Z3, _A,
+                           _AA, _B, _E, _I0, _I1, _I2, _I3) + _P
 
 
 # ==================== AEAD

@@ -22,13 +22,15 @@
 # reconnects after an exponential backoff (retry_min_ms .. retry_max_ms, reset to the minimum
 # after a session that delivered readings).
 
+import gc
 import sys
 import time
 
 from ossuary_micro import Connection, CLIENT
 from ossuary_micro.errors import OssuaryError
-from ossuary_io.stream import SecureStream
-from ossuary_io.errors import StreamTimeout, UntrustedKey
+# ossuary_io is imported where a session starts, not here: node.main reads the config with
+# nodeconfig and drops it before the stream code is loaded, so the two are never on the heap
+# together.
 
 FORMAT_VERSION = 1
 MAX_RECORD = 256          # largest reading record (docs/design.md); also our Connection's max_record
@@ -101,8 +103,13 @@ class Node:
             except Exception as e:  # a flaky sensor must not stop the node
                 self.board.log("sensor %s failed: %s" % (s.name, e))
                 value = float("nan")
-            rec = format_reading(self.name, self.seq, s.name, value, s.unit,
-                                 self.uptime_ms(), s.digits)
+            try:
+                rec = format_reading(self.name, self.seq, s.name, value, s.unit,
+                                     self.uptime_ms(), s.digits)
+            except MemoryError:
+                # A full heap (a session's garbage not yet collected) loses this reading,
+                # counted like any other, never the node: this also runs between sessions.
+                rec = None
             self.seq += 1
             if rec is None:
                 self.dropped += 1
@@ -144,6 +151,8 @@ class Node:
         Transport and protocol failures (and any unexpected exception from a session) are
         logged and retried with backoff; only KeyboardInterrupt / SystemExit leave this method.
         """
+        gc.collect()  # the config's garbage goes before the stream code loads (see main.py)
+        from ossuary_io.errors import UntrustedKey
         log = self.board.log
         backoff = self.cfg["retry_min_ms"]
         while True:
@@ -182,6 +191,8 @@ class Node:
     def _session(self, stream):
         # One Ossuary session over an open transport; returns when the peer closed cleanly,
         # raises OssuaryError/OSError on failure, _Done after max_readings.
+        from ossuary_io.stream import SecureStream
+        from ossuary_io.errors import StreamTimeout
         board = self.board
         conn = Connection(CLIENT, secret_key=self.cfg["secret_key"],
                           authorized_keys=(self.cfg["collector_key"],),
@@ -245,8 +256,8 @@ def main(board, path, read_key=None):
         board.log_error("config error: %s" % e)
         return 2
     # The config is checked and the key read: their modules are not needed again, and on a
-    # board a loaded module is heap (nodeconfig alone is ~6 KB on a 32-bit port). Only
-    # ConfigError, which sensors.py holds, stays alive.
+    # board a loaded module is heap (nodeconfig alone is ~5 KB on a 32-bit port). ConfigError
+    # lives in sensors.py, which stays.
     del load_config
     for m in ("nodeconfig", "keystore"):
         if m in sys.modules:

@@ -21,6 +21,7 @@ import json
 
 from ossuary_micro.keys import parse_key
 from ossuary_micro.errors import KeyFormatError
+from sensors import ConfigError  # noqa: F401 (part of this module's interface)
 
 # Largest config file we read: a real one is well under 1 KiB; bounded so a wrong path
 # (a log, a firmware image) cannot exhaust a board's heap.
@@ -32,13 +33,6 @@ _NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-
 _TOP_KEYS = ("name", "transport", "wifi", "interval_s", "secret_key", "secret_key_file",
              "collector_key", "sensors", "max_readings", "retry_min_ms", "retry_max_ms",
              "repl_uart", "comment")
-
-
-class ConfigError(ValueError):
-    """The node configuration is missing, unreadable or has an invalid field.
-
-    str(e) is one line meant for the user; it never contains key material.
-    """
 
 
 def check_name(value, what):

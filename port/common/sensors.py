@@ -4,7 +4,16 @@
 # imports nothing board-specific and its arithmetic is tested on the host with fakes. The
 # boards' board.py modules build these from the "sensors" list of the config.
 
-from nodeconfig import ConfigError
+
+
+class ConfigError(ValueError):
+    """The node configuration is missing, unreadable or has an invalid field.
+
+    str(e) is one line meant for the user; it never contains key material. Defined here, the
+    module the node keeps, and re-exported by nodeconfig: the node drops nodeconfig (~5 KB
+    of heap on a 32-bit board) once its config is read, and importing sensors or a board.py
+    does not load it.
+    """
 
 # RP2040 datasheet 4.9.5: the internal sensor reads 0.706 V at 27 degC and falls by 1.721 mV
 # per degree. ADC input 4, 12-bit, scaled to 16 bits by read_u16(); reference = 3.3 V supply.

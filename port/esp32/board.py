@@ -14,8 +14,7 @@ import machine
 import micropython
 import esp32
 
-from nodeconfig import ConfigError
-from sensors import Esp32Temperature, AdcSensor, sensor_opts
+from sensors import ConfigError, Esp32Temperature, AdcSensor, sensor_opts
 from netlink import tcp_connect, wifi_connect
 from boardkit import log, log_error, close_transport  # noqa: F401 (the node calls them)
 

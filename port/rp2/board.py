@@ -16,8 +16,7 @@ import time
 import machine
 import micropython
 
-from nodeconfig import ConfigError
-from sensors import Rp2040Temperature, AdcSensor, sensor_opts
+from sensors import ConfigError, Rp2040Temperature, AdcSensor, sensor_opts
 from netlink import tcp_connect, wifi_connect
 from boardkit import log, log_error, close_transport  # noqa: F401 (the node calls them)
 

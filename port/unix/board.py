@@ -14,8 +14,7 @@ import sys
 import time
 import select
 
-from nodeconfig import ConfigError
-from sensors import SimulatedTemperature, sensor_opts
+from sensors import ConfigError, SimulatedTemperature, sensor_opts
 from netlink import tcp_connect
 
 try:
