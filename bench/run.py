@@ -117,8 +117,10 @@ def mpy_sizes(arch="armv6m"):
                     src = os.path.join(dirpath, f)
                     rel = os.path.relpath(src, ROOT)
                     out = os.path.join(tmp, rel.replace(os.sep, "_") + ".mpy")
-                    p = subprocess.run([exe, "-march=" + arch, "-o", out, src],
-                                       capture_output=True, text=True)
+                    # -s as host_tools/deploy.py gives it: the .mpy holds the source name, so
+                    # the size must not depend on where this checkout lives.
+                    p = subprocess.run([exe, "-march=" + arch, "-s", "lib/" + rel.replace(os.sep, "/"),
+                                        "-o", out, src], capture_output=True, text=True)
                     sizes[rel] = os.path.getsize(out) if p.returncode == 0 else None
     return sizes
 
@@ -197,8 +199,14 @@ def targets(results, sizes):
         "%s B" % fmt("bytes", c))
     core, viper, pure, _ = group_sizes(sizes)
     add("core .mpy <= 12 KiB (armv6m)", core or None, core <= 12288, "%d B" % core)
-    add("crypto .mpy <= 16 KiB (armv6m, viper backend set)", viper or None, viper <= 16384,
-        "%d B (without Thumb: %d B; pure set: %d B)" % (viper, viper_fallback_size(sizes), pure))
+    # A board loads one of the two viper sets; each must fit. The xtensawin figure (ESP32's
+    # native code) of the second is shown beside it, the target being stated for armv6m.
+    add("crypto .mpy <= 16 KiB (armv6m, viper set on ARM: with _viper_thumb)", viper or None,
+        viper <= 16384, "%d B (pure set: %d B)" % (viper, pure))
+    fb = viper_fallback_size(sizes)
+    add("crypto .mpy <= 16 KiB (armv6m, viper set without Thumb, e.g. ESP32: with _viper_field)",
+        fb or None, fb <= 16384,
+        "%d B (xtensawin: %d B)" % (fb, viper_fallback_size(mpy_sizes("xtensawin"))))
     m = num("m0", "m0_hs_client_minstr", "viper")
     add("handshake client side <= 90 M instructions (Cortex-M0 emulator, viper from .mpy)", m,
         m is not None and m <= 90, "%s M instructions" % fmt("ms", m))

@@ -11,11 +11,14 @@ _T = bytearray(160)  # 40-word product scratch for mul
 _BIAS = bytearray(80)
 # Scratch holding values of secret computations, for viper.py's wipe.
 SCRATCH = (_T,)
+# Arguments typed ptr32 where the function only reads or writes through them (a smaller .mpy
+# than ptr32() inside); the output o stays an object where it goes on to _carry, because a
+# pointer passed from viper to viper is boxed as an int (a big int, allocated, for addresses
+# at or above 2**30 on a 32-bit board).
 
 
 @micropython.viper
-def _carry(o):
-    p = ptr32(o)
+def _carry(p: ptr32):
     for k in range(2):
         c = uint(0)
         for i in range(20):
@@ -26,13 +29,11 @@ def _carry(o):
 
 
 @micropython.viper
-def mul(o, a, b):
-    # o = a * b (o may be a or b): schoolbook columns into _T with a running carry, then fold
+def mul(o, x: ptr32, y: ptr32):
+    # o = x * y (o may be x or y): schoolbook columns into _T with a running carry, then fold
     # columns 20..39 down with 2**260 = 608. Column k pairs x[i] y[j] with x[j] y[i] (i < j,
-    # i + j = k), plus x[i] y[i] when k is even; a square (a is b) takes each pair's product
+    # i + j = k), plus x[i] y[i] when k is even; a square (x is y) takes each pair's product
     # once and doubles the sum. Whether it is a square is the caller's choice, not data.
-    x = ptr32(a)
-    y = ptr32(b)
     s = int(x) == int(y)
     t = ptr32(_T)
     c = uint(0)
@@ -64,13 +65,11 @@ def mul(o, a, b):
 
 
 @micropython.viper
-def addk(o, a, b, k: int):
-    # o = a + k*b for k = 1 (add), k = -1 (subtract: + 64p keeps every limb positive, since
-    # each _BIAS limb exceeds a loose limb) or 0 < k < 2**17 (a = _FE0 for k * b; the ladder's
-    # AA + 121665 * E). Signed words: k * b limb < 2**17 * 8799 < 1.16e9, plus a loose limb,
+def addk(o, x: ptr32, y: ptr32, k: int):
+    # o = x + k*y for k = 1 (add), k = -1 (subtract: + 64p keeps every limb positive, since
+    # each _BIAS limb exceeds a loose limb) or 0 < k < 2**17 (x = _FE0 for k * y; the ladder's
+    # AA + 121665 * E). Signed words: k * y limb < 2**17 * 8799 < 1.16e9, plus a loose limb,
     # so the sum stays in [0, 2**31).
-    x = ptr32(a)
-    y = ptr32(b)
     z = ptr32(_BIAS)
     p = ptr32(o)
     bm = 0
@@ -82,10 +81,8 @@ def addk(o, a, b, k: int):
 
 
 @micropython.viper
-def cswap(a, b, bit: uint):
-    # Swap a and b when bit == 1, without a branch.
-    x = ptr32(a)
-    y = ptr32(b)
+def cswap(x: ptr32, y: ptr32, bit: uint):
+    # Swap x and y when bit == 1, without a branch.
     m = uint(0) - bit
     for i in range(20):
         t = (uint(x[i]) ^ uint(y[i])) & m
@@ -94,18 +91,15 @@ def cswap(a, b, bit: uint):
 
 
 @micropython.viper
-def select(o, table, idx: uint):
-    # o = table entry idx (0..15), reading every entry and keeping one by mask: the memory
-    # access pattern does not depend on the secret idx.
-    p = ptr32(o)
-    t = ptr32(table)
-    for i in range(20):
-        p[i] = 0
+def select(p: ptr32, t: ptr32, idx: uint):
+    # p = entry idx (0..15) of the table t, reading every entry and keeping one by mask (the
+    # memory access pattern does not depend on the secret idx): a masked move from each entry,
+    # of which exactly one has the full mask, so p's previous value never shows through.
     for j in range(16):
         d = uint(j) ^ idx                      # 0 only for the wanted entry; d < 16
         m = uint(0) - (((d - 1) >> 31) & 1)    # all ones when d == 0 (d - 1 wraps)
         for i in range(20):
-            p[i] = uint(p[i]) | (uint(t[j * 20 + i]) & m)
+            p[i] = uint(p[i]) ^ ((uint(p[i]) ^ uint(t[j * 20 + i])) & m)
 
 
 def _init_bias():
