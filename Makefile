@@ -8,7 +8,7 @@ VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 WASM_STAMP := tools/mpwasm/node_modules/.installed
 
-.PHONY: venv test fuzz bench device-test demo deploy clean
+.PHONY: venv test fuzz bench device-test board-test demo deploy clean
 
 $(STAMP): requirements-dev.txt pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -33,6 +33,15 @@ fuzz: venv
 
 bench: venv
 	$(VPY) bench/run.py $(if $(WRITE),--write)
+
+# The self-test and a 100-reading node session from .mpy on ../shared/tools/board-emulator:
+# Cortex-M0 (140 KiB heap) and i386; then every RFC and Wycheproof vector on the M0's
+# Thumb-assembler field code (tests/test_board_emulator.py). Prints SKIPPED with the reason where an emulator is
+# absent. The i386 heap is 96K: the issue's 64K target is not met yet (docs/boards.md).
+BOARD_HEAP ?= 96K
+board-test: venv
+	$(VPY) tools/board_test.py --heap $(BOARD_HEAP)
+	OSSUARY_BOARD_TESTS=1 $(VPY) -m pytest -q -rs tests/test_board_emulator.py
 
 device-test: venv
 	$(VPY) tools/device_test.py $(if $(PORT),--port $(PORT))

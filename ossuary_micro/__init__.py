@@ -5,7 +5,7 @@
 
 from .errors import (OssuaryError, CryptoError, AuthenticationFailed, KeyFormatError,
                      NoRandomSource, LocalProtocolError, RemoteProtocolError,
-                     ConnectionReset, ConnectionFailed, ConnectionClosed)
+                     ConnectionReset, ConnectionFailed, ConnectionClosed, OutOfMemory)
 from .connection import (Connection, CLIENT, AUTH_SERVER, UNAUTH_SERVER, ROLE_NAMES,
                          NEED_DATA, HANDSHAKE_DONE, UNTRUSTED_KEY, DATA, RESET, CLOSED,
                          EVENT_NAMES)

@@ -26,7 +26,7 @@
 from . import wire
 from .wire import const
 from .errors import (OssuaryError, CryptoError, LocalProtocolError, RemoteProtocolError,
-                     ConnectionReset, ConnectionFailed, ConnectionClosed)
+                     ConnectionReset, ConnectionFailed, ConnectionClosed, OutOfMemory)
 from .keys import check_key
 
 # copy_into(dst, doff, src, soff, n) without allocating: a right-hand slice allocates on
@@ -43,6 +43,33 @@ except (ImportError, SyntaxError, NotImplementedError, ValueError):
     else:
         def copy_into(dst, doff, src, soff, n):
             dst[doff:doff + n] = memoryview(src)[soff:soff + n]
+
+# wire.py's sizes and packet types, as private constants of this module: MicroPython folds
+# a `_NAME = const(n)` into the bytecode, where `wire.NAME` is a module attribute looked up at
+# run time (and a name string in the .mpy). tests/portable/test_connection.py checks that
+# they equal wire's.
+_T_CLIENT_HANDSHAKE = const(0x1)
+_T_SERVER_HANDSHAKE = const(0x2)
+_T_CLIENT_AUTH = const(0x3)
+_T_DISCONNECT = const(0x10)
+_T_RESET = const(0x11)
+_T_DATA = const(0x20)
+_HEADER_LEN = const(8)
+_SUB_HEADER_LEN = const(4)
+_TAG_LEN = const(16)
+_DATA_OVERHEAD = const(28)
+_KEY_LEN = const(32)
+_NONCE_LEN = const(12)
+_CHALLENGE_LEN = const(32)
+_CLIENT_HS_LEN = const(84)
+_SERVER_HS_LEN = const(200)
+_CLIENT_AUTH_LEN = const(124)
+_SERVER_HS_PT_LEN = const(128)
+_CLIENT_AUTH_PT_LEN = const(96)
+_RESET_BODY_LEN = const(4)
+_MAX_RECORD = const(16384)
+_MAX_CONTROL_PACKET = const(208)
+_REFERENCE_MAX_BODY = const(16404)
 
 # --- Roles ---
 CLIENT = const(0)
@@ -76,16 +103,16 @@ _FAILED = const(11)
 # The state table: name, packet type expected (0: none), method that handles it, method
 # that writes this state's packet (None: nothing to send), whether the state has a timeout.
 _STATES = (
-    ("ServerWaitHandshake", wire.T_CLIENT_HANDSHAKE, "_recv_client_handshake", None, True),
+    ("ServerWaitHandshake", _T_CLIENT_HANDSHAKE, "_recv_client_handshake", None, True),
     ("ServerSendHandshake", 0, None, "_send_server_handshake", False),
-    ("ServerWaitAuthentication", wire.T_CLIENT_AUTH, "_recv_client_auth", None, True),
+    ("ServerWaitAuthentication", _T_CLIENT_AUTH, "_recv_client_auth", None, True),
     ("ClientSendHandshake", 0, None, "_send_client_handshake", False),
-    ("ClientWaitHandshake", wire.T_SERVER_HANDSHAKE, "_recv_server_handshake", None, True),
+    ("ClientWaitHandshake", _T_SERVER_HANDSHAKE, "_recv_server_handshake", None, True),
     ("ClientSendAuthentication", 0, None, "_send_client_auth", False),
     ("WaitApproval", 0, None, None, True),
-    ("Encrypted", wire.T_DATA, "_recv_data", None, False),
+    ("Encrypted", _T_DATA, "_recv_data", None, False),
     ("Resetting", 0, None, "_send_reset", False),
-    ("ResetWait", wire.T_RESET, None, None, True),
+    ("ResetWait", _T_RESET, None, None, True),
     ("Failing", 0, None, "_send_disconnect", False),
     ("Failed", 0, None, None, False),
 )
@@ -102,64 +129,68 @@ class Connection:
     peer never raise: they surface as RESET or CLOSED events with `error` set.
     """
 
-    def __init__(self, role, secret_key=None, authorized_keys=(), max_record=wire.MAX_RECORD,
+    def __init__(self, role, secret_key=None, authorized_keys=(), max_record=_MAX_RECORD,
                  backend=None, random=None, clock=None, timeout_ms=4000, max_resets=5,
                  tofu_clients=False):
-        if role not in (CLIENT, AUTH_SERVER, UNAUTH_SERVER):
-            raise LocalProtocolError("unknown role %r" % (role,))
-        if not 0 <= max_record <= wire.MAX_RECORD:
-            raise LocalProtocolError("max_record must be 0..%d" % wire.MAX_RECORD)
-        if max_resets < 1:
-            raise LocalProtocolError("max_resets must be at least 1")
-        if backend is None:
-            from .crypto import get_backend
-            backend = get_backend()
-        if random is None:
-            from .rand import default_random
-            random = default_random()   # raises NoRandomSource where there is none
-        self.role = role
-        self.is_server = role != CLIENT
-        self.backend = backend
-        self._random = random
-        self._clock = clock
-        self.timeout_ms = timeout_ms
-        self.max_resets = max_resets
-        self.tofu_clients = tofu_clients
-        self.max_record = max_record
-        self.max_packet = wire.max_packet(max_record)
+        # One try around it all: a MemoryError anywhere in here becomes OutOfMemory.
+        try:
+            if role not in (CLIENT, AUTH_SERVER, UNAUTH_SERVER):
+                raise LocalProtocolError("unknown role %r" % (role,))
+            if not 0 <= max_record <= _MAX_RECORD:
+                raise LocalProtocolError("max_record must be 0..%d" % _MAX_RECORD)
+            if max_resets < 1:
+                raise LocalProtocolError("max_resets must be at least 1")
+            if backend is None:
+                from .crypto import get_backend
+                backend = get_backend()
+            if random is None:
+                from .rand import default_random
+                random = default_random()   # raises NoRandomSource where there is none
+            self.role = role
+            self.is_server = role != CLIENT
+            self.backend = backend
+            self._random = random
+            self._clock = clock
+            self.timeout_ms = timeout_ms
+            self.max_resets = max_resets
+            self.tofu_clients = tofu_clients
+            self.max_record = max_record
+            self.max_packet = wire.max_packet(max_record)
 
-        # Long-term key (spec 2.1): a server always has one; a client may have none.
-        if secret_key is None and self.is_server:
-            secret_key = self._rand(wire.KEY_LEN)
-        self._secret = None
-        self.local_public_key = None
-        if secret_key is not None:
-            self.set_secret_key(secret_key)
-        self._authorized = []
-        for k in authorized_keys:
-            self.add_authorized_key(k)
+            # Long-term key (spec 2.1): a server always has one; a client may have none.
+            if secret_key is None and self.is_server:
+                secret_key = self._rand(_KEY_LEN)
+            self._secret = None
+            self.local_public_key = None
+            if secret_key is not None:
+                self.set_secret_key(secret_key)
+            self._authorized = []
+            for k in authorized_keys:
+                self.add_authorized_key(k)
 
-        # Buffers, allocated once (docs/design.md): input holds one whole packet, plaintext
-        # one record. The session key and nonces are bytearrays so they can be wiped.
-        self._in = bytearray(max(self.max_packet, wire.MAX_CONTROL_PACKET))
-        self._in_start = 0
-        self._in_end = 0
-        self.plaintext = bytearray(max_record)
-        self.data_len = 0
-        self._key = bytearray(wire.KEY_LEN)
-        self._local_nonce = bytearray(wire.NONCE_LEN)
-        self._remote_nonce = bytearray(wire.NONCE_LEN)
-        # Challenge: generated once per object and reused across re-handshakes (spec 2.1).
-        self._challenge = self._rand(wire.CHALLENGE_LEN)
+            # Buffers, allocated once (docs/design.md): input holds one whole packet, plaintext
+            # one record. The session key and nonces are bytearrays so they can be wiped.
+            self._in = bytearray(max(self.max_packet, _MAX_CONTROL_PACKET))
+            self._in_start = 0
+            self._in_end = 0
+            self.plaintext = bytearray(max_record)
+            self.data_len = 0
+            self._key = bytearray(_KEY_LEN)
+            self._local_nonce = bytearray(_NONCE_LEN)
+            self._remote_nonce = bytearray(_NONCE_LEN)
+            # Challenge: generated once per object and reused across re-handshakes (spec 2.1).
+            self._challenge = self._rand(_CHALLENGE_LEN)
 
-        self.reset_count = 0
-        self.error = None
-        self.remote_public_key = None
-        self._initiator = False
-        self._pending_done = False
-        self._eph_secret = None
-        self._new_session()
-        self._enter(_SERVER_WAIT_HANDSHAKE if self.is_server else _CLIENT_SEND_HANDSHAKE)
+            self.reset_count = 0
+            self.error = None
+            self.remote_public_key = None
+            self._initiator = False
+            self._pending_done = False
+            self._eph_secret = None
+            self._new_session()
+            self._enter(_SERVER_WAIT_HANDSHAKE if self.is_server else _CLIENT_SEND_HANDSHAKE)
+        except MemoryError:
+            raise OutOfMemory("out of memory")
 
     # ------------------------------------------------------------------ keys and trust
 
@@ -261,7 +292,14 @@ class Connection:
         """Parse at most what is needed to return one event (see EVENT_NAMES).
 
         Returns NEED_DATA when more input (or more time) is needed. Never raises for
-        anything the peer sent."""
+        anything the peer sent. Running out of heap (e.g. the pure backend's big ints on a
+        board) closes the connection: CLOSED, with `error` an OutOfMemory."""
+        try:
+            return self._next_event()
+        except MemoryError:
+            return self._fail(OutOfMemory("out of memory"))
+
+    def _next_event(self):
         while True:
             st = self._state
             if st == _FAILING or st == _FAILED:
@@ -284,6 +322,21 @@ class Connection:
                 return ev
             # ev < 0: a packet was consumed without an event; look again.
 
+    def _partial(self, avail):
+        # Spec section 11, "no hang", in every state: once the first bytes of a packet have
+        # been seen here, the whole packet must be buffered within timeout_ms, else the
+        # session resets. Without this a corrupted length field (up to 16,404 bytes) would
+        # leave the receiver waiting for bytes that never come. timeout_ms must therefore
+        # exceed the time the link takes to carry the largest packet.
+        if avail == 0 or self._clock is None:
+            return NEED_DATA
+        now = self._clock()
+        if self._partial_t0 is None:
+            self._partial_t0 = now
+        elif ((now - self._partial_t0) & _TICKS_MASK) >= self.timeout_ms:
+            return self._bad("partial packet timed out")
+        return NEED_DATA
+
     def _timed_out(self):
         if self._clock is None or not _STATES[self._state][4]:
             return False
@@ -294,40 +347,41 @@ class Connection:
     def _parse_one(self):
         # Returns an event, NEED_DATA, or -1 after consuming a packet that produced none.
         avail = self._in_end - self._in_start
-        if avail < wire.HEADER_LEN:
-            return NEED_DATA
+        if avail < _HEADER_LEN:
+            return self._partial(avail)
         buf = self._in
         p = self._in_start
         body_len = wire.be16(buf, p)
-        if wire.HEADER_LEN + body_len > len(buf) or body_len > wire.REFERENCE_MAX_BODY:
+        if _HEADER_LEN + body_len > len(buf) or body_len > _REFERENCE_MAX_BODY:
             # Spec 1.1: oversized packets are a permanent failure.
             self._in_start = self._in_end = 0
             return self._fail(RemoteProtocolError("Oversized packet"))
-        if avail < wire.HEADER_LEN + body_len:
-            return NEED_DATA
+        if avail < _HEADER_LEN + body_len:
+            return self._partial(avail)
+        self._partial_t0 = None
         msg_id = wire.be16(buf, p + 2)
         ptype = wire.be16(buf, p + 4)     # unknown types match no state: an error below
-        self._in_start = p + wire.HEADER_LEN + body_len
+        self._in_start = p + _HEADER_LEN + body_len
         if self._in_start == self._in_end:
             self._in_start = self._in_end = 0     # keep the buffer front-aligned, no copy
-        body = p + wire.HEADER_LEN
+        body = p + _HEADER_LEN
         st = self._state
 
         if st == _RESET_WAIT:
             # Spec 4.4 step 4: only the peer's Reset ends ResetWait; all else is dropped.
-            if ptype == wire.T_RESET:
+            if ptype == _T_RESET:
                 self._remote_msg_id = 0
                 self._enter_initial()
             return -1
-        if ptype == wire.T_RESET:
+        if ptype == _T_RESET:
             if self._absorb_reset:
                 # We answered a Reset a moment ago; this one crossed ours on the wire.
                 # Resetting again would start the ping-pong the reference suffers from.
                 self._absorb_reset = False
                 return -1
             return self._reset(ConnectionReset("peer sent Reset"), initiator=False)
-        if ptype == wire.T_DISCONNECT:
-            if body_len < wire.RESET_BODY_LEN:
+        if ptype == _T_DISCONNECT:
+            if body_len < _RESET_BODY_LEN:
                 return self._bad("Disconnect body too short")
             if buf[body + 2]:
                 err = ConnectionFailed("peer disconnected with an error")
@@ -349,7 +403,7 @@ class Connection:
 
     def _recv_client_handshake(self, buf, off, n):
         # Spec 2.2: ClientHandshake, server side.
-        why = wire.check_hs_prefix(buf, off, n, wire.CLIENT_HS_LEN)
+        why = wire.check_hs_prefix(buf, off, n, _CLIENT_HS_LEN)
         if why:
             return self._bad(why)
         peer_eph = bytes(buf[off + 8:off + 40])
@@ -364,16 +418,16 @@ class Connection:
 
     def _recv_server_handshake(self, buf, off, n):
         # Spec 2.3: ServerHandshake, client side, checks in the reference's order.
-        why = (wire.check_hs_prefix(buf, off, n, wire.SERVER_HS_LEN)
-               or wire.check_sub_packet(buf, off + 52, n - 52, wire.SERVER_HS_PT_LEN))
+        why = (wire.check_hs_prefix(buf, off, n, _SERVER_HS_LEN)
+               or wire.check_sub_packet(buf, off + 52, n - 52, _SERVER_HS_PT_LEN))
         if why:
             return self._bad(why)
         peer_eph = bytes(buf[off + 8:off + 40])
         self._remote_nonce[:] = buf[off + 40:off + 52]
         if not self._derive_key(peer_eph):
             return self._bad("invalid ephemeral key")
-        pt = bytearray(wire.SERVER_HS_PT_LEN)
-        if not self._open(buf, off + 56, wire.SERVER_HS_PT_LEN, pt):
+        pt = bytearray(_SERVER_HS_PT_LEN)
+        if not self._open(buf, off + 56, _SERVER_HS_PT_LEN, pt):
             return self._bad("handshake decryption failed")
         server_key = bytes(pt[0:32])
         challenge = bytes(pt[32:64])
@@ -394,12 +448,12 @@ class Connection:
 
     def _recv_client_auth(self, buf, off, n):
         # Spec 2.4: ClientAuthentication, server side.
-        why = (wire.check_hs_prefix(buf, off, n, wire.CLIENT_AUTH_LEN)
-               or wire.check_sub_packet(buf, off + 8, n - 8, wire.CLIENT_AUTH_PT_LEN))
+        why = (wire.check_hs_prefix(buf, off, n, _CLIENT_AUTH_LEN)
+               or wire.check_sub_packet(buf, off + 8, n - 8, _CLIENT_AUTH_PT_LEN))
         if why:
             return self._bad(why)
-        pt = bytearray(wire.CLIENT_AUTH_PT_LEN)
-        if not self._open(buf, off + 12, wire.CLIENT_AUTH_PT_LEN, pt):
+        pt = bytearray(_CLIENT_AUTH_PT_LEN)
+        if not self._open(buf, off + 12, _CLIENT_AUTH_PT_LEN, pt):
             return self._bad("handshake decryption failed")
         wire.nonce_increment(self._remote_nonce)
         if self.role == UNAUTH_SERVER:
@@ -422,12 +476,12 @@ class Connection:
 
     def _recv_data(self, buf, off, n):
         # Spec 3: EncryptedData. data_len must leave exactly one tag after the ciphertext.
-        if n < wire.SUB_HEADER_LEN + wire.TAG_LEN:
+        if n < _SUB_HEADER_LEN + _TAG_LEN:
             return self._bad("data packet too short")
         dlen = wire.le16(buf, off)
-        if wire.SUB_HEADER_LEN + dlen + wire.TAG_LEN != n or dlen > self.max_record:
+        if _SUB_HEADER_LEN + dlen + _TAG_LEN != n or dlen > self.max_record:
             return self._bad("invalid data length")
-        if not self._open(buf, off + wire.SUB_HEADER_LEN, dlen, self.plaintext):
+        if not self._open(buf, off + _SUB_HEADER_LEN, dlen, self.plaintext):
             # The [master] behaviour: reset, never wedge (spec 3, section 11).
             return self._bad("decryption failed")
         wire.nonce_increment(self._remote_nonce)
@@ -440,53 +494,58 @@ class Connection:
         """Write the pending handshake, Reset or Disconnect packet into out[off:].
 
         Returns the number of bytes written, 0 when nothing is pending. `out` needs room
-        for wire.MAX_CONTROL_PACKET (208) bytes; raises LocalProtocolError otherwise."""
+        for _MAX_CONTROL_PACKET (208) bytes; raises LocalProtocolError otherwise."""
         sender = _SEND[self._state]
         if sender is None:
             return 0
-        if len(out) - off < wire.MAX_CONTROL_PACKET:
+        if len(out) - off < _MAX_CONTROL_PACKET:
             raise LocalProtocolError("output buffer too small for a handshake packet")
-        return sender(self, out, off)
+        try:
+            return sender(self, out, off)
+        except MemoryError:
+            # Nothing is written; the next data_to_send() writes the Disconnect.
+            self._fail(OutOfMemory("out of memory"))
+            return 0
 
     def _hs_frame(self, out, off, body_len, ptype):
         # Outer header plus the handshake body prefix (spec 1.1, 2.2-2.4); returns the
         # body's offset.
-        body = off + wire.HEADER_LEN
+        body = off + _HEADER_LEN
         wire.put_header(out, off, body_len, self._next_msg_id(), ptype)
         wire.put_hs_prefix(out, body, body_len)
         return body
 
     def _send_client_handshake(self, out, off):
         # Spec 2.2: inner len 84, version, ephemeral public, starting nonce, challenge.
-        body = self._hs_frame(out, off, wire.CLIENT_HS_LEN, wire.T_CLIENT_HANDSHAKE)
+        body = self._hs_frame(out, off, _CLIENT_HS_LEN, _T_CLIENT_HANDSHAKE)
         out[body + 8:body + 40] = self._eph_public
         out[body + 40:body + 52] = self._local_nonce
         out[body + 52:body + 84] = self._challenge
         self._enter(_CLIENT_WAIT_HANDSHAKE)
-        return wire.HEADER_LEN + wire.CLIENT_HS_LEN
+        return _HEADER_LEN + _CLIENT_HS_LEN
 
     def _send_server_handshake(self, out, off):
         # Spec 2.3: clear ephemeral and nonce, then {key, challenge, signature} sealed
         # under the session key with our starting nonce.
-        body = self._hs_frame(out, off, wire.SERVER_HS_LEN, wire.T_SERVER_HANDSHAKE)
+        body = self._hs_frame(out, off, _SERVER_HS_LEN, _T_SERVER_HANDSHAKE)
         out[body + 8:body + 40] = self._eph_public
         out[body + 40:body + 52] = self._local_nonce
-        wire.put_sub_header(out, body + 52, wire.SERVER_HS_PT_LEN)
+        wire.put_sub_header(out, body + 52, _SERVER_HS_PT_LEN)
         signed = bytes(self._eph_public) + bytes(self._local_nonce) + self._peer_challenge
         pt = (self.local_public_key + bytes(self._challenge)
               + self.backend.ed25519_sign(bytes(self._secret), signed))
         self.backend.aead_seal(self._key, self._local_nonce, pt, 0, len(pt), out, body + 56)
         wire.nonce_increment(self._local_nonce)
         self._enter(_SERVER_WAIT_AUTH)
-        return wire.HEADER_LEN + wire.SERVER_HS_LEN
+        return _HEADER_LEN + _SERVER_HS_LEN
 
     def _send_client_auth(self, out, off):
         # Spec 2.4: {key, signature} sealed with our starting nonce; a keyless client
         # sends 96 zero bytes (the 0.5.1 encoding). Then straight to Encrypted.
-        body = self._hs_frame(out, off, wire.CLIENT_AUTH_LEN, wire.T_CLIENT_AUTH)
-        wire.put_sub_header(out, body + 8, wire.CLIENT_AUTH_PT_LEN)
+        body = self._hs_frame(out, off, _CLIENT_AUTH_LEN, _T_CLIENT_AUTH)
+        wire.put_sub_header(out, body + 8, _CLIENT_AUTH_PT_LEN)
         if self._secret is None:
-            pt = bytes(wire.CLIENT_AUTH_PT_LEN)
+            pt = bytes(_CLIENT_AUTH_PT_LEN)
         else:
             signed = bytes(self._eph_public) + bytes(self._local_nonce) + self._peer_challenge
             pt = self.local_public_key + self.backend.ed25519_sign(bytes(self._secret), signed)
@@ -494,11 +553,11 @@ class Connection:
         wire.nonce_increment(self._local_nonce)
         self._enter(_ENCRYPTED)
         self._pending_done = True
-        return wire.HEADER_LEN + wire.CLIENT_AUTH_LEN
+        return _HEADER_LEN + _CLIENT_AUTH_LEN
 
     def _send_reset(self, out, off):
         # Spec 4.4 steps 2-3: Reset carries msg_id 0; local_msg_id stays 0 afterwards.
-        n = wire.put_control(out, off, wire.T_RESET, True)
+        n = wire.put_control(out, off, _T_RESET, True)
         self._local_msg_id = 0
         if self._initiator:
             self._enter(_RESET_WAIT)
@@ -509,7 +568,7 @@ class Connection:
 
     def _send_disconnect(self, out, off):
         # Spec 4.5: error=0 only for a clean close.
-        n = wire.put_control(out, off, wire.T_DISCONNECT,
+        n = wire.put_control(out, off, _T_DISCONNECT,
                              not isinstance(self.error, ConnectionClosed))
         self._enter(_FAILED)
         self._wipe()
@@ -530,12 +589,24 @@ class Connection:
         if n > self.max_record:
             raise LocalProtocolError("record of %d bytes exceeds max_record %d"
                                      % (n, self.max_record))
-        total = wire.DATA_OVERHEAD + n
+        total = _DATA_OVERHEAD + n
         if len(out) - off < total:
             raise LocalProtocolError("output buffer too small")
-        wire.put_header(out, off, total - wire.HEADER_LEN, self._next_msg_id(), wire.T_DATA)
-        wire.put_sub_header(out, off + wire.HEADER_LEN, n)
-        self.backend.aead_seal(self._key, self._local_nonce, data, 0, n, out, off + 12)
+        # msg_id and nonce advance only once the record is written: a seal that fails, or
+        # an `out` we cannot write (bytes: TypeError), consumes nothing, so the session
+        # stays in step with the peer (issue 9.8).
+        m = self._local_msg_id
+        try:
+            wire.put_header(out, off, total - _HEADER_LEN, m, _T_DATA)
+            wire.put_sub_header(out, off + _HEADER_LEN, n)
+            self.backend.aead_seal(self._key, self._local_nonce, data, 0, n, out, off + 12)
+        except MemoryError:
+            raise OutOfMemory("out of memory")
+        except (TypeError, ValueError):
+            # `out` is not writable (bytes, a read-only memoryview); backends raise only
+            # OssuaryError subclasses themselves.
+            raise LocalProtocolError("output buffer is not writable")
+        self._local_msg_id = (m + 1) & 0xFFFF
         wire.nonce_increment(self._local_nonce)
         return total
 
@@ -550,14 +621,17 @@ class Connection:
                    else ConnectionClosed("closed locally"))
 
     def close(self):
-        """Wipe secrets and mark the connection Failed. The object is unusable afterwards."""
+        """Wipe secrets and mark the connection Failed. The object is unusable afterwards.
+
+        Wiped: the session key, the ephemeral secret, the long-term secret key and the
+        last record's plaintext (`plaintext`, data_len 0)."""
         if self.error is None:
             self.error = ConnectionClosed("closed locally")
         self._enter(_FAILED)
         self._wipe()
-        if self._secret is not None:
-            for i in range(len(self._secret)):
-                self._secret[i] = 0
+        _zero(self._secret)
+        _zero(self.plaintext)
+        self.data_len = 0
 
     # ------------------------------------------------------------------ internals
 
@@ -586,9 +660,10 @@ class Connection:
         self._wipe()
         self._eph_secret = bytearray(self._rand(32))
         self._eph_public = self.backend.x25519_base(bytes(self._eph_secret))
-        self._local_nonce[:] = self._rand(wire.NONCE_LEN)
+        self._local_nonce[:] = self._rand(_NONCE_LEN)
         self._initial_nonce = bytes(self._local_nonce)
         self._peer_signed_prefix = None
+        self._partial_t0 = None
         self._absorb_reset = False
         self._local_msg_id = 0
         self._remote_msg_id = 0
@@ -597,20 +672,20 @@ class Connection:
         self._idle = True
 
     def _wipe(self):
-        # Session secrets only; the long-term key is wiped by close().
-        for i in range(wire.KEY_LEN):
-            self._key[i] = 0
-        if self._eph_secret is not None:
-            for i in range(len(self._eph_secret)):
-                self._eph_secret[i] = 0
+        # Session secrets only; the long-term key and the plaintext are wiped by close().
+        _zero(self._key)
+        _zero(self._eph_secret)
 
     def _derive_key(self, peer_eph):
         # The raw X25519 output is the session key (spec 2.1); an all-zero output is
-        # refused by every backend (section 11).
+        # refused by every backend (section 11). The ephemeral secret has done its only
+        # job once the key is derived (or refused): wiped now, not at the session's end.
         try:
             self._key[:] = self.backend.x25519(bytes(self._eph_secret), peer_eph)
         except CryptoError:
             return False
+        finally:
+            _zero(self._eph_secret)
         return True
 
     def _open(self, buf, off, n, dst):
@@ -651,6 +726,13 @@ class Connection:
         self._pending_done = False
         self._enter(_FAILING)
         return CLOSED
+
+
+def _zero(buf):
+    # Overwrite a secret-holding bytearray in place (None: nothing to wipe).
+    if buf is not None:
+        for i in range(len(buf)):
+            buf[i] = 0
 
 
 # The table's handler names resolved once to plain functions: calling a function from a

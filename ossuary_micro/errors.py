@@ -16,6 +16,11 @@ class AuthenticationFailed(CryptoError):
     """An AEAD tag did not verify. No plaintext was released."""
 
 
+class OutOfMemory(OssuaryError):
+    """The heap could not hold what an operation needed. The connection it happened in is
+    closed (error set to this); a new one can be tried once memory is free again."""
+
+
 class KeyFormatError(OssuaryError):
     """A key is not 32 bytes, or its text is not 64 hex characters."""
 

@@ -4,7 +4,8 @@ On ARM, viper.py swaps its field functions for the Thumb assembler ones of
 crypto/_viper_thumb.py; that code runs nowhere else, so this is where it is checked: every
 Wycheproof X25519, ChaCha20-Poly1305 and Ed25519 case plus the RFC tests, on the board, through
 tests/device/board_vectors.py. Skipped, with the reason, where the emulator (../shared/tools/
-board-emulator, qemu-system-arm) is absent; `make test` never needs it.
+board-emulator, qemu-system-arm) is absent. `make board-test` runs it (OSSUARY_BOARD_TESTS=1);
+`make test` skips it, so it never depends on the emulator or its run time.
 """
 
 import json
@@ -59,6 +60,8 @@ def flatten_wycheproof(out_path):
 
 
 def test_vectors_on_m0_from_mpy(tmp_path):
+    if os.environ.get("OSSUARY_BOARD_TESTS") != "1":
+        pytest.skip("board emulator tests run in `make board-test` (OSSUARY_BOARD_TESTS=1)")
     missing = board_emulator.m0_missing()
     if missing:
         pytest.skip("Cortex-M0 emulator absent: " + missing)

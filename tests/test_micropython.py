@@ -5,6 +5,10 @@
   viper), one pytest test per module per interpreter, through tests/mp/run.py.
 * Every .py of ossuary_micro/, ossuary_io/ and port/ must compile with mpy-cross for armv6m
   (RP2040) and xtensawin (ESP32).
+* Only the chosen crypto backend is imported, and one that fails to load is a CryptoError.
+* The heap budget: the device self-test and a 100-reading node session (tests/device/) run
+  from x64 .mpy on the unix port in a 128 KiB heap, and a node whose library runs out of
+  memory logs it and recovers (the board-like emulators: `make board-test`).
 
 Environment knobs (subsets for quick local runs; CI runs everything):
   OSSUARY_MP_INTERPRETERS=unix,wasm   which interpreters (default both)
@@ -147,3 +151,137 @@ def test_device_selftest_on_ci_interpreters():
     assert proc.returncode == 0, out[-8000:]
     assert re.search(r"^unix: (\d+) passed, 0 failed$", proc.stdout, re.M), out
     assert re.search(r"^wasm: (\d+) passed, 0 failed$", proc.stdout, re.M), out
+
+
+# -- backend loading (issue 7 item 2) ---------------------------------------------------------
+
+_LOAD_SCRIPT = """
+import sys
+sys.path.insert(0, ".")
+from ossuary_micro import Connection, CLIENT
+from ossuary_micro.crypto import get_backend
+be = get_backend()
+Connection(CLIENT, random=lambda n: bytes(range(1, n + 1)))
+print("chosen", be.name)
+print("loaded", " ".join(sorted(m for m in sys.modules if m.startswith("ossuary_micro.crypto."))))
+"""
+
+
+@pytest.mark.parametrize("interp", _interpreters())
+def test_only_the_chosen_backend_is_imported(interp, tmp_path):
+    # On a board every imported module is heap: choosing viper must not load pure's modules
+    # as well (and the wasm port, which has no viper, loads only pure).
+    script = tmp_path / "load.py"
+    script.write_text(_LOAD_SCRIPT)
+    proc = run_mp(interp, str(script), timeout=300)
+    out = proc.stdout + proc.stderr
+    chosen = re.search(r"^chosen (\w+)$", proc.stdout, re.M)
+    loaded = re.search(r"^loaded (.*)$", proc.stdout, re.M)
+    assert chosen and loaded, out
+    expected = {"viper": "ossuary_micro.crypto.viper", "pure": "ossuary_micro.crypto.pure"}
+    assert chosen.group(1) == ("viper" if interp == "unix" else "pure"), out
+    mods = loaded.group(1).split()
+    assert expected[chosen.group(1)] in mods, out
+    assert not [m for m in mods if m.endswith((".pure", "._chacha", "._curve25519", "._sha512"))
+                and chosen.group(1) == "viper"], out
+    assert not [m for m in mods if m.endswith(".viper") and chosen.group(1) == "pure"], out
+
+
+_BROKEN_SCRIPT = """
+import sys
+sys.path.insert(0, ".")
+import ossuary_micro.crypto as crypto
+
+
+class _Broken:
+    # Stands in for a backend module whose loading runs out of heap (or fails otherwise).
+    class Backend:
+        def __init__(self):
+            raise %s("while loading")
+
+
+sys.modules["ossuary_micro.crypto.%s"] = _Broken
+try:
+    crypto.get_backend(%r)
+except crypto.CryptoError as e:
+    print("CryptoError:", e)
+except BaseException as e:
+    print("escaped", type(e).__name__, e)
+"""
+
+
+@pytest.mark.parametrize("interp", ["cpython"] + _interpreters())
+@pytest.mark.parametrize("exc", ["MemoryError", "RuntimeError"])
+def test_backend_that_fails_to_load_is_a_crypto_error(interp, exc, tmp_path):
+    # A MemoryError (or any other failure) while loading a backend is a CryptoError naming
+    # the backend, on CPython and on the MicroPython interpreters alike; never an escape.
+    name = "pyca" if interp == "cpython" else "pure"
+    label = "cryptography" if interp == "cpython" else "pure"
+    script = tmp_path / "broken.py"
+    script.write_text(_BROKEN_SCRIPT % (exc, name, label))
+    if interp == "cpython":
+        proc = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True,
+                              text=True, timeout=120)
+    else:
+        proc = run_mp(interp, str(script), timeout=300)
+    out = proc.stdout + proc.stderr
+    assert "CryptoError: crypto backend %s failed to load: %s" % (label, exc) in proc.stdout, out
+
+
+# -- the heap budget (issue 7 item 1) -----------------------------------------------------------
+
+UNIX_HEAP = "128K"     # 64-bit objects: stricter than a 32-bit board with 128 KiB
+
+
+@pytest.fixture(scope="module")
+def x64_tree(tmp_path_factory):
+    """The board's .mpy tree (tools/board_emulator.py's layout) compiled for the unix port."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    try:
+        import board_emulator
+    finally:
+        sys.path.pop(0)
+    tree = str(tmp_path_factory.mktemp("mpy-x64"))
+    board_emulator.build_mpy("x64", tree)
+    return tree
+
+
+def run_from_mpy(tree, code, heap=UNIX_HEAP, timeout=300):
+    """Run `code` on the unix port with only the .mpy tree importable and a `heap`-sized heap."""
+    if not os.path.exists(MICROPYTHON):
+        pytest.fail("MicroPython unix port missing at %s: run `make venv`" % MICROPYTHON)
+    env = dict(os.environ, MICROPYPATH=tree)
+    proc = subprocess.run([MICROPYTHON, "-X", "heapsize=" + heap, "-c",
+                           "import sys; sys.path.append('tests/device'); " + code],
+                          cwd=tree, env=env, capture_output=True, text=True, timeout=timeout)
+    return proc, proc.stdout + proc.stderr
+
+
+def test_device_selftest_from_mpy_in_128k_heap(x64_tree):
+    proc, out = run_from_mpy(x64_tree, "import selftest; sys.exit(selftest.main())")
+    assert re.search(r"^9 passed, 0 failed$", proc.stdout, re.M), out[-6000:]
+    assert "backends: viper, pure" in out, out[-3000:]
+    assert proc.returncode == 0, out[-3000:]
+
+
+def test_node_session_from_mpy_in_128k_heap(x64_tree):
+    # The whole node (port/common/node.py's main: config file, sensors, Ossuary client over a
+    # UART-like stream) sends 100 readings to an in-process collector-side Connection.
+    proc, out = run_from_mpy(x64_tree, "import node_session; node_session.main(100)")
+    assert re.search(r"^readings 100 ok$", proc.stdout, re.M), out[-6000:]
+    peak = int(re.search(r"^heap_peak (\d+)$", proc.stdout, re.M).group(1))
+    assert 0 < peak <= 128 * 1024, out[-3000:]
+    sys.stdout.write("".join(ln + "\n" for ln in proc.stdout.splitlines()
+                             if re.match(r"^[a-z_]+ -?\d+", ln)))
+
+
+def test_node_survives_out_of_memory_in_the_library(x64_tree):
+    # Issue 7, bad input: a MemoryError inside the library (forced in the node's first two
+    # sessions, in the same 128 KiB heap) is an OssuaryError the node logs; it backs off,
+    # retries and then delivers every reading.
+    proc, out = run_from_mpy(x64_tree, "import node_session; node_session.main(20, oom=2)")
+    assert out.count("node: session ended: out of memory") == 2, out[-6000:]
+    assert "node: reconnect in 500 ms" in out and "node: reconnect in 1000 ms" in out, out[-6000:]
+    assert "unexpected" not in out, out[-6000:]
+    assert re.search(r"^oom_failures 2$", proc.stdout, re.M), out[-6000:]
+    assert re.search(r"^readings 20 ok$", proc.stdout, re.M), out[-6000:]

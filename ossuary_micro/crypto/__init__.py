@@ -9,17 +9,19 @@ from ..errors import CryptoError
 # Best first. The modules: pyca.py (pyca/cryptography, CPython), viper.py (MicroPython viper
 # emitter), pure.py (pure Python, runs everywhere).
 _ORDER = ("cryptography", "viper", "pure")
-_MODULES = {"cryptography": "pyca", "viper": "viper", "pure": "pure"}
 _cache = {}
 
 
 def _load(name):
-    # Import the backend module for `name`; return a Backend instance or None if it is
-    # unusable here. ImportError covers a missing module; the viper module also raises it
-    # when the emitter is unavailable, and pyca when the package is not installed.
+    # Import the backend module for `name` (and only that one); return a Backend instance,
+    # or None if it does not exist here. ImportError covers a missing module; the viper
+    # module also raises it when the emitter is unavailable, and pyca when the package is
+    # not installed. SyntaxError/NotImplementedError: MicroPython builds without
+    # the viper emitter refuse to compile @micropython.viper functions. Anything else -
+    # above all MemoryError, from compiling or loading a module on a small board - is a
+    # CryptoError naming the backend, and is not cached, so a later call can retry.
     if name in _cache:
         return _cache[name]
-    backend = None
     try:
         if name == "cryptography":
             from . import pyca as mod
@@ -29,9 +31,9 @@ def _load(name):
             from . import pure as mod
         backend = mod.Backend()
     except (ImportError, SyntaxError, NotImplementedError):
-        # SyntaxError/NotImplementedError: MicroPython builds without the viper emitter
-        # refuse to compile @micropython.viper functions.
         backend = None
+    except Exception as e:
+        raise CryptoError("crypto backend %s failed to load: %s" % (name, type(e).__name__))
     _cache[name] = backend
     return backend
 
@@ -52,7 +54,7 @@ def get_backend(name=None):
             if b is not None:
                 return b
         raise CryptoError("no crypto backend available")
-    if name not in _MODULES:
+    if name not in _ORDER:
         raise CryptoError("unknown crypto backend: %s" % name)
     b = _load(name)
     if b is None:

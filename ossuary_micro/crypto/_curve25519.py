@@ -3,8 +3,10 @@
 # Field elements are ints reduced with `% P` after each product (measured faster than a
 # shift-and-fold reduction on both CPython and MicroPython). Edwards points are tuples in
 # extended coordinates (X, Y, Z, T), x = X/Z, y = Y/Z, xy = T/Z (Hisil-Wong-Carter-Dawson
-# 2008, a = -1). The base point uses a 6-tooth comb over a 63-point table built on first use;
-# other points use a fixed 4-bit window. None of this is constant-time: branches and table
+# 2008, a = -1). On CPython the base point uses a 6-tooth comb over a 63-point table built on
+# first use; other points, and the base point on MicroPython, use a fixed 4-bit window. The
+# comb table (~18.5 KB of big ints on a 32-bit board) would stay resident and fragment a
+# board's heap; the window's 15-point table lives only for one multiplication. None of this is constant-time: branches and table
 # indices depend on secret scalars. Python cannot offer constant time; use the
 # `cryptography` backend where timing attacks matter.
 
@@ -21,6 +23,11 @@ _A24 = 121665
 _TEETH = 6
 _SPACING = 43
 _comb = None
+try:
+    import sys
+    _COMB = sys.implementation.name != "micropython"
+except (ImportError, AttributeError):
+    _COMB = True
 
 
 def _pow_loop(b, e, m):
@@ -107,6 +114,7 @@ def x25519_base(kb):
 # ------------------------------------------------------------------- Edwards point arithmetic
 
 _IDENTITY = (0, 1, 1, 0)
+_B = (_BX, _BY, 1, (_BX * _BY) % P)
 
 
 def _dbl(p):
@@ -176,7 +184,7 @@ def _cached(p):
 def _build_comb():
     # table[idx] = sum of 2**(_SPACING*j) * B over the bits j of idx, in affine Niels form.
     # One batch inversion (Montgomery's trick) turns all 63 points affine with one _inv.
-    teeth = [(_BX, _BY, 1, (_BX * _BY) % P)]
+    teeth = [_B]
     for j in range(1, _TEETH):
         q = teeth[-1]
         for _ in range(_SPACING):
@@ -210,8 +218,11 @@ def _build_comb():
 
 
 def _base_mul(kb):
-    # Scalar (little-endian bytes kb, up to 258 bits) times the base point, by the comb.
+    # Scalar (little-endian bytes kb, 32 bytes) times the base point: by the comb on CPython,
+    # by the window (no resident table) on MicroPython.
     global _comb
+    if not _COMB:
+        return _var_mul(int.from_bytes(kb, "little"), _B)
     if _comb is None:
         _comb = _build_comb()
     table = _comb

@@ -38,22 +38,26 @@ _IV = (
 
 
 def _compress(h, block, off):
-    # One 128-byte block at block[off:]; updates the 8-word state list h in place.
+    # One 128-byte block at block[off:]; updates the 8-word state list h in place. The message
+    # schedule lives in a rolling window of 16 words (w[t & 15] holds W[t]; W[t-16], W[t-15],
+    # W[t-7], W[t-2] sit at t, t+1, t+9, t+14 mod 16), not a list grown to 80 big ints: on a
+    # board that list alone was a 1 KB allocation per block.
     w = list(struct.unpack_from(">16Q", block, off))
     M = _M
-    for t in range(16, 80):
-        x = w[t - 15]
-        s0 = ((x >> 1) | (x << 63)) ^ ((x >> 8) | (x << 56)) ^ (x >> 7)
-        x = w[t - 2]
-        s1 = ((x >> 19) | (x << 45)) ^ ((x >> 61) | (x << 3)) ^ (x >> 6)
-        w.append((w[t - 16] + s0 + w[t - 7] + s1) & M)
     a, b, c, d, e, f, g, hh = h
     K = _K
     for t in range(80):
+        j = t & 15
+        if t >= 16:
+            x = w[(t + 1) & 15]
+            s0 = ((x >> 1) | (x << 63)) ^ ((x >> 8) | (x << 56)) ^ (x >> 7)
+            x = w[(t + 14) & 15]
+            s1 = ((x >> 19) | (x << 45)) ^ ((x >> 61) | (x << 3)) ^ (x >> 6)
+            w[j] = (w[j] + s0 + w[(t + 9) & 15] + s1) & M
         # The rotations leave bits above 64 in place; the final & M clears them.
         S1 = ((e >> 14) | (e << 50)) ^ ((e >> 18) | (e << 46)) ^ ((e >> 41) | (e << 23))
         ch = (e & f) ^ (~e & g)
-        t1 = hh + (S1 & M) + ch + K[t] + w[t]
+        t1 = hh + (S1 & M) + ch + K[t] + w[j]
         S0 = ((a >> 28) | (a << 36)) ^ ((a >> 34) | (a << 30)) ^ ((a >> 39) | (a << 25))
         maj = (a & b) ^ (a & c) ^ (b & c)
         t2 = (S0 & M) + maj

@@ -22,6 +22,7 @@
 # reconnects after an exponential backoff (retry_min_ms .. retry_max_ms, reset to the minimum
 # after a session that delivered readings).
 
+import sys
 import time
 
 from ossuary_micro import Connection, CLIENT
@@ -243,6 +244,13 @@ def main(board, path, read_key=None):
     except ConfigError as e:
         board.log_error("config error: %s" % e)
         return 2
+    # The config is checked and the key read: their modules are not needed again, and on a
+    # board a loaded module is heap (nodeconfig alone is ~6 KB on a 32-bit port). Only
+    # ConfigError, which sensors.py holds, stays alive.
+    del load_config
+    for m in ("nodeconfig", "keystore"):
+        if m in sys.modules:
+            del sys.modules[m]
     board.log("node %s starting: %d sensor(s), every %d ms"
               % (cfg["name"], len(node.sensors), cfg["interval_ms"]))
     try:

@@ -210,12 +210,21 @@ def _why(e):
 
 
 def _read_small(path, limit):
-    # Read a text file of at most `limit` bytes; ValueError if it is bigger.
+    # Read a text file of at most `limit` bytes; ValueError if it is bigger. In chunks:
+    # f.read(limit + 1) makes MicroPython ask for limit + 1 contiguous bytes up front, whatever
+    # the file's size, which a board's fragmented heap may not have.
+    parts = []
+    n = 0
     with open(path, "rb") as f:
-        data = f.read(limit + 1)
-    if len(data) > limit:
-        raise ValueError("file is larger than %d bytes" % limit)
-    return data.decode()
+        while True:
+            chunk = f.read(256)
+            if not chunk:
+                break
+            n += len(chunk)
+            if n > limit:
+                raise ValueError("file is larger than %d bytes" % limit)
+            parts.append(chunk)
+    return b"".join(parts).decode()
 
 
 def load_config(path, read_key=None):

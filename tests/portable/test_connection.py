@@ -741,3 +741,159 @@ def test_every_packet_fed_whole_bytewise_and_with_trailing_bytes():
         assert results[0] == results[1] == results[2], (which, results)
         if which == 4:
             assert results[0][0] == [DATA] and results[0][2] == b"record"
+
+
+# ---------------------------------------------------------------- hardening (issue 9)
+
+def test_partial_packet_times_out_in_every_state():
+    # Issue 9.3: a corrupted length field in the Encrypted state announced a body that never
+    # comes. The receiver must not wait for ever: timeout_ms after it first saw the packet's
+    # bytes it resets (and the session recovers by itself).
+    link = make_pair().run()
+    out = bytearray(64)
+    n = link.client.send_data(b"reading", out)
+    frame = bytearray(out[:n])
+    frame[0] = 0x3F                         # body length 0x3F.. instead of 27: never arrives
+    s = link.server
+    s.receive_data(frame)
+    assert s.next_event() == NEED_DATA
+    link.clock.now += 3999
+    assert s.next_event() == NEED_DATA
+    link.clock.now += 1
+    assert s.next_event() == RESET
+    assert isinstance(s.error, RemoteProtocolError)
+    assert s.error.reason == "partial packet timed out"
+    link.run(rounds=40)
+    assert link.established()
+    link.send("client", b"after")
+    assert link.received["server"][-1] == b"after"
+    # A header cut short (fewer than 8 bytes) is bounded the same way.
+    s.receive_data(b"\x00\x20\x00")
+    assert s.next_event() == NEED_DATA
+    link.clock.now += 4000
+    assert s.next_event() == RESET
+
+
+def test_slow_packet_within_timeout_is_delivered():
+    # The bound is on the whole packet, counted from its first bytes: bytes trickling in
+    # that complete it within timeout_ms are fine, and the next packet gets its own time.
+    link = make_pair().run()
+    out = bytearray(64)
+    s = link.server
+    for text in (b"one", b"two"):
+        n = link.client.send_data(text, out)
+        frame = bytes(out[:n])
+        for i in range(n):
+            s.receive_data(frame[i:i + 1])
+            ev = s.next_event()
+            link.clock.now += 3999 // n
+        assert ev == DATA and bytes(s.plaintext[:s.data_len]) == text
+
+
+class _FailingBackend:
+    """The default backend with one method made to raise `exc` while `armed`."""
+
+    def __init__(self, method, exc):
+        self.inner = get_backend()
+        self.name = self.inner.name
+        self.method = method
+        self.exc = exc
+        self.armed = False
+
+    def _call(self, name, args):
+        if self.armed and name == self.method:
+            raise self.exc
+        return getattr(self.inner, name)(*args)
+
+    def x25519(self, *a):
+        return self._call("x25519", a)
+
+    def x25519_base(self, *a):
+        return self._call("x25519_base", a)
+
+    def aead_seal(self, *a):
+        return self._call("aead_seal", a)
+
+    def aead_open(self, *a):
+        return self._call("aead_open", a)
+
+    def ed25519_public(self, *a):
+        return self._call("ed25519_public", a)
+
+    def ed25519_sign(self, *a):
+        return self._call("ed25519_sign", a)
+
+    def ed25519_verify(self, *a):
+        return self._call("ed25519_verify", a)
+
+
+def test_failed_send_data_consumes_nothing():
+    # Issue 9.8: a read-only `out`, a failing seal or an exhausted heap raises an
+    # OssuaryError and leaves msg_id and nonce where they were, so the next record is
+    # accepted by the peer.
+    from ossuary_micro import CryptoError, OutOfMemory
+    for exc, expected in ((CryptoError("seal refused"), CryptoError),
+                          (MemoryError(), OutOfMemory)):
+        be = _FailingBackend("aead_seal", exc)
+        link = make_pair(backend=be).run()
+        c = link.client
+        link.send("client", b"first")
+        msg_id, nonce = c._local_msg_id, bytes(c._local_nonce)
+        e = raises(LocalProtocolError, c.send_data, b"x", bytes(64))   # read-only out
+        assert isinstance(e, OssuaryError)
+        be.armed = True
+        raises(expected, c.send_data, b"x", bytearray(64))
+        be.armed = False
+        assert (c._local_msg_id, bytes(c._local_nonce)) == (msg_id, nonce)
+        link.send("client", b"second")
+        assert link.received["server"] == [b"first", b"second"], link.events
+        assert "RESET" not in link.events["server"]
+
+
+def test_out_of_memory_in_handshake_closes_with_an_ossuary_error():
+    # Issue 7, bad input: a MemoryError inside the library (here the key exchange) becomes
+    # a closed connection whose error is OutOfMemory, never an escaping MemoryError.
+    from ossuary_micro import OutOfMemory
+    be = _FailingBackend("x25519", MemoryError())
+    link = make_pair(backend=be)
+    be.armed = True
+    link.run()
+    assert link.server.closed, link.server.state_name
+    assert isinstance(link.server.error, OutOfMemory)
+    be = _FailingBackend("x25519_base", MemoryError())
+    be.armed = True
+    e = raises(OutOfMemory, Connection, CLIENT, random=DetRandom(b"m"), backend=be)
+    assert str(e) == "out of memory"
+
+
+def test_ephemeral_secret_wiped_once_session_key_derived():
+    # Issue 9.7: the ephemeral X25519 secret lives only until the session key exists.
+    link = make_pair(client_key=CLIENT_SEED, server_role=AUTH_SERVER).run()
+    assert link.established()
+    for conn in (link.client, link.server):
+        assert bytes(conn._eph_secret) == bytes(32)
+        assert bytes(conn._key) != bytes(32)
+
+
+def test_close_wipes_plaintext():
+    # Issue 9.7: the last record's plaintext does not outlive the connection.
+    link = make_pair().run()
+    link.send("client", b"secret reading")
+    s = link.server
+    assert bytes(s.plaintext[:s.data_len]) == b"secret reading"
+    s.close()
+    assert s.data_len == 0
+    assert bytes(s.plaintext) == bytes(len(s.plaintext))
+
+
+def test_private_wire_constants_match_wire():
+    # connection.py repeats wire.py's sizes and types as `_NAME = const(n)` (folded into the
+    # bytecode on MicroPython, so only visible as attributes on CPython): they must agree.
+    import sys
+    if sys.implementation.name == "micropython":
+        return
+    from ossuary_micro import connection
+    names = [n for n in dir(wire) if n[:1].isupper() and hasattr(connection, "_" + n)]
+    assert len(names) >= 20, names
+    for n in names:
+        assert getattr(connection, "_" + n) == getattr(wire, n), n
