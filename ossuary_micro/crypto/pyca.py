@@ -47,6 +47,25 @@ class Backend:
 
     name = "cryptography"
 
+    def __init__(self):
+        # One ChaCha20Poly1305 context for the most recent AEAD key, and a copy of that key to
+        # recognise it. A session seals and opens every record under one key (protocol 1 uses
+        # the same key both ways), so OpenSSL's key setup and the key's checks happen once per
+        # session, not once per record: the comparison below allocates nothing. A caller that
+        # alternates keys (one backend, many sessions) gets a new context per change, which is
+        # what every call cost before. The copy and the context hold the key until the next
+        # key replaces them; on CPython nothing can be wiped reliably (docs/security.md).
+        self._key = bytearray(32)
+        self._aead = None
+
+    def _context(self, key):
+        if self._aead is not None and key == self._key:
+            return self._aead
+        k = need(key, 32, "key")    # CryptoError for a wrong length or a non-buffer
+        self._aead = ChaCha20Poly1305(k)
+        self._key[:] = k
+        return self._aead
+
     def x25519(self, scalar, point):
         """RFC 7748 X25519. Raises CryptoError for wrong lengths or an all-zero result."""
         scalar = need(scalar, 32, "X25519 scalar")
@@ -70,19 +89,17 @@ class Backend:
         """ChaCha20-Poly1305: n bytes of src[soff:] -> ciphertext + 16-byte tag at dst[doff:],
         written in place through memoryview windows. `aad` (default empty) exists for the
         Wycheproof vectors. Raises CryptoError for bad lengths or buffers."""
-        key = need(key, 32, "key")
-        nonce = need(nonce, 12, "nonce")
+        aead = self._context(key)
         window(src, soff, n, dst, doff, 0, 16)
         try:
-            aead = ChaCha20Poly1305(key)
+            # OpenSSL checks the nonce (ValueError unless 12 bytes, TypeError if no buffer).
             data = memoryview(src)[soff:soff + n]
             if _HAS_ENCRYPT_INTO:
-                aead.encrypt_into(nonce, data, aad or None,
-                                  memoryview(dst)[doff:doff + n + 16])
+                aead.encrypt_into(nonce, data, aad or None, memoryview(dst)[doff:doff + n + 16])
             else:
                 dst[doff:doff + n + 16] = aead.encrypt(nonce, data, aad or None)
         except (TypeError, ValueError, OverflowError):
-            raise CryptoError("unusable buffer")
+            raise CryptoError("nonce not 12 bytes, or an unusable buffer")
 
     def aead_open(self, key, nonce, src, soff, n, dst, doff, aad=b""):
         """Verify the tag at src[soff+n:soff+n+16], then write n plaintext bytes at dst[doff:].
@@ -91,16 +108,14 @@ class Backend:
         Not decrypt_into: cryptography 50 writes the unauthenticated plaintext into the buffer
         before it reports InvalidTag (checked), which would break "dst untouched". decrypt()
         returns nothing on failure; the price is one copy of the plaintext on success."""
-        key = need(key, 32, "key")
-        nonce = need(nonce, 12, "nonce")
+        aead = self._context(key)
         window(src, soff, n, dst, doff, 16, 0)
         try:
-            pt = ChaCha20Poly1305(key).decrypt(
-                nonce, memoryview(src)[soff:soff + n + 16], aad or None)
+            pt = aead.decrypt(nonce, memoryview(src)[soff:soff + n + 16], aad or None)
         except InvalidTag:
             raise AuthenticationFailed("AEAD tag mismatch")
         except (TypeError, ValueError, OverflowError):
-            raise CryptoError("unusable buffer")
+            raise CryptoError("nonce not 12 bytes, or an unusable buffer")
         try:
             dst[doff:doff + n] = pt
         except (TypeError, ValueError):
