@@ -42,10 +42,7 @@ except (ImportError, SyntaxError, NotImplementedError, ValueError):
                 dst[doff + i] = src[soff + i]
     else:
         def copy_into(dst, doff, src, soff, n):
-            if soff == 0 and n == len(src) and isinstance(src, (bytes, bytearray)):
-                dst[doff:doff + n] = src        # the common whole-buffer case: no memoryview
-            else:
-                dst[doff:doff + n] = memoryview(src)[soff:soff + n]
+            dst[doff:doff + n] = memoryview(src)[soff:soff + n]
 
 # wire.py's sizes and packet types, as private constants of this module: MicroPython folds
 # a `_NAME = const(n)` into the bytecode, where `wire.NAME` is a module attribute looked up at
