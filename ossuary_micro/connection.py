@@ -297,7 +297,7 @@ class Connection:
         try:
             if self._state == _ENCRYPTED and not self._pending_done:
                 ev = self._fast_data()
-                if ev:
+                if ev >= 0:
                     return ev
             return self._next_event()
         except MemoryError:
@@ -308,25 +308,28 @@ class Connection:
         # the input in Encrypted, with the expected msg_id, is opened here with the checks of
         # _parse_one and _recv_data folded into one test and no further calls. Anything else
         # (partial packet, another type, a length or msg_id that does not fit, a failed tag)
-        # returns 0 having changed nothing, and the general path below applies the rules
-        # again and reports the error: one protocol, two speeds. Encrypted has no timeout.
+        # returns -1 having changed nothing, and the general path below applies the rules
+        # again and reports the error: one protocol, two speeds. Encrypted has no timeout,
+        # so with nothing buffered the answer is NEED_DATA, as the general path would say.
         buf = self._in
         p = self._in_start
         end = self._in_end
+        if end == p:
+            return NEED_DATA
         if end - p < _HEADER_LEN + _SUB_HEADER_LEN + _TAG_LEN:
-            return 0
+            return -1
         n = (buf[p] << 8) | buf[p + 1]
         dlen = buf[p + 8] | (buf[p + 9] << 8)
         m = (buf[p + 2] << 8) | buf[p + 3]
         if (end - p < _HEADER_LEN + n or n != _SUB_HEADER_LEN + dlen + _TAG_LEN
                 or dlen > self.max_record or buf[p + 4] or buf[p + 5] != _T_DATA
                 or m != self._remote_msg_id):
-            return 0
+            return -1
         try:
             self.backend.aead_open(self._key, self._remote_nonce, buf, p + 12, dlen,
                                    self.plaintext, 0)
         except CryptoError:
-            return 0    # nothing written, nothing consumed (aead_open's contract)
+            return -1   # nothing written, nothing consumed (aead_open's contract)
         p += _HEADER_LEN + n
         if p == end:
             p = self._in_end = 0        # keep the buffer front-aligned, no copy
@@ -637,7 +640,10 @@ class Connection:
         m = self._local_msg_id
         try:
             wire.put_header(out, off, total - _HEADER_LEN, m, _T_DATA)
-            wire.put_sub_header(out, off + _HEADER_LEN, n)
+            out[off + 8] = n & 0xFF         # wire.put_sub_header(out, off + 8, n), unrolled:
+            out[off + 9] = n >> 8           # the record path's one repeated call (issue 10)
+            out[off + 10] = _TAG_LEN
+            out[off + 11] = 0
             self.backend.aead_seal(self._key, self._local_nonce, data, 0, n, out, off + 12)
         except MemoryError:
             raise OutOfMemory("out of memory")

@@ -41,6 +41,19 @@ def _canonical_point(enc):
     return True
 
 
+def _fits(src, soff, n, sx, dst, doff, dx):
+    # The common case of _args.window in one expression, for the record path: plain int
+    # offsets and length, n + sx bytes of src from soff and n + dx of dst from doff. False
+    # sends the call to window(), which raises the precise CryptoError (or accepts the rare
+    # bool offset).
+    try:
+        return (type(soff) is int and type(doff) is int and type(n) is int and 0 <= soff
+                and 0 <= doff and 0 <= n and soff + n + sx <= len(src)
+                and doff + n + dx <= len(dst))
+    except TypeError:
+        return False
+
+
 class Backend:
     """X25519, ChaCha20-Poly1305, Ed25519 and SHA-512 from pyca/cryptography
     (interface: docs/design.md)."""
@@ -90,10 +103,12 @@ class Backend:
         written in place through memoryview windows. `aad` (default empty) exists for the
         Wycheproof vectors. Raises CryptoError for bad lengths or buffers."""
         aead = self._context(key)
-        window(src, soff, n, dst, doff, 0, 16)
+        if not _fits(src, soff, n, 0, dst, doff, 16):
+            window(src, soff, n, dst, doff, 0, 16)     # raises, naming what is wrong
         try:
             # OpenSSL checks the nonce (ValueError unless 12 bytes, TypeError if no buffer).
-            data = memoryview(src)[soff:soff + n]
+            # A whole src is passed as it is: a memoryview window allocates.
+            data = src if soff == 0 and n == len(src) else memoryview(src)[soff:soff + n]
             if _HAS_ENCRYPT_INTO:
                 aead.encrypt_into(nonce, data, aad or None, memoryview(dst)[doff:doff + n + 16])
             else:
@@ -109,7 +124,8 @@ class Backend:
         before it reports InvalidTag (checked), which would break "dst untouched". decrypt()
         returns nothing on failure; the price is one copy of the plaintext on success."""
         aead = self._context(key)
-        window(src, soff, n, dst, doff, 16, 0)
+        if not _fits(src, soff, n, 16, dst, doff, 0):
+            window(src, soff, n, dst, doff, 16, 0)     # raises, naming what is wrong
         try:
             pt = aead.decrypt(nonce, memoryview(src)[soff:soff + n + 16], aad or None)
         except InvalidTag:
