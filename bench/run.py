@@ -434,6 +434,8 @@ def main(argv=None):
     sizes = mpy_sizes()
     heap_rows = node_heap() if "unix" in only else ()
     text = render(results, headers, sizes, machine(), m0_skipped, heap_rows)
+    text += "\n" + subprocess.run([sys.executable, os.path.join(ROOT, "bench", "side_by_side.py")]
+                                  + extra, stdout=subprocess.PIPE, text=True).stdout  # issue 10
     print(text)
     if args.write:
         with open(os.path.join(ROOT, "bench", "RESULTS.md"), "w") as f:

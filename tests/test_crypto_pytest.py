@@ -278,3 +278,32 @@ def test_check_random_refuses_broken_sources():
         rand.check_random(lambda n: os.urandom(n - 1))  # short
     with pytest.raises(NoRandomSource):
         rand.check_random(lambda n: 1 / 0)  # raises
+
+
+def test_pyca_cached_contexts_give_the_same_bytes():
+    # Issue 10: the pyca backend keeps one AEAD context per key and the ephemeral X25519 key
+    # object between x25519_base and x25519. Alternating keys, and a DH after a base, must
+    # give exactly what a fresh backend gives; the ephemeral key is dropped after its DH.
+    pytest.importorskip("cryptography")
+    from ossuary_micro.crypto import pyca
+    cached = pyca.Backend()
+    k1, k2, nonce = bytes(range(32)), bytes(range(1, 33)), bytes(range(12))
+    msg = bytes(range(100))
+    for key in (k1, k2, k1, bytearray(k2)):
+        out, ref = bytearray(116), bytearray(116)
+        cached.aead_seal(key, nonce, msg, 0, 100, out, 0)
+        pyca.Backend().aead_seal(key, nonce, msg, 0, 100, ref, 0)
+        assert out == ref
+        back = bytearray(100)
+        cached.aead_open(key, nonce, out, 0, 100, back, 0)
+        assert back == msg
+    with pytest.raises(CryptoError):
+        cached.aead_seal(bytes(31), nonce, msg, 0, 100, bytearray(116), 0)
+    a, b = bytes(range(5, 37)), bytes(range(9, 41))
+    pb = pyca.Backend().x25519_base(b)
+    cached.x25519_base(a)
+    assert cached._eph is not None
+    assert cached.x25519(a, pb) == pyca.Backend().x25519(a, pb)
+    assert cached._eph is None and not any(cached._eph_scalar)
+    cached.x25519_base(a)
+    assert cached.x25519(b, cached.x25519_base(a)) == pyca.Backend().x25519(a, pb)

@@ -70,6 +70,10 @@ class Backend:
         # key replaces them; on CPython nothing can be wiped reliably (docs/security.md).
         self._key = bytearray(32)
         self._aead = None
+        # The key object of the last x25519_base, kept for the x25519 with the same scalar
+        # that follows it in a handshake (see x25519), with a copy of the scalar.
+        self._eph = None
+        self._eph_scalar = bytearray(32)
 
     def _context(self, key):
         if self._aead is not None and key == self._key:
@@ -81,11 +85,17 @@ class Backend:
 
     def x25519(self, scalar, point):
         """RFC 7748 X25519. Raises CryptoError for wrong lengths or an all-zero result."""
-        scalar = need(scalar, 32, "X25519 scalar")
+        if self._eph is not None and scalar == self._eph_scalar:
+            # The ephemeral key x25519_base just made: OpenSSL computes the public key when
+            # a private key is loaded, so loading it again would cost a second scalar
+            # multiplication. Used once, then forgotten (nothing ephemeral outlives its DH).
+            key = self._eph
+            self._forget_eph()
+        else:
+            key = X25519PrivateKey.from_private_bytes(need(scalar, 32, "X25519 scalar"))
         point = need(point, 32, "X25519 point")
         try:
-            out = X25519PrivateKey.from_private_bytes(scalar).exchange(
-                X25519PublicKey.from_public_bytes(point))
+            out = key.exchange(X25519PublicKey.from_public_bytes(point))
         except ValueError:
             # OpenSSL refuses an all-zero shared secret (low-order point) this way.
             raise CryptoError("X25519 result is all zero")
@@ -96,7 +106,13 @@ class Backend:
     def x25519_base(self, scalar):
         """X25519 public key of a 32-byte secret. Raises CryptoError for a wrong length."""
         scalar = need(scalar, 32, "X25519 scalar")
-        return _raw_public(X25519PrivateKey.from_private_bytes(scalar))
+        self._eph = X25519PrivateKey.from_private_bytes(scalar)
+        self._eph_scalar[:] = scalar
+        return _raw_public(self._eph)
+
+    def _forget_eph(self):
+        self._eph = None
+        self._eph_scalar[:] = bytes(32)
 
     def aead_seal(self, key, nonce, src, soff, n, dst, doff, aad=b""):
         """ChaCha20-Poly1305: n bytes of src[soff:] -> ciphertext + 16-byte tag at dst[doff:],
