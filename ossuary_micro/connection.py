@@ -149,6 +149,9 @@ class Connection:
             self.role = role
             self.is_server = role != CLIENT
             self.backend = backend
+            # The record fast path's open: a backend may offer one that decrypts into the
+            # record buffer directly and wipes it on a bad tag (pyca: aead_open_wipe).
+            self._open_fast = getattr(backend, "aead_open_wipe", backend.aead_open)
             self._random = random
             self._clock = clock
             self.timeout_ms = timeout_ms
@@ -308,7 +311,7 @@ class Connection:
         # the input in Encrypted, with the expected msg_id, is opened here with the checks of
         # _parse_one and _recv_data folded into one test and no further calls. Anything else
         # (partial packet, another type, a length or msg_id that does not fit, a failed tag)
-        # returns -1 having changed nothing, and the general path below applies the rules
+        # returns -1 having consumed nothing, and the general path below applies the rules
         # again and reports the error: one protocol, two speeds. Encrypted has no timeout,
         # so with nothing buffered the answer is NEED_DATA, as the general path would say.
         buf = self._in
@@ -326,10 +329,9 @@ class Connection:
                 or m != self._remote_msg_id):
             return -1
         try:
-            self.backend.aead_open(self._key, self._remote_nonce, buf, p + 12, dlen,
-                                   self.plaintext, 0)
+            self._open_fast(self._key, self._remote_nonce, buf, p + 12, dlen, self.plaintext, 0)
         except CryptoError:
-            return -1   # nothing written, nothing consumed (aead_open's contract)
+            return -1   # nothing consumed; plaintext untouched or zeroed, never unauthenticated
         p += _HEADER_LEN + n
         if p == end:
             p = self._in_end = 0        # keep the buffer front-aligned, no copy

@@ -307,3 +307,26 @@ def test_pyca_cached_contexts_give_the_same_bytes():
     assert cached._eph is None and not any(cached._eph_scalar)
     cached.x25519_base(a)
     assert cached.x25519(b, cached.x25519_base(a)) == pyca.Backend().x25519(a, pb)
+
+
+def test_pyca_open_wipe_releases_no_unauthenticated_plaintext():
+    # cryptography 50's decrypt_into writes the plaintext before it raises InvalidTag;
+    # aead_open_wipe (the Connection's record fast path) must zero it before raising.
+    pytest.importorskip("cryptography")
+    from ossuary_micro.crypto import pyca
+    b = pyca.Backend()
+    key, nonce, msg = bytes(range(32)), bytes(12), b"secret plaintext, 32 bytes long."
+    ct = bytearray(len(msg) + 16)
+    b.aead_seal(key, nonce, msg, 0, len(msg), ct, 0)
+    dst = bytearray(b"\xa5" * 40)
+    b.aead_open_wipe(key, nonce, ct, 0, len(msg), dst, 4)
+    assert dst == b"\xa5" * 4 + msg + b"\xa5" * 4
+    for i in (0, len(msg) - 1, len(msg), len(ct) - 1):     # ciphertext and tag bytes
+        bad = bytearray(ct)
+        bad[i] ^= 0x40
+        dst = bytearray(b"\xa5" * 40)
+        with pytest.raises(AuthenticationFailed):
+            b.aead_open_wipe(key, nonce, bad, 0, len(msg), dst, 4)
+        assert dst == b"\xa5" * 4 + bytes(len(msg)) + b"\xa5" * 4
+    with pytest.raises(CryptoError):
+        b.aead_open_wipe(key, nonce, ct, 0, len(msg), bytearray(31), 0)

@@ -153,6 +153,24 @@ class Backend:
         except (TypeError, ValueError):
             raise CryptoError("dst is not writable")
 
+    def aead_open_wipe(self, key, nonce, src, soff, n, dst, doff):
+        """aead_open for a dst that is the caller's scratch until the call returns (the
+        Connection's record buffer): decrypt_into straight into dst, without aead_open's copy.
+        On a bad tag the n bytes at dst[doff:] are zeroed before AuthenticationFailed is
+        raised (cryptography writes them first), so no unauthenticated plaintext outlives
+        the call. Otherwise the same checks and errors as aead_open."""
+        aead = self._context(key)
+        if not _fits(src, soff, n, 16, dst, doff, 0):
+            window(src, soff, n, dst, doff, 16, 0)     # raises, naming what is wrong
+        try:
+            aead.decrypt_into(nonce, memoryview(src)[soff:soff + n + 16], None,
+                              memoryview(dst)[doff:doff + n])
+        except InvalidTag:
+            dst[doff:doff + n] = bytes(n)
+            raise AuthenticationFailed("AEAD tag mismatch")
+        except (TypeError, ValueError, OverflowError):
+            raise CryptoError("nonce not 12 bytes, or an unusable buffer")
+
     def ed25519_public(self, seed):
         """RFC 8032 public key of a 32-byte seed. Raises CryptoError for a wrong length."""
         seed = need(seed, 32, "Ed25519 seed")

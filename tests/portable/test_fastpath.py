@@ -113,8 +113,10 @@ def test_tampered_tag_resets_and_releases_no_plaintext():
         s.receive_data(bad)
         assert s.next_event() == RESET
         assert isinstance(s.error, RemoteProtocolError) and "decryption" in str(s.error)
-        # The unauthenticated plaintext never reached the record buffer.
-        assert bytes(s.plaintext[:40]) == b"A" * 40, at
+        # The unauthenticated plaintext did not survive in the record buffer: it holds the
+        # last good record (aead_open leaves it untouched) or zeros (a backend that decrypts
+        # in place, pyca's aead_open_wipe, wipes it before reporting the bad tag).
+        assert bytes(s.plaintext[:40]) in (b"A" * 40, bytes(40)), at
         # The session recovers through the reset, as on the general path.
         link.run()
         assert link.established()
@@ -131,4 +133,4 @@ def test_wrong_msg_id_or_length_goes_to_the_general_path():
         s.receive_data(bad)
         assert s.next_event() == RESET
         assert why in str(s.error), (at, s.error)
-        assert bytes(s.plaintext[:40]) == b"A" * 40
+        assert bytes(s.plaintext[:40]) == b"A" * 40     # declined before any decryption
