@@ -70,6 +70,11 @@ def library_files(root=ROOT):
     return out
 
 
+def arch_library_files(arch):
+    """library_files() that compile for `arch`: the Thumb assembler module only on ARM."""
+    return [(d, s) for d, s in library_files() if arch in THUMB_ARCHS or s not in THUMB_ONLY]
+
+
 def board_files(board):
     """[(dest, src)] of one board's glue: dest relative to the board's root folder."""
     return [("board.py", "port/%s/board.py" % board), ("main.py", "port/%s/main.py" % board)]
@@ -107,7 +112,7 @@ def compile_all(board, build_dir, mpy_cross, arch=None, run=subprocess.run):
     """
     arch = arch or ARCH[board]
     files = [(os.path.join(build_dir, "lib", d[:-3] + ".mpy"), "lib/" + d[:-3] + ".mpy", s)
-             for d, s in library_files() if arch in THUMB_ARCHS or s not in THUMB_ONLY]
+             for d, s in arch_library_files(arch)]
     for d, s in board_files(board):
         if d == "main.py":
             files.append((os.path.join(ROOT, s), d, None))
@@ -146,7 +151,7 @@ def write_mip_package(arch, out_dir, mpy_cross, run=subprocess.run):
     in heap, which a 140 KiB board does not have for crypto/viper.py. Returns the path of
     package.json. Raises DeployError."""
     files = [(os.path.join(out_dir, d[:-3] + ".mpy"), d[:-3] + ".mpy", s)
-             for d, s in library_files()]
+             for d, s in arch_library_files(arch)]
     _compile(files, arch, mpy_cross, run)
     urls = [[dest, dest] for _, dest, _ in files]
     path = os.path.join(out_dir, "package.json")
