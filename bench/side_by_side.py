@@ -160,8 +160,9 @@ class CountingBackend:
         return counted
 
 
-def crypto_sum_ms(backend, mutual, keys, min_time):
-    """The handshake's own crypto calls (counted in a real handshake), each timed alone."""
+def crypto_calls(backend, mutual, keys):
+    """The handshake's own crypto calls, counted in a real handshake: ({name: count},
+    {name: callable making one such call}) so each can be timed alone beside it."""
     cb = CountingBackend(backend)
     oss_handshake(cb, mutual, keys)
     seed, pub = keys[1], keys[3]
@@ -169,19 +170,27 @@ def crypto_sum_ms(backend, mutual, keys, min_time):
     pt = bytearray(128 + 16)
     key, nonce = bytes(range(32)), bytes(12)
     backend.aead_seal(key, nonce, pt, 0, 128, pt, 0)
+
+    def dh():
+        backend.x25519_base(seed)       # as in a handshake: the DH follows its own base
+        backend.x25519(seed, pub)
     price = {
         "x25519_base": lambda: backend.x25519_base(seed),
-        "x25519": lambda: backend.x25519(seed, pub),
+        "x25519": dh,                   # priced as (base + DH) - base below
         "ed25519_public": lambda: backend.ed25519_public(seed),
         "ed25519_sign": lambda: backend.ed25519_sign(seed, b"x" * 76),
         "ed25519_verify": lambda: backend.ed25519_verify(pub, b"x" * 76, sig),
         "aead_seal": lambda: backend.aead_seal(key, nonce, pt, 0, 128, pt, 0),
         "aead_open": lambda: backend.aead_open(key, nonce, pt, 0, 128, bytearray(128), 0),
     }
-    total = 0.0
-    for name, count in cb.calls.items():
-        total += count * 1000.0 / best_rate(price[name], min_time)
-    return total, cb.calls
+    return cb.calls, dict((k, price[k]) for k in set(cb.calls) | {"x25519_base"})
+
+
+def crypto_ms(calls, rates):
+    """Milliseconds of the counted calls at the measured rates (calls per second)."""
+    per = dict((k, 1000.0 / r) for k, r in rates.items())
+    per["x25519"] = per["x25519"] - per["x25519_base"]
+    return sum(n * per[k] for k, n in calls.items())
 
 
 # ------------------------------------------------------------------ TLS 1.3 (MemoryBIO)
@@ -437,6 +446,7 @@ def measure(min_time, tcp_mb):
     try:
         tls = Tls(tmp)
         hs = {}          # contender -> {tag: handshake callable}
+        prices = {}      # ossuary contender -> {tag: (crypto call counts, callables)}
         recs = {}        # contender -> {size: (record callable, wire bytes)}
         for name in available_backends():
             if name == "viper":
@@ -449,9 +459,8 @@ def measure(min_time, tcp_mb):
                 hs.setdefault("ossuary/" + name, {})[tag] = (
                     lambda b=b, m=mutual, k=keys: oss_handshake(b, m, k))
                 row["hs_wire_" + tag] = oss_handshake(b, mutual, keys)[2]
-                cs, calls = crypto_sum_ms(b, mutual, keys, min_time / 2)
-                row["hs_crypto_ms_" + tag] = cs
-                row["hs_crypto_calls_" + tag] = calls
+                prices.setdefault("ossuary/" + name, {})[tag] = crypto_calls(b, mutual, keys)
+                row["hs_crypto_calls_" + tag] = prices["ossuary/" + name][tag][0]
             c, s, _ = oss_handshake(b, False, keys)
             recs["ossuary/" + name] = {size: oss_record(c, s, size) for size in SIZES}
 
@@ -477,11 +486,22 @@ def measure(min_time, tcp_mb):
         # The pure backend is ~100x slower: it is timed on its own, not in the races.
         slow = [k for k in recs if k == "ossuary/pure"]
         for tag in ("server_auth", "mutual"):
+            # The handshakes and, in the same rounds, each crypto call they make.
             fast = dict((k, v[tag]) for k, v in hs.items() if k not in slow)
-            for k, r in race(fast, min_time).items():
-                rows[k]["hs_ms_" + tag] = 1000.0 / r
-            for k in slow:
-                rows[k]["hs_ms_" + tag] = 1000.0 / best_rate(hs[k][tag], min_time)
+            for k, per in prices.items():
+                if k not in slow:
+                    fast.update(((k, c), f) for c, f in per[tag][1].items())
+            got = race(fast, min_time)
+            for k in hs:
+                if k in slow:
+                    got[k] = best_rate(hs[k][tag], min_time)
+                    got.update(((k, c), best_rate(f, min_time / 2))
+                               for c, f in prices[k][tag][1].items())
+                rows[k]["hs_ms_" + tag] = 1000.0 / got[k]
+                if k in prices:
+                    calls = prices[k][tag][0]
+                    rows[k]["hs_crypto_ms_" + tag] = crypto_ms(
+                        calls, dict((c, got[(k, c)]) for c in prices[k][tag][1]))
         for size in SIZES:
             fast = dict((k, v[size][0]) for k, v in recs.items() if k not in slow)
             for k, r in race(fast, min_time).items():

@@ -42,7 +42,9 @@ except (ImportError, SyntaxError, NotImplementedError, ValueError):
                 dst[doff + i] = src[soff + i]
     else:
         def copy_into(dst, doff, src, soff, n):
-            dst[doff:doff + n] = memoryview(src)[soff:soff + n]
+            # memoryview on both sides: a bytearray slice assigned from another buffer is
+            # first copied into a temporary bytearray (n bytes allocated per record).
+            memoryview(dst)[doff:doff + n] = memoryview(src)[soff:soff + n]
 
 # wire.py's sizes and packet types, as private constants of this module: MicroPython folds
 # a `_NAME = const(n)` into the bytecode, where `wire.NAME` is a module attribute looked up at

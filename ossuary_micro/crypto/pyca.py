@@ -149,7 +149,7 @@ class Backend:
         except (TypeError, ValueError, OverflowError):
             raise CryptoError("nonce not 12 bytes, or an unusable buffer")
         try:
-            dst[doff:doff + n] = pt
+            memoryview(dst)[doff:doff + n] = pt     # (a bytearray slice would copy pt first)
         except (TypeError, ValueError):
             raise CryptoError("dst is not writable")
 
