@@ -5,7 +5,7 @@ sent and received in memory, bytes on the wire, heap allocated per record (trace
 ossuary-cat against a TLS "cat" of the same shape moving data over loopback TCP. Prints a
 Markdown table and the target verdicts; writes side_by_side.json and side_by_side.png.
 
-  .venv/bin/python bench/side_by_side.py [--quick] [--tcp-mb 256] [--out DIR]
+  .venv/bin/python bench/side_by_side.py [--quick] [--tcp-mb 1000] [--out DIR]
 
 The contenders:
   ossuary/<backend>  this project's Connection pair (protocol 1), each backend usable on CPython
@@ -644,14 +644,14 @@ def main(argv=None):
     tc.add_argument("--connect")
     ap.add_argument("--quick", action="store_true", help="short timing batches (rough figures)")
     ap.add_argument("--tcp-mb", type=int, default=None,
-                    help="MB moved over loopback TCP per contender (default 256, --quick 32; "
-                         "the issue's figure is 1000; 0 skips)")
+                    help="MB moved over loopback TCP per contender (default 1000, the issue's "
+                         "1 GB; --quick 32; 0 skips)")
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench"),
                     help="directory for side_by_side.json and side_by_side.png")
     args = ap.parse_args(argv)
     if args.cmd == "tls-cat":
         return tls_cat(args)
-    tcp_mb = args.tcp_mb if args.tcp_mb is not None else (32 if args.quick else 256)
+    tcp_mb = args.tcp_mb if args.tcp_mb is not None else (32 if args.quick else 1000)
     res = measure(0.05 if args.quick else 0.3, tcp_mb)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "side_by_side.json"), "w") as f:
