@@ -428,7 +428,6 @@ def tls_cat(args):
                     if not b:
                         break
                     s.sendall(b)
-                s.unwrap() if False else None
     return 0
 
 
@@ -628,7 +627,8 @@ def chart(res, path):
         ax.set_title(title, fontsize=10)
         for x, v in enumerate(vals):
             if v:
-                ax.text(x, v, "%.3g" % v, ha="center", va="bottom", fontsize=7)
+                ax.text(x, v, "%.3g" % v if v < 100 else "%.0f" % v, ha="center",
+                        va="bottom", fontsize=7)
     fig.suptitle("ossuary-micro side by side (%s)" % res["when"], fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
