@@ -54,6 +54,9 @@ def _fits(src, soff, n, sx, dst, doff, dx):
         return False
 
 
+_EPH_KEPT = 64
+
+
 class Backend:
     """X25519, ChaCha20-Poly1305, Ed25519 and SHA-512 from pyca/cryptography
     (interface: docs/design.md)."""
@@ -70,10 +73,10 @@ class Backend:
         # key replaces them; on CPython nothing can be wiped reliably (docs/security.md).
         self._key = bytearray(32)
         self._aead = None
-        # The key object of the last x25519_base, kept for the x25519 with the same scalar
-        # that follows it in a handshake (see x25519), with a copy of the scalar.
-        self._eph = None
-        self._eph_scalar = bytearray(32)
+        # Key objects of x25519_base by scalar, kept for the x25519 with the same scalar that
+        # follows in a handshake (see x25519); one backend serves every session of a process,
+        # so several handshakes may be in flight: at most _EPH_KEPT, the oldest dropped.
+        self._eph = {}
 
     def _context(self, key):
         if self._aead is not None and key == self._key:
@@ -85,14 +88,11 @@ class Backend:
 
     def x25519(self, scalar, point):
         """RFC 7748 X25519. Raises CryptoError for wrong lengths or an all-zero result."""
-        if self._eph is not None and scalar == self._eph_scalar:
-            # The ephemeral key x25519_base just made: OpenSSL computes the public key when
-            # a private key is loaded, so loading it again would cost a second scalar
-            # multiplication. Used once, then forgotten (nothing ephemeral outlives its DH).
-            key = self._eph
-            self._forget_eph()
-        else:
-            key = X25519PrivateKey.from_private_bytes(need(scalar, 32, "X25519 scalar"))
+        scalar = need(scalar, 32, "X25519 scalar")
+        # The key object x25519_base made for this scalar, if any: OpenSSL computes the public
+        # key whenever a private key is loaded, so loading it again would cost a second scalar
+        # multiplication. Taken out for this one DH (nothing ephemeral outlives its use here).
+        key = self._eph.pop(scalar, None) or X25519PrivateKey.from_private_bytes(scalar)
         point = need(point, 32, "X25519 point")
         try:
             out = key.exchange(X25519PublicKey.from_public_bytes(point))
@@ -106,13 +106,11 @@ class Backend:
     def x25519_base(self, scalar):
         """X25519 public key of a 32-byte secret. Raises CryptoError for a wrong length."""
         scalar = need(scalar, 32, "X25519 scalar")
-        self._eph = X25519PrivateKey.from_private_bytes(scalar)
-        self._eph_scalar[:] = scalar
-        return _raw_public(self._eph)
-
-    def _forget_eph(self):
-        self._eph = None
-        self._eph_scalar[:] = bytes(32)
+        key = X25519PrivateKey.from_private_bytes(scalar)
+        if len(self._eph) >= _EPH_KEPT:
+            del self._eph[next(iter(self._eph))]     # the oldest handshake in flight
+        self._eph[scalar] = key
+        return _raw_public(key)
 
     def aead_seal(self, key, nonce, src, soff, n, dst, doff, aad=b""):
         """ChaCha20-Poly1305: n bytes of src[soff:] -> ciphertext + 16-byte tag at dst[doff:],
