@@ -42,7 +42,9 @@ except (ImportError, SyntaxError, NotImplementedError, ValueError):
                 dst[doff + i] = src[soff + i]
     else:
         def copy_into(dst, doff, src, soff, n):
-            dst[doff:doff + n] = memoryview(src)[soff:soff + n]
+            # memoryview on both sides: a bytearray slice assigned from another buffer is
+            # first copied into a temporary bytearray (n bytes allocated per record).
+            memoryview(dst)[doff:doff + n] = memoryview(src)[soff:soff + n]
 
 # wire.py's sizes and packet types, as private constants of this module: MicroPython folds
 # a `_NAME = const(n)` into the bytecode, where `wire.NAME` is a module attribute looked up at
@@ -149,6 +151,9 @@ class Connection:
             self.role = role
             self.is_server = role != CLIENT
             self.backend = backend
+            # The record fast path's open: a backend may offer one that decrypts into the
+            # record buffer directly and wipes it on a bad tag (pyca: aead_open_wipe).
+            self._open_fast = getattr(backend, "aead_open_wipe", backend.aead_open)
             self._random = random
             self._clock = clock
             self.timeout_ms = timeout_ms
@@ -295,9 +300,50 @@ class Connection:
         anything the peer sent. Running out of heap (e.g. the pure backend's big ints on a
         board) closes the connection: CLOSED, with `error` an OutOfMemory."""
         try:
+            if self._state == _ENCRYPTED and not self._pending_done:
+                ev = self._fast_data()
+                if ev >= 0:
+                    return ev
             return self._next_event()
         except MemoryError:
             return self._fail(OutOfMemory("out of memory"))
+
+    def _fast_data(self):
+        # The record fast path (issue 10): a whole, well-formed data packet at the front of
+        # the input in Encrypted, with the expected msg_id, is opened here with the checks of
+        # _parse_one and _recv_data folded into one test and no further calls. Anything else
+        # (partial packet, another type, a length or msg_id that does not fit, a failed tag)
+        # returns -1 having consumed nothing, and the general path below applies the rules
+        # again and reports the error: one protocol, two speeds. Encrypted has no timeout,
+        # so with nothing buffered the answer is NEED_DATA, as the general path would say.
+        buf = self._in
+        p = self._in_start
+        end = self._in_end
+        if end == p:
+            return NEED_DATA
+        if end - p < _HEADER_LEN + _SUB_HEADER_LEN + _TAG_LEN:
+            return -1
+        n = (buf[p] << 8) | buf[p + 1]
+        dlen = buf[p + 8] | (buf[p + 9] << 8)
+        m = (buf[p + 2] << 8) | buf[p + 3]
+        if (end - p < _HEADER_LEN + n or n != _SUB_HEADER_LEN + dlen + _TAG_LEN
+                or dlen > self.max_record or buf[p + 4] or buf[p + 5] != _T_DATA
+                or m != self._remote_msg_id):
+            return -1
+        try:
+            self._open_fast(self._key, self._remote_nonce, buf, p + 12, dlen, self.plaintext, 0)
+        except CryptoError:
+            return -1   # nothing consumed; plaintext untouched or zeroed, never unauthenticated
+        p += _HEADER_LEN + n
+        if p == end:
+            p = self._in_end = 0        # keep the buffer front-aligned, no copy
+        self._in_start = p
+        self._partial_t0 = None
+        self._absorb_reset = False
+        self._remote_msg_id = (m + 1) & 0xFFFF
+        wire.nonce_increment(self._remote_nonce)
+        self.data_len = dlen
+        return DATA
 
     def _next_event(self):
         while True:
@@ -598,7 +644,10 @@ class Connection:
         m = self._local_msg_id
         try:
             wire.put_header(out, off, total - _HEADER_LEN, m, _T_DATA)
-            wire.put_sub_header(out, off + _HEADER_LEN, n)
+            out[off + 8] = n & 0xFF         # wire.put_sub_header(out, off + 8, n), unrolled:
+            out[off + 9] = n >> 8           # the record path's one repeated call (issue 10)
+            out[off + 10] = _TAG_LEN
+            out[off + 11] = 0
             self.backend.aead_seal(self._key, self._local_nonce, data, 0, n, out, off + 12)
         except MemoryError:
             raise OutOfMemory("out of memory")

@@ -278,3 +278,58 @@ def test_check_random_refuses_broken_sources():
         rand.check_random(lambda n: os.urandom(n - 1))  # short
     with pytest.raises(NoRandomSource):
         rand.check_random(lambda n: 1 / 0)  # raises
+
+
+def test_pyca_cached_contexts_give_the_same_bytes():
+    # Issue 10: the pyca backend keeps one AEAD context per key and the ephemeral X25519 key
+    # object between x25519_base and x25519. Alternating keys, and a DH after a base, must
+    # give exactly what a fresh backend gives; the ephemeral key is dropped after its DH.
+    pytest.importorskip("cryptography")
+    from ossuary_micro.crypto import pyca
+    cached = pyca.Backend()
+    k1, k2, nonce = bytes(range(32)), bytes(range(1, 33)), bytes(range(12))
+    msg = bytes(range(100))
+    for key in (k1, k2, k1, bytearray(k2)):
+        out, ref = bytearray(116), bytearray(116)
+        cached.aead_seal(key, nonce, msg, 0, 100, out, 0)
+        pyca.Backend().aead_seal(key, nonce, msg, 0, 100, ref, 0)
+        assert out == ref
+        back = bytearray(100)
+        cached.aead_open(key, nonce, out, 0, 100, back, 0)
+        assert back == msg
+    with pytest.raises(CryptoError):
+        cached.aead_seal(bytes(31), nonce, msg, 0, 100, bytearray(116), 0)
+    a, b = bytes(range(5, 37)), bytes(range(9, 41))
+    pb = pyca.Backend().x25519_base(b)
+    cached.x25519_base(a)
+    assert len(cached._eph) == 1
+    assert cached.x25519(a, pb) == pyca.Backend().x25519(a, pb)
+    assert not cached._eph                 # dropped after its DH
+    for i in range(200):                   # bounded: handshakes that never reach their DH
+        cached.x25519_base(bytes([i]) * 32)
+    assert len(cached._eph) == pyca._EPH_KEPT
+    cached.x25519_base(a)
+    assert cached.x25519(b, cached.x25519_base(a)) == pyca.Backend().x25519(a, pb)
+
+
+def test_pyca_open_wipe_releases_no_unauthenticated_plaintext():
+    # cryptography 50's decrypt_into writes the plaintext before it raises InvalidTag;
+    # aead_open_wipe (the Connection's record fast path) must zero it before raising.
+    pytest.importorskip("cryptography")
+    from ossuary_micro.crypto import pyca
+    b = pyca.Backend()
+    key, nonce, msg = bytes(range(32)), bytes(12), b"secret plaintext, 32 bytes long."
+    ct = bytearray(len(msg) + 16)
+    b.aead_seal(key, nonce, msg, 0, len(msg), ct, 0)
+    dst = bytearray(b"\xa5" * 40)
+    b.aead_open_wipe(key, nonce, ct, 0, len(msg), dst, 4)
+    assert dst == b"\xa5" * 4 + msg + b"\xa5" * 4
+    for i in (0, len(msg) - 1, len(msg), len(ct) - 1):     # ciphertext and tag bytes
+        bad = bytearray(ct)
+        bad[i] ^= 0x40
+        dst = bytearray(b"\xa5" * 40)
+        with pytest.raises(AuthenticationFailed):
+            b.aead_open_wipe(key, nonce, bad, 0, len(msg), dst, 4)
+        assert dst == b"\xa5" * 4 + bytes(len(msg)) + b"\xa5" * 4
+    with pytest.raises(CryptoError):
+        b.aead_open_wipe(key, nonce, ct, 0, len(msg), bytearray(31), 0)

@@ -41,19 +41,61 @@ def _canonical_point(enc):
     return True
 
 
+def _fits(src, soff, n, sx, dst, doff, dx):
+    # The common case of _args.window in one expression, for the record path: plain int
+    # offsets and length, n + sx bytes of src from soff and n + dx of dst from doff. False
+    # sends the call to window(), which raises the precise CryptoError (or accepts the rare
+    # bool offset).
+    try:
+        return (type(soff) is int and type(doff) is int and type(n) is int and 0 <= soff
+                and 0 <= doff and 0 <= n and soff + n + sx <= len(src)
+                and doff + n + dx <= len(dst))
+    except TypeError:
+        return False
+
+
+_EPH_KEPT = 64
+
+
 class Backend:
     """X25519, ChaCha20-Poly1305, Ed25519 and SHA-512 from pyca/cryptography
     (interface: docs/design.md)."""
 
     name = "cryptography"
 
+    def __init__(self):
+        # One ChaCha20Poly1305 context for the most recent AEAD key, and a copy of that key to
+        # recognise it. A session seals and opens every record under one key (protocol 1 uses
+        # the same key both ways), so OpenSSL's key setup and the key's checks happen once per
+        # session, not once per record: the comparison below allocates nothing. A caller that
+        # alternates keys (one backend, many sessions) gets a new context per change, which is
+        # what every call cost before. The copy and the context hold the key until the next
+        # key replaces them; on CPython nothing can be wiped reliably (docs/security.md).
+        self._key = bytearray(32)
+        self._aead = None
+        # Key objects of x25519_base by scalar, kept for the x25519 with the same scalar that
+        # follows in a handshake (see x25519); one backend serves every session of a process,
+        # so several handshakes may be in flight: at most _EPH_KEPT, the oldest dropped.
+        self._eph = {}
+
+    def _context(self, key):
+        if self._aead is not None and key == self._key:
+            return self._aead
+        k = need(key, 32, "key")    # CryptoError for a wrong length or a non-buffer
+        self._aead = ChaCha20Poly1305(k)
+        self._key[:] = k
+        return self._aead
+
     def x25519(self, scalar, point):
         """RFC 7748 X25519. Raises CryptoError for wrong lengths or an all-zero result."""
         scalar = need(scalar, 32, "X25519 scalar")
+        # The key object x25519_base made for this scalar, if any: OpenSSL computes the public
+        # key whenever a private key is loaded, so loading it again would cost a second scalar
+        # multiplication. Taken out for this one DH (nothing ephemeral outlives its use here).
+        key = self._eph.pop(scalar, None) or X25519PrivateKey.from_private_bytes(scalar)
         point = need(point, 32, "X25519 point")
         try:
-            out = X25519PrivateKey.from_private_bytes(scalar).exchange(
-                X25519PublicKey.from_public_bytes(point))
+            out = key.exchange(X25519PublicKey.from_public_bytes(point))
         except ValueError:
             # OpenSSL refuses an all-zero shared secret (low-order point) this way.
             raise CryptoError("X25519 result is all zero")
@@ -84,25 +126,29 @@ class Backend:
     def x25519_base(self, scalar):
         """X25519 public key of a 32-byte secret. Raises CryptoError for a wrong length."""
         scalar = need(scalar, 32, "X25519 scalar")
-        return _raw_public(X25519PrivateKey.from_private_bytes(scalar))
+        key = X25519PrivateKey.from_private_bytes(scalar)
+        if len(self._eph) >= _EPH_KEPT:
+            del self._eph[next(iter(self._eph))]     # the oldest handshake in flight
+        self._eph[scalar] = key
+        return _raw_public(key)
 
     def aead_seal(self, key, nonce, src, soff, n, dst, doff, aad=b""):
         """ChaCha20-Poly1305: n bytes of src[soff:] -> ciphertext + 16-byte tag at dst[doff:],
         written in place through memoryview windows. `aad` (default empty) exists for the
         Wycheproof vectors. Raises CryptoError for bad lengths or buffers."""
-        key = need(key, 32, "key")
-        nonce = need(nonce, 12, "nonce")
-        window(src, soff, n, dst, doff, 0, 16)
+        aead = self._context(key)
+        if not _fits(src, soff, n, 0, dst, doff, 16):
+            window(src, soff, n, dst, doff, 0, 16)     # raises, naming what is wrong
         try:
-            aead = ChaCha20Poly1305(key)
-            data = memoryview(src)[soff:soff + n]
+            # OpenSSL checks the nonce (ValueError unless 12 bytes, TypeError if no buffer).
+            # A whole src is passed as it is: a memoryview window allocates.
+            data = src if soff == 0 and n == len(src) else memoryview(src)[soff:soff + n]
             if _HAS_ENCRYPT_INTO:
-                aead.encrypt_into(nonce, data, aad or None,
-                                  memoryview(dst)[doff:doff + n + 16])
+                aead.encrypt_into(nonce, data, aad or None, memoryview(dst)[doff:doff + n + 16])
             else:
                 dst[doff:doff + n + 16] = aead.encrypt(nonce, data, aad or None)
         except (TypeError, ValueError, OverflowError):
-            raise CryptoError("unusable buffer")
+            raise CryptoError("nonce not 12 bytes, or an unusable buffer")
 
     def aead_open(self, key, nonce, src, soff, n, dst, doff, aad=b""):
         """Verify the tag at src[soff+n:soff+n+16], then write n plaintext bytes at dst[doff:].
@@ -111,20 +157,37 @@ class Backend:
         Not decrypt_into: cryptography 50 writes the unauthenticated plaintext into the buffer
         before it reports InvalidTag (checked), which would break "dst untouched". decrypt()
         returns nothing on failure; the price is one copy of the plaintext on success."""
-        key = need(key, 32, "key")
-        nonce = need(nonce, 12, "nonce")
-        window(src, soff, n, dst, doff, 16, 0)
+        aead = self._context(key)
+        if not _fits(src, soff, n, 16, dst, doff, 0):
+            window(src, soff, n, dst, doff, 16, 0)     # raises, naming what is wrong
         try:
-            pt = ChaCha20Poly1305(key).decrypt(
-                nonce, memoryview(src)[soff:soff + n + 16], aad or None)
+            pt = aead.decrypt(nonce, memoryview(src)[soff:soff + n + 16], aad or None)
         except InvalidTag:
             raise AuthenticationFailed("AEAD tag mismatch")
         except (TypeError, ValueError, OverflowError):
-            raise CryptoError("unusable buffer")
+            raise CryptoError("nonce not 12 bytes, or an unusable buffer")
         try:
-            dst[doff:doff + n] = pt
+            memoryview(dst)[doff:doff + n] = pt     # (a bytearray slice would copy pt first)
         except (TypeError, ValueError):
             raise CryptoError("dst is not writable")
+
+    def aead_open_wipe(self, key, nonce, src, soff, n, dst, doff):
+        """aead_open for a dst that is the caller's scratch until the call returns (the
+        Connection's record buffer): decrypt_into straight into dst, without aead_open's copy.
+        On a bad tag the n bytes at dst[doff:] are zeroed before AuthenticationFailed is
+        raised (cryptography writes them first), so no unauthenticated plaintext outlives
+        the call. Otherwise the same checks and errors as aead_open."""
+        aead = self._context(key)
+        if not _fits(src, soff, n, 16, dst, doff, 0):
+            window(src, soff, n, dst, doff, 16, 0)     # raises, naming what is wrong
+        try:
+            aead.decrypt_into(nonce, memoryview(src)[soff:soff + n + 16], None,
+                              memoryview(dst)[doff:doff + n])
+        except InvalidTag:
+            dst[doff:doff + n] = bytes(n)
+            raise AuthenticationFailed("AEAD tag mismatch")
+        except (TypeError, ValueError, OverflowError):
+            raise CryptoError("nonce not 12 bytes, or an unusable buffer")
 
     def ed25519_public(self, seed):
         """RFC 8032 public key of a 32-byte seed. Raises CryptoError for a wrong length."""

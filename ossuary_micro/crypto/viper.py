@@ -35,9 +35,9 @@ from ..errors import AuthenticationFailed, CryptoError
 # MicroPython's hashlib has no sha512, and pure Python 64-bit arithmetic makes big ints on every
 # board. Here each 64-bit word is a pair of 32-bit words (hi, lo) in a buffer read as ptr32.
 # Written for a small .mpy rather than speed: the schedule and the rounds are Python loops over
-# two viper primitives, _add (one 64-bit addition; the carry out of the low halves comes from
-# their top bits, so no 33rd bit is ever needed) and _sigma (adds the XOR of three rotations or
-# shifts taken from a table, or a bitwise select: Ch, and Maj as a select too).
+# one viper primitive, _addf: a 64-bit addition of a word, or of the XOR of three rotations or
+# shifts of it taken from a table, or of a bitwise select (Ch, and Maj as a select too); the
+# carry out of the low halves comes from their top bits, so no 33rd bit is ever needed.
 # A block costs about 1500 calls (~100 us on the unix port, still well ahead of pure Python);
 # Ed25519 hashes a few blocks per signature.
 #
@@ -57,7 +57,6 @@ _SK = bytearray(640)   # 80 round constants as (hi, lo), native little-endian 32
 _SIV = bytearray(64)
 _SH = bytearray(64)    # state, 8 words as (hi, lo)
 _SV = bytearray(64)    # working variables a..h, rotated through by index (see _compress)
-_SX = bytearray(16)    # scratch: two words
 _SW = bytearray(128)   # message schedule: a window of 16 words as (hi, lo)
 _SBUF = bytearray(128)  # partial input block
 _SN = [0, 0]           # bytes in _SBUF, total bytes hashed (small ints)
@@ -68,55 +67,53 @@ _ROT = bytes((14, 18, 41, 28, 34, 39, 1, 8, 64 + 7, 19, 61, 64 + 6))
 @micropython.viper
 def _bcopy(dst: ptr8, doff: int, src: ptr8, soff: int, n: int, x: int):
     # dst[doff + (i ^ x)] = src[soff + i] for i < n: a plain copy with x = 0; x = 3 turns
-    # big-endian 32-bit words into native little-endian ones (SHA-512's block load).
+    # big-endian 32-bit words into native little-endian ones (SHA-512's block load). Forward,
+    # one byte at a time: _wipe relies on that to fill a buffer from its first byte.
     for i in range(n):
         dst[doff + (i ^ x)] = src[soff + i]
 
 
-@micropython.viper
 def _wipe(bufs):
-    # Zero every bytearray of the tuple bufs: the secret-bearing scratch, after use.
+    # Zero every buffer of the tuple bufs, the secret-bearing scratch, after use: its first
+    # byte, then _bcopy of the buffer onto itself one byte up, which carries that zero to the
+    # end (it copies forward, byte by byte). One call per buffer, nothing allocated, and no
+    # viper loop of its own in the .mpy.
     for b in bufs:
-        p = ptr8(b)
-        for i in range(int(len(b))):
-            p[i] = 0
+        b[0] = 0
+        _bcopy(b, 1, b, 0, len(b) - 1, 0)
 
 
 @micropython.viper
-def _add(d: ptr32, i: int, s: ptr32, j: int):
-    # Word d[i:i+2] += word s[j:j+2] modulo 2**64. The carry out of the low halves is the top
-    # bit of (a & b) | ((a | b) & ~sum), the textbook carry rule, on 32-bit values only.
-    m = (uint(0xFFFF) << 16) | uint(0xFFFF)
-    a = uint(d[i + 1])
-    b = uint(s[j + 1])
-    lo = (a + b) & m
-    c = (((a & b) | ((a | b) & ~lo)) >> 31) & 1
-    d[i + 1] = lo
-    d[i] = uint(d[i]) + uint(s[j]) + c  # ptr32 store keeps 32 bits
-
-
-@micropython.viper
-def _sigma(d: ptr32, i: int, s: ptr32, j: int, r: int):
-    # Word d[i:i+2] += f(s), where f is, by the public selector r:
+def _addf(d: ptr32, i: int, s: ptr32, j: int, r: int):
+    # Word d[i:i+2] += f(s) modulo 2**64, where f is, by the public selector r:
+    # r = 20: the word s[j:j+2] itself (a plain addition).
     # r < 12: the XOR of the three rotations _ROT[r:r+3] of word s[j:j+2] (a shift where the
     #   table says 64 + n). Amounts are never 0 or 32, so no shift below is by 32.
     # r = 12 or 16: Ch(e, f, g) or Maj(a, b, c) of round j on the working variables s = _SV
     #   (variable n of round j is the pair ((n - j) & 7) << 1, see _compress), both as
     #   z ^ ((x ^ (z & mk)) & (y ^ z)) over (x, y, z) = (e, f, g), mk = 0 (Ch) and
     #   (a, b, c), mk = ones (Maj: a == b gives a, else z decides). r & 7 is x's name.
+    # One function for the three (not an _add called by the others): a smaller .mpy, and no
+    # viper-to-viper call per step.
     m = (uint(0xFFFF) << 16) | uint(0xFFFF)
-    x = ptr32(_SX)
-    if r >= 12:
+    oh = uint(0)
+    ol = uint(0)
+    if r == 12 or r == 16:  # (j is a round number here, not a word: s[j] is not read)
         mk = m if r == 16 else uint(0)
         for k in range(2):
             a = uint(s[((r - j) & 7) * 2 + k])
             b = uint(s[((r + 1 - j) & 7) * 2 + k])
             c = uint(s[((r + 2 - j) & 7) * 2 + k])
-            x[k] = c ^ ((a ^ (c & mk)) & (b ^ c))
+            ol = c ^ ((a ^ (c & mk)) & (b ^ c))
+            if k == 0:
+                oh = ol
     else:
+        oh = uint(s[j])
+        ol = uint(s[j + 1])
+    if r < 12:
         rot = ptr8(_ROT)
-        xh = uint(s[j])
-        xl = uint(s[j + 1])
+        xh = oh
+        xl = ol
         oh = uint(0)
         ol = uint(0)
         for k in range(3):
@@ -133,9 +130,13 @@ def _sigma(d: ptr32, i: int, s: ptr32, j: int, r: int):
                     n -= 32
                 oh ^= (a >> n) | ((b << (32 - n)) & m)
             ol ^= (b >> n) | ((a << (32 - n)) & m)
-        x[0] = oh
-        x[1] = ol
-    _add(d, i, _SX, 0)
+    # The addition: the carry out of the low halves is the top bit of
+    # (a & b) | ((a | b) & ~sum), the textbook carry rule, on 32-bit values only.
+    a = uint(d[i + 1])
+    lo = (a + ol) & m
+    c = (((a & ol) | ((a | ol) & ~lo)) >> 31) & 1
+    d[i + 1] = lo
+    d[i] = uint(d[i]) + oh + c  # ptr32 store keeps 32 bits
 
 
 def _compress(blk, off):
@@ -152,21 +153,21 @@ def _compress(blk, off):
     for t in range(80):
         s = (t & 15) << 1
         if t >= 16:
-            _add(w, s, w, (t - 7 & 15) << 1)
-            _sigma(w, s, w, (t - 2 & 15) << 1, 9)
-            _sigma(w, s, w, (t - 15 & 15) << 1, 6)
+            _addf(w, s, w, (t - 7 & 15) << 1, 20)
+            _addf(w, s, w, (t - 2 & 15) << 1, 9)
+            _addf(w, s, w, (t - 15 & 15) << 1, 6)
         h = (7 - t & 7) << 1
         # h += S1(e) + Ch(e, f, g) + K[t] + W[t]: this is T1
-        _sigma(v, h, v, (4 - t & 7) << 1, 0)
-        _sigma(v, h, v, t, 12)
-        _add(v, h, w, s)
-        _add(v, h, _SK, 2 * t)
+        _addf(v, h, v, (4 - t & 7) << 1, 0)
+        _addf(v, h, v, t, 12)
+        _addf(v, h, w, s, 20)
+        _addf(v, h, _SK, 2 * t, 20)
         # e' = d + T1 (over d); a' = T1 + S0(a) + Maj(a, b, c) (over h)
-        _add(v, (3 - t & 7) << 1, v, h)
-        _sigma(v, h, v, (-t & 7) << 1, 3)
-        _sigma(v, h, v, t, 16)
+        _addf(v, (3 - t & 7) << 1, v, h, 20)
+        _addf(v, h, v, (-t & 7) << 1, 3)
+        _addf(v, h, v, t, 16)
     for i in range(0, 16, 2):
-        _add(_SH, i, v, i)
+        _addf(_SH, i, v, i, 20)
 
 
 def _sinit():
@@ -334,16 +335,15 @@ def _copy(o, a):
 
 
 @micropython.viper
-def _reduce(o, n: int, tb: int, f: uint):
-    # Fully reduce o modulo q = 2**K - f, K = 13 (n - 1) + tb, in place: n limbs of 13 bits,
-    # value < q. Used for p (n = 20, tb = 8, f = 19) on a loose o, and for Poly1305's
+def _reduce(p: ptr32, n: int, tb: int, f: uint):
+    # Fully reduce p modulo q = 2**K - f, K = 13 (n - 1) + tb, in place: n limbs of 13 bits,
+    # value < q. Used for p (n = 20, tb = 8, f = 19) on a loose element, and for Poly1305's
     # 2**130 - 5 (n = 10, tb = 13, f = 5) on its accumulator (limb 0 < 2**22, the others 13
     # bits). Every carry pass leaves limbs 0..n-2 at 13 bits and the rest in the top limb.
     # Passes 0 and 1 fold the top limb's bits from tb up as * f: then value < q + 2**K < 2q.
     # Pass 2 only computes the bit K of value + f: set (b = 1) exactly when value >= q.
     # Pass 3 adds b * f and drops bit K: value - q when b = 1, value when b = 0 (ref10's
     # freeze). No branch or address depends on the data; every word stays below 2**23.
-    p = ptr32(o)
     top = n - 1
     mk = (1 << tb) - 1
     b = uint(0)
@@ -367,10 +367,8 @@ def _reduce(o, n: int, tb: int, f: uint):
 
 
 @micropython.viper
-def _tobytes(out, off: int, a):
-    # out[off:off+32] = little-endian a; a must be reduced (_reduce).
-    b = ptr8(out)
-    p = ptr32(a)
+def _tobytes(b: ptr8, off: int, p: ptr32):
+    # b[off:off+32] = little-endian p, a reduced element (_reduce).
     acc = uint(0)
     bits = 0
     j = 0
@@ -722,7 +720,7 @@ _init_constants_ed()
 # product scratch. Not wiped: the public results (_Q: A or R, _ENC, _CHK, _R: -A of
 # verification), Python ints holding the scalars mod L (immutable, freed by the
 # collector), and on ARM the product scratch that the Thumb field code keeps on the C stack.
-_SCRATCH = _fld.SCRATCH + (_SH, _SV, _SX, _SW, _SBUF, _DIG, _H, _XK, _X1, _X2, _Z2, _X3, _Z3, _A,
+_SCRATCH = _fld.SCRATCH + (_SH, _SV, _SW, _SBUF, _DIG, _H, _XK, _X1, _X2, _Z2, _X3, _Z3, _A,
                            _AA, _B, _E, _I0, _I1, _I2, _I3) + _P
 
 
@@ -756,15 +754,19 @@ _SIGMA = b"expand 32-byte k"
 _ZEROS = bytes(80)
 # ChaCha20 state: 16 little-endian words (constants, key, counter, nonce); keystream block
 # (also the scratch for the length block and the tag, once the keystream is not needed).
-_ST = bytearray(64)
-_KS = bytearray(64)
+# All the AEAD's key material (these six) is one bytearray, so that _chacha_poly wipes it in
+# one call; _AE is a memoryview of it and each name a window (viper reads a memoryview through
+# its buffer like a bytearray; every window starts at a multiple of 16: words stay aligned).
+_AE = memoryview(bytearray(448))
+_ST = _AE[0:64]
+_KS = _AE[64:128]
 # Poly1305, as 13-bit limbs in 32-bit words: 5*r (10 limbs) then r (10 limbs), so the factor
 # of a[j] in column i is _PR[10 + i - j] (see _poly); accumulator h; s; a scratch. h, s and the
 # scratch are field-sized (20 limbs, the top 10 zero) for the shared _addk/_tobytes.
-_PR = bytearray(80)
-_PH = bytearray(80)
-_PS = bytearray(80)
-_PA = bytearray(80)
+_PR = _AE[128:208]
+_PH = _AE[208:288]
+_PS = _AE[288:368]
+_PA = _AE[368:448]
 
 
 @micropython.viper
@@ -779,7 +781,7 @@ def _xor(src: ptr8, soff: int, dst: ptr8, doff: int, n: int):
     q = ptr8(_QR)
     st = ptr32(_ST)
     x = ptr32(_KS)
-    ks = ptr8(_KS)
+    ks = ptr8(x)  # the same buffer, bytewise (a cast: no second global look-up)
     i = 0
     while i < n:
         for w in range(16):
@@ -851,9 +853,9 @@ def _zero(buf, n):
     _bcopy(buf, 0, _ZEROS, 0, n, 0)
 
 
-# The buffers that hold key material (state, keystream, r, s, h, scratch), for _chacha_poly
-# to clear after use; a module-level tuple, so the loop over it allocates nothing.
-_SECRETS = (_ST, _KS, _PR, _PH, _PS, _PA)
+# What _chacha_poly wipes after use: _AE, all of the key material (state, keystream, r, s, h,
+# scratch); a module-level tuple, so nothing is allocated.
+_SECRETS = (_AE,)
 
 
 def _chacha_poly(tag_in, key, nonce, src, soff, n, dst, doff, aad):

@@ -178,8 +178,7 @@ def test_chacha20_block_rfc8439_2_3_2():
     assert hx(out) == (
         "10f1e7e4d13b5915500fdd1fa32071c4c7d1f4c733c068030422aa9ac3d46c4e"
         "d2826446079faa0914c2d705d98b02a2b5129cd1de164eb9cbd083e8a2503c4e")
-    for b in F._SECRETS:
-        F._zero(b, len(b))
+    F._wipe(F._SECRETS)
 
 
 def test_aead_rfc8439_2_8_2_with_aad():
@@ -287,7 +286,8 @@ def test_aead_allocates_nothing():
             micropython.heap_unlock()
         assert back == src
         # Key material is cleared after each call: state, keystream, r, s, h and scratch.
-        assert len(F._SECRETS) == 6 and all(not any(b) for b in F._SECRETS)
+        assert F._SECRETS == (F._AE,) and not any(F._AE)
+        assert all(not any(b) for b in (F._ST, F._KS, F._PR, F._PH, F._PS, F._PA))
 
 
 def test_x25519_rfc7748_and_zero():
@@ -381,7 +381,7 @@ def test_secret_scratch_wiped_after_x25519_and_ed25519():
     # secret-bearing module buffer must read all zero after each call that used it.
     if V is None:
         return
-    sha = (F._SH, F._SV, F._SW, F._SBUF, F._SX)
+    sha = (F._SH, F._SV, F._SW, F._SBUF)
     ladder = (F._XK, F._X2, F._Z2, F._X3, F._Z3) + F._fld.SCRATCH  # + the product scratch
     for group in (sha, ladder, (F._DIG, F._H, F._TA, F._TH)):
         for b in group:
