@@ -16,7 +16,7 @@ except ImportError:  # CPython
 
 # --- Packet types (spec 1.2) ---
 _T_UNKNOWN = const(0x0000)          # never sent; any unrecognised value acts like it
-_T_CLIENT_HANDSHAKE = const(0x0001)
+T_CLIENT_HANDSHAKE = const(0x0001)
 _T_SERVER_HANDSHAKE = const(0x0002)
 _T_CLIENT_AUTH = const(0x0003)
 T_DISCONNECT = const(0x0010)
@@ -34,7 +34,7 @@ _KEY_LEN = const(32)
 _NONCE_LEN = const(12)
 _CHALLENGE_LEN = const(32)
 _SIG_LEN = const(64)
-_CLIENT_HS_LEN = const(84)          # ClientHandshake body
+CLIENT_HS_LEN = const(84)          # ClientHandshake body
 _SERVER_HS_LEN = const(200)         # ServerHandshake body
 _CLIENT_AUTH_LEN = const(124)       # ClientAuthentication body
 _SERVER_HS_PT_LEN = const(128)      # ServerHandshake plaintext: key, challenge, signature
