@@ -62,7 +62,7 @@ from ossuary_io.stream import SecureStream
 from ossuary_io.errors import HandshakeTimeout, UntrustedKey
 
 MAX_RECORD = 256          # largest record either way (docs/design.md); our Connection's max_record
-QUEUE_MAX = 64            # default queue size for a board that does not say (17 B a reading)
+QUEUE_MAX = 16            # default queue size for a board that does not say (17 B a reading)
 HANDSHAKE_TIMEOUT_MS = 15000
 _SLICE_MS = const(10)     # longest sleep between two rounds of the main loop
 
