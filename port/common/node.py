@@ -24,7 +24,8 @@
 # only then does a reading leave the queue. A new session (after a reconnect or a Reset)
 # resends everything still queued. When the queue is full the OLDEST reading is dropped and
 # counted in `dropped`, which every record carries, so the collector can tell readings the
-# node gave up on from readings it never heard of.
+# node gave up on from readings it never heard of. (A dropped reading may have been sent in
+# the current session and not yet acked: then the collector may hold it too.)
 #
 # Memory: the queue is a ring of fixed-size slots allocated once (17 bytes per reading:
 # sensor index, value and uptime as doubles), not a list of records: the JSON text is made
