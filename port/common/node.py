@@ -50,6 +50,7 @@
 # reconnects after an exponential backoff (retry_min_ms .. retry_max_ms, reset to the minimum
 # after a session in which readings were acknowledged).
 
+import gc
 import json
 import sys
 import time
@@ -58,14 +59,17 @@ from binascii import hexlify
 
 from ossuary_micro import Connection, CLIENT, HANDSHAKE_DONE, DATA, RESET, CLOSED
 from ossuary_micro.errors import OssuaryError, ConnectionClosed
-from ossuary_micro.wire import DATA_OVERHEAD, const
-from ossuary_io.stream import SecureStream
-from ossuary_io.errors import HandshakeTimeout, UntrustedKey
+from ossuary_micro.wire import const
+# ossuary_io is imported where a session starts, not here: node.main reads the config with
+# nodeconfig and drops it before the stream code is loaded, so the two are never on the heap
+# together.
 
 MAX_RECORD = 256          # largest record either way (docs/design.md); our Connection's max_record
 QUEUE_MAX = 16            # default queue size for a board that does not say (17 B a reading)
 HANDSHAKE_TIMEOUT_MS = 15000
 _SLICE_MS = const(10)     # longest sleep between two rounds of the main loop
+# A protocol 1 data packet around a record: 8-byte header, 4-byte sub-header, 16-byte tag.
+_DATA_OVERHEAD = const(28)
 
 
 class ReadingQueue:
@@ -270,6 +274,8 @@ class Node:
         Transport and protocol failures (and any unexpected exception from a session) are
         logged and retried with backoff; only KeyboardInterrupt / SystemExit leave this method.
         """
+        gc.collect()  # the config's garbage goes before the stream code loads
+        from ossuary_io.errors import UntrustedKey
         log = self.board.log
         backoff = self.cfg["retry_min_ms"]
         while True:
@@ -337,6 +343,8 @@ class Node:
         # One Ossuary session over an open transport: handshake, then send what is queued and
         # take acks, never blocking longer than a slice. Returns when the collector closed
         # the session; raises OssuaryError/OSError on failure, _Done after max_readings.
+        from ossuary_io.stream import SecureStream
+        from ossuary_io.errors import HandshakeTimeout
         board = self.board
         log = board.log
         q = self.queue
@@ -388,12 +396,18 @@ class Node:
                     if self._cursor < q.first:
                         self._cursor = q.first  # the queue dropped what we were to send
                     while self._cursor < q.next_seq:
-                        rec = self._record(self._cursor)
+                        try:
+                            rec = self._record(self._cursor)
+                        except MemoryError:
+                            # A full heap (garbage not yet collected): the reading stays
+                            # queued and goes next round; the node carries on.
+                            gc.collect()
+                            break
                         if rec is not None:
                             # Over the link, only when its window takes the whole packet now:
                             # a full window would make send() wait for the collector's acks.
                             # Sockets and UARTs buffer a record at once.
-                            if link and stream.link.writable < len(rec) + DATA_OVERHEAD:
+                            if link and stream.link.writable < len(rec) + _DATA_OVERHEAD:
                                 break
                             s.send(rec)
                             self.sent += 1
