@@ -28,9 +28,10 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 test: venv
 	$(VPY) -m pytest -q tests
 
-# DURATION: seconds of the link layer's long randomized fault run (default 60).
+# DURATION: seconds of the link layer's long randomized fault run, and of the MicroPython
+# node's sampling over the faulty pty relay (tests/test_node_link.py) (default 60).
 fuzz: venv
-	OSSUARY_FUZZ=full $(if $(DURATION),OSSUARY_FUZZ_DURATION=$(DURATION)) $(VPY) -m pytest -q tests/test_fuzz_handshake.py tests/test_fuzz_proto2.py tests/test_link_faults.py tests/test_link_props.py
+	OSSUARY_FUZZ=full $(if $(DURATION),OSSUARY_FUZZ_DURATION=$(DURATION)) $(VPY) -m pytest -q tests/test_fuzz_handshake.py tests/test_fuzz_proto2.py tests/test_link_faults.py tests/test_link_props.py tests/test_node_link.py
 
 bench: venv
 	$(VPY) bench/run.py $(if $(WRITE),--write)

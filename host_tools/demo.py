@@ -4,7 +4,9 @@
 # port/unix/main.py running on .venv/bin/micropython with port/common/node.py, its "UART" is
 # the slave side of a pty pair from os.openpty(), and the collector (host_tools/collector/,
 # the code behind ossuary-collect) serves the master side, pins the node's key on first sight
-# (--tofu), stores readings in SQLite and draws a PNG per sensor at the end.
+# (--tofu), stores readings in SQLite and draws a PNG per sensor at the end. The secure channel
+# runs over the serial link layer (docs/LINK.md) on both ends, as on a real UART; each reading
+# is acknowledged by the collector after it is stored (exactly once, docs/design.md).
 #
 #   python -m host_tools.demo [--count 20] [--interval 0.2] [--out out/demo] [--timeout S]
 #
@@ -110,11 +112,12 @@ def run(count=20, interval=0.2, out=None, timeout=None, micropython=None):
     master, slave = os.openpty()
     tty.setraw(slave)
     slave_path = os.ttyname(slave)
-    say("[2] virtual serial line: pty pair, node opens %s, collector holds the master side" % slave_path)
+    say("[2] virtual serial line: pty pair, node opens %s, collector holds the master side;"
+        " both run the link layer on it (CRC-32 + COBS frames, retransmission)" % slave_path)
 
     # 3. The node's config: the collector's public key is what the node trusts.
     cfg = {"name": NODE_NAME,
-           "transport": {"type": "uart", "device": slave_path, "baud": 115200},
+           "transport": {"type": "uart", "device": slave_path, "baud": 115200, "link": True},
            "interval_s": interval,
            "secret_key_file": node_key,
            "collector_key": format_key(col_pub),
@@ -145,7 +148,7 @@ def run(count=20, interval=0.2, out=None, timeout=None, micropython=None):
 
     col = Collector(read_secret_key(col_key), known, SqliteSink(store), tofu=True, max_readings=count,
                     on_reading=show)
-    col.add_fd(master, "pty:" + slave_path)
+    col.add_fd(master, "pty:" + slave_path, link=True)
     say("[4] collector running (AUTH_SERVER, --tofu, db %s); log lines go to stderr" % db_path)
 
     # 5. The node on the real MicroPython interpreter.
@@ -228,8 +231,10 @@ def walkthrough(out, slave_path, stored, elapsed, rate, plots):
         "  4. The collector did not know the node's key. With --tofu it accepted it, waited for",
         "     the first reading to learn the node's name, and pinned name + key in known_nodes.",
         "     A different key under the same name would now be refused loudly.",
-        "  5. Each reading travelled as one ChaCha20-Poly1305 record holding one JSON object;",
-        "     the collector validated it and stored it in SQLite (%d readings in %.1f s, %.1f/s)."
+        "  5. Each reading travelled as one ChaCha20-Poly1305 record holding one JSON object,",
+        "     inside link-layer frames that a noisy line would have retransmitted; the collector",
+        "     validated it, stored it in SQLite once (key: node, boot id, seq) and acknowledged",
+        "     it, and only then did the node drop it from its queue (%d readings in %.1f s, %.1f/s)."
         % (stored, elapsed, rate),
         "  6. After its last reading the node closed the session; the collector printed the",
         "     summary above and drew %d PNG plot(s)." % len(plots),

@@ -53,8 +53,15 @@ def server_stream(keys, transport):
     return SecureStream(conn, transport, clock=clock)
 
 
-def read_readings(stream, count, timeout_ms=20000):
-    """`count` readings (parsed JSON dicts) from an established stream."""
+def ack(stream, reading):
+    """Acknowledge `reading` (and every earlier one of its boot sent in this session), as the
+    collector does after committing (docs/design.md, "Sensor readings")."""
+    stream.send(json.dumps({"v": 2, "ack": reading["seq"], "boot": reading["boot"]}).encode())
+
+
+def read_readings(stream, count, timeout_ms=20000, acked=True):
+    """`count` readings (parsed JSON dicts) from an established stream, each acknowledged
+    as it arrives unless acked=False."""
     out = []
     deadline = time.monotonic() + timeout_ms / 1000
     while len(out) < count:
@@ -63,13 +70,18 @@ def read_readings(stream, count, timeout_ms=20000):
         data = stream.recv(timeout_ms=left)
         assert data, "node closed after %d readings" % len(out)
         out.append(json.loads(data.decode("utf-8")))
+        if acked:
+            ack(stream, out[-1])
     return out
 
 
 def check_reading(r, name="test-node"):
     """Assert that `r` is exactly the documented reading object (docs/design.md)."""
-    assert set(r) == {"v", "node", "seq", "sensor", "value", "unit", "up_ms"}, r
-    assert r["v"] == 1 and r["node"] == name
+    assert set(r) == {"v", "node", "boot", "seq", "sensor", "value", "unit", "up_ms",
+                      "dropped"}, r
+    assert r["v"] == 2 and r["node"] == name
+    assert len(r["boot"]) == 16 and set(r["boot"]) <= set("0123456789abcdef")
+    assert isinstance(r["dropped"], int) and r["dropped"] >= 0
     assert isinstance(r["seq"], int) and r["seq"] >= 0
     assert r["sensor"] == "sim_temp" and r["unit"] == "C"
     assert isinstance(r["value"], float) and 15.0 <= r["value"] <= 30.0

@@ -37,8 +37,9 @@ def test_config_defaults_and_parsed_keys():
     c = parse_config(base())
     assert c["secret_key"] == bytes.fromhex(KEY_A)
     assert c["collector_key"] == bytes.fromhex(KEY_B)
-    assert c["transport"] == {"type": "uart", "id": 0, "baud": 115200, "timeout_ms": 50}
-    assert c["interval_ms"] == 10000 and c["max_readings"] == 0
+    assert c["transport"] == {"type": "uart", "id": 0, "baud": 115200, "timeout_ms": 50,
+                              "link": True}
+    assert c["interval_ms"] == 10000 and c["max_readings"] == 0 and c["queue_max"] is None
     assert c["retry_min_ms"] == 500 and c["retry_max_ms"] == 30000
     assert c["sensors"] is None and c["repl_uart"] is False
 
@@ -56,6 +57,9 @@ def test_config_defaults_and_parsed_keys():
     ({"sensors": [{"type": "adc", "name": "x"}, {"type": "adc", "name": "x"}]}, "used twice"),
     ({"intervall_s": 5}, "unknown config key"),
     ({"wifi": {"ssid": ""}}, "wifi.ssid"),
+    ({"transport": {"type": "uart", "link": 1}}, "transport.link must be true or false"),
+    ({"queue_max": 0}, "queue_max must be an integer 1..100000"),
+    ({"queue_max": True}, "queue_max must be an integer"),
 ])
 def test_config_errors_are_one_line_naming_the_field(change, words):
     with pytest.raises(ConfigError) as ei:
@@ -63,6 +67,14 @@ def test_config_errors_are_one_line_naming_the_field(change, words):
     msg = str(ei.value)
     assert words in msg and "\n" not in msg
     assert KEY_A not in msg and KEY_B not in msg
+
+
+def test_config_link_off_and_queue_size():
+    c = parse_config(base(transport={"type": "uart", "device": "/dev/x", "link": False},
+                          queue_max=300))
+    assert c["transport"]["link"] is False and c["queue_max"] == 300
+    # TCP has no link setting: it never runs the link layer.
+    assert "link" not in parse_config(base(transport={"type": "tcp", "host": "h", "port": 1}))["transport"]
 
 
 def test_config_missing_keys():

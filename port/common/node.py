@@ -10,52 +10,166 @@
 #   clock() -> int                     monotonic ms that may wrap (time.ticks_ms)
 #   sleep_ms(ms), log(text)            progress lines
 #   log_error(text)                    the one line for a fatal configuration error
+#   QUEUE_MAX (optional)               default size of the reading queue on this board
 #
 # The node is an Ossuary CLIENT that trusts exactly one server key, the collector's (no TOFU:
 # an unknown server key fails the session). Each reading is one data record holding one
-# compact JSON object (docs/design.md, "Sensor readings"). Readings keep being taken while the
-# link is down; the newest QUEUE_MAX wait in a queue and go out after the next handshake, so
-# a gap in `seq` at the collector means readings were dropped, never renumbered.
+# compact JSON object, and the collector acknowledges what it committed (docs/design.md,
+# "Sensor readings"): readings wait in a bounded queue until acked and every new session
+# resends what is left, so each reading is stored exactly once.
+#
+# A reading is identified by (node key, boot, seq): `boot` is random per node boot, `seq`
+# counts from 0 per boot. The node sends each queued reading once per session, in seq order,
+# from the oldest; the collector answers {"v":2,"ack":N,"boot":BOOT} after committing, and
+# only then does a reading leave the queue. A new session (after a reconnect or a Reset)
+# resends everything still queued. When the queue is full the OLDEST reading is dropped and
+# counted in `dropped`, which every record carries, so the collector can tell readings the
+# node gave up on from readings it never heard of. (A dropped reading may have been sent in
+# the current session and not yet acked: then the collector may hold it too.)
+#
+# Memory: the queue is a ring of fixed-size slots allocated once (17 bytes per reading:
+# sensor index, value and uptime as doubles), not a list of records: the JSON text is made
+# when a reading is sent. seq needs no slot: queued readings are consecutive (readings are
+# taken in seq order and leave only from the oldest end), so the slot i places after the
+# oldest holds seq `first + i`. (Every name and string constant here is a qstr that stays on
+# a board's heap: the node keeps few of them.)
+#
+# Sampling never stops: the main loop drives the session without blocking (SecureStream.poll,
+# sends only when the transport can take a whole record at once) and sleeps at most _SLICE_MS
+# between rounds, so a reading is taken when due whether the link is up, down, handshaking
+# or cut. (The one thing it cannot slice is the handshake's own arithmetic, one Connection
+# step: ~2.5 s per side on an RP2040; a sample that falls due meanwhile is taken right after.)
+#
+# Serial transports run the secure channel over the link layer (docs/LINK.md) unless the
+# config says "link": false (bare protocol 1, for libossuary peers); TCP never uses it. The
+# link survives cuts by itself; when its peer restarts (LinkReset) the node starts a new
+# session over the same link at once.
 #
 # Failure handling: a Reset is retried inside the session by the core; a closed session,
 # transport error, handshake timeout or rejected collector key ends the session, and the node
 # reconnects after an exponential backoff (retry_min_ms .. retry_max_ms, reset to the minimum
-# after a session that delivered readings).
+# after a session in which readings were acknowledged).
 
 import gc
+import json
 import sys
 import time
+from array import array
+from binascii import hexlify
 
-from ossuary_micro import Connection, CLIENT
-from ossuary_micro.errors import OssuaryError
+from ossuary_micro import Connection, CLIENT, HANDSHAKE_DONE, DATA, RESET, CLOSED
+from ossuary_micro.errors import OssuaryError, ConnectionClosed
+from ossuary_micro.wire import const
 # ossuary_io is imported where a session starts, not here: node.main reads the config with
 # nodeconfig and drops it before the stream code is loaded, so the two are never on the heap
 # together.
 
-FORMAT_VERSION = 1
-MAX_RECORD = 256          # largest reading record (docs/design.md); also our Connection's max_record
-QUEUE_MAX = 16            # readings kept while the link is down (16 * <=256 bytes)
+MAX_RECORD = 256          # largest record either way (docs/design.md); our Connection's max_record
+QUEUE_MAX = 16            # default queue size for a board that does not say (17 B a reading)
 HANDSHAKE_TIMEOUT_MS = 15000
-SEND_TIMEOUT_MS = 10000   # a send that waits for a re-handshake longer than this ends the session
+_SLICE_MS = const(10)     # longest sleep between two rounds of the main loop
+# A protocol 1 data packet around a record: 8-byte header, 4-byte sub-header, 16-byte tag.
+_DATA_OVERHEAD = const(28)
 
 
-def format_reading(node, seq, sensor, value, unit, up_ms, digits=2):
-    """The JSON record (bytes) for one reading, or None if `value` is not a finite number.
+class ReadingQueue:
+    """Readings not yet acknowledged, oldest first, at most `n` of them.
+
+    Attributes: `first` (seq of the oldest queued reading, = `next_seq` when empty),
+    `next_seq` (what the next reading gets), `dropped` (readings this boot dropped because
+    the queue was full: cumulative), `len(q)`."""
+
+    def __init__(self, n):
+        # Capacity n >= 1 (nodeconfig checks queue_max); len(self._sensor) is the capacity.
+        # _value holds each reading's value and up_ms, side by side (a double holds every
+        # uptime up to 2**53 ms exactly).
+        self._sensor = bytearray(n)
+        self._value = array("d", bytearray(16 * n))
+        self._head = 0       # slot of the oldest reading
+        self._count = 0
+        self.first = 0
+        self.next_seq = 0
+        self.dropped = 0
+
+    def __len__(self):
+        return self._count
+
+    def append(self, sensor, value, up_ms):
+        """Queue one reading of sensor index `sensor` (0..255); return its seq. A full queue
+        first drops its oldest reading (counted in `dropped`)."""
+        cap = len(self._sensor)
+        if self._count == cap:
+            self._head = (self._head + 1) % cap
+            self._count -= 1
+            self.first += 1
+            self.dropped += 1
+        i = (self._head + self._count) % cap
+        self._sensor[i] = sensor
+        self._value[2 * i] = value
+        self._value[2 * i + 1] = up_ms
+        self._count += 1
+        seq = self.next_seq
+        self.next_seq += 1
+        return seq
+
+    def get(self, seq):
+        """(sensor index, value, up_ms) of queued reading `seq`. IndexError if not queued."""
+        k = seq - self.first
+        if not 0 <= k < self._count:
+            raise IndexError
+        i = (self._head + k) % len(self._sensor)
+        return self._sensor[i], self._value[2 * i], int(self._value[2 * i + 1])
+
+    def ack(self, seq):
+        """Remove every queued reading up to and including `seq`; return how many left."""
+        n = seq + 1 - self.first
+        if n <= 0:
+            return 0
+        if n > self._count:
+            n = self._count
+        self._head = (self._head + n) % len(self._sensor)
+        self._count -= n
+        self.first += n
+        return n
+
+
+def format_reading(node, boot, seq, sensor, value, unit, up_ms, dropped, digits=2):
+    """The v2 JSON record (bytes) of one reading, or None if `value` is not a finite number
+    or the record would exceed MAX_RECORD.
 
     `node`, `sensor` and `unit` were validated by nodeconfig (no characters that need JSON
-    escaping), so the text is assembled directly: compact, fixed field order, no dict.
+    escaping) and `boot` is hex, so the text is assembled directly: compact, fixed field
+    order, no dict.
     """
     if value - value != 0:  # NaN or +-inf: JSON has no spelling for them
         return None
-    rec = ('{"v":%d,"node":"%s","seq":%d,"sensor":"%s","value":%s,"unit":"%s","up_ms":%d}'
-           % (FORMAT_VERSION, node, seq, sensor, "%.*f" % (digits, value), unit, up_ms))
+    rec = ('{"v":2,"node":"%s","boot":"%s","seq":%d,"sensor":"%s","value":%s,"unit":"%s",'
+           '"up_ms":%d,"dropped":%d}'
+           % (node, boot, seq, sensor, "%.*f" % (digits, value), unit, up_ms, dropped))
     if len(rec) > MAX_RECORD:
         return None
     return rec.encode()
 
 
+def parse_ack(data, boot):
+    """The N of an ack record {"v":2,"ack":N,"boot":BOOT} for our `boot` (a str), or -1 if
+    `data` is anything else: not JSON, another shape, or an ack for another boot (a stale
+    one from before our reboot). Never raises for what the peer sent."""
+    try:
+        obj = json.loads(data)
+    except ValueError:  # also UnicodeError, and MicroPython's json errors
+        return -1
+    if not isinstance(obj, dict) or obj.get("v") != 2 or obj.get("boot") != boot:
+        return -1
+    n = obj.get("ack")
+    # bool is an int on CPython: true is not a sequence number.
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        return -1
+    return n
+
+
 class _Done(Exception):
-    # max_readings reached: unwinds out of the session loop.
+    # max_readings taken and acknowledged: unwinds out of the session loop.
     pass
 
 
@@ -63,6 +177,9 @@ class Node:
     """One sensor node. `cfg` is nodeconfig.parse_config()'s dict, `board` the glue object.
 
     Raises ConfigError from the constructor (sensors the board does not have).
+    Counters: `sessions` (handshakes done), `sent` (records written, resends included),
+    `acked` (readings acknowledged); the queue's `dropped` (oldest readings dropped from the
+    full queue).
     """
 
     def __init__(self, cfg, board):
@@ -72,11 +189,16 @@ class Node:
         self.interval_ms = cfg["interval_ms"]
         self.max_readings = cfg["max_readings"]
         self.sensors = board.make_sensors(cfg["sensors"])
-        self.seq = 0           # next reading's sequence number, from 0 at boot
-        self.sent = 0          # readings delivered to the transport
-        self.dropped = 0       # readings lost to a full queue or an unreadable sensor
-        self.queue = []        # encoded records not yet sent, oldest first
-        self.sessions = 0      # successful handshakes
+        cap = cfg.get("queue_max") or getattr(board, "QUEUE_MAX", QUEUE_MAX)
+        self.queue = ReadingQueue(cap)
+        # Random per boot: (node key, boot, seq) names a reading across reboots.
+        self.boot = hexlify(board.random(8)).decode()
+        self.sessions = 0
+        self.sent = 0
+        self.acked = 0
+        self._cursor = 0       # seq of the next reading to send in this session
+        self._rec = bytearray(MAX_RECORD)  # one received record (the peer's max is ours)
+        self._link = None      # the link layer, made on first use and reused (reset) after
         self._up_ms = 0
         self._last_tick = board.clock()
         self._next_due = self._last_tick
@@ -96,28 +218,21 @@ class Node:
     # -- readings --------------------------------------------------------------------------
 
     def sample(self):
-        """Read every sensor once and queue one record per sensor."""
-        for s in self.sensors:
+        """Read every sensor once and queue one reading per sensor that gave a number. With
+        max_readings set, no reading beyond that many is taken."""
+        for i in range(len(self.sensors)):
+            if self.max_readings and self.queue.next_seq >= self.max_readings:
+                return
+            s = self.sensors[i]
             try:
                 value = s.read()
+                ok = value - value == 0   # not NaN or +-inf: JSON cannot carry those
             except Exception as e:  # a flaky sensor must not stop the node
-                self.board.log("sensor %s failed: %s" % (s.name, e))
-                value = float("nan")
-            try:
-                rec = format_reading(self.name, self.seq, s.name, value, s.unit,
-                                     self.uptime_ms(), s.digits)
-            except MemoryError:
-                # A full heap (a session's garbage not yet collected) loses this reading,
-                # counted like any other, never the node: this also runs between sessions.
-                rec = None
-            self.seq += 1
-            if rec is None:
-                self.dropped += 1
-                continue
-            if len(self.queue) >= QUEUE_MAX:
-                self.queue.pop(0)
-                self.dropped += 1
-            self.queue.append(rec)
+                self.board.log("sensor %s failed: %s" % (s.name, _reason(e)))
+                ok = False
+            if not ok:
+                continue  # no reading, so no seq: a gap in seq always means a drop
+            self.queue.append(i, value, self.uptime_ms())
 
     def _sample_if_due(self):
         # Take a sample if the interval has passed; schedule the next one. After a long stall
@@ -143,32 +258,51 @@ class Node:
             due = self._ms_until_due()
             self.board.sleep_ms(max(1, min(left, due)))
 
+    def _record(self, seq):
+        # The record of queued reading `seq`, carrying the drop count as of now.
+        idx, value, up_ms = self.queue.get(seq)
+        s = self.sensors[idx]
+        return format_reading(self.name, self.boot, seq, s.name, value, s.unit, up_ms,
+                              self.queue.dropped, s.digits)
+
     # -- the session -----------------------------------------------------------------------
 
     def run(self):
-        """Report readings forever, or until max_readings were sent (then return that count).
+        """Report readings forever, or until max_readings were taken and acknowledged (then
+        return the count acknowledged).
 
         Transport and protocol failures (and any unexpected exception from a session) are
         logged and retried with backoff; only KeyboardInterrupt / SystemExit leave this method.
         """
-        gc.collect()  # the config's garbage goes before the stream code loads (see main.py)
+        gc.collect()  # the config's garbage goes before the stream code loads
         from ossuary_io.errors import UntrustedKey
         log = self.board.log
         backoff = self.cfg["retry_min_ms"]
         while True:
             try:
-                stream = self.board.open_transport(self.cfg)
+                port = self.board.open_transport(self.cfg)
             except (OSError, OssuaryError) as e:
                 log("cannot open transport: %s; retry in %d ms" % (_reason(e), backoff))
                 self._idle(backoff)
                 backoff = min(backoff * 2, self.cfg["retry_max_ms"])
                 continue
-            sent_before = self.sent
+            acked_before = self.acked
             try:
-                self._session(stream)
+                stream = self._stream(port)
+                while True:
+                    resets = stream.resets if stream is not port else 0
+                    try:
+                        self._session(stream, stream is not port)
+                        break
+                    except OssuaryError:
+                        if stream is port or stream.resets == resets:
+                            raise
+                        # LinkReset: the collector's end of the link restarted. Nothing is
+                        # wrong with the line, so handshake again over it at once.
+                        log("session ended: link peer restarted")
             except _Done:
-                log("sent %d readings, done" % self.sent)
-                return self.sent
+                log("%d readings acknowledged, done" % self.acked)
+                return self.acked
             except UntrustedKey:
                 log("collector key is not the configured collector_key: session refused")
             except OssuaryError as e:
@@ -179,56 +313,114 @@ class Node:
                 # A bug below us must not end a node in the field: log it by type, reconnect.
                 log("unexpected %s: %s" % (type(e).__name__, _reason(e)))
             finally:
-                self.board.close_transport(stream)
-            if self.sent > sent_before:
-                # Only a session that delivered readings proves the link works; a collector
-                # that refuses us right after the handshake must not be retried at full speed.
+                self.board.close_transport(port)
+            if self.acked > acked_before:
+                # Only a session that got readings acknowledged proves the link works; a
+                # collector that refuses us right after the handshake must not be retried at
+                # full speed.
                 backoff = self.cfg["retry_min_ms"]
             log("reconnect in %d ms" % backoff)
             self._idle(backoff)
             backoff = min(backoff * 2, self.cfg["retry_max_ms"])
 
-    def _session(self, stream):
-        # One Ossuary session over an open transport; returns when the peer closed cleanly,
-        # raises OssuaryError/OSError on failure, _Done after max_readings.
+    def _stream(self, port):
+        # What the secure channel runs over: the port itself, or the link layer on it.
+        t = self.cfg["transport"]
+        if t["type"] != "uart" or not t.get("link", True):
+            return port
+        # Imported here: a TCP or bare node never loads the link's code (heap on a board).
+        from ossuary_micro.link import Link
+        from ossuary_io.link import LinkStream
+        if self._link is None:
+            self._link = Link(self.board.clock, self.board.random, baud=t["baud"])
+        else:
+            # A reopened port: a new link session, so the collector's end discards whatever
+            # of the last session was still in flight (a half-written packet included).
+            self._link.reset()
+        return LinkStream(self._link, port)
+
+    def _session(self, stream, link):
+        # One Ossuary session over an open transport: handshake, then send what is queued and
+        # take acks, never blocking longer than a slice. Returns when the collector closed
+        # the session; raises OssuaryError/OSError on failure, _Done after max_readings.
         from ossuary_io.stream import SecureStream
-        from ossuary_io.errors import StreamTimeout
+        from ossuary_io.errors import HandshakeTimeout
         board = self.board
+        log = board.log
+        q = self.queue
         conn = Connection(CLIENT, secret_key=self.cfg["secret_key"],
                           authorized_keys=(self.cfg["collector_key"],),
                           max_record=MAX_RECORD, random=board.random, clock=board.clock)
         s = SecureStream(conn, stream, clock=board.clock)
         done = False
+        up = False                 # established, readings may be sent
+        since = board.clock()      # start of the current handshake
         try:
-            s.handshake(HANDSHAKE_TIMEOUT_MS)
-            self.sessions += 1
-            board.log("connected to collector (session %d)" % self.sessions)
-            resets = conn.reset_count
-            scratch = bytearray(64)
             while True:
-                self._sample_if_due()
-                while self.queue:
-                    s.send(self.queue[0], SEND_TIMEOUT_MS)
-                    self.queue.pop(0)
-                    self.sent += 1
-                    if self.max_readings and self.sent >= self.max_readings:
+                busy = self._sample_if_due()
+                ev = s.poll()
+                if ev == DATA:
+                    # An ack covers only readings sent in this session (below the cursor).
+                    # Anything else (another boot's ack, a record of a later protocol
+                    # version) is ignored.
+                    n = parse_ack(bytes(self._rec[:s.recv_into(self._rec)]), self.boot)
+                    if n >= self._cursor:
+                        n = self._cursor - 1
+                    if n >= 0:
+                        self.acked += q.ack(n)
+                    busy = True
+                elif ev == HANDSHAKE_DONE:
+                    up = True
+                    self.sessions += 1
+                    # A new session: everything still queued goes again, oldest first.
+                    self._cursor = q.first
+                    log("connected to collector (session %d, %d readings queued)"
+                        % (self.sessions, len(q)))
+                    busy = True
+                elif ev == RESET:
+                    up = False
+                    since = board.clock()
+                    log("session reset (%d so far); handshaking again" % conn.reset_count)
+                    busy = True
+                elif ev == CLOSED:
+                    err = s.error
+                    if err is None or isinstance(err, ConnectionClosed):
+                        log("collector closed the session")
+                        return
+                    raise err
+                if not up:
+                    if time.ticks_diff(board.clock(), since) > HANDSHAKE_TIMEOUT_MS:
+                        raise HandshakeTimeout("handshake not complete after %d ms"
+                                               % HANDSHAKE_TIMEOUT_MS)
+                else:
+                    if self._cursor < q.first:
+                        self._cursor = q.first  # the queue dropped what we were to send
+                    while self._cursor < q.next_seq:
+                        try:
+                            rec = self._record(self._cursor)
+                        except MemoryError:
+                            # A full heap (garbage not yet collected): the reading stays
+                            # queued and goes next round; the node carries on.
+                            gc.collect()
+                            break
+                        if rec is not None:
+                            # Over the link, only when its window takes the whole packet now:
+                            # a full window would make send() wait for the collector's acks.
+                            # Sockets and UARTs buffer a record at once.
+                            if link and stream.link.writable < len(rec) + _DATA_OVERHEAD:
+                                break
+                            s.send(rec)
+                            self.sent += 1
+                        self._cursor += 1
+                        busy = True
+                    if (self.max_readings and q.next_seq >= self.max_readings
+                            and not len(q)):
                         done = True
                         s.close()  # Disconnect, then wait briefly for the collector's echo
                         raise _Done()
-                wait = self._ms_until_due()
-                if wait > 0:
-                    # Wait for the next sample while still reading, so Resets and a
-                    # Disconnect from the collector are handled promptly.
-                    try:
-                        if s.recv_into(scratch, wait) == 0:
-                            board.log("collector closed the session")
-                            return
-                        # The collector sends nothing in protocol v1: ignore stray data.
-                    except StreamTimeout:
-                        pass
-                if conn.reset_count != resets:
-                    resets = conn.reset_count
-                    board.log("session reset (%d so far); handshaking again" % resets)
+                if not busy:
+                    due = self._ms_until_due()
+                    board.sleep_ms(_SLICE_MS if due > _SLICE_MS else (due if due > 1 else 1))
         finally:
             if not done:
                 # Tell the collector we are going (best effort: never raises) and wipe the
@@ -256,8 +448,8 @@ def main(board, path, read_key=None):
         board.log_error("config error: %s" % e)
         return 2
     # The config is checked and the key read: their modules are not needed again, and on a
-    # board a loaded module is heap (nodeconfig alone is ~5 KB on a 32-bit port). ConfigError
-    # lives in sensors.py, which stays.
+    # board a loaded module is heap (nodeconfig alone is ~6 KB on a 32-bit port). Only
+    # ConfigError, which sensors.py holds, stays alive.
     del load_config
     for m in ("nodeconfig", "keystore"):
         if m in sys.modules:

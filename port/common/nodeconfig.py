@@ -5,13 +5,16 @@
 #   {"name": "greenhouse-1",
 #    "transport": {"type": "uart", "id": 0, "baud": 115200, "tx": 0, "rx": 1},
 #            or  {"type": "uart", "device": "/dev/ttyUSB0", "baud": 115200}      (unix port)
+#            (uart: "link": false runs bare protocol 1, for libossuary peers; default: the
+#             link layer, docs/LINK.md)
 #            or  {"type": "tcp", "host": "192.168.1.10", "port": 7700}
 #    "wifi": {"ssid": "...", "password": "..."},          (boards with tcp only)
 #    "interval_s": 10,
 #    "secret_key": "<64 hex>"  or  "secret_key_file": "node_key.txt",
 #    "collector_key": "<64 hex>",
 #    "sensors": [{"type": "mcu_temp"}, {"type": "adc", "pin": 26, "name": "light"}],
-#    "max_readings": 0}
+#    "max_readings": 0,
+#    "queue_max": 256}                                    (readings kept until acknowledged)
 #
 # Pure logic shared by the node (MicroPython) and ossuary-deploy (CPython): it reads one file
 # at most (the secret key file) and raises ConfigError, whose message is one line naming the
@@ -32,7 +35,7 @@ _NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-
 
 _TOP_KEYS = ("name", "transport", "wifi", "interval_s", "secret_key", "secret_key_file",
              "collector_key", "sensors", "max_readings", "retry_min_ms", "retry_max_ms",
-             "repl_uart", "comment")
+             "repl_uart", "queue_max", "comment")
 
 
 def check_name(value, what):
@@ -99,6 +102,10 @@ def _check_transport(t):
                 if pin in t:
                     out[pin] = _int(t, pin, "transport." + pin, 0, 63)
         out["timeout_ms"] = _int(t, "timeout_ms", "transport.timeout_ms", 1, 10000, 50)
+        link = t.get("link", True)
+        if not isinstance(link, bool):
+            raise ConfigError("transport.link must be true or false")
+        out["link"] = link
         return out
     if kind == "tcp":
         return {"type": "tcp", "host": _str(t, "host", "transport.host", 253),
@@ -156,6 +163,9 @@ def parse_config(cfg, read_key=None):
     out["retry_min_ms"] = _int(cfg, "retry_min_ms", "retry_min_ms", 10, 600000, 500)
     out["retry_max_ms"] = _int(cfg, "retry_max_ms", "retry_max_ms", out["retry_min_ms"],
                                3600000, max(30000, out["retry_min_ms"]))
+    # None: the board's default (node.py). Each queued reading takes 17 bytes of heap.
+    out["queue_max"] = (_int(cfg, "queue_max", "queue_max", 1, 100000)
+                        if "queue_max" in cfg else None)
     rr = cfg.get("repl_uart", False)
     if not isinstance(rr, bool):
         raise ConfigError("repl_uart must be true or false")

@@ -25,6 +25,8 @@ except ImportError:  # builds without termios: see PolledSerial
 random = os.urandom   # the kernel's getrandom()/urandom: the unix port's cryptographic source
 clock = time.ticks_ms
 sleep_ms = time.sleep_ms
+# Readings kept until the collector acknowledges them (17 bytes each: 17 KiB: a host has room).
+QUEUE_MAX = 1024
 
 _VMIN = 6   # indices into termios cc (Linux)
 _VTIME = 5
