@@ -369,39 +369,89 @@ def test_peer_vanishing_is_a_transport_error(procs):
     assert "connection lost" in cli.stderr.read().decode()
 
 
-def test_serial_over_a_pty_pair(procs):
-    # Two ptys bridged by this test: ossuary-cat --serial on each slave, bytes copied
-    # between the masters, like a null-modem cable.
-    m1, s1 = os.openpty()
-    m2, s2 = os.openpty()
-    stop = threading.Event()
+class NullModem:
+    """Two ptys bridged by the test, like a null-modem cable: what is written on one slave
+    is read on the other. The slaves are raw from the start: a fresh pty echoes its input and
+    edits lines until pyserial reconfigures it, and that echo (a cable never does it) sent the
+    client's own handshake back to it as garbage ("Oversized packet") whenever the client
+    wrote before the server had opened its port."""
 
-    def bridge():
+    def __init__(self):
+        import tty
+        self.m1, self.s1 = os.openpty()
+        self.m2, self.s2 = os.openpty()
+        tty.setraw(self.s1)
+        tty.setraw(self.s2)
+        self.to_1 = 0       # bytes carried from side 2 to side 1
+        self.stop = threading.Event()
+        self.t = threading.Thread(target=self._bridge, daemon=True)
+        self.t.start()
+
+    def _bridge(self):
         import select
-        while not stop.is_set():
-            r, _, _ = select.select([m1, m2], [], [], 0.05)
+        while not self.stop.is_set():
+            r, _, _ = select.select([self.m1, self.m2], [], [], 0.05)
             for fd in r:
                 try:
                     data = os.read(fd, 4096)
                 except OSError:
                     return
-                os.write(m2 if fd == m1 else m1, data)
+                if fd == self.m2:
+                    os.write(self.m1, data)
+                    self.to_1 += len(data)
+                else:
+                    os.write(self.m2, data)
 
-    t = threading.Thread(target=bridge, daemon=True)
-    t.start()
-    try:
-        srv = start(procs, "--serial", os.ttyname(s1), "--server")
-        cli = start(procs, "--serial", os.ttyname(s2), "--tofu", "--linger", "0.5")
-        out = Reader(srv.stdout)
-        data = os.urandom(30000)
-        cli.stdin.write(data)
-        cli.stdin.flush()
-        assert out.wait_for(len(data), timeout=15) == data
-        cli.stdin.close()
-        assert cli.wait(10) == OK, cli.stderr.read()
-        assert srv.wait(10) == OK, srv.stderr.read()
-    finally:
-        stop.set()
-        t.join(2)
-        for fd in (m1, s1, m2, s2):
+    def close(self):
+        self.stop.set()
+        self.t.join(2)
+        for fd in (self.m1, self.s1, self.m2, self.s2):
             os.close(fd)
+
+
+def serial_server(procs, line):
+    """ossuary-cat --serial --server on side 1; returns once its port is open (pyserial's
+    open flushes the input queue, so anything sent before that is lost)."""
+    srv = start(procs, "--serial", os.ttyname(line.s1), "--server")
+    first = srv.stderr.readline().decode()
+    assert "server key" in first, first
+    return srv
+
+
+def serial_transfer(srv, cli):
+    out = Reader(srv.stdout)
+    data = os.urandom(30000)
+    cli.stdin.write(data)
+    cli.stdin.flush()
+    assert out.wait_for(len(data), timeout=15) == data
+    cli.stdin.close()
+    assert cli.wait(10) == OK, cli.stderr.read()
+    assert srv.wait(10) == OK, srv.stderr.read()
+
+
+def test_serial_over_a_pty_pair(procs):
+    line = NullModem()
+    try:
+        srv = serial_server(procs, line)
+        cli = start(procs, "--serial", os.ttyname(line.s2), "--tofu", "--linger", "0.5")
+        serial_transfer(srv, cli)
+    finally:
+        line.close()
+
+
+def test_serial_client_recovers_when_its_first_handshake_is_lost(procs):
+    # The client starts first and its ClientHandshake reaches the server's line before the
+    # server opens it: the open flushes it. The client's handshake timer (4 s) resets and
+    # re-handshakes, and the session then works; both sides report the reset.
+    line = NullModem()
+    try:
+        cli = start(procs, "--serial", os.ttyname(line.s2), "--tofu", "--linger", "0.5")
+        t0 = time.monotonic()
+        while line.to_1 == 0:
+            assert time.monotonic() - t0 < 15, "the client sent nothing"
+            time.sleep(0.01)
+        srv = serial_server(procs, line)
+        serial_transfer(srv, cli)
+        assert "session reset" in cli.stderr.read().decode()
+    finally:
+        line.close()

@@ -71,7 +71,10 @@ class SockLink:
         return data
 
     def write(self, data):
-        self.sock.sendall(data)
+        try:
+            self.sock.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            raise EOFError      # the peer ended the connection (as a reset seen by read())
 
     def close(self):
         self.sock.close()
@@ -79,7 +82,9 @@ class SockLink:
 
 class SimNode(threading.Thread):
     """A node: handshake as CLIENT trusting the collector key, then send `records` (bytes
-    each) `gap` seconds apart. Records what happened: handshake_ok, closed_by_peer, sent."""
+    each) `gap` seconds apart. Records what happened: handshake_ok, sent, closed_by_peer (the
+    peer ended the session: its Disconnect, EOF or a reset, whether seen reading or writing),
+    told (it was its Disconnect)."""
 
     def __init__(self, link, seed, collector_pub, records, gap=0.01, disconnect=True, linger=0.3):
         threading.Thread.__init__(self, daemon=True)
@@ -92,6 +97,7 @@ class SimNode(threading.Thread):
         self.linger = linger
         self.handshake_ok = False
         self.closed_by_peer = False
+        self.told = False
         self.sent = 0
         self.error = None
 
@@ -108,7 +114,7 @@ class SimNode(threading.Thread):
             ev = self.conn.next_event()
             if ev == CLOSED:
                 self._flush()
-                self.closed_by_peer = True
+                self.closed_by_peer = self.told = True
                 return False
             if ev == HANDSHAKE_DONE:
                 self.handshake_ok = True
@@ -140,7 +146,11 @@ class SimNode(threading.Thread):
                 return
             for rec in self.records:
                 n = self.conn.send_data(rec, self.out)
-                self.link.write(bytes(self.out[:n]))
+                try:
+                    self.link.write(bytes(self.out[:n]))
+                except EOFError:
+                    self.closed_by_peer = True
+                    return
                 self.sent += 1
                 if not self._pump(self.gap):
                     return
@@ -502,7 +512,7 @@ def test_stop_disconnects_established_nodes_cleanly(env):
     e.col.stop()
     assert time.monotonic() - t0 < 3
     n.join(5)
-    assert n.closed_by_peer
+    assert n.told            # cleanly: the Disconnect, not just a hang-up
     assert not any(t.is_alive() for t in e.col.threads)
 
 

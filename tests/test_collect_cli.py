@@ -75,7 +75,7 @@ def test_sigint_gives_summary_and_exit_0(tmp_path):
     assert "ossuary-collect summary: 4 readings stored" in err
     assert re.search(r"node n1 +key [0-9a-f]{16}\.\.  readings 4  boots 0  seq 0\.\.3", err)
     node.join(5)
-    assert node.closed_by_peer      # the node was told: clean Disconnect on the way out
+    assert node.told                # the node was told: clean Disconnect on the way out
     assert "Traceback" not in err
 
 

@@ -48,7 +48,7 @@ def test_known_remove_cuts_off_a_connected_node_and_nothing_more_is_stored(env, 
     t_done = time.time()
     assert r.returncode == 0, r.stderr
     n.join(5)
-    assert not n.is_alive() and n.closed_by_peer, "the node was not cut off"
+    assert not n.is_alive() and n.closed_by_peer, "the node was not cut off: %s" % n.error
     assert n.sent < 400
     assert stored_after(e, t_done) == 0
     assert len(events(logs, "revoked")) == 1
@@ -202,3 +202,68 @@ def test_64_nodes_are_served_through_a_flood_of_idle_connections(env, logs):
     finally:
         flood.close()
         flood2.close()
+
+
+# -- closing a TCP connection: FIN and a bounded drain, never a reset -----------------------
+
+def _tcp_pair():
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(1)
+    peer = socket.create_connection(ls.getsockname(), timeout=5)
+    sock, _ = ls.accept()
+    ls.close()
+    return peer, sock
+
+
+def test_tcp_close_with_unread_bytes_lets_the_peer_read_the_last_packet_and_eof():
+    # The node's readings are still arriving when the collector ends a session (revocation,
+    # stop). A bare close() with unread bytes sends RST: the node's next write fails with
+    # EPIPE and its read with ECONNRESET, before or instead of seeing our Disconnect.
+    from host_tools.collector.transports import SocketTransport
+    peer, sock = _tcp_pair()
+    try:
+        t = SocketTransport(sock)
+        peer.sendall(b"r" * 3000)           # unread by the collector side
+        time.sleep(0.05)
+        t.write(b"BYE")
+        closer = threading.Thread(target=t.close, daemon=True)
+        closer.start()
+        time.sleep(0.05)
+        peer.sendall(b"r" * 3000)           # still sending: must not fail
+        got = b""
+        while not got.endswith(b"BYE"):
+            got += peer.recv(100)
+        assert got == b"BYE"
+        assert peer.recv(100) == b""        # FIN, not ECONNRESET
+        peer.close()
+        closer.join(5)
+        assert not closer.is_alive()
+    finally:
+        peer.close()
+
+
+def test_tcp_close_is_bounded_when_the_peer_never_stops_sending():
+    from host_tools.collector.transports import SocketTransport
+    peer, sock = _tcp_pair()
+    stop = threading.Event()
+
+    def spew():
+        try:
+            while not stop.is_set():
+                peer.sendall(b"x" * 1024)
+        except OSError:
+            pass            # the collector gave up on us and reset the connection
+
+    s = threading.Thread(target=spew, daemon=True)
+    s.start()
+    try:
+        closer = threading.Thread(target=SocketTransport(sock).close, daemon=True)
+        closer.start()
+        closer.join(10)
+        assert not closer.is_alive(), "close() waited for a peer that never stops"
+        assert sock.fileno() == -1
+    finally:
+        stop.set()
+        peer.close()
+        s.join(5)

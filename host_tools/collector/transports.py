@@ -16,6 +16,8 @@ POLL_S = 0.1                # read timeout: how often a source thread looks at t
 WRITE_TIMEOUT_S = 2.0       # a peer that takes nothing for this long is treated as gone
 LINK_TICK_S = 0.01          # over the link layer: longest wait between two rounds of link I/O
 LINK_WRITE_TIMEOUT_S = 10.0  # ... and how long a full window may last (cuts, retransmissions)
+CLOSE_DRAIN_S = 1.0         # TCP close: how long to read (and drop) what the peer still sends ...
+CLOSE_DRAIN_MAX = 65536     # ... and at most this much
 
 
 class TransportGone(Exception):
@@ -118,6 +120,26 @@ class SocketTransport:
             raise TransportGone(e.strerror or str(e) or "write timed out")
 
     def close(self):
+        # Closing a socket with unread bytes makes the kernel send RST instead of FIN, and a
+        # peer that writes after the RST arrived gets EPIPE / ECONNRESET before it has read
+        # our last packet (the Disconnect telling it why). So: FIN first (our writes are done),
+        # then read and drop what the peer still sends until it closes too, bounded in time
+        # and bytes so a peer that never stops cannot hold us.
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + CLOSE_DRAIN_S
+            dropped = 0
+            while dropped < CLOSE_DRAIN_MAX:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.sock.settimeout(left)
+                data = self.sock.recv(READ_CHUNK)
+                if not data:
+                    break
+                dropped += len(data)
+        except OSError:     # includes socket.timeout; the peer is gone or slow: close anyway
+            pass
         try:
             self.sock.close()
         except OSError:
