@@ -143,7 +143,6 @@ class Connection2:
             self._in = bytearray(max(self.max_packet, wire.MAX_CONTROL_PACKET))
             self._in_start = 0
             self._in_end = 0
-            self._partial_t0 = None     # clock when an incomplete packet was first seen
             self.plaintext = bytearray(max_record)
             self.data_len = 0
             self._ad = bytearray(wire.HEADER_LEN)   # a record's header copied out: its AD
@@ -677,6 +676,7 @@ class Connection2:
         self._hs = HandshakeState(self.backend, self._rand, not self.is_server,
                                   wire2.PROLOGUE, static)
         self._absorb_reset = False
+        self._partial_t0 = None     # clock when an incomplete packet was first seen
         self._local_msg_id = 0
         self._remote_msg_id = 0
         self._local_ended = False

@@ -78,6 +78,10 @@ def _pump(conn, out, decide):
 
 def _check_bounds(conn):
     assert 0 <= conn._in_start <= conn._in_end <= len(conn._in)
+    # No partial packet, no partial-packet timer: a stale one would time out the next
+    # packet's first bytes at once (e.g. after a reset emptied the buffer).
+    assert conn._in_end > conn._in_start or conn._partial_t0 is None or conn.state_name in (
+        "Failing", "Failed")
 
 
 def _feed(conn, data, sizes, out, decide):
