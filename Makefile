@@ -31,7 +31,7 @@ test: venv
 # DURATION: seconds of the link layer's long randomized fault run, and of the MicroPython
 # node's sampling over the faulty pty relay (tests/test_node_link.py) (default 60).
 fuzz: venv
-	OSSUARY_FUZZ=full $(if $(DURATION),OSSUARY_FUZZ_DURATION=$(DURATION)) $(VPY) -m pytest -q tests/test_fuzz_handshake.py tests/test_fuzz_proto2.py tests/test_link_faults.py tests/test_link_props.py tests/test_node_link.py
+	OSSUARY_FUZZ=full $(if $(DURATION),OSSUARY_FUZZ_DURATION=$(DURATION)) $(VPY) -m pytest -q tests/test_fuzz_handshake.py tests/test_fuzz_proto2.py tests/test_link_faults.py tests/test_link_props.py tests/test_packet_props.py tests/test_fleet_props.py tests/test_node_link.py
 
 bench: venv
 	$(VPY) bench/run.py $(if $(WRITE),--write)

@@ -300,10 +300,23 @@ class Connection2:
             return False
         return ((self._clock() - self._t0) & _TICKS_MASK) >= self.timeout_ms
 
+    def _partial(self, avail):
+        # Protocol 1's rule (design.md): a packet begun must be whole within timeout_ms.
+        # Established has no state timeout, so without this a corrupted length field would
+        # leave the receiver waiting for bytes that never come.
+        if avail == 0 or self._clock is None:
+            return NEED_DATA
+        now = self._clock()
+        if self._partial_t0 is None:
+            self._partial_t0 = now
+        elif ((now - self._partial_t0) & _TICKS_MASK) >= self.timeout_ms:
+            return self._bad("partial packet timed out")
+        return NEED_DATA
+
     def _parse_one(self):
         avail = self._in_end - self._in_start
         if avail < wire.HEADER_LEN:
-            return NEED_DATA
+            return self._partial(avail)
         buf = self._in
         p = self._in_start
         body_len = wire.be16(buf, p)
@@ -311,7 +324,8 @@ class Connection2:
             self._in_start = self._in_end = 0
             return self._fail(RemoteProtocolError("Oversized packet"))
         if avail < wire.HEADER_LEN + body_len:
-            return NEED_DATA
+            return self._partial(avail)
+        self._partial_t0 = None
         msg_id = wire.be16(buf, p + 2)
         ptype = wire.be16(buf, p + 4)
         for i in range(wire.HEADER_LEN):
@@ -662,6 +676,7 @@ class Connection2:
         self._hs = HandshakeState(self.backend, self._rand, not self.is_server,
                                   wire2.PROLOGUE, static)
         self._absorb_reset = False
+        self._partial_t0 = None     # clock when an incomplete packet was first seen
         self._local_msg_id = 0
         self._remote_msg_id = 0
         self._local_ended = False
