@@ -172,6 +172,8 @@ class Session:
         self.persistent = persistent
         self.fed = 0                # packets given to this Connection
         self.handshake = None       # tag of the current established handshake (acks)
+        self.acked_in = None        # the handshake whose highest acked seqs `acked` holds
+        self.acked = {}             # boot -> highest seq acked in that handshake
 
     def _flush(self):
         n = self.conn.data_to_send(self.out)
@@ -369,12 +371,18 @@ class Session:
         # in the current handshake. Within one handshake records arrive in order and none can
         # go missing unnoticed (a lost record fails the next one's nonce and resets), and all
         # of them up to here are committed; readings from before a Reset are not acked.
+        # The ack never goes back within a handshake: a repeat of an older seq committed in a
+        # later batch (a duplicate the node resent) re-acks the highest seq acked so far.
         if self.handshake is None or not self.conn.established:
             return
+        if self.acked_in != self.handshake:
+            self.acked_in, self.acked = self.handshake, {}
         last = {}
         for tag, r in items:
             if tag == self.handshake and r["boot"]:
-                last[r["boot"]] = max(r["seq"], last.get(r["boot"], -1))
+                b = r["boot"]
+                last[b] = max(r["seq"], last.get(b, -1), self.acked.get(b, -1))
+        self.acked.update(last)
         for boot, seq in last.items():
             rec = json.dumps({"v": 2, "ack": seq, "boot": boot}, separators=(",", ":")).encode()
             n = self.conn.send_data(rec, self.out)
