@@ -256,6 +256,20 @@ class Store:
             raise StoreError("cannot store readings in %s: %s" % (self.path, e))
         return ids
 
+    def stored_keys(self, keys):
+        """The subset of `keys` ((node_key, boot, seq) triples) stored here, as a set.
+        Raises StoreError."""
+        out = set()
+        with self.lock:
+            try:
+                for k in keys:
+                    if self.db.execute("SELECT 1 FROM readings WHERE node_key=? AND boot=? AND seq=?"
+                                       " AND boot != ''", tuple(k)).fetchone():
+                        out.add(tuple(k))
+            except sqlite3.Error as e:
+                raise StoreError("cannot read %s: %s" % (self.path, e))
+        return out
+
     def count(self, node=None):
         with self.lock:
             if node is None:

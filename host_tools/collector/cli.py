@@ -5,7 +5,7 @@
 #   ossuary-collect known [-f FILE] list | add NAME HEX | remove NAME
 #
 # Exit codes: 0 done (also after Ctrl-C / SIGTERM), 2 usage, 3 key file, 4 known-nodes file,
-# 5 database, 6 no source could be set up (TCP listen failed).
+# 5 database, 6 no source could be set up (TCP listen failed), 7 MQTT broker or outbox.
 
 import argparse
 import logging
@@ -18,8 +18,8 @@ from ossuary_micro.keys import format_key
 from ossuary_micro.wire import MAX_RECORD
 from host_tools import known_nodes
 from host_tools.known_nodes import KnownNodes, KnownNodesError
-from host_tools.store import Store, StoreError, LineWriter
-from host_tools.collector.sinks import SqliteSink
+from host_tools.store import StoreError, LineWriter
+from host_tools.collector import fleet
 from host_tools.collector.logs import event, setup_logging
 from host_tools.collector.session import NODE_MAX_RECORD
 from host_tools.collector.core import (Collector, MAX_TCP_CLIENTS, MAX_TCP_PENDING,
@@ -80,7 +80,8 @@ def build_parser():
                     help="known-nodes file (default ./%s)" % known_nodes.DEFAULT_PATH)
     ap.add_argument("--tofu", action="store_true",
                     help="trust on first use: pin the key of a node seen for the first time")
-    ap.add_argument("--db", default="readings.db", help="SQLite database (default readings.db)")
+    ap.add_argument("--db", default="readings.db",
+                    help="SQLite database file, or a postgresql://USER@HOST/DB URL (default readings.db)")
     ap.add_argument("--output", choices=("jsonl", "csv"), help="also write readings to stdout")
     ap.add_argument("--count", type=int, default=0, metavar="N", help="stop after N readings")
     ap.add_argument("--plot", metavar="DIR", help="on exit, draw one PNG per node and sensor into DIR")
@@ -107,6 +108,7 @@ def build_parser():
                      help="TOFU pins per run (default %d)" % TOFU_MAX_TOTAL)
     lim.add_argument("--tofu-rate", type=float, default=TOFU_RATE_PER_MIN, metavar="PER_MIN",
                      help="TOFU pins per minute, as a burst that refills (default %d)" % TOFU_RATE_PER_MIN)
+    fleet.add_options(ap)
     ap.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     ap.add_argument("--log-format", default="text", choices=("text", "json"))
     return ap
@@ -147,9 +149,9 @@ def main(argv=None):
     except KnownNodesError as e:
         return fail(EXIT_KNOWN, str(e))
     try:
-        sink = SqliteSink(Store(args.db))
-    except StoreError as e:
-        return fail(EXIT_DB, str(e))
+        sink = fleet.open_sink(args)
+    except fleet.StartupError as e:
+        return fail(e.code, str(e))
     writer = LineWriter(sys.stdout, args.output) if args.output else None
     col = Collector(seed, known, sink, tofu=args.tofu, writer=writer, max_readings=args.count,
                     log_readings=writer is None)
@@ -172,7 +174,7 @@ def main(argv=None):
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
-    event(logging.INFO, "start", db=args.db, known_nodes=args.known_nodes,
+    event(logging.INFO, "start", db=sink.name, known_nodes=args.known_nodes,
           nodes=len(known.entries()), tofu=args.tofu)
     try:
         for host, port in args.listen:
@@ -191,7 +193,7 @@ def main(argv=None):
     col.stop()
     sink.close()
     sys.stderr.write(col.summary() + "\n")
-    if args.plot:
+    if args.plot and fleet.is_file_db(args.db):
         from host_tools.plot import plot_readings
         try:
             for node, sensor, path, n in plot_readings(args.db, args.plot):

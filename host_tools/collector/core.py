@@ -620,6 +620,7 @@ class Collector:
                     "%s %d" % (k, v) for k, v in sorted(self.refused.items())))
             if self.store_errors:
                 lines.append("  store errors: %d" % self.store_errors)
+            lines.extend(getattr(self.sink, "summary_lines", list)())
             for name in sorted(self.sources):
                 s = self.sources[name]
                 lines.append("  source %s: handshakes %d, clean closes %d, resets %d, failed connections %d, "

@@ -1,6 +1,7 @@
 # Where the collector puts readings: one small interface, `Sink`, and SQLite as the first
-# implementation. A new destination (PostgreSQL, MQTT) is one more class here; sessions and the
-# collector only ever call store() and close().
+# implementation. Other destinations are classes of their own modules (pgsink.PostgresSink,
+# outbox.OutboxSink wrapping either to publish over MQTT); sessions and the collector only
+# ever call store(), summary_lines() and close().
 #
 # A reading handed to a sink is a dict: the fields of host_tools.store.parse_reading plus
 # ts (collector receive time, Unix seconds), node (the pinned name), node_key (64 hex) and
@@ -28,6 +29,15 @@ class Sink:
         was committed."""
         raise NotImplementedError
 
+    def stored(self, keys):
+        """Which of `keys` ((node_key, boot, seq) triples of v2 readings) are stored, as a set.
+        Raises SinkError. Used by the MQTT outbox to settle what a crash left undecided."""
+        raise NotImplementedError
+
+    def summary_lines(self):
+        """Extra lines for the collector's summary (a sink that publishes reports its outbox)."""
+        return []
+
     def close(self):
         """Release the destination. Never raises."""
         raise NotImplementedError
@@ -46,6 +56,12 @@ class SqliteSink(Sink):
         except StoreError as e:
             raise SinkError(str(e))
         return [r for r, n in zip(readings, new) if n]
+
+    def stored(self, keys):
+        try:
+            return self.db.stored_keys(keys)
+        except StoreError as e:
+            raise SinkError(str(e))
 
     def close(self):
         self.db.close()
