@@ -196,7 +196,7 @@ class MqttPublisher:
     def _connect(self):
         # Connect a fresh client; returns it, or raises MqttError saying why (one line).
         c, result, done = self._new_client()
-        where = "MQTT broker %s" % self.cfg.url
+        where = "MQTT broker %s%s" % (self.cfg.url, " over TLS" if self.cfg.tls else "")
         self.lost.clear()
         try:
             c.connect(self.cfg.host, self.cfg.port, keepalive=KEEPALIVE_S)
