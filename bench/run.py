@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmarks (`make bench`): CPython backends next to MicroPython (unix and wasm ports).
 
-  .venv/bin/python bench/run.py [--quick] [--write] [--only cpython,unix,wasm,m0,link]
+  .venv/bin/python bench/run.py [--quick] [--write] [--only cpython,unix,wasm,m0,link,fleet]
 
 Runs bench/mp_bench.py on CPython (records 64 B, 1 KiB, 16 KiB), on the MicroPython unix port
 (64 MiB heap) and on the WebAssembly port (31-bit small ints, no viper), bench/m0_bench.py on
@@ -411,9 +411,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="short timing loops (rough figures)")
     ap.add_argument("--write", action="store_true", help="also write bench/RESULTS.md")
-    ap.add_argument("--only", default="cpython,unix,wasm,m0,link",
+    ap.add_argument("--only", default="cpython,unix,wasm,m0,link,fleet",
                     help="interpreters to run (m0: the Cortex-M0 emulator, skipped if absent), "
-                         "and `link` for bench/link_bench.py")
+                         "`link` for bench/link_bench.py, `fleet` for bench/fleet_bench.py")
     args = ap.parse_args(argv)
     only = set(args.only.split(","))
     extra = ["--quick"] if args.quick else []
@@ -451,6 +451,14 @@ def main(argv=None):
         ok = ok and proc.returncode == 0
         text += ("\n## Readings over a noisy 115200-baud line (bench/link_bench.py)\n\n"
                  + (proc.stdout if proc.returncode == 0 else "failed:\n" + proc.stderr[-2000:]))
+    if "fleet" in only:
+        # One collector, 64 TCP nodes, into SQLite / PostgreSQL / MQTT (bench/fleet_bench.py).
+        proc = subprocess.run([sys.executable, "bench/fleet_bench.py", "--markdown"]
+                              + (["--seconds", "5"] if args.quick else []),
+                              cwd=ROOT, capture_output=True, text=True, timeout=1800)
+        ok = ok and proc.returncode == 0
+        text += ("\n## One collector, 64 nodes over TCP (bench/fleet_bench.py)\n\n"
+                 + (proc.stdout if proc.returncode == 0 else "failed:\n" + proc.stdout + proc.stderr[-2000:]))
     print(text)
     if args.write:
         with open(os.path.join(ROOT, "bench", "RESULTS.md"), "w") as f:
