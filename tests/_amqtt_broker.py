@@ -2,6 +2,7 @@
 
 It listens on 127.0.0.1:PORT and checks every client with GatePlugin below:
   * DIR/users, if present: lines user:password; a client must then present one of them;
+  * DIR/cert.pem and DIR/key.pem, if present: the listener speaks TLS with them;
   * DIR/hold, while it exists: clients whose id starts with "ossuary-" (the collectors) are
     refused (CONNACK "not authorized"), so a test can connect its subscriber to a restarted
     broker before the collectors come back, and see a collector retry a refusing broker.
@@ -39,8 +40,11 @@ class GatePlugin(BaseAuthPlugin):
 def main():
     port, d = int(sys.argv[1]), sys.argv[2]
     logging.basicConfig(level=logging.WARNING)
+    listener = {"type": "tcp", "bind": "127.0.0.1:%d" % port}
+    if os.path.exists(os.path.join(d, "cert.pem")):         # TLS (tests/_fleet.make_tls)
+        listener.update(ssl=True, certfile=os.path.join(d, "cert.pem"), keyfile=os.path.join(d, "key.pem"))
     config = {
-        "listeners": {"default": {"type": "tcp", "bind": "127.0.0.1:%d" % port}},
+        "listeners": {"default": listener},
         "plugins": {"tests._amqtt_broker.GatePlugin": {"dir": d}},
     }
     loop = asyncio.new_event_loop()

@@ -12,7 +12,7 @@ from host_tools.known_nodes import KnownNodes
 from host_tools.store import Store
 from host_tools.collector.sinks import SqliteSink
 from host_tools.collector.outbox import Outbox, OutboxSink
-from tests._fleet import AmqttBroker, Subscriber, CollectorProc, free_port, wait_for
+from tests._fleet import AmqttBroker, Subscriber, CollectorProc, free_port, make_tls, wait_for
 from tests.test_collect import SockLink
 from tests.test_collect_cli import run_collect
 from tests.test_collect_readings import V2Node
@@ -103,6 +103,32 @@ def test_broker_down_never_blocks_nodes_outbox_bounded_and_drained_next_run(tmp_
     db = sqlite3.connect(str(tmp_path / "r.db"))
     assert db.execute("SELECT count(*) FROM readings").fetchone()[0] == 16    # the store has all
     db.close()
+
+
+def test_tls_broker_with_our_ca_and_refused_without_it(tmp_path):
+    ca = make_tls(str(tmp_path / "broker"))
+    broker = AmqttBroker(str(tmp_path / "broker")).start()
+    seed, npub = generate_keypair()
+    KnownNodes(str(tmp_path / "kn")).add("n1", npub)
+    try:
+        # The system's CAs do not know this certificate: one line, exit 7.
+        r = run_collect(tmp_path, "--init", "--listen", "127.0.0.1:0", "--mqtt-outbox",
+                        str(tmp_path / "ob.db"), "--mqtt", "mqtts://127.0.0.1:%d" % broker.port)
+        assert r.returncode == 7 and "TLS" in _errors(r.stderr)[0], r.stderr
+        assert "certificate verify failed" in _errors(r.stderr)[0]
+        col = CollectorProc(str(tmp_path / "c"), str(tmp_path / "c.key"), str(tmp_path / "kn"),
+                            str(tmp_path / "r.db"), "--mqtt", "mqtts://127.0.0.1:%d" % broker.port,
+                            "--mqtt-ca", ca, "--count", "3")
+        col.start()
+        node = V2Node("n1", seed)
+        node.connect(SockLink(("127.0.0.1", col.port)), parse_key(_pub(col)))
+        node.take(3)
+        node.send_queue()
+        node.wait_acked()
+        rc, log = col.stop()
+        assert rc == 0 and "published 3" in log and "backlog 0" in log, log
+    finally:
+        broker.stop()
 
 
 def _backlog(col):

@@ -239,3 +239,35 @@ def _pub(col):
 def _record(n, seq):
     from tests.test_collect_readings import v2
     return v2(n.name, n.boot, seq, 20.0 + seq)
+
+
+def test_database_lost_mid_stream_is_logged_once_retried_and_nothing_lost(tmp_path, pg):
+    import psycopg
+    db = fresh_db(pg)
+    seed, npub = generate_keypair()
+    KnownNodes(str(tmp_path / "kn")).add("n1", npub)
+    col = CollectorProc(str(tmp_path / "c"), str(tmp_path / "c.key"), str(tmp_path / "kn"), db)
+    try:
+        col.start()
+        node = V2Node("n1", seed)
+        node.connect(SockLink(("127.0.0.1", col.port)), parse_key(_pub(col)))
+        node.take(5)
+        node.send_queue()
+        node.wait_acked()
+        pg.stop()
+        # The server is gone: nothing is acked, the node keeps its readings queued.
+        node.take(5)
+        node.send_queue()
+        node.pump(1.5)
+        assert [s for s, _ in node.queue] == list(range(5, 10))
+        pg.start()
+        node.wait_acked(timeout=30)
+        rc, log = col.stop()
+    finally:
+        if col.proc is not None and col.proc.poll() is None:
+            col.proc.kill()
+    assert rc == 0, log
+    assert log.count("ERROR store_failed") == 1 and "store_recovered" in log, log
+    assert pg.password not in log
+    with psycopg.connect(db) as c:
+        assert sorted(c.execute("SELECT seq FROM readings").fetchall()) == [(s,) for s in range(10)]

@@ -127,6 +127,12 @@ def _read_credentials(path):
             lines = [ln.strip() for ln in f.read(4096).splitlines()]
     except (OSError, UnicodeDecodeError) as e:
         raise MqttError("cannot read MQTT credentials %s: %s" % (path, getattr(e, "strerror", None) or e))
+    try:
+        if os.stat(path).st_mode & 0o077:
+            event(logging.WARNING, "mqtt_credentials_permissions",
+                  "the MQTT credentials file is readable by others: chmod 600 it", path=path)
+    except OSError:
+        pass
     lines = [ln for ln in lines if ln and not ln.startswith("#")]
     if len(lines) != 1:
         raise MqttError("MQTT credentials file %s must hold one line user:password" % path)
@@ -200,8 +206,11 @@ class MqttPublisher:
         self.lost.clear()
         try:
             c.connect(self.cfg.host, self.cfg.port, keepalive=KEEPALIVE_S)
+        except ssl.SSLCertVerificationError as e:
+            raise MqttError("cannot connect to %s: certificate verify failed: %s (its CA goes in "
+                            "--mqtt-ca)" % (where, e.verify_message))
         except ssl.SSLError as e:
-            raise MqttError("TLS to %s failed: %s" % (where, e.reason or e))
+            raise MqttError("cannot connect to %s: TLS failed: %s" % (where, e.reason or e))
         except socket.gaierror as e:
             raise MqttError("cannot resolve %s: %s" % (where, e.strerror or e))
         except (OSError, ValueError) as e:
