@@ -193,17 +193,28 @@ class Subscriber:
         self.payloads = []
         self.status = {}
         self.subscribed = threading.Event()
+        self.subacks = 0            # SUBACKs so far: one per (re)connection
         self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
         if auth:
             self.c.username_pw_set(*auth)
         self.c.reconnect_delay_set(0.05, 0.5)
         self.c.on_connect = self._on_connect
-        self.c.on_subscribe = lambda *a: self.subscribed.set()
+        self.c.on_subscribe = self._on_subscribe
         self.c.on_disconnect = lambda *a: self.subscribed.clear()
         self.c.on_message = self._on_message
         self.c.connect_async("127.0.0.1", port, keepalive=10)
         self.c.loop_start()
         assert self.subscribed.wait(20), "subscriber did not subscribe"
+
+    def _on_subscribe(self, *args):
+        with self.lock:
+            self.subacks += 1
+        self.subscribed.set()
+
+    def wait_resubscribed(self, before, timeout=30):
+        """Wait until subscribed again after a broker restart: `before` is `subacks` read
+        while the old broker was still up (an Event could still be set from then)."""
+        wait_for(lambda: self.subacks > before, timeout, "the subscriber to subscribe again")
 
     def _on_connect(self, client, userdata, flags, rc, props):
         client.subscribe([("ossuary/#", 1), ("homeassistant/#", 1)])

@@ -71,6 +71,7 @@ def test_broker_down_never_blocks_nodes_outbox_bounded_and_drained_next_run(tmp_
         wait_for(lambda: len(sub.keys()) == 3, 30, "the first readings")
         wait_for(lambda: _backlog(col) == 0, 30, "PUBACKs struck off the outbox")
         assert sub.status.get("ossuary/n1/availability") == "online"
+        subacks = sub.subacks
         broker.stop()
         # The broker is gone: the node is still acked at once, the outbox fills, then overflows.
         node.take(12)
@@ -83,7 +84,7 @@ def test_broker_down_never_blocks_nodes_outbox_bounded_and_drained_next_run(tmp_
         # Next run, broker back: the five newest go out, the next reading after them.
         broker.hold(True)
         broker.start()
-        assert sub.subscribed.wait(20)
+        sub.wait_resubscribed(subacks)
         broker.hold(False)
         col.start()
         node.link.close()

@@ -175,11 +175,12 @@ def test_three_collectors_one_database_one_broker_exactly_once(tmp_path, pg, bro
         expected = lambda: {(n.name, n.boot, s) for n in nodes for s in range(n.seq)}   # noqa: E731
         _wait_all(sub, expected, 60, "all readings at the subscriber")
         # 3. The broker goes away; the collectors keep storing and acking (the outbox holds).
+        subacks = sub.subacks
         broker.stop()
         burst(nodes, 10)
         broker.hold(True)          # amqtt: the subscriber is back before the collectors
         broker.start()
-        assert sub.subscribed.wait(20)
+        sub.wait_resubscribed(subacks)
         broker.hold(False)
         # 4. Duplicates on purpose: node0 moves to collector 2 and sends its whole history.
         n0 = nodes[0]

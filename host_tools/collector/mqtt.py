@@ -16,8 +16,9 @@
 # Connection handling: one paho Client per connection attempt, driven by paho's network
 # thread (loop_start). When it is lost, the client is dropped whole (so paho never re-sends
 # anything of its own) and a new one connects after a backoff (0.25 s doubling to 30 s); rows
-# still in the outbox were not acknowledged and go out again from the oldest. The first
-# failure is logged as a WARNING, the repeats at DEBUG, the recovery at INFO. Passwords are
+# still in the outbox were not acknowledged and go out again from the oldest. An outage is
+# logged once as a WARNING (mqtt_lost; failed attempts and drops within STABLE_S of
+# reconnecting at DEBUG), each reconnection at INFO. Passwords are
 # never logged: URLs pass through redact() first.
 
 import hashlib
@@ -41,6 +42,7 @@ NODE_TIMEOUT_S = 300.0
 CONNECT_TIMEOUT_S = 10.0
 KEEPALIVE_S = 30
 WINDOW = 64                 # QoS 1 messages in flight (published, not yet PUBACKed)
+STABLE_S = 10.0             # a connection up this long ends an outage (the next loss is logged)
 BACKOFF_MIN_S = 0.25
 BACKOFF_MAX_S = 30.0
 ENV_USER = "OSSUARY_MQTT_USER"
@@ -163,6 +165,8 @@ class MqttPublisher:
         self.sensors = {}                   # (node, sensor) -> (node_key, unit, announced?)
         self.connects = 0
         self.losses = 0
+        self.connected_at = 0.0
+        self.warned = False                 # a loss was logged loudly and not followed by STABLE_S up
         self.published = 0
 
     # -- one connection --
@@ -245,6 +249,7 @@ class MqttPublisher:
         # Everything a fresh connection needs: who is online, discovery, then the outbox
         # from its oldest row.
         self.connected = True
+        self.connected_at = time.monotonic()
         self.connects += 1
         self.inflight.clear()
         self.acked.clear()
@@ -306,8 +311,13 @@ class MqttPublisher:
             if self.lost.is_set() and not self.stop_event.is_set():
                 self.losses += 1
                 self.connected = False
-                event(logging.WARNING, "mqtt_lost", "broker connection lost; readings wait in the"
-                      " outbox, retrying with backoff", broker=self.cfg.url)
+                # Once per outage: a connection that drops again within STABLE_S of the last
+                # loss (a broker accepting while it shuts down, a flapping link) is not news.
+                again = time.monotonic() - self.connected_at < STABLE_S and self.warned
+                event(logging.DEBUG if again else logging.WARNING, "mqtt_lost",
+                      "broker connection lost; readings wait in the outbox, retrying with backoff",
+                      broker=self.cfg.url)
+                self.warned = True
                 self._drop(self.client)
                 self.client = None
                 continue
