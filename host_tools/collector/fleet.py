@@ -24,7 +24,7 @@ class StartupError(Exception):
 def add_options(ap):
     """The MQTT options, in their own group (the store is chosen by --db)."""
     from host_tools.collector import mqtt, outbox
-    g = ap.add_argument_group("MQTT out (README \"Fleet: MQTT and PostgreSQL\")")
+    g = ap.add_argument_group("MQTT out (README \"Fleet\"); --db postgresql://... selects PostgreSQL")
     g.add_argument("--mqtt", metavar="URL",
                    help="publish every stored reading to mqtt[s]://[user[:pass]@]host[:port] "
                         "(QoS 1, through a persistent outbox)")
