@@ -168,3 +168,37 @@ def test_pending_rows_a_crash_left_are_settled_against_the_store(tmp_path):
     assert [r[0] for r in box.next_ready(100)] == sorted(r[0] for r in box.next_ready(100))
     assert box.size()[:2] == (6, 0)
     sink.close()
+
+
+def test_a_hung_broker_does_not_hold_up_the_nodes(tmp_path):
+    import signal
+    broker = AmqttBroker(str(tmp_path / "broker")).start()
+    sub = Subscriber(broker.port)
+    seed, npub = generate_keypair()
+    KnownNodes(str(tmp_path / "kn")).add("n1", npub)
+    col = CollectorProc(str(tmp_path / "c"), str(tmp_path / "c.key"), str(tmp_path / "kn"),
+                        str(tmp_path / "r.db"), "--mqtt", "mqtt://127.0.0.1:%d" % broker.port)
+    node = V2Node("n1", seed)
+    try:
+        col.start()
+        node.connect(SockLink(("127.0.0.1", col.port)), parse_key(_pub(col)))
+        # SIGSTOP: the broker's sockets stay open and its kernel buffers take bytes, but it
+        # answers nothing (no PUBACK) -- a broker that is slow, not gone.
+        broker.proc.send_signal(signal.SIGSTOP)
+        for _ in range(4):
+            node.take(25)
+            node.send_queue()
+            node.wait_acked(timeout=15)
+        assert len(sub.keys()) == 0
+        broker.proc.send_signal(signal.SIGCONT)
+        want = {("n1", node.boot, s) for s in range(100)}
+        wait_for(lambda: sub.keys() == want, 30, "the readings after the broker woke up")
+        rc, log = col.stop()
+        assert rc == 0 and "backlog 0" in log, log
+    finally:
+        if broker.proc is not None:
+            broker.proc.send_signal(signal.SIGCONT)
+        if col.proc is not None and col.proc.poll() is None:
+            col.proc.kill()
+        sub.close()
+        broker.stop()
