@@ -95,6 +95,8 @@ def test_startup_errors_for_database_urls_are_one_line(tmp_path, pg):
         (pg.url(password="wrong"), "password authentication failed"),
         ("postgresql://postgres:pw@127.0.0.1:%d/postgres" % _closed_port(), "cannot connect"),
         ("postgresql://postgres@127.0.0.1:%d/no_such_db" % pg.port, "cannot connect"),
+        # libpq quotes the bad part of a malformed URL: here, the password.
+        ("postgresql://postgres:wrong%%zz@127.0.0.1:%d/postgres" % pg.port, "percent-encoded"),
     ]
     for url, what in bad:
         r = run_collect(tmp_path, "--init", "--listen", "127.0.0.1:0", "--db", url)

@@ -59,13 +59,18 @@ def is_postgres_url(text):
 
 def redact_url(url):
     """`url` with any password replaced by ***, for logs and error messages."""
-    return re.sub(r"(://[^/@:]*):[^/@]*@", r"\1:***@", url)
+    return re.sub(r"(://[^/@:]*):[^/]*@", r"\1:***@", url)
 
 
-def _short_error(e):
-    # psycopg messages can run to several lines (DETAIL, HINT): keep the first.
+def _short_error(e, url=""):
+    # psycopg messages can run to several lines (DETAIL, HINT): keep the first. libpq may
+    # quote part of a malformed URL: never the password.
     text = str(e).strip().splitlines()
-    return text[0] if text else e.__class__.__name__
+    line = text[0] if text else e.__class__.__name__
+    m = re.search(r"://[^/@:]*:([^/]*)@", url)
+    if m and m.group(1):
+        line = line.replace(m.group(1), "***")
+    return line
 
 
 class PostgresSink(Sink):
@@ -121,10 +126,10 @@ class PostgresSink(Sink):
                                          autocommit=True)
         except self._pg.Error as e:
             self.conn = None
-            raise SinkError("cannot connect to %s: %s" % (self.name, _short_error(e)))
+            raise SinkError("cannot connect to %s: %s" % (self.name, _short_error(e, self.url)))
         except Exception as e:    # a malformed URL is a ProgrammingError or a ValueError
             self.conn = None
-            raise SinkError("cannot connect to %s: %s" % (self.name, _short_error(e)))
+            raise SinkError("cannot connect to %s: %s" % (self.name, _short_error(e, self.url)))
 
     def store(self, readings):
         with self.lock:
