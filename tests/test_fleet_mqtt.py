@@ -36,8 +36,9 @@ def test_bad_or_refusing_brokers_are_one_line_and_exit_7(tmp_path):
              "refused the connection"),
             (["--mqtt", "mqtt://127.0.0.1:%d" % broker.port, "--mqtt-credentials", str(tmp_path / "none")],
              "cannot read MQTT credentials"),
-            (["--mqtt", "mqtts://127.0.0.1:%d" % broker.port], "TLS"),
             (["--mqtt", "mqtt://127.0.0.1:%d" % broker.port, "--mqtt-topic", "x/{nope}"], "--mqtt-topic"),
+            (["--mqtt", "mqtt://u:%s@127.0.0.1:%d" % (PW, broker.port), "--mqtt-outbox",
+              str(tmp_path / "no-such-dir" / "ob.db")], "cannot open the MQTT outbox"),
         ]
         for extra, what in cases:
             r = run_collect(tmp_path, "--init", "--listen", "127.0.0.1:0",

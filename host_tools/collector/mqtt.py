@@ -394,13 +394,23 @@ class MqttPublisher:
                               len(self.inflight), self.connects, self.losses))
 
     def close(self, timeout=3.0):
-        """Stop: publish what is acknowledged within `timeout`, mark the nodes and this
-        collector offline, disconnect. The outbox keeps the rest for the next run."""
+        """Stop: publish what is ready and acknowledged within `timeout`, mark the nodes and
+        this collector offline, disconnect. The outbox keeps the rest for the next run."""
         end = time.monotonic() + timeout
+        # Let the thread drain the outbox while the broker answers (readings committed just
+        # before the stop would otherwise wait for the next run).
+        try:
+            while self.connected and not self.lost.is_set() and time.monotonic() < end:
+                if self.outbox.size()[0] == 0:
+                    break
+                self.wake.set()
+                time.sleep(0.02)
+        except OutboxError:
+            pass
         self.stop_event.set()
         self.wake.set()
         if self.thread is not None:
-            self.thread.join(timeout)
+            self.thread.join(max(0.1, end - time.monotonic()))
         c = self.client
         if c is None or self.lost.is_set():
             return
@@ -410,6 +420,7 @@ class MqttPublisher:
             mids = [self._publish(self.cfg.node_topic(n), "offline", retain=True) for n in names]
             mids.append(self._publish(self.cfg.collector_topic(), "offline", retain=True))
             want = set(mids) | set(self.inflight)
+            end = max(end, time.monotonic() + 1.0)
             while want and time.monotonic() < end and not self.lost.is_set():
                 while self.acked:
                     want.discard(self.acked[0])

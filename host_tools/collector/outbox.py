@@ -177,14 +177,17 @@ class Outbox:
         with self.lock:
             if self.final is not None:
                 return self.final
-            counts = dict(self.db.execute("SELECT state, count(*) FROM outbox GROUP BY state").fetchall())
-            row = self.db.execute("SELECT v FROM meta WHERE k='overflow'").fetchone()
+            try:
+                counts = dict(self.db.execute("SELECT state, count(*) FROM outbox GROUP BY state").fetchall())
+                row = self.db.execute("SELECT v FROM meta WHERE k='overflow'").fetchone()
+            except sqlite3.Error as e:
+                raise OutboxError("MQTT outbox %s: %s" % (self.path, e))
         return counts.get(1, 0), counts.get(0, 0), row[0] if row else 0
 
     def close(self):
         try:
             self.final = self.size()
-        except sqlite3.Error:
+        except OutboxError:
             self.final = (-1, -1, -1)
         with self.lock:
             try:
