@@ -8,7 +8,6 @@
 # absent), amqtt in every run and Mosquitto where it is installed.
 
 import os
-import shutil
 
 import pytest
 

@@ -193,7 +193,10 @@ def main(argv=None):
     col.stop()
     sink.close()
     sys.stderr.write(col.summary() + "\n")
-    if args.plot and fleet.is_file_db(args.db):
+    if args.plot and not fleet.is_file_db(args.db):
+        sys.stderr.write("ossuary-collect: --plot reads a SQLite --db; chart PostgreSQL with "
+                         "Grafana (README \"Fleet\")\n")
+    elif args.plot:
         from host_tools.plot import plot_readings
         try:
             for node, sensor, path, n in plot_readings(args.db, args.plot):
