@@ -191,7 +191,8 @@ class Subscriber:
         self.lock = threading.Lock()
         self.readings = {}
         self.payloads = []
-        self.status = {}
+        self.status = {}            # topic -> last payload, for availability/status/config
+        self.history = []           # (topic, payload) of those, in arrival order
         self.subscribed = threading.Event()
         self.subacks = 0            # SUBACKs so far: one per (re)connection
         self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
@@ -223,6 +224,7 @@ class Subscriber:
         with self.lock:
             if msg.topic.endswith(("/availability", "/status", "/config")):
                 self.status[msg.topic] = msg.payload.decode()
+                self.history.append((msg.topic, msg.payload.decode()))
                 return
             d = json.loads(msg.payload)
             k = (d["node"], d["boot"], d["seq"])

@@ -6,6 +6,7 @@
 
 import os
 import sqlite3
+import time
 
 from ossuary_micro.keys import generate_keypair, parse_key
 from host_tools.known_nodes import KnownNodes
@@ -201,5 +202,46 @@ def test_a_hung_broker_does_not_hold_up_the_nodes(tmp_path):
             broker.proc.send_signal(signal.SIGCONT)
         if col.proc is not None and col.proc.poll() is None:
             col.proc.kill()
+        sub.close()
+        broker.stop()
+
+
+def test_a_node_that_moved_stays_online_when_the_collector_it_left_times_it_out(tmp_path):
+    broker = AmqttBroker(str(tmp_path / "broker")).start()
+    sub = Subscriber(broker.port)
+    seed, npub = generate_keypair()
+    KnownNodes(str(tmp_path / "kn")).add("n1", npub)
+    key = str(tmp_path / "c.key")
+    cols = [CollectorProc(str(tmp_path / c), key, str(tmp_path / "kn"), str(tmp_path / (c + ".db")),
+                          "--mqtt", "mqtt://127.0.0.1:%d" % broker.port, "--mqtt-node-timeout", "1")
+            for c in ("a", "b")]
+    node = V2Node("n1", seed)
+    try:
+        for c in cols:
+            c.start()
+        cpub = parse_key(_pub(cols[0]))
+        node.connect(SockLink(("127.0.0.1", cols[0].port)), cpub)
+        node.take(2)
+        node.send_queue()
+        node.wait_acked()
+        node.link.close()
+        node.connect(SockLink(("127.0.0.1", cols[1].port)), cpub)
+        topic = "ossuary/n1/availability"
+        end = time.monotonic() + 30
+        # The node keeps reporting to b; a times it out (offline), b answers with online.
+        while True:
+            node.take(1)
+            node.send_queue()
+            node.wait_acked()
+            node.pump(0.1)
+            said = [p for t, p in list(sub.history) if t == topic]
+            if "offline" in said and said[-1] == "online" and said.index("offline") < len(said) - 1:
+                break
+            assert time.monotonic() < end, sub.history
+        assert "offline" in said[said.index("online"):]
+    finally:
+        for c in cols:
+            if c.proc is not None and c.proc.poll() is None:
+                c.proc.kill()
         sub.close()
         broker.stop()

@@ -11,7 +11,9 @@
 #   HA discovery   {ha_prefix}/sensor/ossuary_{fingerprint}_{sensor}/config, retained (opt-in)
 #
 # A node is "online" from its first stored reading in this run and "offline" after
-# node_timeout seconds without one, or when the collector stops.
+# node_timeout seconds without one, or when the collector stops. With several collectors the
+# one a node left says "offline" after the timeout: the collector now serving it hears that
+# (it subscribes to the availability topics) and says "online" again.
 #
 # Connection handling: one paho Client per connection attempt, driven by paho's network
 # thread (loop_start). When it is lost, the client is dropped whole (so paho never re-sends
@@ -198,9 +200,21 @@ class MqttPublisher:
             self.acked.append(mid)
             self.wake.set()
 
+        def on_message(client, userdata, msg):
+            # Another collector (one the node left) said a node we serve is offline: say
+            # online again at the next step.
+            node = msg.topic[len(self.cfg.base) + 1:-len("/availability")]
+            if msg.payload == b"offline":
+                with self.lock:
+                    n = self.nodes.get(node)
+                    if n is not None and n[2]:
+                        n[2] = False
+                self.wake.set()
+
         c.on_connect = on_connect
         c.on_disconnect = on_disconnect
         c.on_publish = on_publish
+        c.on_message = on_message
         return c, result, done
 
     def _connect(self):
@@ -254,6 +268,7 @@ class MqttPublisher:
         self.inflight.clear()
         self.acked.clear()
         self._publish(self.cfg.collector_topic(), "online", retain=True)
+        self.client.subscribe(self.cfg.node_topic("+"), qos=1)
         with self.lock:
             nodes = [(n, v[2]) for n, v in self.nodes.items()]
             for k in self.sensors:
