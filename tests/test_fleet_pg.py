@@ -273,3 +273,24 @@ def test_database_lost_mid_stream_is_logged_once_retried_and_nothing_lost(tmp_pa
     assert pg.password not in log
     with psycopg.connect(db) as c:
         assert sorted(c.execute("SELECT seq FROM readings").fetchall()) == [(s,) for s in range(10)]
+
+
+def test_a_version_1_table_is_migrated_in_place(pg):
+    import psycopg
+    from host_tools.collector.pgsink import PostgresSink
+    url = fresh_db(pg)
+    with psycopg.connect(url, autocommit=True) as c:       # the v1 columns, no boot, no version
+        c.execute("CREATE TABLE readings (id BIGSERIAL PRIMARY KEY, ts DOUBLE PRECISION NOT NULL,"
+                  " node TEXT NOT NULL, node_key TEXT NOT NULL, source TEXT NOT NULL,"
+                  " seq BIGINT NOT NULL, sensor TEXT NOT NULL, value DOUBLE PRECISION NOT NULL,"
+                  " unit TEXT NOT NULL, up_ms BIGINT NOT NULL)")
+        for _ in range(2):          # v1 repeats (node_key, seq) across boots
+            c.execute("INSERT INTO readings (ts, node, node_key, source, seq, sensor, value, unit, up_ms)"
+                      " VALUES (1, 'n', 'k', 's', 0, 't', 1, 'C', 0)")
+    s = PostgresSink(url)
+    key = "ef" * 32
+    assert len(s.store([row("n", key, "0011223344556677", 0)])) == 1
+    s.close()
+    with psycopg.connect(url) as c:
+        assert c.execute("SELECT boot, count(*) FROM readings GROUP BY boot ORDER BY boot").fetchall() == \
+            [("", 2), ("0011223344556677", 1)]
