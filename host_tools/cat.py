@@ -64,7 +64,7 @@ exit codes:
 130  interrupted
 
 examples (libossuary 0.5.1 examples/server.c and examples/client.c):
-  ossuary-cat --connect HOST:9981 --trust be1ca074f4a58bbbd262a7f9523b6fb0bb9e8662287c3389a2e163dc55de281f
+  ossuary-cat --connect HOST:9981 --protocol 1 --trust be1ca074f4a58bbbd262a7f9523b6fb0bb9e8662287c3389a2e163dc55de281f
   ossuary-cat --listen 0.0.0.0:9981 --key server.key
 """
 
