@@ -426,7 +426,8 @@ class Collector:
             deadline = None if persistent else time.monotonic() + self.tcp_handshake_timeout
             s = Session(self, transport, source, deadline, slot,
                         pin_source=("tcp:" + slot.ip) if slot is not None else None,
-                        packets=packets, backlog=backlog, persistent=persistent)
+                        packets=packets, backlog=backlog, persistent=persistent,
+                        protocol=None)      # from the first packet (session.py)
             try:
                 result = s.run()
             except LinkRestarted:

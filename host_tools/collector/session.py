@@ -155,10 +155,12 @@ class Session:
     run() returns "closed", "refused", "stopped", "timeout" or (persistent transports)
     "rehandshake", and raises TransportGone when the transport fails; it never raises for
     anything the peer sends. `packets` and `backlog` belong to the transport and are handed
-    from one session to the next."""
+    from one session to the next. `protocol`: 1 or 2 makes that Connection at once (for a
+    caller that feeds `conn` itself); None (what the collector's sources pass) makes it from
+    the first packet, in the protocol that packet says."""
 
     def __init__(self, collector, transport, source, handshake_deadline=None, slot=None, pin_source=None,
-                 packets=None, backlog=None, persistent=False):
+                 packets=None, backlog=None, persistent=False, protocol=1):
         self.c = collector
         # TCP only: the admission record, marked trusted while an identified node is served.
         self.slot = slot
@@ -172,6 +174,8 @@ class Session:
         self.conn = None            # made when the first packet says the protocol (_start)
         self.protocol = None
         self.out = None
+        if protocol is not None:    # known in advance (a caller driving the Connection itself)
+            self._make_conn(protocol)
         self.node = None            # KnownNode once identified
         self.unknown_key = None     # verified but not (yet) trusted key
         self.unknown_since = 0.0
@@ -208,6 +212,13 @@ class Session:
                   "the peer speaks wire protocol %d; this collector serves only %s (--protocol)"
                   % (protocol, c.protocol), source=self.source, protocol=protocol)
             return "refused"
+        self._make_conn(protocol)
+        self.fed = 1
+        self.conn.receive_data(pkt)
+        return None
+
+    def _make_conn(self, protocol):
+        c = self.c
         if protocol == 2:
             self.conn = Connection2(AUTH_SERVER, secret_key=c.identity2(),
                                     authorized_keys=c.known.keys(), max_record=c.max_record,
@@ -220,9 +231,6 @@ class Session:
             room = 0
         self.protocol = protocol
         self.out = bytearray(max(self.conn.max_packet, MAX_CONTROL_PACKET) + room)
-        self.fed = 1
-        self.conn.receive_data(pkt)
-        return None
 
     def _await_first_packet(self):
         # Before the Connection exists: read until a whole packet is there (honouring stop,
@@ -255,9 +263,10 @@ class Session:
                     self.slot.talking = True
 
     def run(self):
-        first = self._await_first_packet()
-        if first is not None:
-            return first
+        if self.conn is None:
+            first = self._await_first_packet()
+            if first is not None:
+                return first
         conn = self.conn
         try:
             while True:
