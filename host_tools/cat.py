@@ -12,12 +12,14 @@ import sys
 import time
 
 from ossuary_micro import (Connection, CLIENT, AUTH_SERVER, UNAUTH_SERVER, NEED_DATA,
-                           HANDSHAKE_DONE, DATA, RESET, CLOSED, format_key)
+                           HANDSHAKE_DONE, DATA, RESET, CLOSED, format_key, get_backend)
+from ossuary_micro.connection2 import Connection2
 from ossuary_micro.errors import OssuaryError, ConnectionClosed, ConnectionFailed, KeyFormatError
 from ossuary_io import (SecureStream, TransportError, StreamTimeout, HandshakeTimeout,
-                        UntrustedKey, PeerChanged)
+                        UntrustedKey, PeerChanged, END_OF_STREAM)
 
 from host_tools import keyfile
+from host_tools.protocol_detect import protocol_of, HEADER_LEN
 
 PROG = "ossuary-cat"
 
@@ -36,9 +38,14 @@ EXIT_INTERRUPTED = 130  # Ctrl-C
 CLOSE_LINGER_MS = 1000
 
 EPILOG = """\
-at stdin EOF (as netcat): stop sending but keep copying what the peer sends to stdout until
-the peer closes, or until it has sent nothing for --linger seconds; then close cleanly.
---linger 0 closes at once.
+wire protocols: 2 (Noise XX, docs/PROTOCOL.md) is the default for a client; 1 is libossuary
+0.5.1's (--protocol 1). A server serves whichever the client speaks unless --protocol is given.
+
+at stdin EOF (as netcat -N): in protocol 2, send the authenticated half-close: the peer's
+stdout ends while it may go on sending to us; we copy what it sends to stdout until it also
+ends (then we close) or closes. In protocol 1, which has no half-close, stop sending but keep
+copying what the peer sends until it closes or has sent nothing for --linger seconds; then
+close cleanly (--linger 0 closes at once).
 
 exit codes:
   0  the session ended cleanly (stdin EOF, or the peer closed)
@@ -48,14 +55,16 @@ exit codes:
   4  cannot connect, listen or open the serial port (e.g. connection refused)
   5  untrusted peer key (the server key is not in --trust and --tofu was not given)
   6  the session failed: reset limit reached, the peer reported a failure
-     (e.g. an --auth-clients server that does not know our key), or the peer's key
-     changed at a re-handshake after a reset (the first session's key is pinned)
+     (e.g. an --auth-clients server that does not know our key), the peer's key
+     changed at a re-handshake after a reset (protocol 1; the first session's key is
+     pinned), or an unauthenticated Reset/Disconnect ended an established protocol 2
+     session (never read as a clean close)
   7  timed out (handshake not complete within --timeout, or the peer stopped reading)
   8  the transport closed or failed before a clean Ossuary close
 130  interrupted
 
 examples (libossuary 0.5.1 examples/server.c and examples/client.c):
-  ossuary-cat --connect HOST:9981 --trust be1ca074f4a58bbbd262a7f9523b6fb0bb9e8662287c3389a2e163dc55de281f
+  ossuary-cat --connect HOST:9981 --protocol 1 --trust be1ca074f4a58bbbd262a7f9523b6fb0bb9e8662287c3389a2e163dc55de281f
   ossuary-cat --listen 0.0.0.0:9981 --key server.key
 """
 
@@ -84,7 +93,7 @@ def parse_args(argv):
     p = _Parser(
         prog=PROG, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Send stdin over an Ossuary secure channel and write what the peer "
-                    "sends to stdout (libossuary 0.5 wire protocol 1).")
+                    "sends to stdout (wire protocol 2, or libossuary 0.5's protocol 1).")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--listen", metavar="HOST:PORT",
                        help="serve one TCP connection as the Ossuary server, then exit")
@@ -105,19 +114,19 @@ def parse_args(argv):
                    help="client: accept an unknown server key (logged to stderr)")
     p.add_argument("--auth-clients", action="store_true",
                    help="server: only accept clients whose key is in --trust")
-    p.add_argument("--protocol", type=int, default=1,
-                   help="wire protocol version; only 1 (libossuary 0.5) exists")
+    p.add_argument("--protocol", type=int, choices=(1, 2), default=None,
+                   help="wire protocol: 2 (Noise XX; the client default) or 1 (libossuary "
+                        "0.5.1). A server without it serves whichever the client speaks")
     p.add_argument("--timeout", type=float, default=20.0, metavar="SECONDS",
                    help="give up if the handshake is not complete after this long (default 20)")
     p.add_argument("--linger", type=float, default=2.0, metavar="SECONDS",
-                   help="after stdin EOF, keep receiving until the peer closes or sends "
-                        "nothing for this long (default 2; 0: close at once)")
+                   help="protocol 1: after stdin EOF, keep receiving until the peer closes "
+                        "or sends nothing for this long (default 2; 0: close at once)")
     p.add_argument("-v", "--verbose", action="store_true", help="log resets and progress")
     a = p.parse_args(argv)
     is_server = a.listen is not None or (a.serial is not None and a.server)
-    if a.protocol != 1:
-        p.error("--protocol %d is not supported: the only Ossuary wire protocol is 1 "
-                "(libossuary 0.5.x)" % a.protocol)
+    if a.protocol is None and not is_server:
+        a.protocol = 2
     if a.server and a.serial is None:
         p.error("--server only applies to --serial (use --listen for TCP)")
     if is_server and a.tofu:
@@ -192,6 +201,44 @@ def open_transport(a):
     return port, a.serial
 
 
+def first_header(transport, timeout):
+    """A server's first read: the header of the client's first packet, which says the wire
+    protocol (protocol_detect). Raises Fatal on EOF or when nothing whole came in time."""
+    got = bytearray()
+    deadline = time.monotonic() + timeout
+    sel = selectors.DefaultSelector()
+    try:
+        sel.register(transport, selectors.EVENT_READ)
+    except (ValueError, OSError, AttributeError):
+        sel = None          # pyserial loop:// and the like: poll on a timer
+    try:
+        while len(got) < HEADER_LEN:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Fatal(EXIT_TIMEOUT, "handshake timed out: no whole packet header from "
+                                          "the client in %g s" % timeout)
+            if sel is not None:
+                sel.select(min(left, 0.05))
+            want = HEADER_LEN - len(got)
+            try:
+                data = transport.recv(want) if hasattr(transport, "recv") else transport.read(want)
+            except (BlockingIOError, InterruptedError):
+                data = None
+            except OSError as e:
+                raise Fatal(EXIT_TRANSPORT, "connection lost: %s" % (e.strerror or e))
+            if data:
+                got += data
+            elif data is not None and hasattr(transport, "recv"):
+                raise Fatal(EXIT_TRANSPORT, "connection lost: the client closed before its "
+                                            "first packet")
+            elif sel is None:
+                time.sleep(0.01)
+    finally:
+        if sel is not None:
+            sel.close()
+    return bytes(got)
+
+
 def exit_for(err):
     """(exit code, message) for an error that ended the session."""
     if isinstance(err, UntrustedKey):
@@ -245,6 +292,16 @@ class Cat:
             self.sel.unregister(self.stdin)
             self.stdin_registered = False
 
+    def _end_stdout(self):
+        # Protocol 2: the peer half-closed. Our stdout ends here (its reader sees EOF) while
+        # stdin goes on being sent: fd 1 now points at /dev/null, so it stays valid.
+        sys.stdout.flush()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self.stdout)
+        os.close(devnull)
+        if self.verbose:
+            log("peer ended its stream; stdout closed")
+
     def _write_out(self, n):
         mv = memoryview(self.buf)[:n]
         while mv:
@@ -262,6 +319,8 @@ class Cat:
                 self.last_rx = time.monotonic()
                 while self.stream.pending:
                     self._write_out(self.stream.recv_into(self.buf))
+            elif ev == END_OF_STREAM:
+                self._end_stdout()
             elif ev == HANDSHAKE_DONE:
                 if self.verbose:
                     log("session re-established")
@@ -289,12 +348,17 @@ class Cat:
                     data = b""
                 if not data:
                     # Like netcat: stdin EOF ends our sending, not our receiving. The peer
-                    # may still be answering; we close once it closes or stays silent for
-                    # --linger seconds (protocol 1 has no half-close to tell it "done").
+                    # may still be answering. Protocol 2 tells it so (END, authenticated) and
+                    # we close once it has ended too; protocol 1 has no half-close, so we
+                    # close once the peer closes or stays silent for --linger seconds.
                     self.stdin_open = False
                     self._watch_stdin(False)
                     self.eof_at = time.monotonic()
-                    if self.verbose:
+                    if self.stream.protocol == 2:
+                        self.stream.shutdown_write()
+                        if self.verbose:
+                            log("stdin closed; half-close sent, receiving until the peer ends")
+                    elif self.verbose:
                         log("stdin closed; receiving until the peer closes or is idle %g s"
                             % self.a.linger)
                     continue
@@ -303,6 +367,13 @@ class Cat:
             err = self._drain()
             if err is not None:
                 return err
+            if self.stream.protocol == 2:
+                if self.stream.write_ended and self.stream.peer_ended:
+                    # Both directions ended: the authenticated close (the peer may send its
+                    # own at the same time; either one ends the session cleanly).
+                    self.stream.close(CLOSE_LINGER_MS)
+                    return ConnectionClosed("closed locally")
+                continue
             if not self.stdin_open and \
                     time.monotonic() - max(self.eof_at, self.last_rx) >= self.a.linger:
                 if self.verbose:
@@ -320,9 +391,23 @@ def run(a):
     transport, where = open_transport(a)
     try:
         clock = lambda: int(time.monotonic() * 1000)
-        conn = Connection(role, secret_key=seed, authorized_keys=trusted, clock=clock)
+        first = b""
+        protocol = a.protocol
         if a.is_server:
-            log("server key %s" % format_key(conn.local_public_key))
+            # The same key serves both protocols (its X25519 form in protocol 2), so the key
+            # is the same whatever the client speaks.
+            if seed is None:
+                seed = os.urandom(32)
+            log("server key %s" % format_key(get_backend().ed25519_public(bytes(seed))))
+            if protocol is None:
+                first = first_header(transport, a.timeout)
+                protocol = protocol_of(first)
+        make = Connection2 if protocol == 2 else Connection
+        conn = make(role, secret_key=seed, authorized_keys=trusted, clock=clock)
+        if first:
+            conn.receive_data(first)
+        if a.verbose or (a.is_server and a.protocol is None):
+            log("wire protocol %d" % protocol)
 
         def trust(key):
             if a.tofu:

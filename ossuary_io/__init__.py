@@ -2,4 +2,4 @@
 
 from .errors import (TransportError, TransportClosed, StreamTimeout, HandshakeTimeout, UntrustedKey,
                      PeerChanged)
-from .stream import SecureStream
+from .stream import SecureStream, END_OF_STREAM

@@ -41,6 +41,14 @@
 # reset (`resets`, `records_unconfirmed`); poll() also returns the RESET event. Applications
 # that cannot tolerate silent loss check these or number their messages.
 #
+# Protocol 2 (docs/PROTOCOL.md): give the stream an ossuary_micro.connection2.Connection2
+# instead (or build either with SecureStream.create(..., protocol=1|2)); the loop is the same.
+# What differs: shutdown_write() sends the authenticated half-close (END), after which the
+# peer's recv() returns b"" while it can still send; poll() reports it as END_OF_STREAM; only
+# the authenticated CLOSE record reads as a clean close, and an unauthenticated Reset or
+# Disconnect after the handshake fails the stream (ConnectionFailed) -- it never restarts it,
+# so the peer key cannot change within a stream at all.
+#
 # Memory: one read buffer and one output buffer of conn.max_packet bytes (output at least
 # MAX_CONTROL_PACKET), made once.
 # Received plaintext is not copied: it stays in conn.plaintext, and the connection is not
@@ -77,6 +85,11 @@ from .errors import (TransportError, TransportClosed, StreamTimeout, HandshakeTi
                      PeerChanged)
 
 _MICROPYTHON = sys.implementation.name == "micropython"
+
+# connection2.END_OF_STREAM, the one event protocol 1 lacks (the peer half-closed). Spelt out
+# here so that a protocol-1-only board never loads connection2; a test checks they agree.
+END_OF_STREAM = 6
+_RECORD_OVERHEAD2 = 24      # wire2.RECORD_OVERHEAD: a REKEY record may precede a data record
 
 # "Not now" errnos. MicroPython reports a socket timeout as OSError(ETIMEDOUT); on CPython the
 # same errno is a real TCP failure, and timeouts come as socket.timeout (no errno) instead.
@@ -174,6 +187,8 @@ class SecureStream:
         if eof_on_empty is None:
             eof_on_empty = hasattr(transport, "recv")
         self.eof_on_empty = eof_on_empty
+        # Protocol 2's Connection2 has end_stream(); protocol 1's Connection does not.
+        self.protocol = 2 if hasattr(conn, "end_stream") else 1
         size = conn.max_packet
         self._rbuf = bytearray(size)
         self._rmv = memoryview(self._rbuf)
@@ -183,12 +198,15 @@ class SecureStream:
         # max_record makes data frames shorter than a 208-byte ServerHandshake).
         if size < MAX_CONTROL_PACKET:
             size = MAX_CONTROL_PACKET
+        if self.protocol == 2:
+            size += _RECORD_OVERHEAD2   # room for a REKEY record before a full data record
         self._out = bytearray(size)
         self._omv = memoryview(self._out)
         self._doff = 0  # unread plaintext is conn.plaintext[_doff:_doff + _dlen]
         self._dlen = 0
         self._pmv = None
         self._eof = False
+        self._peer_ended = False    # protocol 2: the peer's END arrived (it sends no more data)
         self._rejected = None
         self.peer_key = None        # pinned by the first handshake (see the module comment)
         self._changed = None        # the other key a later handshake presented
@@ -227,6 +245,26 @@ class SecureStream:
                 # in_waiting/any() or the transport's own timeouts.
                 self._rpoll = self._wpoll = None
 
+    @classmethod
+    def create(cls, role, transport, protocol=2, clock=None, trust=None, eof_on_empty=None,
+               write_timeout_ms=5000, **conn_options):
+        """A stream over `transport` with a new connection of wire protocol `protocol`: 1
+        (libossuary 0.5.1, ossuary_micro.Connection) or 2 (Noise XX, Connection2). The
+        remaining keywords (secret_key, authorized_keys, max_record, tofu_clients, ...) go to
+        the connection, which gets the stream's clock. Raises LocalProtocolError for another
+        protocol number, and whatever the connection's constructor raises."""
+        if clock is None:
+            clock = _default_clock()
+        if protocol == 1:
+            from ossuary_micro.connection import Connection as make
+        elif protocol == 2:
+            from ossuary_micro.connection2 import Connection2 as make
+        else:
+            raise LocalProtocolError("unknown wire protocol %r (1 or 2)" % (protocol,))
+        conn = make(role, clock=clock, **conn_options)
+        return cls(conn, transport, clock=clock, trust=trust, eof_on_empty=eof_on_empty,
+                   write_timeout_ms=write_timeout_ms)
+
     # -- properties -------------------------------------------------------------------
 
     @property
@@ -239,6 +277,16 @@ class SecureStream:
     def pending(self):
         """Received plaintext bytes not yet read with recv()/recv_into()."""
         return self._dlen
+
+    @property
+    def peer_ended(self):
+        """Protocol 2: True once the peer half-closed (its END arrived; recv() returns b"")."""
+        return self._peer_ended
+
+    @property
+    def write_ended(self):
+        """Protocol 2: True once shutdown_write() sent our END."""
+        return self.protocol == 2 and self.conn.local_ended
 
     @property
     def error(self):
@@ -310,7 +358,8 @@ class SecureStream:
         return total
 
     def recv_into(self, buf, timeout_ms=None):
-        """Read received plaintext into `buf`; return the byte count, 0 on a clean close.
+        """Read received plaintext into `buf`; return the byte count, 0 on a clean close
+        (protocol 2: also once the peer half-closed; the stream may still send).
 
         Blocks until some data arrives (up to timeout_ms; None waits as long as the session
         lives). Resets are retried transparently (counted in `resets`). Raises StreamTimeout,
@@ -327,7 +376,11 @@ class SecureStream:
                 self._doff += n
                 self._dlen -= n
                 return n
+            if self._peer_ended:
+                return 0                # protocol 2 half-close: nothing more will come
             ev = self._pump(self._wait(start, timeout_ms))
+            if ev == END_OF_STREAM:
+                return 0
             if ev == CLOSED:
                 err = self._closed_error()
                 if isinstance(err, ConnectionClosed):
@@ -349,7 +402,8 @@ class SecureStream:
         """One non-blocking step: flush pending control output, read what the transport has
         without waiting, and return one event: NEED_DATA (nothing happened), HANDSHAKE_DONE,
         DATA (plaintext is pending: read it with recv/recv_into before polling on), RESET
-        (handshake restarting) or CLOSED (see .error). Call again until NEED_DATA.
+        (handshake restarting), END_OF_STREAM (protocol 2: the peer half-closed) or CLOSED
+        (see .error). Call again until NEED_DATA.
 
         Does not block if the transport is non-blocking, pollable, or reports in_waiting /
         any(); writes of control packets may wait up to write_timeout_ms. Raises
@@ -357,8 +411,42 @@ class SecureStream:
         """
         return self._pump(0)
 
+    def shutdown_write(self):
+        """Protocol 2 half-close: send END (authenticated). The peer's recv() then returns
+        b"" once it has read everything before it, while it may go on sending to us; our
+        send() is refused from now on. The session ends with close() (or the peer's).
+        Raises LocalProtocolError (protocol 1, which has no half-close; not established;
+        already ended), StreamTimeout / TransportError (the write)."""
+        if self.protocol != 2:
+            raise LocalProtocolError("protocol 1 has no half-close: use close()")
+        if not self.established:
+            raise LocalProtocolError("Encrypted channel not established.")
+        self._flush_control()
+        self._write_all(self.conn.end_stream(self._out))
+
+    send_eof = shutdown_write
+
+    def wait_closed(self, timeout_ms=None):
+        """After the peer half-closed (protocol 2), wait for the end of the session: returns
+        once the peer's authenticated CLOSE arrived. Received data still pending is
+        discarded. Raises StreamTimeout, ConnectionFailed (the session failed instead, e.g. an
+        unauthenticated Disconnect), TransportClosed (EOF without a CLOSE), TransportError."""
+        start = self._now()
+        self._dlen = 0
+        while True:
+            ev = self._pump(self._wait(start, timeout_ms))
+            self._dlen = 0
+            if ev == CLOSED:
+                err = self._closed_error()
+                if isinstance(err, ConnectionClosed):
+                    return
+                raise err
+            if self._expired(start, timeout_ms):
+                raise StreamTimeout("session not closed after %d ms" % timeout_ms)
+
     def close(self, linger_ms=1000):
-        """Close the session: send Disconnect, flush, then read (discarding) until the peer
+        """Close the session: send Disconnect (protocol 2, established: the authenticated
+        CLOSE record), flush, then read (discarding) until the peer
         closes the transport or linger_ms passes, so the peer's Disconnect echo is consumed.
         Wipes the connection's secrets. Never raises for transport trouble during the close;
         the transport itself stays open (the caller owns it)."""
@@ -477,6 +565,9 @@ class SecureStream:
                         conn.disconnect(error=True)
                         continue
                 self._session_ok = True
+                return ev
+            if ev == END_OF_STREAM:
+                self._peer_ended = True
                 return ev
             if ev == RESET:
                 self._session_ok = False

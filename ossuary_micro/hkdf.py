@@ -75,7 +75,7 @@ def hkdf(salt, ikm, info, length):
     return bytes(out[:length])
 
 
-def noise_hkdf(chaining_key, input_key_material, num_outputs):
+def _noise_hkdf_generic(chaining_key, input_key_material, num_outputs):
     """Noise rev 34 section 4.3 HKDF(chaining_key, input_key_material, num_outputs).
 
     Returns a tuple of 2 or 3 HASHLEN-byte outputs."""
@@ -92,3 +92,24 @@ def noise_hkdf(chaining_key, input_key_material, num_outputs):
     output3 = hmac_sha256(temp_key, output2 + b"\x03")
     # Returns the triple (output1, output2, output3).
     return output1, output2, output3
+
+
+try:
+    # CPython: the same steps on OpenSSL's one-shot HMAC, without the two Python wrappers per
+    # HMAC that hmac_sha256 adds (a handshake runs 4 of these per side; issue 11's handshake
+    # benchmark). tests/portable/test_proto2.py checks it against the generic form.
+    from _hashlib import hmac_digest as _hd
+
+    def noise_hkdf(chaining_key, input_key_material, num_outputs):
+        """Noise rev 34 section 4.3 HKDF(chaining_key, input_key_material, num_outputs).
+
+        Returns a tuple of 2 or 3 HASHLEN-byte outputs."""
+        temp_key = _hd(chaining_key, input_key_material, "sha256")
+        output1 = _hd(temp_key, b"\x01", "sha256")
+        output2 = _hd(temp_key, output1 + b"\x02", "sha256")
+        if num_outputs == 2:
+            return output1, output2
+        return output1, output2, _hd(temp_key, output2 + b"\x03", "sha256")
+
+except ImportError:
+    noise_hkdf = _noise_hkdf_generic

@@ -123,7 +123,23 @@ def exchange(procs, server_args, client_args, size_c2s=40000, size_s2c=30000):
     srv.stdin.flush()
     assert srv_out.wait_for(len(c2s)) == c2s
     assert cli_out.wait_for(len(s2c)) == s2c
-    cli.stdin.close()  # client: stdin EOF -> clean Disconnect -> both exit 0
+    if "1" in [str(x) for x in client_args[client_args.index("--protocol") + 1:][:1]] \
+            if "--protocol" in client_args else False:
+        cli.stdin.close()  # protocol 1: stdin EOF -> --linger -> clean Disconnect -> both exit 0
+    else:
+        # Protocol 2 (netcat -N): the client's stdin EOF is the authenticated half-close. The
+        # server's stdout ends while both still run, and the server can still send; when
+        # its stdin ends too, the session closes cleanly.
+        cli.stdin.close()
+        srv_out.join(10)
+        assert not srv_out.is_alive(), "the server's stdout did not end at the half-close"
+        assert bytes(srv_out.data) == c2s
+        assert srv.poll() is None and cli.poll() is None
+        more = os.urandom(5000)
+        srv.stdin.write(more)
+        srv.stdin.flush()
+        assert cli_out.wait_for(len(s2c) + len(more)) == s2c + more
+        srv.stdin.close()
     crc = cli.wait(10)
     src = srv.wait(10)
     return src, crc, srv.stderr.read().decode(), cli.stderr.read().decode()
@@ -165,7 +181,8 @@ def test_large_stdin_from_file_arrives_intact_and_exits_zero(procs, tmp_path):
     data = os.urandom(200000)
     src_file = tmp_path / "in.bin"
     src_file.write_bytes(data)
-    srv, port = listen(procs)
+    srv = start(procs, "--listen", "127.0.0.1:0", stdin=subprocess.DEVNULL)
+    port = int(re.search(r"listening on 127\.0\.0\.1:(\d+)", srv.stderr.readline().decode()).group(1))
     out = Reader(srv.stdout)
     with open(src_file, "rb") as f:
         cli = subprocess.run(cat_cmd("--connect", "127.0.0.1:%d" % port, "--tofu"), stdin=f,
@@ -201,11 +218,12 @@ def test_listener_with_stdin_at_eof_keeps_receiving_until_the_client_closes(proc
 
 
 def test_linger_bounds_the_wait_for_a_silent_peer(procs):
-    # Both sides at stdin EOF and neither closes: each gives up after --linger of silence.
+    # Protocol 1: both sides at stdin EOF and neither closes: each gives up after --linger of
+    # silence.
     srv = start(procs, "--listen", "127.0.0.1:0", "--linger", "0.5", stdin=subprocess.DEVNULL)
     m = re.search(r"listening on 127\.0\.0\.1:(\d+)", srv.stderr.readline().decode())
     cli = start(procs, "--connect", "127.0.0.1:%s" % m.group(1), "--tofu", "--linger", "0.5",
-                stdin=subprocess.DEVNULL)
+                "--protocol", "1", stdin=subprocess.DEVNULL)
     assert cli.wait(15) == OK, cli.stderr.read()
     assert srv.wait(15) == OK, srv.stderr.read()
 
@@ -219,7 +237,8 @@ def test_tofu_client_fails_when_a_reset_brings_another_server_key(procs):
     ls = socket.socket()
     ls.bind(("127.0.0.1", 0))
     ls.listen(1)
-    cli = start(procs, "--connect", "127.0.0.1:%d" % ls.getsockname()[1], "--tofu")
+    cli = start(procs, "--connect", "127.0.0.1:%d" % ls.getsockname()[1], "--tofu",
+                "--protocol", "1")
     ls.settimeout(10)
     sock, _ = ls.accept()
     ls.close()
@@ -252,6 +271,90 @@ def test_tofu_client_fails_when_a_reset_brings_another_server_key(procs):
     sock.close()
 
 
+@pytest.mark.parametrize("forged", ["reset", "disconnect"])
+def test_protocol_2_injected_reset_or_disconnect_fails_the_session(procs, forged):
+    # The same attack in protocol 2: the injected Reset (or a Disconnect without its error
+    # flag, which protocol 1 reads as a clean close) ends the session with exit 6 -- never a
+    # clean close, never a new handshake with anyone; nothing typed afterwards is sent.
+    from ossuary_micro import UNAUTH_SERVER, wire, wire2
+    from ossuary_io import SecureStream
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(1)
+    cli = start(procs, "--connect", "127.0.0.1:%d" % ls.getsockname()[1], "--tofu")
+    ls.settimeout(10)
+    sock, _ = ls.accept()
+    ls.close()
+    first = SecureStream.create(UNAUTH_SERVER, sock, protocol=2)
+    first.handshake(10000)
+    cli.stdin.write(b"before")
+    cli.stdin.flush()
+    assert first.recv(timeout_ms=10000) == b"before"
+    pkt = bytearray(wire.HEADER_LEN + wire.RESET_BODY_LEN)
+    wire.put_control(pkt, 0, wire2.T2_RESET if forged == "reset" else wire2.T2_DISCONNECT,
+                     forged == "reset")
+    sock.sendall(pkt)
+    assert cli.wait(10) == FAILED
+    err = cli.stderr.read().decode()
+    assert "unauthenticated" in err, err
+    try:
+        cli.stdin.write(b"secret")
+        cli.stdin.flush()
+    except BrokenPipeError:
+        pass
+    sock.settimeout(2)
+    rest = b""
+    try:
+        while True:
+            d = sock.recv(4096)
+            if not d:
+                break
+            rest += d
+    except OSError:
+        pass
+    assert len(rest) <= wire.HEADER_LEN + wire.RESET_BODY_LEN      # at most its Disconnect
+    sock.close()
+
+
+def test_protocol_2_half_close_both_ways_over_tcp(procs):
+    # netcat -N: each side's stdin EOF ends the peer's stdout; the other direction goes on;
+    # once both ended, both exit 0. The server picked protocol 2 from the client's packet.
+    srv, port = listen(procs)
+    cli = start(procs, "--connect", "127.0.0.1:%d" % port, "--tofu", "-v")
+    srv_out, cli_out = Reader(srv.stdout), Reader(cli.stdout)
+    srv.stdin.write(b"hello from server")
+    srv.stdin.close()                           # the server ends first
+    cli_out.join(10)
+    assert not cli_out.is_alive() and bytes(cli_out.data) == b"hello from server"
+    time.sleep(0.3)
+    assert srv.poll() is None and cli.poll() is None
+    data = os.urandom(70000)
+    cli.stdin.write(data)                       # the client's direction still works
+    cli.stdin.close()
+    assert cli.wait(10) == OK, cli.stderr.read()
+    assert srv.wait(10) == OK, srv.stderr.read()
+    srv_out.join(5)
+    assert bytes(srv_out.data) == data
+    assert "wire protocol 2" in srv.stderr.read().decode()
+
+
+def test_protocol_1_client_served_by_an_auto_server(procs, tmp_path):
+    key = write_key(tmp_path, "server.key", EXAMPLE_SEED)
+    src, crc, serr, cerr = exchange(procs, ["--key", key],
+                                    ["--trust", EXAMPLE_PUB, "--protocol", "1", "--linger", "0.3"])
+    assert (src, crc) == (OK, OK), (serr, cerr)
+    assert "wire protocol 1" in serr
+    # One key file, one public key, whichever protocol (its X25519 form in protocol 2).
+    assert "peer key %s" % EXAMPLE_PUB in cerr
+
+
+def test_server_forced_to_protocol_1_refuses_a_protocol_2_client(procs):
+    srv, port = listen(procs, "--protocol", "1")
+    rc, _, err = run(["--connect", "127.0.0.1:%d" % port, "--tofu", "--timeout", "3"])
+    assert rc != OK
+    srv.kill()
+
+
 def test_untrusted_server_key_without_tofu(procs):
     srv, port = listen(procs)
     rc, out, err = run(["--connect", "127.0.0.1:%d" % port, "--trust", "ab" * 32])
@@ -261,16 +364,19 @@ def test_untrusted_server_key_without_tofu(procs):
     assert srv.wait(10) != OK  # the server saw our error Disconnect
 
 
-def test_auth_server_rejects_unauthorized_client(procs, tmp_path):
+@pytest.mark.parametrize("protocol", ["1", "2"])
+def test_auth_server_rejects_unauthorized_client(procs, tmp_path, protocol):
     c_seed, _ = generate_keypair()
     ckey = write_key(tmp_path, "c.key", format_key(c_seed))
     srv, port = listen(procs, "--auth-clients", "--trust", format_key(generate_keypair()[1]))
-    # Keep the client's stdin open: it cannot know it was refused until the server gives up.
-    cli = start(procs, "--connect", "127.0.0.1:%d" % port, "--key", ckey, "--tofu")
+    # Keep the client's stdin open: in protocol 1 it cannot know it was refused until the
+    # server gives up; protocol 2 refuses the proved key at once (a Disconnect).
+    cli = start(procs, "--connect", "127.0.0.1:%d" % port, "--key", ckey, "--tofu",
+                "--protocol", protocol)
     assert srv.wait(20) == FAILED
     assert cli.wait(10) == FAILED
     serr = srv.stderr.read().decode().strip().splitlines()
-    assert "reset limit" in serr[-1], serr
+    assert ("reset limit" if protocol == "1" else "client key not authorized") in serr[-1], serr
     assert "session failed" in cli.stderr.read().decode()
 
 
@@ -316,7 +422,7 @@ def test_refused_connection():
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["--connect", "127.0.0.1:1", "--tofu", "--protocol", "2"], "protocol 2 is not supported"),
+    (["--connect", "127.0.0.1:1", "--tofu", "--protocol", "3"], "invalid choice: 3"),
     (["--connect", "localhost", "--tofu"], "expected HOST:PORT"),
     (["--connect", "127.0.0.1:1"], "needs --trust"),
     (["--listen", "127.0.0.1:0", "--tofu"], "--tofu is for clients"),
@@ -418,40 +524,49 @@ def serial_server(procs, line):
     return srv
 
 
-def serial_transfer(srv, cli):
+def serial_transfer(srv, cli, protocol):
     out = Reader(srv.stdout)
     data = os.urandom(30000)
     cli.stdin.write(data)
     cli.stdin.flush()
     assert out.wait_for(len(data), timeout=15) == data
     cli.stdin.close()
+    if protocol == "2":
+        out.join(10)        # the half-close ends the server's stdout ...
+        assert not out.is_alive() and bytes(out.data) == data
+        srv.stdin.close()   # ... and the server's own EOF ends the session
     assert cli.wait(10) == OK, cli.stderr.read()
     assert srv.wait(10) == OK, srv.stderr.read()
 
 
-def test_serial_over_a_pty_pair(procs):
+@pytest.mark.parametrize("protocol", ["1", "2"])
+def test_serial_over_a_pty_pair(procs, protocol):
     line = NullModem()
     try:
         srv = serial_server(procs, line)
-        cli = start(procs, "--serial", os.ttyname(line.s2), "--tofu", "--linger", "0.5")
-        serial_transfer(srv, cli)
+        cli = start(procs, "--serial", os.ttyname(line.s2), "--tofu", "--linger", "0.5",
+                    "--protocol", protocol)
+        serial_transfer(srv, cli, protocol)
     finally:
         line.close()
 
 
-def test_serial_client_recovers_when_its_first_handshake_is_lost(procs):
-    # The client starts first and its ClientHandshake reaches the server's line before the
-    # server opens it: the open flushes it. The client's handshake timer (4 s) resets and
-    # re-handshakes, and the session then works; both sides report the reset.
+@pytest.mark.parametrize("protocol", ["1", "2"])
+def test_serial_client_recovers_when_its_first_handshake_is_lost(procs, protocol):
+    # The client starts first and its ClientHandshake (message 1) reaches the server's line
+    # before the server opens it: the open flushes it. The client's handshake timer (4 s)
+    # resets and re-handshakes, and the session then works; both sides report the reset.
+    # The server, serving both protocols, tells them apart from the Reset that comes first.
     line = NullModem()
     try:
-        cli = start(procs, "--serial", os.ttyname(line.s2), "--tofu", "--linger", "0.5")
+        cli = start(procs, "--serial", os.ttyname(line.s2), "--tofu", "--linger", "0.5",
+                    "--protocol", protocol)
         t0 = time.monotonic()
         while line.to_1 == 0:
             assert time.monotonic() - t0 < 15, "the client sent nothing"
             time.sleep(0.01)
         srv = serial_server(procs, line)
-        serial_transfer(srv, cli)
+        serial_transfer(srv, cli, protocol)
         assert "session reset" in cli.stderr.read().decode()
     finally:
         line.close()

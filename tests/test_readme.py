@@ -57,7 +57,7 @@ def test_readme_has_the_two_commands_first():
 
 def test_sans_io_example_runs(tmp_path):
     blocks = readme_blocks()
-    assert len(blocks) == 2
+    assert len(blocks) == 3
     port = 9981
     try:
         proc = start_server(tmp_path, port)
@@ -93,3 +93,24 @@ def test_stream_example_runs(tmp_path):
     assert run.returncode == 0, run.stderr
     assert out == b"x" * 100000
     assert "reply from server" in run.stdout
+
+
+def test_protocol_2_stream_example_runs(tmp_path):
+    # The third block, against an ossuary-cat server that serves whichever protocol the
+    # client speaks: our END ends the server's stdout; its own stdin EOF ends ours.
+    blocks = readme_blocks()
+    port = free_port()
+    proc = start_server(tmp_path, port)
+    setup = "import socket\nsock = socket.create_connection(('127.0.0.1', %d))\n" % port
+    proc.stdin.write(b"reply from server")
+    proc.stdin.close()
+    run = subprocess.run([sys.executable, "-c", setup + blocks[2]], cwd=str(tmp_path),
+                         timeout=60, capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=ROOT))
+    out = proc.stdout.read()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=30) == 0, err
+    assert run.returncode == 0, run.stderr
+    assert out == b"hello"
+    assert "reply from server" in run.stdout
+    assert "wire protocol 2" in err

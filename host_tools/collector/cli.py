@@ -74,6 +74,9 @@ def build_parser():
                     help="serial ports carry the link layer (docs/LINK.md: resynchronising frames, "
                          "retransmission) under the secure channel; off for peers that speak bare "
                          "protocol 1 on the line, such as libossuary (default on; never used over TCP)")
+    ap.add_argument("--protocol", choices=("any", "1", "2"), default="any",
+                    help="wire protocols served: any (default: each connection's first packet says "
+                         "which), 1 (libossuary 0.5.1 only) or 2 (Noise XX only; docs/PROTOCOL.md)")
     ap.add_argument("--key", default="collector.key", help="collector secret key file (default collector.key)")
     ap.add_argument("--init", action="store_true", help="create the key file if it does not exist")
     ap.add_argument("--known-nodes", default=known_nodes.DEFAULT_PATH,
@@ -163,6 +166,7 @@ def main(argv=None):
     col.tofu_max_per_source = args.tofu_max_per_source
     col.tofu_max_total = args.tofu_max_total
     col.tofu_rate = args.tofu_rate
+    col.protocol = args.protocol
 
     # Ctrl-C and SIGTERM only set a flag: threads finish their current step and the summary
     # is printed. A second Ctrl-C while stopping is ignored (the stop is bounded anyway).
@@ -175,7 +179,7 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, on_signal)
 
     event(logging.INFO, "start", db=sink.name, known_nodes=args.known_nodes,
-          nodes=len(known.entries()), tofu=args.tofu)
+          nodes=len(known.entries()), tofu=args.tofu, protocol=args.protocol)
     try:
         for host, port in args.listen:
             col.add_tcp(host, port)

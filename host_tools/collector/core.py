@@ -163,6 +163,10 @@ class Collector:
         self.tofu_max_per_source = TOFU_MAX_PER_SOURCE
         self.tofu_max_total = TOFU_MAX_TOTAL
         self.tofu_rate = TOFU_RATE_PER_MIN
+        self.protocol = "any"         # wire protocols served: "any", "1" or "2"
+        self._identity2 = None        # protocol 2's form of `seed`, made once (identity2())
+        self._p2_keys = set()         # node keys that completed a protocol 2 session this run
+        self.node_protocols = {}      # node name -> set of wire protocols it used
         self._pins_by_source = {}     # pin source -> TOFU pins this run
         self._pins_total = 0
         self._pin_tokens = None       # token bucket for tofu_rate (filled on first use)
@@ -181,6 +185,26 @@ class Collector:
         self.listeners = []
 
     # -- shared state (called from source threads) --
+
+    def identity2(self):
+        """The collector key's protocol 2 Identity (its X25519 form), shared by sessions."""
+        with self.lock:
+            if self._identity2 is None:
+                from ossuary_micro.connection2 import Identity
+                self._identity2 = Identity(self.seed)
+            return self._identity2
+
+    def note_protocol(self, entry, protocol):
+        """An identified node `entry` is served in wire protocol `protocol`."""
+        with self.lock:
+            self.node_protocols.setdefault(entry.name, set()).add(protocol)
+            if protocol == 2:
+                self._p2_keys.add(bytes(entry.key))
+
+    def used_protocol_2(self, key):
+        """True if node key `key` completed an identified protocol 2 session in this run."""
+        with self.lock:
+            return bytes(key) in self._p2_keys
 
     def source_stats(self, name):
         with self.lock:
@@ -402,7 +426,8 @@ class Collector:
             deadline = None if persistent else time.monotonic() + self.tcp_handshake_timeout
             s = Session(self, transport, source, deadline, slot,
                         pin_source=("tcp:" + slot.ip) if slot is not None else None,
-                        packets=packets, backlog=backlog, persistent=persistent)
+                        packets=packets, backlog=backlog, persistent=persistent,
+                        protocol=None)      # from the first packet (session.py)
             try:
                 result = s.run()
             except LinkRestarted:
@@ -606,13 +631,14 @@ class Collector:
             if self.nodes:
                 for name in sorted(self.nodes):
                     n = self.nodes[name]
+                    protos = "/".join(str(p) for p in sorted(self.node_protocols.get(name, ()))) or "-"
                     lines.append("  node %-16s key %s..  readings %d  boots %d  seq %s..%s  gaps %d"
                                  "  duplicates ignored %d  dropped by node %d  store retries %d"
-                                 "  restarts %d  malformed %d  via %s"
+                                 "  restarts %d  malformed %d  via %s  protocol %s"
                                  % (name, n.key_hex[:16], n.stored, len(n.boots), n.first_seq,
                                     n.last_seq, n.gaps, n.duplicates, sum(n.dropped.values()),
                                     n.store_retries, n.restarts, n.malformed,
-                                    ", ".join(sorted(n.sources))))
+                                    ", ".join(sorted(n.sources)), protos))
             else:
                 lines.append("  no node delivered readings")
             if self.refused:

@@ -20,6 +20,15 @@
 # by the sink and acked like the rest. v1 readings (no boot id) are stored but never acked:
 # a v1 node would not understand an ack.
 #
+# Both wire protocols (docs/PROTOCOL.md): the session holds no Connection until the first whole
+# packet has arrived; its type says the protocol (host_tools.protocol_detect), and a protocol 1
+# Connection or a protocol 2 Connection2 is made for it, with the same trust model above it
+# (the same Ed25519 node keys, known-nodes file, TOFU and identification by first reading) and
+# the same readings and acks. Collector.protocol ("any", "1", "2") may refuse one of them. A
+# node key that completed a protocol 2 session in this run is refused in protocol 1 until the
+# collector restarts (a downgrade: protocol 1's Reset and Disconnect are forgeable). Protocol 2
+# adds the half-close: a node's END commits and acks what it sent, then the session closes.
+#
 # One Connection per handshake on a serial line: the session feeds the Connection whole
 # protocol-1 packets (so it always knows where one starts) and, on a persistent transport,
 # hands a new ClientHandshake that arrives after this Connection has seen packets to a fresh
@@ -35,10 +44,12 @@ import time
 
 from ossuary_micro import (Connection, AUTH_SERVER, NEED_DATA, HANDSHAKE_DONE, UNTRUSTED_KEY,
                            DATA, RESET, CLOSED)
+from ossuary_micro.connection2 import Connection2, END_OF_STREAM
 from ossuary_micro.errors import ConnectionClosed
 from ossuary_micro.keys import format_key
-from ossuary_micro import wire
+from ossuary_micro import wire, wire2
 from ossuary_micro.wire import MAX_CONTROL_PACKET
+from host_tools.protocol_detect import protocol_of
 from host_tools.store import BadReading, parse_reading
 from host_tools.collector.logs import event, short
 from host_tools.collector.sinks import SinkError
@@ -95,10 +106,14 @@ class Packets:
         return n is not None and (n > self.max_packet or len(self.buf) >= n)
 
     def starts_client_handshake(self):
-        """True if a whole ClientHandshake (msg_id 0) is next: a node starting a session."""
+        """True if a whole ClientHandshake or protocol 2 message 1 (msg_id 0) is next: a node
+        starting a session."""
         n = self._length()
-        return (n == wire.HEADER_LEN + wire.CLIENT_HS_LEN and len(self.buf) >= n
-                and wire.be16(self.buf, 2) == 0 and wire.be16(self.buf, 4) == wire.T_CLIENT_HANDSHAKE)
+        if n is None or len(self.buf) < n or wire.be16(self.buf, 2) != 0:
+            return False
+        t = wire.be16(self.buf, 4)
+        return ((t == wire.T_CLIENT_HANDSHAKE and n == wire.HEADER_LEN + wire.CLIENT_HS_LEN)
+                or (t == wire2.T2_MSG1 and n == wire.HEADER_LEN + wire2.MSG1_LEN))
 
     def next(self, now):
         """The next whole packet (bytes) or None. A length the Connection cannot hold comes
@@ -140,10 +155,12 @@ class Session:
     run() returns "closed", "refused", "stopped", "timeout" or (persistent transports)
     "rehandshake", and raises TransportGone when the transport fails; it never raises for
     anything the peer sends. `packets` and `backlog` belong to the transport and are handed
-    from one session to the next."""
+    from one session to the next. `protocol`: 1 or 2 makes that Connection at once (for a
+    caller that feeds `conn` itself); None (what the collector's sources pass) makes it from
+    the first packet, in the protocol that packet says."""
 
     def __init__(self, collector, transport, source, handshake_deadline=None, slot=None, pin_source=None,
-                 packets=None, backlog=None, persistent=False):
+                 packets=None, backlog=None, persistent=False, protocol=1):
         self.c = collector
         # TCP only: the admission record, marked trusted while an identified node is served.
         self.slot = slot
@@ -154,10 +171,11 @@ class Session:
         self.t = transport
         self.source = source
         self.stats = collector.source_stats(source)
-        self.conn = Connection(AUTH_SERVER, secret_key=collector.seed,
-                               authorized_keys=collector.known.keys(), max_record=collector.max_record,
-                               clock=_ms_clock, tofu_clients=True)
-        self.out = bytearray(max(self.conn.max_packet, MAX_CONTROL_PACKET))
+        self.conn = None            # made when the first packet says the protocol (_start)
+        self.protocol = None
+        self.out = None
+        if protocol is not None:    # known in advance (a caller driving the Connection itself)
+            self._make_conn(protocol)
         self.node = None            # KnownNode once identified
         self.unknown_key = None     # verified but not (yet) trusted key
         self.unknown_since = 0.0
@@ -167,7 +185,8 @@ class Session:
         self.refused = False
         self.established_once = False
         self.next_trust_check = 0.0
-        self.packets = packets if packets is not None else Packets(self.conn.max_packet, self.stats)
+        self.packets = packets if packets is not None else \
+            Packets(wire.max_packet(collector.max_record), self.stats)
         self.backlog = backlog if backlog is not None else Backlog()
         self.persistent = persistent
         self.fed = 0                # packets given to this Connection
@@ -181,7 +200,73 @@ class Session:
             self.t.write(bytes(self.out[:n]))
         return n
 
+    def _start(self, pkt):
+        # The first whole packet: make the Connection of its protocol and give it the packet.
+        # Returns None, or "refused" when this collector does not serve that protocol.
+        c = self.c
+        protocol = protocol_of(pkt)
+        if c.protocol != "any" and str(protocol) != c.protocol:
+            self.refused = True
+            loud, suppressed = c.count_refused("protocol", None)
+            event(logging.WARNING if loud else logging.DEBUG, "refused_protocol",
+                  "the peer speaks wire protocol %d; this collector serves only %s (--protocol)"
+                  % (protocol, c.protocol), source=self.source, protocol=protocol)
+            return "refused"
+        self._make_conn(protocol)
+        self.fed = 1
+        self.conn.receive_data(pkt)
+        return None
+
+    def _make_conn(self, protocol):
+        c = self.c
+        if protocol == 2:
+            self.conn = Connection2(AUTH_SERVER, secret_key=c.identity2(),
+                                    authorized_keys=c.known.keys(), max_record=c.max_record,
+                                    clock=_ms_clock, tofu_clients=True)
+            room = wire2.RECORD_OVERHEAD        # a REKEY record may precede a data record
+        else:
+            self.conn = Connection(AUTH_SERVER, secret_key=c.seed,
+                                   authorized_keys=c.known.keys(), max_record=c.max_record,
+                                   clock=_ms_clock, tofu_clients=True)
+            room = 0
+        self.protocol = protocol
+        self.out = bytearray(max(self.conn.max_packet, MAX_CONTROL_PACKET) + room)
+
+    def _await_first_packet(self):
+        # Before the Connection exists: read until a whole packet is there (honouring stop,
+        # the TCP handshake deadline and a backlog left by the previous session on this
+        # transport). Returns None once self.conn is made, else run()'s result.
+        while True:
+            if self.c.stop_event.is_set():
+                self._commit_now()
+                return "stopped"
+            now = time.monotonic()
+            if self.handshake_deadline is not None and now > self.handshake_deadline:
+                event(logging.INFO, "handshake_timeout", "no handshake in time; hanging up",
+                      source=self.source)
+                return "timeout"
+            b = self.backlog
+            if b.due(now):
+                self._commit(now)
+                continue
+            if b.full():
+                self.c.stop_event.wait(min(POLL_S, max(0.0, b.retry_at - now)))
+                continue
+            pkt = self.packets.next(now)
+            if pkt is not None:
+                return self._start(pkt)
+            data = self.t.read()
+            if data:
+                self.stats.bytes_in += len(data)
+                self.packets.add(data, time.monotonic())
+                if self.slot is not None:
+                    self.slot.talking = True
+
     def run(self):
+        if self.conn is None:
+            first = self._await_first_packet()
+            if first is not None:
+                return first
         conn = self.conn
         try:
             while True:
@@ -244,6 +329,16 @@ class Session:
                             self.slot.talking = True
                 elif ev == DATA:
                     self._on_data(bytes(conn.plaintext[:conn.data_len]))
+                elif ev == END_OF_STREAM:
+                    # Protocol 2 half-close: the node sends no more readings. Commit and ack
+                    # what it sent, then close the session (authenticated CLOSE).
+                    event(logging.INFO, "node_ended", "the node ended its stream",
+                          source=self.source, node=self.node.name if self.node else "-")
+                    self._commit_now()
+                    conn.disconnect()
+                    self.stats.closed += 1
+                    event(logging.INFO, "session_closed", source=self.source,
+                          node=self.node.name if self.node else "-", reason="node ended its stream")
                 elif ev == UNTRUSTED_KEY:
                     # Verified signature, key not among the pinned keys we gave the
                     # Connection. Accept for now: the decision needs the node's name, which
@@ -282,6 +377,8 @@ class Session:
         self.node = entry
         if self.slot is not None:
             self.slot.trusted = entry is not None
+        if entry is not None:
+            self.c.note_protocol(entry, self.protocol)
 
     def _revoked(self):
         # The node's key left the known-nodes file (or now has another name) while connected.
@@ -301,16 +398,25 @@ class Session:
         self.established_once = True
         self.handshake = next(_handshakes)
         self.stats.sessions += 1
+        if self.protocol == 1 and self.c.used_protocol_2(key):
+            self.unknown_key = key
+            self._refuse("downgrade", None,
+                         "node key %s completed a protocol 2 session in this run and now speaks "
+                         "protocol 1; refused, nothing stored (protocol 1's Reset and Disconnect "
+                         "can be forged; restart the collector to accept the change)"
+                         % format_key(key), key=format_key(key))
+            return
         entry = self.c.lookup_key(key)
         if entry is not None:
             self._set_node(entry)
-            event(logging.INFO, "node_connected", source=self.source, node=entry.name, key=short(key))
+            event(logging.INFO, "node_connected", source=self.source, node=entry.name, key=short(key),
+                  protocol=self.protocol)
         else:
             self.unknown_key = key
             self.unknown_since = time.monotonic()
             self.unknown_bad = 0
             event(logging.INFO, "unknown_key", "handshake done; identifying the node by its first reading",
-                  source=self.source, key=format_key(key))
+                  source=self.source, key=format_key(key), protocol=self.protocol)
 
     def _on_data(self, raw):
         try:
@@ -416,7 +522,7 @@ class Session:
                       source=self.source, node=name, key=key_hex)
             else:
                 event(logging.INFO, "node_connected", source=self.source, node=entry.name,
-                      key=short(entry.key))
+                      key=short(entry.key), protocol=self.protocol)
             return True
         if verdict == "changed":
             self._refuse("changed_key", name,

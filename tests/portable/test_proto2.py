@@ -60,6 +60,14 @@ def test_noise_hkdf_is_rfc5869_with_chaining_key_as_salt():
     assert hk.noise_hkdf(ck, ikm, 2) == (o1, o2)
 
 
+def test_noise_hkdf_fast_path_equals_the_generic_steps():
+    # CPython's noise_hkdf calls OpenSSL's HMAC directly; it must be the spec's steps.
+    for ck in (bytes(32), bytearray(range(32)), b"\xff" * 32):
+        for ikm in (b"", b"\x02" * 32, bytes(range(70))):
+            for k in (2, 3):
+                assert hk.noise_hkdf(ck, ikm, k) == hk._noise_hkdf_generic(ck, ikm, k)
+
+
 # ------------------------------------------------------------------ Noise vectors
 
 
@@ -684,3 +692,12 @@ def test_out_of_memory_closes_the_connection():
         assert isinstance(conn.error, OutOfMemory), (side, conn.error)
         assert conn.data_to_send(out) == 12 and out[5] == 0x10    # error Disconnect
         assert conn.closed
+
+
+def test_private_header_length_matches_wire():
+    # `_HEADER_LEN = const(8)` is folded into the bytecode on MicroPython (no attribute there).
+    import sys
+    if sys.implementation.name == "micropython":
+        return
+    from ossuary_micro import connection2, wire
+    assert connection2._HEADER_LEN == wire.HEADER_LEN
