@@ -104,14 +104,18 @@ def heap_per_record(fn, n=200):
 
 # ------------------------------------------------------------------ this project
 
-def oss_handshake(backend, mutual, keys):
+def oss_handshake(backend, mutual, keys, cls=Connection):
     """A fresh pair through a full handshake in memory; (client, server, bytes on the wire).
-    Includes what the constructors do (ephemeral key, the long-term public key)."""
+    Includes what the constructors do (ephemeral key, the long-term public key). cls is
+    Connection (protocol 1) or Connection2 (protocol 2, Noise XX: always mutual; an
+    UNAUTH_SERVER there is a server that accepts any client key)."""
     cseed, sseed, cpub, spub = keys
-    c = Connection(CLIENT, secret_key=cseed if mutual else None, authorized_keys=(spub,),
-                   backend=backend)
-    s = Connection(AUTH_SERVER if mutual else UNAUTH_SERVER, secret_key=sseed,
-                   authorized_keys=(cpub,) if mutual else (), backend=backend)
+    if cls is not Connection:
+        mutual = True           # protocol 2 clients always prove a key
+    c = cls(CLIENT, secret_key=cseed if mutual else None, authorized_keys=(spub,),
+            backend=backend)
+    s = cls(AUTH_SERVER if mutual else UNAUTH_SERVER, secret_key=sseed,
+            authorized_keys=(cpub,) if mutual else (), backend=backend)
     buf = bytearray(256)
     wire = 0
     for _ in range(8):
@@ -131,16 +135,30 @@ def oss_handshake(backend, mutual, keys):
     raise RuntimeError("ossuary handshake did not finish: %s / %s" % (c.state_name, s.state_name))
 
 
-def oss_record(c, s, size):
+def oss_record(c, s, size, in_place=False):
+    """One record client -> server: send_data into a buffer, receive_data (a copy into the
+    server's input buffer), next_event until NEED_DATA. in_place: the client seals straight
+    into the server's get_buffer() window and the server takes it with buffer_updated(), as
+    a recv_into from a socket would fill it (no copy between the two, as in the raw AEAD
+    contender)."""
     data = bytes(size)
-    out = bytearray(size + 28)
-
-    def one():
-        n = c.send_data(data, out)
-        s.receive_data(out, n)
-        if s.next_event() != DATA or s.next_event() != NEED_DATA:
-            raise RuntimeError("record not delivered")
-    return one, size + 28
+    first = bytearray(c.max_packet)
+    n = c.send_data(data, first)        # the frame's size, and a warm-up record
+    s.receive_data(first, n)
+    while s.next_event() != NEED_DATA:
+        pass
+    out = bytearray(n)
+    if in_place:
+        def one():
+            s.buffer_updated(c.send_data(data, s.get_buffer()))
+            if s.next_event() != DATA or s.next_event() != NEED_DATA:
+                raise RuntimeError("record not delivered")
+    else:
+        def one():
+            s.receive_data(out, c.send_data(data, out))
+            if s.next_event() != DATA or s.next_event() != NEED_DATA:
+                raise RuntimeError("record not delivered")
+    return one, n
 
 
 class CountingBackend:
@@ -462,6 +480,12 @@ def measure(min_time, tcp_mb):
                 row["hs_crypto_calls_" + tag] = prices["ossuary/" + name][tag][0]
             c, s, _ = oss_handshake(b, False, keys)
             recs["ossuary/" + name] = {size: oss_record(c, s, size) for size in SIZES}
+            if name != "pure":
+                # The same pair again, input filled in place (get_buffer / buffer_updated).
+                c, s, _ = oss_handshake(b, False, keys)
+                rows["ossuary/%s in place" % name] = {}
+                recs["ossuary/%s in place" % name] = {
+                    size: oss_record(c, s, size, True) for size in SIZES}
 
         row = rows["tls13"] = {}
         for mutual in (False, True):

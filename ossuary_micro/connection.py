@@ -23,11 +23,13 @@
 # are refused; ResetWait and the TOFU pause time out; a fresh server waiting for its first
 # ClientHandshake does not time out until bytes of a packet have arrived.
 
+from struct import pack_into as _pack_into
+
 from . import wire
 from .wire import const
 from .errors import (OssuaryError, CryptoError, LocalProtocolError, RemoteProtocolError,
                      ConnectionReset, ConnectionFailed, ConnectionClosed, OutOfMemory)
-from .keys import check_key
+from .keys import check_key as _check_key
 
 # copy_into(dst, doff, src, soff, n) without allocating: a right-hand slice allocates on
 # MicroPython, so the data path uses viper there; a MicroPython without viper (the
@@ -35,8 +37,8 @@ from .keys import check_key
 try:
     from ._viper_copy import copy_into
 except (ImportError, SyntaxError, NotImplementedError, ValueError):
-    import sys
-    if sys.implementation.name == "micropython":
+    import sys as _sys
+    if _sys.implementation.name == "micropython":
         def copy_into(dst, doff, src, soff, n):
             for i in range(n):
                 dst[doff + i] = src[soff + i]
@@ -151,9 +153,12 @@ class Connection:
             self.role = role
             self.is_server = role != CLIENT
             self.backend = backend
-            # The record fast path's open: a backend may offer one that decrypts into the
-            # record buffer directly and wipes it on a bad tag (pyca: aead_open_wipe).
-            self._open_fast = getattr(backend, "aead_open_wipe", backend.aead_open)
+            # The record path's seal and open (issue 10): a backend may make them once per
+            # session key (pyca: aead_record, one AEAD context, no per-record checks or
+            # allocations); otherwise _seal_any / _open_any call aead_seal / aead_open.
+            self._record = getattr(backend, "aead_record", None)
+            self._rseal = self._seal_any
+            self._ropen = self._open_any
             self._random = random
             self._clock = clock
             self.timeout_ms = timeout_ms
@@ -176,8 +181,11 @@ class Connection:
             # Buffers, allocated once (docs/design.md): input holds one whole packet, plaintext
             # one record. The session key and nonces are bytearrays so they can be wiped.
             self._in = bytearray(max(self.max_packet, _MAX_CONTROL_PACKET))
+            self._in_mv = memoryview(self._in)
             self._in_start = 0
             self._in_end = 0
+            self._win = None        # get_buffer()'s window, cached while _in_end is _win_at
+            self._win_at = -1
             self.plaintext = bytearray(max_record)
             self.data_len = 0
             self._key = bytearray(_KEY_LEN)
@@ -201,13 +209,13 @@ class Connection:
 
     def set_secret_key(self, seed):
         """Use `seed` (32 bytes) as the long-term Ed25519 key. Raises KeyFormatError."""
-        check_key(seed, "secret key")
+        _check_key(seed, "secret key")
         self._secret = bytearray(seed)
         self.local_public_key = self.backend.ed25519_public(bytes(seed))
 
     def add_authorized_key(self, key):
         """Trust a peer public key (32 bytes). Raises KeyFormatError."""
-        check_key(key, "authorized key")
+        _check_key(key, "authorized key")
         key = bytes(key)
         if key not in self._authorized:
             self._authorized.append(key)
@@ -266,23 +274,62 @@ class Connection:
 
         Only stores: parsing happens in next_event(). Fewer bytes are taken when the
         bounded input buffer is full; call next_event() and offer the rest again."""
-        if n < 0 or n > len(data):
-            n = len(data)
+        k = len(data)
+        if n < 0 or n > k:
+            n = k
         if self._state == _FAILED or n == 0:
             return n        # a dead connection swallows input, so callers never spin
-        if self._idle and self._state == _SERVER_WAIT_HANDSHAKE:
-            # The first bytes of a client: from now on the handshake runs against the clock.
-            self._idle = False
-            self._enter(_SERVER_WAIT_HANDSHAKE)
         cap = len(self._in)
-        if self._in_end + n > cap and self._in_start > 0:
+        e = self._in_end
+        if e + n > cap and self._in_start > 0:
             self._compact()
-        take = cap - self._in_end
+            e = self._in_end
+        take = cap - e
         if take > n:
             take = n
-        copy_into(self._in, self._in_end, data, 0, take)    # no slice: no allocation
-        self._in_end += take
+        if take == k:
+            # A slice store into our own memoryview allocates nothing (CPython, MicroPython).
+            self._in_mv[e:e + take] = data
+        else:
+            copy_into(self._in, e, data, 0, take)    # no slice of data: no allocation
+        if self._idle:
+            self._took()
+        self._in_end = e + take
         return take
+
+    def get_buffer(self):
+        """The input buffer's free space, as a memoryview to fill in place (`readinto`,
+        `recv_into`, or a peer's send_data in memory); then report the byte count with
+        buffer_updated(n). receive_data without its copy (asyncio's BufferedProtocol shape).
+
+        Empty when the buffer is full: call next_event() first. Valid until the next call of
+        another method; do not keep it."""
+        if self._in_start:
+            self._compact()         # the unparsed tail to the front: the most room
+        e = self._in_end
+        if e != self._win_at:
+            self._win = self._in_mv[e:]
+            self._win_at = e
+        return self._win
+
+    def buffer_updated(self, n):
+        """Take n bytes written at the start of get_buffer()'s window as received input.
+
+        Raises LocalProtocolError when n is negative or more than the window held."""
+        if n < 0 or self._in_end + n > len(self._in):
+            raise LocalProtocolError("buffer_updated: more bytes than get_buffer() offered")
+        if self._state != _FAILED and n:
+            if self._idle:
+                self._took()
+            self._in_end += n
+
+    def _took(self):
+        # The first input since the session (re)started. _idle matters only in
+        # ServerWaitHandshake, and every way back there sets it again (_enter_initial).
+        self._idle = False
+        if self._state == _SERVER_WAIT_HANDSHAKE:
+            # The first bytes of a client: from now on the handshake runs against the clock.
+            self._enter(_SERVER_WAIT_HANDSHAKE)
 
     def _compact(self):
         # Move the unparsed tail to the front; only when a packet straddles the buffer end.
@@ -301,49 +348,38 @@ class Connection:
         board) closes the connection: CLOSED, with `error` an OutOfMemory."""
         try:
             if self._state == _ENCRYPTED and not self._pending_done:
-                ev = self._fast_data()
-                if ev >= 0:
-                    return ev
+                # The record fast path (issue 10): a whole data packet at the front of the
+                # input with the expected msg_id goes straight to _recv_data, past the
+                # general checks of _next_event and _parse_one, which it cannot fail:
+                # Encrypted has no timeout and no pending event, a whole packet is neither
+                # partial nor oversized, and a data packet with the right msg_id is what
+                # Encrypted expects. Anything else takes the general path, which applies
+                # every rule: one protocol, two speeds. With nothing buffered the answer is
+                # NEED_DATA, as the general path would say.
+                p = self._in_start
+                end = self._in_end
+                if end == p:
+                    return NEED_DATA
+                buf = self._in
+                if end - p >= _HEADER_LEN:
+                    n = (buf[p] << 8) | buf[p + 1]
+                    if (end - p >= _HEADER_LEN + n and not buf[p + 4] and buf[p + 5] == _T_DATA
+                            and ((buf[p + 2] << 8) | buf[p + 3]) == self._remote_msg_id):
+                        # As _parse_one consumes a packet; the bytes stay where they are
+                        # until the next receive_data.
+                        off = p + _HEADER_LEN
+                        p = off + n
+                        if p == end:
+                            p = self._in_end = 0    # keep the buffer front-aligned, no copy
+                        self._in_start = p
+                        self._partial_t0 = None
+                        self._absorb_reset = False
+                        m = self._remote_msg_id
+                        self._remote_msg_id = m + 1 if m < 0xFFFF else 0
+                        return self._recv_data(buf, off, n)
             return self._next_event()
         except MemoryError:
             return self._fail(OutOfMemory("out of memory"))
-
-    def _fast_data(self):
-        # The record fast path (issue 10): a whole, well-formed data packet at the front of
-        # the input in Encrypted, with the expected msg_id, is opened here with the checks of
-        # _parse_one and _recv_data folded into one test and no further calls. Anything else
-        # (partial packet, another type, a length or msg_id that does not fit, a failed tag)
-        # returns -1 having consumed nothing, and the general path below applies the rules
-        # again and reports the error: one protocol, two speeds. Encrypted has no timeout,
-        # so with nothing buffered the answer is NEED_DATA, as the general path would say.
-        buf = self._in
-        p = self._in_start
-        end = self._in_end
-        if end == p:
-            return NEED_DATA
-        if end - p < _HEADER_LEN + _SUB_HEADER_LEN + _TAG_LEN:
-            return -1
-        n = (buf[p] << 8) | buf[p + 1]
-        dlen = buf[p + 8] | (buf[p + 9] << 8)
-        m = (buf[p + 2] << 8) | buf[p + 3]
-        if (end - p < _HEADER_LEN + n or n != _SUB_HEADER_LEN + dlen + _TAG_LEN
-                or dlen > self.max_record or buf[p + 4] or buf[p + 5] != _T_DATA
-                or m != self._remote_msg_id):
-            return -1
-        try:
-            self._open_fast(self._key, self._remote_nonce, buf, p + 12, dlen, self.plaintext, 0)
-        except CryptoError:
-            return -1   # nothing consumed; plaintext untouched or zeroed, never unauthenticated
-        p += _HEADER_LEN + n
-        if p == end:
-            p = self._in_end = 0        # keep the buffer front-aligned, no copy
-        self._in_start = p
-        self._partial_t0 = None
-        self._absorb_reset = False
-        self._remote_msg_id = (m + 1) & 0xFFFF
-        wire.nonce_increment(self._remote_nonce)
-        self.data_len = dlen
-        return DATA
 
     def _next_event(self):
         while True:
@@ -522,15 +558,20 @@ class Connection:
 
     def _recv_data(self, buf, off, n):
         # Spec 3: EncryptedData. data_len must leave exactly one tag after the ciphertext.
-        if n < _SUB_HEADER_LEN + _TAG_LEN:
-            return self._bad("data packet too short")
-        dlen = wire.le16(buf, off)
-        if _SUB_HEADER_LEN + dlen + _TAG_LEN != n or dlen > self.max_record:
+        dlen = n - _SUB_HEADER_LEN - _TAG_LEN
+        if dlen < 0 or (buf[off] | (buf[off + 1] << 8)) != dlen or dlen > self.max_record:
             return self._bad("invalid data length")
-        if not self._open(buf, off + _SUB_HEADER_LEN, dlen, self.plaintext):
-            # The [master] behaviour: reset, never wedge (spec 3, section 11).
+        try:
+            self._ropen(self._remote_nonce, buf, off + _SUB_HEADER_LEN, dlen, self.plaintext)
+        except CryptoError:
+            # The [master] behaviour: reset, never wedge (spec 3, section 11). The record
+            # buffer is untouched or zeroed: no unauthenticated plaintext.
             return self._bad("decryption failed")
-        wire.nonce_increment(self._remote_nonce)
+        m = self._remote_nonce      # spec 2.5, +1; the carry is rare
+        if m[11] < 255:
+            m[11] += 1
+        else:
+            wire.nonce_increment(m)
         self.data_len = dlen
         return DATA
 
@@ -636,27 +677,30 @@ class Connection:
             raise LocalProtocolError("record of %d bytes exceeds max_record %d"
                                      % (n, self.max_record))
         total = _DATA_OVERHEAD + n
-        if len(out) - off < total:
+        if off < 0 or len(out) - off < total:
             raise LocalProtocolError("output buffer too small")
         # msg_id and nonce advance only once the record is written: a seal that fails, or
         # an `out` we cannot write (bytes: TypeError), consumes nothing, so the session
         # stays in step with the peer (issue 9.8).
-        m = self._local_msg_id
         try:
-            wire.put_header(out, off, total - _HEADER_LEN, m, _T_DATA)
-            out[off + 8] = n & 0xFF         # wire.put_sub_header(out, off + 8, n), unrolled:
-            out[off + 9] = n >> 8           # the record path's one repeated call (issue 10)
-            out[off + 10] = _TAG_LEN
-            out[off + 11] = 0
-            self.backend.aead_seal(self._key, self._local_nonce, data, 0, n, out, off + 12)
+            # Outer header (spec 1.1, big-endian) and the EncryptedPacket's data_len and
+            # tag_len (little-endian: data_len as two bytes, tag_len 16 as 0x1000) in one call.
+            _pack_into(">4HBBH", out, off, total - _HEADER_LEN, self._local_msg_id, _T_DATA, 0,
+                      n & 0xFF, n >> 8, _TAG_LEN << 8)
+            self._rseal(self._local_nonce, data, n, out, off + 12)
         except MemoryError:
             raise OutOfMemory("out of memory")
         except (TypeError, ValueError):
             # `out` is not writable (bytes, a read-only memoryview); backends raise only
             # OssuaryError subclasses themselves.
             raise LocalProtocolError("output buffer is not writable")
-        self._local_msg_id = (m + 1) & 0xFFFF
-        wire.nonce_increment(self._local_nonce)
+        m = self._local_msg_id
+        self._local_msg_id = m + 1 if m < 0xFFFF else 0
+        m = self._local_nonce       # spec 2.5, +1; the carry is rare
+        if m[11] < 255:
+            m[11] += 1
+        else:
+            wire.nonce_increment(m)
         return total
 
     def disconnect(self, error=False):
@@ -724,6 +768,8 @@ class Connection:
         # Session secrets only; the long-term key and the plaintext are wiped by close().
         _zero(self._key)
         _zero(self._eph_secret)
+        if self._record is not None:
+            self._rseal = self._ropen = None    # their AEAD context holds the key
 
     def _derive_key(self, peer_eph):
         # The raw X25519 output is the session key (spec 2.1); an all-zero output is
@@ -735,7 +781,17 @@ class Connection:
             return False
         finally:
             _zero(self._eph_secret)
+        if self._record is not None:
+            self._rseal, self._ropen = self._record(self._key)
         return True
+
+    def _seal_any(self, nonce, src, n, dst, doff):
+        # The record path's seal on a backend without aead_record.
+        self.backend.aead_seal(self._key, nonce, src, 0, n, dst, doff)
+
+    def _open_any(self, nonce, src, soff, n, dst):
+        # ... and its open: aead_open leaves dst untouched on a bad tag.
+        self.backend.aead_open(self._key, nonce, src, soff, n, dst, 0)
 
     def _open(self, buf, off, n, dst):
         try:
