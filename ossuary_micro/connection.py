@@ -30,6 +30,7 @@ from .wire import const
 from .errors import (OssuaryError, CryptoError, LocalProtocolError, RemoteProtocolError,
                      ConnectionReset, ConnectionFailed, ConnectionClosed, OutOfMemory)
 from .keys import check_key as _check_key
+from .crypto import aead_record as _aead_record
 
 # copy_into(dst, doff, src, soff, n) without allocating: a right-hand slice allocates on
 # MicroPython, so the data path uses viper there; a MicroPython without viper (the
@@ -153,12 +154,6 @@ class Connection:
             self.role = role
             self.is_server = role != CLIENT
             self.backend = backend
-            # The record path's seal and open (issue 10): a backend may make them once per
-            # session key (pyca: aead_record, one AEAD context, no per-record checks or
-            # allocations); otherwise _seal_any / _open_any call aead_seal / aead_open.
-            self._record = getattr(backend, "aead_record", None)
-            self._rseal = self._seal_any
-            self._ropen = self._open_any
             self._random = random
             self._clock = clock
             self.timeout_ms = timeout_ms
@@ -768,8 +763,7 @@ class Connection:
         # Session secrets only; the long-term key and the plaintext are wiped by close().
         _zero(self._key)
         _zero(self._eph_secret)
-        if self._record is not None:
-            self._rseal = self._ropen = None    # their AEAD context holds the key
+        self._rseal = self._ropen = None    # an AEAD context may hold the key
 
     def _derive_key(self, peer_eph):
         # The raw X25519 output is the session key (spec 2.1); an all-zero output is
@@ -781,17 +775,10 @@ class Connection:
             return False
         finally:
             _zero(self._eph_secret)
-        if self._record is not None:
-            self._rseal, self._ropen = self._record(self._key)
+        # The record path's seal and open for this key (issue 10: on pyca one AEAD context
+        # per session, nothing checked or allocated per record).
+        self._rseal, self._ropen = _aead_record(self.backend, self._key)
         return True
-
-    def _seal_any(self, nonce, src, n, dst, doff):
-        # The record path's seal on a backend without aead_record.
-        self.backend.aead_seal(self._key, nonce, src, 0, n, dst, doff)
-
-    def _open_any(self, nonce, src, soff, n, dst):
-        # ... and its open: aead_open leaves dst untouched on a bad tag.
-        self.backend.aead_open(self._key, nonce, src, soff, n, dst, 0)
 
     def _open(self, buf, off, n, dst):
         try:

@@ -60,3 +60,24 @@ def get_backend(name=None):
     if b is None:
         raise CryptoError("crypto backend not available here: %s" % name)
     return b
+
+
+def aead_record(backend, key):
+    """The record path's (seal, open_) for one session key (the Connections call these):
+    seal(nonce, src, n, dst, doff) writes ciphertext and tag of n bytes of src (from its
+    start) at dst[doff:]; open_(nonce, src, soff, n, dst) verifies src[soff:soff+n+16] and
+    writes its plaintext at dst[0:n], releasing none on a bad tag (AuthenticationFailed).
+    A backend may make them itself (pyca: one AEAD context per key, windows kept between
+    records); otherwise they call its aead_seal / aead_open with `key`, a buffer the caller
+    may wipe in place afterwards."""
+    f = getattr(backend, "aead_record", None)
+    if f is not None:
+        return f(key)
+
+    def seal(nonce, src, n, dst, doff):
+        backend.aead_seal(key, nonce, src, 0, n, dst, doff)
+
+    def open_(nonce, src, soff, n, dst):
+        backend.aead_open(key, nonce, src, soff, n, dst, 0)
+
+    return seal, open_
