@@ -135,12 +135,9 @@ def oss_handshake(backend, mutual, keys, cls=Connection):
     raise RuntimeError("ossuary handshake did not finish: %s / %s" % (c.state_name, s.state_name))
 
 
-def oss_record(c, s, size, in_place=False):
+def oss_record(c, s, size):
     """One record client -> server: send_data into a buffer, receive_data (a copy into the
-    server's input buffer), next_event until NEED_DATA. in_place: the client seals straight
-    into the server's get_buffer() window and the server takes it with buffer_updated(), as
-    a recv_into from a socket would fill it (no copy between the two, as in the raw AEAD
-    contender)."""
+    server's input buffer), next_event until NEED_DATA."""
     data = bytes(size)
     first = bytearray(c.max_packet)
     n = c.send_data(data, first)        # the frame's size, and a warm-up record
@@ -148,16 +145,11 @@ def oss_record(c, s, size, in_place=False):
     while s.next_event() != NEED_DATA:
         pass
     out = bytearray(n)
-    if in_place:
-        def one():
-            s.buffer_updated(c.send_data(data, s.get_buffer()))
-            if s.next_event() != DATA or s.next_event() != NEED_DATA:
-                raise RuntimeError("record not delivered")
-    else:
-        def one():
-            s.receive_data(out, c.send_data(data, out))
-            if s.next_event() != DATA or s.next_event() != NEED_DATA:
-                raise RuntimeError("record not delivered")
+
+    def one():
+        s.receive_data(out, c.send_data(data, out))
+        if s.next_event() != DATA or s.next_event() != NEED_DATA:
+            raise RuntimeError("record not delivered")
     return one, n
 
 
@@ -480,12 +472,6 @@ def measure(min_time, tcp_mb):
                 row["hs_crypto_calls_" + tag] = prices["ossuary/" + name][tag][0]
             c, s, _ = oss_handshake(b, False, keys)
             recs["ossuary/" + name] = {size: oss_record(c, s, size) for size in SIZES}
-            if name != "pure":
-                # The same pair again, input filled in place (get_buffer / buffer_updated).
-                c, s, _ = oss_handshake(b, False, keys)
-                rows["ossuary/%s in place" % name] = {}
-                recs["ossuary/%s in place" % name] = {
-                    size: oss_record(c, s, size, True) for size in SIZES}
 
         row = rows["tls13"] = {}
         for mutual in (False, True):

@@ -144,7 +144,7 @@ class Connection:
             if not 0 <= max_record <= _MAX_RECORD:
                 raise LocalProtocolError("max_record must be 0..%d" % _MAX_RECORD)
             if max_resets < 1:
-                raise LocalProtocolError("max_resets must be at least 1")
+                raise LocalProtocolError("max_resets must be >= 1")
             if backend is None:
                 from .crypto import get_backend
                 backend = get_backend()
@@ -179,8 +179,6 @@ class Connection:
             self._in_mv = memoryview(self._in)
             self._in_start = 0
             self._in_end = 0
-            self._win = None        # get_buffer()'s window, cached while _in_end is _win_at
-            self._win_at = -1
             self.plaintext = bytearray(max_record)
             self.data_len = 0
             self._key = bytearray(_KEY_LEN)
@@ -287,44 +285,12 @@ class Connection:
             self._in_mv[e:e + take] = data
         else:
             copy_into(self._in, e, data, 0, take)    # no slice of data: no allocation
-        if self._idle:
-            self._took()
+        if self._idle and self._state == _SERVER_WAIT_HANDSHAKE:
+            # The first bytes of a client: from now on the handshake runs against the clock.
+            self._idle = False
+            self._enter(_SERVER_WAIT_HANDSHAKE)
         self._in_end = e + take
         return take
-
-    def get_buffer(self):
-        """The input buffer's free space, as a memoryview to fill in place (`readinto`,
-        `recv_into`, or a peer's send_data in memory); then report the byte count with
-        buffer_updated(n). receive_data without its copy (asyncio's BufferedProtocol shape).
-
-        Empty when the buffer is full: call next_event() first. Valid until the next call of
-        another method; do not keep it."""
-        if self._in_start:
-            self._compact()         # the unparsed tail to the front: the most room
-        e = self._in_end
-        if e != self._win_at:
-            self._win = self._in_mv[e:]
-            self._win_at = e
-        return self._win
-
-    def buffer_updated(self, n):
-        """Take n bytes written at the start of get_buffer()'s window as received input.
-
-        Raises LocalProtocolError when n is negative or more than the window held."""
-        if n < 0 or self._in_end + n > len(self._in):
-            raise LocalProtocolError("buffer_updated: more bytes than get_buffer() offered")
-        if self._state != _FAILED and n:
-            if self._idle:
-                self._took()
-            self._in_end += n
-
-    def _took(self):
-        # The first input since the session (re)started. _idle matters only in
-        # ServerWaitHandshake, and every way back there sets it again (_enter_initial).
-        self._idle = False
-        if self._state == _SERVER_WAIT_HANDSHAKE:
-            # The first bytes of a client: from now on the handshake runs against the clock.
-            self._enter(_SERVER_WAIT_HANDSHAKE)
 
     def _compact(self):
         # Move the unparsed tail to the front; only when a packet straddles the buffer end.
@@ -343,35 +309,15 @@ class Connection:
         board) closes the connection: CLOSED, with `error` an OutOfMemory."""
         try:
             if self._state == _ENCRYPTED and not self._pending_done:
-                # The record fast path (issue 10): a whole data packet at the front of the
-                # input with the expected msg_id goes straight to _recv_data, past the
-                # general checks of _next_event and _parse_one, which it cannot fail:
-                # Encrypted has no timeout and no pending event, a whole packet is neither
-                # partial nor oversized, and a data packet with the right msg_id is what
-                # Encrypted expects. Anything else takes the general path, which applies
-                # every rule: one protocol, two speeds. With nothing buffered the answer is
-                # NEED_DATA, as the general path would say.
-                p = self._in_start
-                end = self._in_end
-                if end == p:
+                # The record path (issue 10): in Encrypted with no event pending, the first
+                # round of _next_event's loop comes down to _parse_one (no timeout, nothing
+                # to send), so a data packet goes straight there and on to _recv_data. With
+                # nothing buffered the answer is NEED_DATA, as the general path would say.
+                if self._in_end == self._in_start:
                     return NEED_DATA
-                buf = self._in
-                if end - p >= _HEADER_LEN:
-                    n = (buf[p] << 8) | buf[p + 1]
-                    if (end - p >= _HEADER_LEN + n and not buf[p + 4] and buf[p + 5] == _T_DATA
-                            and ((buf[p + 2] << 8) | buf[p + 3]) == self._remote_msg_id):
-                        # As _parse_one consumes a packet; the bytes stay where they are
-                        # until the next receive_data.
-                        off = p + _HEADER_LEN
-                        p = off + n
-                        if p == end:
-                            p = self._in_end = 0    # keep the buffer front-aligned, no copy
-                        self._in_start = p
-                        self._partial_t0 = None
-                        self._absorb_reset = False
-                        m = self._remote_msg_id
-                        self._remote_msg_id = m + 1 if m < 0xFFFF else 0
-                        return self._recv_data(buf, off, n)
+                ev = self._parse_one()
+                if ev >= 0:
+                    return ev
             return self._next_event()
         except MemoryError:
             return self._fail(OutOfMemory("out of memory"))
@@ -428,7 +374,7 @@ class Connection:
             return self._partial(avail)
         buf = self._in
         p = self._in_start
-        body_len = wire.be16(buf, p)
+        body_len = (buf[p] << 8) | buf[p + 1]       # spec 1.1: the header is big-endian
         if _HEADER_LEN + body_len > len(buf) or body_len > _REFERENCE_MAX_BODY:
             # Spec 1.1: oversized packets are a permanent failure.
             self._in_start = self._in_end = 0
@@ -436,12 +382,13 @@ class Connection:
         if avail < _HEADER_LEN + body_len:
             return self._partial(avail)
         self._partial_t0 = None
-        msg_id = wire.be16(buf, p + 2)
-        ptype = wire.be16(buf, p + 4)     # unknown types match no state: an error below
-        self._in_start = p + _HEADER_LEN + body_len
-        if self._in_start == self._in_end:
-            self._in_start = self._in_end = 0     # keep the buffer front-aligned, no copy
+        msg_id = (buf[p + 2] << 8) | buf[p + 3]
+        ptype = (buf[p + 4] << 8) | buf[p + 5]   # unknown types match no state: an error below
         body = p + _HEADER_LEN
+        p = body + body_len
+        if p == self._in_end:
+            p = self._in_end = 0        # keep the buffer front-aligned, no copy
+        self._in_start = p              # the packet's bytes stay put until receive_data
         st = self._state
 
         if st == _RESET_WAIT:
@@ -469,7 +416,7 @@ class Connection:
         self._absorb_reset = False
         if msg_id != self._remote_msg_id:
             return self._bad("Message ID does not match")
-        self._remote_msg_id = (msg_id + 1) & 0xFFFF
+        self._remote_msg_id = msg_id + 1 if msg_id < 0xFFFF else 0
         if ptype != _STATES[st][1]:
             if st == _ENCRYPTED:
                 return self._bad("Received non-encrypted data on encrypted channel.")
@@ -503,8 +450,8 @@ class Connection:
         self._remote_nonce[:] = buf[off + 40:off + 52]
         if not self._derive_key(peer_eph):
             return self._bad("invalid ephemeral key")
-        pt = bytearray(_SERVER_HS_PT_LEN)
-        if not self._open(buf, off + 56, _SERVER_HS_PT_LEN, pt):
+        pt = self._open(buf, off + 56, _SERVER_HS_PT_LEN)
+        if pt is None:
             return self._bad("handshake decryption failed")
         server_key = bytes(pt[0:32])
         challenge = bytes(pt[32:64])
@@ -529,8 +476,8 @@ class Connection:
                or wire.check_sub_packet(buf, off + 8, n - 8, _CLIENT_AUTH_PT_LEN))
         if why:
             return self._bad(why)
-        pt = bytearray(_CLIENT_AUTH_PT_LEN)
-        if not self._open(buf, off + 12, _CLIENT_AUTH_PT_LEN, pt):
+        pt = self._open(buf, off + 12, _CLIENT_AUTH_PT_LEN)
+        if pt is None:
             return self._bad("handshake decryption failed")
         wire.nonce_increment(self._remote_nonce)
         if self.role == UNAUTH_SERVER:
@@ -581,7 +528,7 @@ class Connection:
         if sender is None:
             return 0
         if len(out) - off < _MAX_CONTROL_PACKET:
-            raise LocalProtocolError("output buffer too small for a handshake packet")
+            raise LocalProtocolError("output buffer too small")
         try:
             return sender(self, out, off)
         except MemoryError:
@@ -593,7 +540,9 @@ class Connection:
         # Outer header plus the handshake body prefix (spec 1.1, 2.2-2.4); returns the
         # body's offset.
         body = off + _HEADER_LEN
-        wire.put_header(out, off, body_len, self._next_msg_id(), ptype)
+        m = self._local_msg_id
+        self._local_msg_id = m + 1          # at most 3 handshake packets: no wrap
+        wire.put_header(out, off, body_len, m, ptype)
         wire.put_hs_prefix(out, body, body_len)
         return body
 
@@ -612,12 +561,7 @@ class Connection:
         body = self._hs_frame(out, off, _SERVER_HS_LEN, _T_SERVER_HANDSHAKE)
         out[body + 8:body + 40] = self._eph_public
         out[body + 40:body + 52] = self._local_nonce
-        wire.put_sub_header(out, body + 52, _SERVER_HS_PT_LEN)
-        signed = bytes(self._eph_public) + bytes(self._local_nonce) + self._peer_challenge
-        pt = (self.local_public_key + bytes(self._challenge)
-              + self.backend.ed25519_sign(bytes(self._secret), signed))
-        self.backend.aead_seal(self._key, self._local_nonce, pt, 0, len(pt), out, body + 56)
-        wire.nonce_increment(self._local_nonce)
+        self._seal_signed(bytes(self._challenge), out, body + 52)
         self._enter(_SERVER_WAIT_AUTH)
         return _HEADER_LEN + _SERVER_HS_LEN
 
@@ -625,17 +569,24 @@ class Connection:
         # Spec 2.4: {key, signature} sealed with our starting nonce; a keyless client
         # sends 96 zero bytes (the 0.5.1 encoding). Then straight to Encrypted.
         body = self._hs_frame(out, off, _CLIENT_AUTH_LEN, _T_CLIENT_AUTH)
-        wire.put_sub_header(out, body + 8, _CLIENT_AUTH_PT_LEN)
+        self._seal_signed(b"", out, body + 8)
+        self._enter(_ENCRYPTED)
+        self._pending_done = True
+        return _HEADER_LEN + _CLIENT_AUTH_LEN
+
+    def _seal_signed(self, mid, out, at):
+        # The sealed sub-packet of messages 2 and 3 at out[at:]: our public key, `mid`, and
+        # our signature of ephemeral public || starting nonce || the peer's challenge
+        # (spec 2.3, 2.4); all zeros from a keyless client.
         if self._secret is None:
             pt = bytes(_CLIENT_AUTH_PT_LEN)
         else:
             signed = bytes(self._eph_public) + bytes(self._local_nonce) + self._peer_challenge
-            pt = self.local_public_key + self.backend.ed25519_sign(bytes(self._secret), signed)
-        self.backend.aead_seal(self._key, self._local_nonce, pt, 0, len(pt), out, body + 12)
+            pt = (self.local_public_key + mid
+                  + self.backend.ed25519_sign(bytes(self._secret), signed))
+        wire.put_sub_header(out, at, len(pt))
+        self.backend.aead_seal(self._key, self._local_nonce, pt, 0, len(pt), out, at + 4)
         wire.nonce_increment(self._local_nonce)
-        self._enter(_ENCRYPTED)
-        self._pending_done = True
-        return _HEADER_LEN + _CLIENT_AUTH_LEN
 
     def _send_reset(self, out, off):
         # Spec 4.4 steps 2-3: Reset carries msg_id 0; local_msg_id stays 0 afterwards.
@@ -726,7 +677,7 @@ class Connection:
     def _rand(self, n):
         b = self._random(n)
         if b is None or len(b) != n:
-            raise CryptoError("random source returned a wrong length")
+            raise CryptoError("random source: wrong length")
         return bytes(b)
 
     def _enter(self, st):
@@ -737,11 +688,6 @@ class Connection:
     def _enter_initial(self):
         self._idle = True
         self._enter(_SERVER_WAIT_HANDSHAKE if self.is_server else _CLIENT_SEND_HANDSHAKE)
-
-    def _next_msg_id(self):
-        m = self._local_msg_id
-        self._local_msg_id = (m + 1) & 0xFFFF
-        return m
 
     def _new_session(self):
         # Spec 2.1 session material: fresh ephemeral X25519 key and starting nonce.
@@ -780,12 +726,14 @@ class Connection:
         self._rseal, self._ropen = _aead_record(self.backend, self._key)
         return True
 
-    def _open(self, buf, off, n, dst):
+    def _open(self, buf, off, n):
+        # A handshake sub-packet's plaintext (n bytes, new), or None on a bad tag.
+        pt = bytearray(n)
         try:
-            self.backend.aead_open(self._key, self._remote_nonce, buf, off, n, dst, 0)
+            self.backend.aead_open(self._key, self._remote_nonce, buf, off, n, pt, 0)
         except CryptoError:
-            return False
-        return True
+            return None
+        return pt
 
     def _check_signature(self, key, challenge, sig, signed):
         # Spec 2.3 steps 4-7 plus section 11: all-zero fields and small-order keys refused.
