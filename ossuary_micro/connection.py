@@ -189,7 +189,6 @@ class Connection:
 
             self.reset_count = 0
             self.error = None
-            self.remote_public_key = None
             self._initiator = False
             self._pending_done = False
             self._eph_secret = None
@@ -653,7 +652,7 @@ class Connection:
         """Close: the next data_to_send() writes Disconnect (error flag as given).
 
         A no-op on a connection that is already failing or failed."""
-        if self._state in (_FAILING, _FAILED):
+        if self._state >= _FAILING:         # Failing or Failed, the last two states
             return
         self.reset_count += 1
         self._fail(ConnectionFailed("disconnected locally") if error
@@ -736,12 +735,11 @@ class Connection:
         return pt
 
     def _check_signature(self, key, challenge, sig, signed):
-        # Spec 2.3 steps 4-7 plus section 11: all-zero fields and small-order keys refused.
-        if wire.is_all_zero(challenge) or wire.is_all_zero(sig) or wire.is_all_zero(key):
-            return False
-        if wire.is_small_order_key(key):
-            return False
-        return self.backend.ed25519_verify(key, signed, sig)
+        # Spec 2.3 steps 4-7 plus section 11: an all-zero challenge or signature and a
+        # small-order key (the all-zero key is one) are refused.
+        return not (wire.is_all_zero(challenge) or wire.is_all_zero(sig)
+                    or wire.is_small_order_key(key)) and self.backend.ed25519_verify(
+                        key, signed, sig)
 
     def _reset(self, err, initiator=True):
         # Spec 4.4 step 1 (initiator) or step 3 (responder).
