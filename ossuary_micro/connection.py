@@ -273,9 +273,12 @@ class Connection:
             return n        # a dead connection swallows input, so callers never spin
         cap = len(self._in)
         e = self._in_end
-        if e + n > cap and self._in_start > 0:
-            self._compact()
-            e = self._in_end
+        p = self._in_start
+        if e + n > cap and p > 0:
+            # Move the unparsed tail to the front; only when a packet straddles the end.
+            e -= p
+            copy_into(self._in, 0, self._in, p, e)
+            self._in_start = 0
         take = cap - e
         if take > n:
             take = n
@@ -290,13 +293,6 @@ class Connection:
             self._enter(_SERVER_WAIT_HANDSHAKE)
         self._in_end = e + take
         return take
-
-    def _compact(self):
-        # Move the unparsed tail to the front; only when a packet straddles the buffer end.
-        k = self._in_end - self._in_start
-        copy_into(self._in, 0, self._in, self._in_start, k)
-        self._in_start = 0
-        self._in_end = k
 
     # ------------------------------------------------------------------ events
 
@@ -329,7 +325,11 @@ class Connection:
             if self._pending_done:
                 self._pending_done = False
                 return HANDSHAKE_DONE
-            if self._timed_out():
+            if (self._clock is not None and _STATES[st][4]
+                    and not (st == _SERVER_WAIT_HANDSHAKE and self._idle)
+                    and ((self._clock() - self._t0) & _TICKS_MASK) >= self.timeout_ms):
+                # A timed state ran out (a fresh server's ServerWaitHandshake only once
+                # bytes have arrived).
                 if st == _RESET_WAIT:
                     # The peer never answered our Reset: start over as if it had.
                     self._enter_initial()
@@ -358,13 +358,6 @@ class Connection:
         elif ((now - self._partial_t0) & _TICKS_MASK) >= self.timeout_ms:
             return self._bad("partial packet timed out")
         return NEED_DATA
-
-    def _timed_out(self):
-        if self._clock is None or not _STATES[self._state][4]:
-            return False
-        if self._state == _SERVER_WAIT_HANDSHAKE and self._idle:
-            return False
-        return ((self._clock() - self._t0) & _TICKS_MASK) >= self.timeout_ms
 
     def _parse_one(self):
         # Returns an event, NEED_DATA, or -1 after consuming a packet that produced none.
@@ -508,11 +501,7 @@ class Connection:
             # The [master] behaviour: reset, never wedge (spec 3, section 11). The record
             # buffer is untouched or zeroed: no unauthenticated plaintext.
             return self._bad("decryption failed")
-        m = self._remote_nonce      # spec 2.5, +1; the carry is rare
-        if m[11] < 255:
-            m[11] += 1
-        else:
-            wire.nonce_increment(m)
+        wire.nonce_increment(self._remote_nonce)
         self.data_len = dlen
         return DATA
 
@@ -619,8 +608,7 @@ class Connection:
         if self._state != _ENCRYPTED:
             raise LocalProtocolError("Encrypted channel not established.")
         if n > self.max_record:
-            raise LocalProtocolError("record of %d bytes exceeds max_record %d"
-                                     % (n, self.max_record))
+            raise LocalProtocolError("record exceeds max_record %d" % self.max_record)
         total = _DATA_OVERHEAD + n
         if off < 0 or len(out) - off < total:
             raise LocalProtocolError("output buffer too small")
@@ -641,11 +629,7 @@ class Connection:
             raise LocalProtocolError("output buffer is not writable")
         m = self._local_msg_id
         self._local_msg_id = m + 1 if m < 0xFFFF else 0
-        m = self._local_nonce       # spec 2.5, +1; the carry is rare
-        if m[11] < 255:
-            m[11] += 1
-        else:
-            wire.nonce_increment(m)
+        wire.nonce_increment(self._local_nonce)
         return total
 
     def disconnect(self, error=False):
@@ -689,18 +673,17 @@ class Connection:
         self._enter(_SERVER_WAIT_HANDSHAKE if self.is_server else _CLIENT_SEND_HANDSHAKE)
 
     def _new_session(self):
-        # Spec 2.1 session material: fresh ephemeral X25519 key and starting nonce.
+        # Spec 2.1 session material: fresh ephemeral X25519 key and starting nonce. The
+        # peer's challenge and signed prefix are set by the message that brings them,
+        # which the state table puts before any use.
         self._wipe()
         self._eph_secret = bytearray(self._rand(32))
         self._eph_public = self.backend.x25519_base(bytes(self._eph_secret))
         self._local_nonce[:] = self._rand(_NONCE_LEN)
-        self._initial_nonce = bytes(self._local_nonce)
-        self._peer_signed_prefix = None
         self._partial_t0 = None
         self._absorb_reset = False
         self._local_msg_id = 0
         self._remote_msg_id = 0
-        self._peer_challenge = None
         self.remote_public_key = None
         self._idle = True
 
@@ -776,5 +759,9 @@ def _zero(buf):
 # The table's handler names resolved once to plain functions: calling a function from a
 # tuple allocates nothing on MicroPython, unlike getattr(self, name) which makes a bound
 # method on every packet.
-_RECV = tuple(getattr(Connection, s[2]) if s[2] else None for s in _STATES)
-_SEND = tuple(getattr(Connection, s[3]) if s[3] else None for s in _STATES)
+def _handlers(i):
+    return tuple(getattr(Connection, s[i]) if s[i] else None for s in _STATES)
+
+
+_RECV = _handlers(2)
+_SEND = _handlers(3)

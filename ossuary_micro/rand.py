@@ -21,7 +21,6 @@ def default_random():
     Raises NoRandomSource when this interpreter has no os.urandom; pass your own
     `random` callable (e.g. a hardware RNG) to the library instead."""
     if _urandom is None:
-        raise NoRandomSource(
-            "no os.urandom on this platform: pass a random(n) callable backed by a hardware RNG")
+        raise NoRandomSource("no os.urandom here: pass random=, e.g. a hardware RNG")
     return _urandom
 
