@@ -73,11 +73,21 @@ def aead_record(backend, key):
     f = getattr(backend, "aead_record", None)
     if f is not None:
         return f(key)
+    r = _Record(backend, key)
+    return r.seal, r.open
 
-    def seal(nonce, src, n, dst, doff):
-        backend.aead_seal(key, nonce, src, 0, n, dst, doff)
 
-    def open_(nonce, src, soff, n, dst):
-        backend.aead_open(key, nonce, src, soff, n, dst, 0)
+class _Record:
+    # Bound methods, not closures: on MicroPython a closure called with its 5 arguments
+    # plus 2 captured ones copies them to the heap (more than 5 in all), a bound method
+    # does not, and the record path must allocate nothing.
 
-    return seal, open_
+    def __init__(self, backend, key):
+        self.backend = backend
+        self.key = key
+
+    def seal(self, nonce, src, n, dst, doff):
+        self.backend.aead_seal(self.key, nonce, src, 0, n, dst, doff)
+
+    def open(self, nonce, src, soff, n, dst):
+        self.backend.aead_open(self.key, nonce, src, soff, n, dst, 0)
