@@ -496,7 +496,8 @@ class Connection:
         if dlen < 0 or (buf[off] | (buf[off + 1] << 8)) != dlen or dlen > self.max_record:
             return self._bad("invalid data length")
         try:
-            self._ropen(self._remote_nonce, buf, off + _SUB_HEADER_LEN, dlen, self.plaintext)
+            self._ropen(self._key, self._remote_nonce, buf, off + _SUB_HEADER_LEN, dlen,
+                        self.plaintext, 0)
         except CryptoError:
             # The [master] behaviour: reset, never wedge (spec 3, section 11). The record
             # buffer is untouched or zeroed: no unauthenticated plaintext.
@@ -620,7 +621,7 @@ class Connection:
             # tag_len (little-endian: data_len as two bytes, tag_len 16 as 0x1000) in one call.
             _pack_into(">4HBBH", out, off, total - _HEADER_LEN, self._local_msg_id, _T_DATA, 0,
                       n & 0xFF, n >> 8, _TAG_LEN << 8)
-            self._rseal(self._local_nonce, data, n, out, off + 12)
+            self._rseal(self._key, self._local_nonce, data, 0, n, out, off + 12)
         except MemoryError:
             raise OutOfMemory("out of memory")
         except (TypeError, ValueError):

@@ -323,31 +323,31 @@ def test_pyca_record_open_releases_no_unauthenticated_plaintext():
     b.aead_seal(key, nonce, msg, 0, len(msg), ct, 4)
     seal, open_ = b.aead_record(key)
     ct2 = bytearray(len(ct))
-    seal(nonce, msg, len(msg), ct2, 4)
+    seal(key, nonce, msg, 0, len(msg), ct2, 4)
     assert ct2 == ct                                     # the same AEAD as aead_seal
     dst = bytearray(b"\xa5" * 40)
-    open_(nonce, ct, 4, len(msg), dst)
+    open_(key, nonce, ct, 4, len(msg), dst, 0)
     assert dst == msg + b"\xa5" * 8
     for i in (4, 4 + len(msg) - 1, 4 + len(msg), len(ct) - 1):   # ciphertext and tag bytes
         bad = bytearray(ct)
         bad[i] ^= 0x40
         dst = bytearray(b"\xa5" * 40)
         with pytest.raises(AuthenticationFailed):
-            open_(nonce, bad, 4, len(msg), dst)
+            open_(key, nonce, bad, 4, len(msg), dst, 0)
         assert dst == bytes(len(msg)) + b"\xa5" * 8     # zeroed, nothing beyond n touched
     # The same buffers again (cached windows): a bad tag still wipes.
     dst[:len(msg)] = b"\x11" * len(msg)
     with pytest.raises(AuthenticationFailed):
-        open_(nonce, bad, 4, len(msg), dst)
+        open_(key, nonce, bad, 4, len(msg), dst, 0)
     assert dst == bytes(len(msg)) + b"\xa5" * 8
     with pytest.raises(CryptoError):
-        open_(nonce, ct, 4, len(msg), bytearray(31))     # dst too short
+        open_(key, nonce, ct, 4, len(msg), bytearray(31), 0)   # dst too short
     with pytest.raises(CryptoError):
-        open_(nonce, ct, 8, len(msg), bytearray(40))     # src too short
+        open_(key, nonce, ct, 8, len(msg), bytearray(40), 0)   # src too short
     with pytest.raises(CryptoError):
-        seal(nonce, msg, len(msg), bytearray(40), 0)      # dst too short
+        seal(key, nonce, msg, 0, len(msg), bytearray(40), 0)   # dst too short
     with pytest.raises(CryptoError):
-        seal(bytes(11), msg, len(msg), bytearray(48), 0)  # nonce
+        seal(key, bytes(11), msg, 0, len(msg), bytearray(48), 0)   # nonce
     with pytest.raises(CryptoError):
         b.aead_record(bytes(31))
 
@@ -358,8 +358,8 @@ def test_pyca_record_seal_releases_a_replaced_out_buffer():
     from ossuary_micro.crypto import pyca
     seal, _ = pyca.Backend().aead_record(bytes(32))
     a, b = bytearray(64), bytearray(64)
-    seal(bytes(12), b"x" * 10, 10, a, 0)
+    seal(None, bytes(12), b"x" * 10, 0, 10, a, 0)
     with pytest.raises(BufferError):
         a.extend(b"more")
-    seal(bytes(12), b"x" * 10, 10, b, 0)
+    seal(None, bytes(12), b"x" * 10, 0, 10, b, 0)
     a.extend(b"more")

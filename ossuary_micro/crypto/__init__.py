@@ -63,31 +63,9 @@ def get_backend(name=None):
 
 
 def aead_record(backend, key):
-    """The record path's (seal, open_) for one session key (the Connections call these):
-    seal(nonce, src, n, dst, doff) writes ciphertext and tag of n bytes of src (from its
-    start) at dst[doff:]; open_(nonce, src, soff, n, dst) verifies src[soff:soff+n+16] and
-    writes its plaintext at dst[0:n], releasing none on a bad tag (AuthenticationFailed).
-    A backend may make them itself (pyca: one AEAD context per key, windows kept between
-    records); otherwise they call its aead_seal / aead_open with `key`, a buffer the caller
-    may wipe in place afterwards."""
+    """The record path's (seal, open_) for one session key, called as the backend's
+    aead_seal / aead_open are (with `key`, which they may ignore): the backend's own
+    aead_record(key) if it has one (pyca: one AEAD context per key, windows kept between
+    records), else its aead_seal / aead_open themselves."""
     f = getattr(backend, "aead_record", None)
-    if f is not None:
-        return f(key)
-    r = _Record(backend, key)
-    return r.seal, r.open
-
-
-class _Record:
-    # Bound methods, not closures: on MicroPython a closure called with its 5 arguments
-    # plus 2 captured ones copies them to the heap (more than 5 in all), a bound method
-    # does not, and the record path must allocate nothing.
-
-    def __init__(self, backend, key):
-        self.backend = backend
-        self.key = key
-
-    def seal(self, nonce, src, n, dst, doff):
-        self.backend.aead_seal(self.key, nonce, src, 0, n, dst, doff)
-
-    def open(self, nonce, src, soff, n, dst):
-        self.backend.aead_open(self.key, nonce, src, soff, n, dst, 0)
+    return f(key) if f is not None else (backend.aead_seal, backend.aead_open)

@@ -172,16 +172,16 @@ class Backend:
             raise CryptoError("dst is not writable")
 
     def aead_record(self, key):
-        """Optional (the Connection's record path uses it when present): (seal, open_) for one
-        session key, sharing one ChaCha20Poly1305 context, so nothing is set up or checked
-        per record beyond what the calls below need. Raises CryptoError for a bad key.
+        """Optional (crypto.aead_record gives the Connections these when present): (seal,
+        open_) for one session key, called as aead_seal / aead_open are (without `aad`; the
+        `key` argument is ignored: it is this one), sharing one ChaCha20Poly1305 context, so
+        nothing is set up or checked per record beyond what the calls need. Raises
+        CryptoError for a bad key.
 
-        seal(nonce, src, n, dst, doff): n bytes of src from its start -> ciphertext and tag
-        at dst[doff:doff+n+16]. open_(nonce, src, soff, n, dst): verify the tag of
-        src[soff:soff+n+16] and decrypt into dst[0:n] with decrypt_into. cryptography writes
-        the unauthenticated plaintext before it reports InvalidTag, so on a bad tag dst[0:n]
-        is zeroed before AuthenticationFailed is raised: no unauthenticated plaintext
-        outlives the call. Both raise CryptoError for unusable buffers or lengths.
+        open_ uses decrypt_into straight into dst. cryptography writes the unauthenticated
+        plaintext before it reports InvalidTag, so on a bad tag dst[doff:doff+n] is zeroed
+        before AuthenticationFailed is raised: dst is not untouched, but no unauthenticated
+        plaintext outlives the call. Both raise CryptoError for unusable buffers or lengths.
 
         Each keeps the memoryview windows of its last call and reuses them while the next
         call names the same buffers, offsets and length (records of one size: no allocation
@@ -191,9 +191,9 @@ class Backend:
         aead = ChaCha20Poly1305(need(key, 32, "key"))
         sd = od = os_ = None    # the buffers of the cached windows
         sw = ow_s = ow_d = None
-        so = sn = oo = on = -1
+        so = sn = oo = on = odo = -1
 
-        def seal(nonce, src, n, dst, doff):
+        def seal(_key, nonce, src, soff, n, dst, doff):
             nonlocal sd, so, sn, sw
             try:
                 if dst is sd and doff == so and n == sn:
@@ -206,14 +206,18 @@ class Backend:
                     if doff < 0 or len(w) != n + 16:
                         raise CryptoError("dst too short")
                     sd, so, sn, sw = dst, doff, n, w
-                aead.encrypt_into(nonce, src if len(src) == n else memoryview(src)[:n], None, w)
+                if soff or len(src) != n:
+                    if soff < 0 or soff + n > len(src):
+                        raise CryptoError("src too short")
+                    src = memoryview(src)[soff:soff + n]
+                aead.encrypt_into(nonce, src, None, w)
             except (TypeError, ValueError, OverflowError):
                 raise CryptoError("nonce not 12 bytes, or an unusable buffer")
 
-        def open_(nonce, src, soff, n, dst):
-            nonlocal os_, od, oo, on, ow_s, ow_d
+        def open_(_key, nonce, src, soff, n, dst, doff):
+            nonlocal os_, od, oo, on, odo, ow_s, ow_d
             try:
-                if src is os_ and soff == oo and n == on and dst is od:
+                if src is os_ and soff == oo and n == on and dst is od and doff == odo:
                     aead.decrypt_into(nonce, ow_s, None, ow_d)
                     return
                 if ow_s is not None:
@@ -221,10 +225,10 @@ class Backend:
                     ow_d.release()
                     os_ = od = ow_s = ow_d = None
                 ws = memoryview(src)[soff:soff + n + 16]
-                wd = memoryview(dst)[:n]
-                if soff < 0 or len(ws) != n + 16 or len(wd) != n:
+                wd = memoryview(dst)[doff:doff + n]
+                if soff < 0 or doff < 0 or len(ws) != n + 16 or len(wd) != n:
                     raise CryptoError("src or dst too short")
-                os_, od, oo, on, ow_s, ow_d = src, dst, soff, n, ws, wd
+                os_, od, oo, on, odo, ow_s, ow_d = src, dst, soff, n, doff, ws, wd
                 aead.decrypt_into(nonce, ow_s, None, ow_d)
             except InvalidTag:
                 ow_d[:] = bytes(n)
