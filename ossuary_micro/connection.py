@@ -144,7 +144,7 @@ class Connection:
             if not 0 <= max_record <= _MAX_RECORD:
                 raise LocalProtocolError("max_record must be 0..%d" % _MAX_RECORD)
             if max_resets < 1:
-                raise LocalProtocolError("max_resets must be >= 1")
+                raise LocalProtocolError("max_resets < 1")
             if backend is None:
                 from .crypto import get_backend
                 backend = get_backend()
@@ -175,7 +175,9 @@ class Connection:
 
             # Buffers, allocated once (docs/design.md): input holds one whole packet, plaintext
             # one record. The session key and nonces are bytearrays so they can be wiped.
-            self._in = bytearray(max(self.max_packet, _MAX_CONTROL_PACKET))
+            # _cap: its size, kept (len() would make a new int object per record on CPython).
+            self._cap = max(self.max_packet, _MAX_CONTROL_PACKET)
+            self._in = bytearray(self._cap)
             self._in_mv = memoryview(self._in)
             self._in_start = 0
             self._in_end = 0
@@ -184,6 +186,10 @@ class Connection:
             self._key = bytearray(_KEY_LEN)
             self._local_nonce = bytearray(_NONCE_LEN)
             self._remote_nonce = bytearray(_NONCE_LEN)
+            # The 16-bit msg_ids (spec 1.4), big-endian like the header, stepped as the nonces
+            # are: no int above 256 is made per record (on CPython each would be an object).
+            self._lid = bytearray(2)
+            self._rid = bytearray(2)
             # Challenge: generated once per object and reused across re-handshakes (spec 2.1).
             self._challenge = self._rand(_CHALLENGE_LEN)
 
@@ -271,7 +277,7 @@ class Connection:
             n = k
         if self._state == _FAILED or n == 0:
             return n        # a dead connection swallows input, so callers never spin
-        cap = len(self._in)
+        cap = self._cap
         e = self._in_end
         p = self._in_start
         if e + n > cap and p > 0:
@@ -367,14 +373,13 @@ class Connection:
         buf = self._in
         p = self._in_start
         body_len = (buf[p] << 8) | buf[p + 1]       # spec 1.1: the header is big-endian
-        if _HEADER_LEN + body_len > len(buf) or body_len > _REFERENCE_MAX_BODY:
+        if _HEADER_LEN + body_len > self._cap or body_len > _REFERENCE_MAX_BODY:
             # Spec 1.1: oversized packets are a permanent failure.
             self._in_start = self._in_end = 0
             return self._fail(RemoteProtocolError("Oversized packet"))
         if avail < _HEADER_LEN + body_len:
             return self._partial(avail)
         self._partial_t0 = None
-        msg_id = (buf[p + 2] << 8) | buf[p + 3]
         ptype = (buf[p + 4] << 8) | buf[p + 5]   # unknown types match no state: an error below
         body = p + _HEADER_LEN
         p = body + body_len
@@ -386,7 +391,7 @@ class Connection:
         if st == _RESET_WAIT:
             # Spec 4.4 step 4: only the peer's Reset ends ResetWait; all else is dropped.
             if ptype == _T_RESET:
-                self._remote_msg_id = 0
+                _zero(self._rid)
                 self._enter_initial()
             return -1
         if ptype == _T_RESET:
@@ -398,7 +403,7 @@ class Connection:
             return self._reset(ConnectionReset("peer sent Reset"), initiator=False)
         if ptype == _T_DISCONNECT:
             if body_len < _RESET_BODY_LEN:
-                return self._bad("Disconnect body too short")
+                return self._bad("short Disconnect body")
             if buf[body + 2]:
                 err = ConnectionFailed("peer disconnected with an error")
             else:
@@ -406,9 +411,10 @@ class Connection:
             self.reset_count += 1
             return self._fail(err)
         self._absorb_reset = False
-        if msg_id != self._remote_msg_id:
+        m = self._rid
+        if buf[body - 6] != m[0] or buf[body - 5] != m[1]:
             return self._bad("Message ID does not match")
-        self._remote_msg_id = msg_id + 1 if msg_id < 0xFFFF else 0
+        wire.nonce_increment(m)
         if ptype != _STATES[st][1]:
             if st == _ENCRYPTED:
                 return self._bad("Received non-encrypted data on encrypted channel.")
@@ -529,9 +535,9 @@ class Connection:
         # Outer header plus the handshake body prefix (spec 1.1, 2.2-2.4); returns the
         # body's offset.
         body = off + _HEADER_LEN
-        m = self._local_msg_id
-        self._local_msg_id = m + 1          # at most 3 handshake packets: no wrap
-        wire.put_header(out, off, body_len, m, ptype)
+        m = self._lid
+        wire.put_header(out, off, body_len, (m[0] << 8) | m[1], ptype)
+        wire.nonce_increment(m)
         wire.put_hs_prefix(out, body, body_len)
         return body
 
@@ -580,7 +586,7 @@ class Connection:
     def _send_reset(self, out, off):
         # Spec 4.4 steps 2-3: Reset carries msg_id 0; local_msg_id stays 0 afterwards.
         n = wire.put_control(out, off, _T_RESET, True)
-        self._local_msg_id = 0
+        _zero(self._lid)
         if self._initiator:
             self._enter(_RESET_WAIT)
         else:
@@ -605,7 +611,7 @@ class Connection:
         if n < 0:
             n = len(data)
         elif n > len(data):
-            raise LocalProtocolError("n is larger than the data")
+            raise LocalProtocolError("n > len(data)")
         if self._state != _ENCRYPTED:
             raise LocalProtocolError("Encrypted channel not established.")
         if n > self.max_record:
@@ -619,8 +625,9 @@ class Connection:
         try:
             # Outer header (spec 1.1, big-endian) and the EncryptedPacket's data_len and
             # tag_len (little-endian: data_len as two bytes, tag_len 16 as 0x1000) in one call.
-            _pack_into(">4HBBH", out, off, total - _HEADER_LEN, self._local_msg_id, _T_DATA, 0,
-                      n & 0xFF, n >> 8, _TAG_LEN << 8)
+            m = self._lid
+            _pack_into(">HBBHHBBH", out, off, total - _HEADER_LEN, m[0], m[1], _T_DATA, 0,
+                       n & 0xFF, n >> 8, _TAG_LEN << 8)
             self._rseal(self._key, self._local_nonce, data, 0, n, out, off + 12)
         except MemoryError:
             raise OutOfMemory("out of memory")
@@ -628,8 +635,7 @@ class Connection:
             # `out` is not writable (bytes, a read-only memoryview); backends raise only
             # OssuaryError subclasses themselves.
             raise LocalProtocolError("output buffer is not writable")
-        m = self._local_msg_id
-        self._local_msg_id = m + 1 if m < 0xFFFF else 0
+        wire.nonce_increment(m)
         wire.nonce_increment(self._local_nonce)
         return total
 
@@ -683,8 +689,8 @@ class Connection:
         self._local_nonce[:] = self._rand(_NONCE_LEN)
         self._partial_t0 = None
         self._absorb_reset = False
-        self._local_msg_id = 0
-        self._remote_msg_id = 0
+        _zero(self._lid)
+        _zero(self._rid)
         self.remote_public_key = None
         self._idle = True
 

@@ -76,10 +76,11 @@ def put_le16(out, off, v):
     out[off + 1] = v >> 8
 
 
-# --- Nonce counter (spec 2.5): 96-bit big-endian, +1 mod 2^96, in place ---
+# --- Nonce counter (spec 2.5): 96-bit big-endian, +1 mod 2^96, in place; any length (the
+# connection steps its 16-bit msg_ids with it too) ---
 
 def nonce_increment(nonce):
-    i = _NONCE_LEN - 1
+    i = len(nonce) - 1
     while i >= 0:
         v = (nonce[i] + 1) & 0xFF
         nonce[i] = v
