@@ -23,11 +23,14 @@
 # are refused; ResetWait and the TOFU pause time out; a fresh server waiting for its first
 # ClientHandshake does not time out until bytes of a packet have arrived.
 
+from struct import pack_into as _pack_into
+
 from . import wire
 from .wire import const
 from .errors import (OssuaryError, CryptoError, LocalProtocolError, RemoteProtocolError,
                      ConnectionReset, ConnectionFailed, ConnectionClosed, OutOfMemory)
-from .keys import check_key
+from .keys import check_key as _check_key
+from .crypto import aead_record as _aead_record
 
 # copy_into(dst, doff, src, soff, n) without allocating: a right-hand slice allocates on
 # MicroPython, so the data path uses viper there; a MicroPython without viper (the
@@ -35,8 +38,8 @@ from .keys import check_key
 try:
     from ._viper_copy import copy_into
 except (ImportError, SyntaxError, NotImplementedError, ValueError):
-    import sys
-    if sys.implementation.name == "micropython":
+    import sys as _sys
+    if _sys.implementation.name == "micropython":
         def copy_into(dst, doff, src, soff, n):
             for i in range(n):
                 dst[doff + i] = src[soff + i]
@@ -141,7 +144,7 @@ class Connection:
             if not 0 <= max_record <= _MAX_RECORD:
                 raise LocalProtocolError("max_record must be 0..%d" % _MAX_RECORD)
             if max_resets < 1:
-                raise LocalProtocolError("max_resets must be at least 1")
+                raise LocalProtocolError("max_resets < 1")
             if backend is None:
                 from .crypto import get_backend
                 backend = get_backend()
@@ -151,9 +154,6 @@ class Connection:
             self.role = role
             self.is_server = role != CLIENT
             self.backend = backend
-            # The record fast path's open: a backend may offer one that decrypts into the
-            # record buffer directly and wipes it on a bad tag (pyca: aead_open_wipe).
-            self._open_fast = getattr(backend, "aead_open_wipe", backend.aead_open)
             self._random = random
             self._clock = clock
             self.timeout_ms = timeout_ms
@@ -175,7 +175,10 @@ class Connection:
 
             # Buffers, allocated once (docs/design.md): input holds one whole packet, plaintext
             # one record. The session key and nonces are bytearrays so they can be wiped.
-            self._in = bytearray(max(self.max_packet, _MAX_CONTROL_PACKET))
+            # _cap: its size, kept (len() would make a new int object per record on CPython).
+            self._cap = max(self.max_packet, _MAX_CONTROL_PACKET)
+            self._in = bytearray(self._cap)
+            self._in_mv = memoryview(self._in)
             self._in_start = 0
             self._in_end = 0
             self.plaintext = bytearray(max_record)
@@ -183,12 +186,15 @@ class Connection:
             self._key = bytearray(_KEY_LEN)
             self._local_nonce = bytearray(_NONCE_LEN)
             self._remote_nonce = bytearray(_NONCE_LEN)
+            # The 16-bit msg_ids (spec 1.4), big-endian like the header, stepped as the nonces
+            # are: no int above 256 is made per record (on CPython each would be an object).
+            self._lid = bytearray(2)
+            self._rid = bytearray(2)
             # Challenge: generated once per object and reused across re-handshakes (spec 2.1).
             self._challenge = self._rand(_CHALLENGE_LEN)
 
             self.reset_count = 0
             self.error = None
-            self.remote_public_key = None
             self._initiator = False
             self._pending_done = False
             self._eph_secret = None
@@ -201,13 +207,13 @@ class Connection:
 
     def set_secret_key(self, seed):
         """Use `seed` (32 bytes) as the long-term Ed25519 key. Raises KeyFormatError."""
-        check_key(seed, "secret key")
+        _check_key(seed, "secret key")
         self._secret = bytearray(seed)
         self.local_public_key = self.backend.ed25519_public(bytes(seed))
 
     def add_authorized_key(self, key):
         """Trust a peer public key (32 bytes). Raises KeyFormatError."""
-        check_key(key, "authorized key")
+        _check_key(key, "authorized key")
         key = bytes(key)
         if key not in self._authorized:
             self._authorized.append(key)
@@ -266,30 +272,33 @@ class Connection:
 
         Only stores: parsing happens in next_event(). Fewer bytes are taken when the
         bounded input buffer is full; call next_event() and offer the rest again."""
-        if n < 0 or n > len(data):
-            n = len(data)
+        k = len(data)
+        if n < 0 or n > k:
+            n = k
         if self._state == _FAILED or n == 0:
             return n        # a dead connection swallows input, so callers never spin
+        cap = self._cap
+        e = self._in_end
+        p = self._in_start
+        if e + n > cap and p > 0:
+            # Move the unparsed tail to the front; only when a packet straddles the end.
+            e -= p
+            copy_into(self._in, 0, self._in, p, e)
+            self._in_start = 0
+        take = cap - e
+        if take > n:
+            take = n
+        if take == k:
+            # A slice store into our own memoryview allocates nothing (CPython, MicroPython).
+            self._in_mv[e:e + take] = data
+        else:
+            copy_into(self._in, e, data, 0, take)    # no slice of data: no allocation
         if self._idle and self._state == _SERVER_WAIT_HANDSHAKE:
             # The first bytes of a client: from now on the handshake runs against the clock.
             self._idle = False
             self._enter(_SERVER_WAIT_HANDSHAKE)
-        cap = len(self._in)
-        if self._in_end + n > cap and self._in_start > 0:
-            self._compact()
-        take = cap - self._in_end
-        if take > n:
-            take = n
-        copy_into(self._in, self._in_end, data, 0, take)    # no slice: no allocation
-        self._in_end += take
+        self._in_end = e + take
         return take
-
-    def _compact(self):
-        # Move the unparsed tail to the front; only when a packet straddles the buffer end.
-        k = self._in_end - self._in_start
-        copy_into(self._in, 0, self._in, self._in_start, k)
-        self._in_start = 0
-        self._in_end = k
 
     # ------------------------------------------------------------------ events
 
@@ -301,49 +310,18 @@ class Connection:
         board) closes the connection: CLOSED, with `error` an OutOfMemory."""
         try:
             if self._state == _ENCRYPTED and not self._pending_done:
-                ev = self._fast_data()
+                # The record path (issue 10): in Encrypted with no event pending, the first
+                # round of _next_event's loop comes down to _parse_one (no timeout, nothing
+                # to send), so a data packet goes straight there and on to _recv_data. With
+                # nothing buffered the answer is NEED_DATA, as the general path would say.
+                if self._in_end == self._in_start:
+                    return NEED_DATA
+                ev = self._parse_one()
                 if ev >= 0:
                     return ev
             return self._next_event()
         except MemoryError:
             return self._fail(OutOfMemory("out of memory"))
-
-    def _fast_data(self):
-        # The record fast path (issue 10): a whole, well-formed data packet at the front of
-        # the input in Encrypted, with the expected msg_id, is opened here with the checks of
-        # _parse_one and _recv_data folded into one test and no further calls. Anything else
-        # (partial packet, another type, a length or msg_id that does not fit, a failed tag)
-        # returns -1 having consumed nothing, and the general path below applies the rules
-        # again and reports the error: one protocol, two speeds. Encrypted has no timeout,
-        # so with nothing buffered the answer is NEED_DATA, as the general path would say.
-        buf = self._in
-        p = self._in_start
-        end = self._in_end
-        if end == p:
-            return NEED_DATA
-        if end - p < _HEADER_LEN + _SUB_HEADER_LEN + _TAG_LEN:
-            return -1
-        n = (buf[p] << 8) | buf[p + 1]
-        dlen = buf[p + 8] | (buf[p + 9] << 8)
-        m = (buf[p + 2] << 8) | buf[p + 3]
-        if (end - p < _HEADER_LEN + n or n != _SUB_HEADER_LEN + dlen + _TAG_LEN
-                or dlen > self.max_record or buf[p + 4] or buf[p + 5] != _T_DATA
-                or m != self._remote_msg_id):
-            return -1
-        try:
-            self._open_fast(self._key, self._remote_nonce, buf, p + 12, dlen, self.plaintext, 0)
-        except CryptoError:
-            return -1   # nothing consumed; plaintext untouched or zeroed, never unauthenticated
-        p += _HEADER_LEN + n
-        if p == end:
-            p = self._in_end = 0        # keep the buffer front-aligned, no copy
-        self._in_start = p
-        self._partial_t0 = None
-        self._absorb_reset = False
-        self._remote_msg_id = (m + 1) & 0xFFFF
-        wire.nonce_increment(self._remote_nonce)
-        self.data_len = dlen
-        return DATA
 
     def _next_event(self):
         while True:
@@ -353,7 +331,11 @@ class Connection:
             if self._pending_done:
                 self._pending_done = False
                 return HANDSHAKE_DONE
-            if self._timed_out():
+            if (self._clock is not None and _STATES[st][4]
+                    and not (st == _SERVER_WAIT_HANDSHAKE and self._idle)
+                    and ((self._clock() - self._t0) & _TICKS_MASK) >= self.timeout_ms):
+                # A timed state ran out (a fresh server's ServerWaitHandshake only once
+                # bytes have arrived).
                 if st == _RESET_WAIT:
                     # The peer never answered our Reset: start over as if it had.
                     self._enter_initial()
@@ -383,13 +365,6 @@ class Connection:
             return self._bad("partial packet timed out")
         return NEED_DATA
 
-    def _timed_out(self):
-        if self._clock is None or not _STATES[self._state][4]:
-            return False
-        if self._state == _SERVER_WAIT_HANDSHAKE and self._idle:
-            return False
-        return ((self._clock() - self._t0) & _TICKS_MASK) >= self.timeout_ms
-
     def _parse_one(self):
         # Returns an event, NEED_DATA, or -1 after consuming a packet that produced none.
         avail = self._in_end - self._in_start
@@ -397,26 +372,26 @@ class Connection:
             return self._partial(avail)
         buf = self._in
         p = self._in_start
-        body_len = wire.be16(buf, p)
-        if _HEADER_LEN + body_len > len(buf) or body_len > _REFERENCE_MAX_BODY:
+        body_len = (buf[p] << 8) | buf[p + 1]       # spec 1.1: the header is big-endian
+        if _HEADER_LEN + body_len > self._cap or body_len > _REFERENCE_MAX_BODY:
             # Spec 1.1: oversized packets are a permanent failure.
             self._in_start = self._in_end = 0
             return self._fail(RemoteProtocolError("Oversized packet"))
         if avail < _HEADER_LEN + body_len:
             return self._partial(avail)
         self._partial_t0 = None
-        msg_id = wire.be16(buf, p + 2)
-        ptype = wire.be16(buf, p + 4)     # unknown types match no state: an error below
-        self._in_start = p + _HEADER_LEN + body_len
-        if self._in_start == self._in_end:
-            self._in_start = self._in_end = 0     # keep the buffer front-aligned, no copy
+        ptype = (buf[p + 4] << 8) | buf[p + 5]   # unknown types match no state: an error below
         body = p + _HEADER_LEN
+        p = body + body_len
+        if p == self._in_end:
+            p = self._in_end = 0        # keep the buffer front-aligned, no copy
+        self._in_start = p              # the packet's bytes stay put until receive_data
         st = self._state
 
         if st == _RESET_WAIT:
             # Spec 4.4 step 4: only the peer's Reset ends ResetWait; all else is dropped.
             if ptype == _T_RESET:
-                self._remote_msg_id = 0
+                _zero(self._rid)
                 self._enter_initial()
             return -1
         if ptype == _T_RESET:
@@ -428,7 +403,7 @@ class Connection:
             return self._reset(ConnectionReset("peer sent Reset"), initiator=False)
         if ptype == _T_DISCONNECT:
             if body_len < _RESET_BODY_LEN:
-                return self._bad("Disconnect body too short")
+                return self._bad("short Disconnect body")
             if buf[body + 2]:
                 err = ConnectionFailed("peer disconnected with an error")
             else:
@@ -436,9 +411,10 @@ class Connection:
             self.reset_count += 1
             return self._fail(err)
         self._absorb_reset = False
-        if msg_id != self._remote_msg_id:
+        m = self._rid
+        if buf[body - 6] != m[0] or buf[body - 5] != m[1]:
             return self._bad("Message ID does not match")
-        self._remote_msg_id = (msg_id + 1) & 0xFFFF
+        wire.nonce_increment(m)
         if ptype != _STATES[st][1]:
             if st == _ENCRYPTED:
                 return self._bad("Received non-encrypted data on encrypted channel.")
@@ -472,8 +448,8 @@ class Connection:
         self._remote_nonce[:] = buf[off + 40:off + 52]
         if not self._derive_key(peer_eph):
             return self._bad("invalid ephemeral key")
-        pt = bytearray(_SERVER_HS_PT_LEN)
-        if not self._open(buf, off + 56, _SERVER_HS_PT_LEN, pt):
+        pt = self._open(buf, off + 56, _SERVER_HS_PT_LEN)
+        if pt is None:
             return self._bad("handshake decryption failed")
         server_key = bytes(pt[0:32])
         challenge = bytes(pt[32:64])
@@ -498,8 +474,8 @@ class Connection:
                or wire.check_sub_packet(buf, off + 8, n - 8, _CLIENT_AUTH_PT_LEN))
         if why:
             return self._bad(why)
-        pt = bytearray(_CLIENT_AUTH_PT_LEN)
-        if not self._open(buf, off + 12, _CLIENT_AUTH_PT_LEN, pt):
+        pt = self._open(buf, off + 12, _CLIENT_AUTH_PT_LEN)
+        if pt is None:
             return self._bad("handshake decryption failed")
         wire.nonce_increment(self._remote_nonce)
         if self.role == UNAUTH_SERVER:
@@ -522,13 +498,15 @@ class Connection:
 
     def _recv_data(self, buf, off, n):
         # Spec 3: EncryptedData. data_len must leave exactly one tag after the ciphertext.
-        if n < _SUB_HEADER_LEN + _TAG_LEN:
-            return self._bad("data packet too short")
-        dlen = wire.le16(buf, off)
-        if _SUB_HEADER_LEN + dlen + _TAG_LEN != n or dlen > self.max_record:
+        dlen = n - _SUB_HEADER_LEN - _TAG_LEN
+        if dlen < 0 or (buf[off] | (buf[off + 1] << 8)) != dlen or dlen > self.max_record:
             return self._bad("invalid data length")
-        if not self._open(buf, off + _SUB_HEADER_LEN, dlen, self.plaintext):
-            # The [master] behaviour: reset, never wedge (spec 3, section 11).
+        try:
+            self._ropen(self._key, self._remote_nonce, buf, off + _SUB_HEADER_LEN, dlen,
+                        self.plaintext, 0)
+        except CryptoError:
+            # The [master] behaviour: reset, never wedge (spec 3, section 11). The record
+            # buffer is untouched or zeroed: no unauthenticated plaintext.
             return self._bad("decryption failed")
         wire.nonce_increment(self._remote_nonce)
         self.data_len = dlen
@@ -545,7 +523,7 @@ class Connection:
         if sender is None:
             return 0
         if len(out) - off < _MAX_CONTROL_PACKET:
-            raise LocalProtocolError("output buffer too small for a handshake packet")
+            raise LocalProtocolError("output buffer too small")
         try:
             return sender(self, out, off)
         except MemoryError:
@@ -557,7 +535,9 @@ class Connection:
         # Outer header plus the handshake body prefix (spec 1.1, 2.2-2.4); returns the
         # body's offset.
         body = off + _HEADER_LEN
-        wire.put_header(out, off, body_len, self._next_msg_id(), ptype)
+        m = self._lid
+        wire.put_header(out, off, body_len, (m[0] << 8) | m[1], ptype)
+        wire.nonce_increment(m)
         wire.put_hs_prefix(out, body, body_len)
         return body
 
@@ -576,12 +556,7 @@ class Connection:
         body = self._hs_frame(out, off, _SERVER_HS_LEN, _T_SERVER_HANDSHAKE)
         out[body + 8:body + 40] = self._eph_public
         out[body + 40:body + 52] = self._local_nonce
-        wire.put_sub_header(out, body + 52, _SERVER_HS_PT_LEN)
-        signed = bytes(self._eph_public) + bytes(self._local_nonce) + self._peer_challenge
-        pt = (self.local_public_key + bytes(self._challenge)
-              + self.backend.ed25519_sign(bytes(self._secret), signed))
-        self.backend.aead_seal(self._key, self._local_nonce, pt, 0, len(pt), out, body + 56)
-        wire.nonce_increment(self._local_nonce)
+        self._seal_signed(bytes(self._challenge), out, body + 52)
         self._enter(_SERVER_WAIT_AUTH)
         return _HEADER_LEN + _SERVER_HS_LEN
 
@@ -589,22 +564,29 @@ class Connection:
         # Spec 2.4: {key, signature} sealed with our starting nonce; a keyless client
         # sends 96 zero bytes (the 0.5.1 encoding). Then straight to Encrypted.
         body = self._hs_frame(out, off, _CLIENT_AUTH_LEN, _T_CLIENT_AUTH)
-        wire.put_sub_header(out, body + 8, _CLIENT_AUTH_PT_LEN)
-        if self._secret is None:
-            pt = bytes(_CLIENT_AUTH_PT_LEN)
-        else:
-            signed = bytes(self._eph_public) + bytes(self._local_nonce) + self._peer_challenge
-            pt = self.local_public_key + self.backend.ed25519_sign(bytes(self._secret), signed)
-        self.backend.aead_seal(self._key, self._local_nonce, pt, 0, len(pt), out, body + 12)
-        wire.nonce_increment(self._local_nonce)
+        self._seal_signed(b"", out, body + 8)
         self._enter(_ENCRYPTED)
         self._pending_done = True
         return _HEADER_LEN + _CLIENT_AUTH_LEN
 
+    def _seal_signed(self, mid, out, at):
+        # The sealed sub-packet of messages 2 and 3 at out[at:]: our public key, `mid`, and
+        # our signature of ephemeral public || starting nonce || the peer's challenge
+        # (spec 2.3, 2.4); all zeros from a keyless client.
+        if self._secret is None:
+            pt = bytes(_CLIENT_AUTH_PT_LEN)
+        else:
+            signed = bytes(self._eph_public) + bytes(self._local_nonce) + self._peer_challenge
+            pt = (self.local_public_key + mid
+                  + self.backend.ed25519_sign(bytes(self._secret), signed))
+        wire.put_sub_header(out, at, len(pt))
+        self.backend.aead_seal(self._key, self._local_nonce, pt, 0, len(pt), out, at + 4)
+        wire.nonce_increment(self._local_nonce)
+
     def _send_reset(self, out, off):
         # Spec 4.4 steps 2-3: Reset carries msg_id 0; local_msg_id stays 0 afterwards.
         n = wire.put_control(out, off, _T_RESET, True)
-        self._local_msg_id = 0
+        _zero(self._lid)
         if self._initiator:
             self._enter(_RESET_WAIT)
         else:
@@ -629,33 +611,31 @@ class Connection:
         if n < 0:
             n = len(data)
         elif n > len(data):
-            raise LocalProtocolError("n is larger than the data")
+            raise LocalProtocolError("n > len(data)")
         if self._state != _ENCRYPTED:
             raise LocalProtocolError("Encrypted channel not established.")
         if n > self.max_record:
-            raise LocalProtocolError("record of %d bytes exceeds max_record %d"
-                                     % (n, self.max_record))
+            raise LocalProtocolError("record exceeds max_record %d" % self.max_record)
         total = _DATA_OVERHEAD + n
-        if len(out) - off < total:
+        if off < 0 or len(out) - off < total:
             raise LocalProtocolError("output buffer too small")
         # msg_id and nonce advance only once the record is written: a seal that fails, or
         # an `out` we cannot write (bytes: TypeError), consumes nothing, so the session
         # stays in step with the peer (issue 9.8).
-        m = self._local_msg_id
         try:
-            wire.put_header(out, off, total - _HEADER_LEN, m, _T_DATA)
-            out[off + 8] = n & 0xFF         # wire.put_sub_header(out, off + 8, n), unrolled:
-            out[off + 9] = n >> 8           # the record path's one repeated call (issue 10)
-            out[off + 10] = _TAG_LEN
-            out[off + 11] = 0
-            self.backend.aead_seal(self._key, self._local_nonce, data, 0, n, out, off + 12)
+            # Outer header (spec 1.1, big-endian) and the EncryptedPacket's data_len and
+            # tag_len (little-endian: data_len as two bytes, tag_len 16 as 0x1000) in one call.
+            m = self._lid
+            _pack_into(">HBBHHBBH", out, off, total - _HEADER_LEN, m[0], m[1], _T_DATA, 0,
+                       n & 0xFF, n >> 8, _TAG_LEN << 8)
+            self._rseal(self._key, self._local_nonce, data, 0, n, out, off + 12)
         except MemoryError:
             raise OutOfMemory("out of memory")
         except (TypeError, ValueError):
             # `out` is not writable (bytes, a read-only memoryview); backends raise only
             # OssuaryError subclasses themselves.
             raise LocalProtocolError("output buffer is not writable")
-        self._local_msg_id = (m + 1) & 0xFFFF
+        wire.nonce_increment(m)
         wire.nonce_increment(self._local_nonce)
         return total
 
@@ -663,7 +643,7 @@ class Connection:
         """Close: the next data_to_send() writes Disconnect (error flag as given).
 
         A no-op on a connection that is already failing or failed."""
-        if self._state in (_FAILING, _FAILED):
+        if self._state >= _FAILING:         # Failing or Failed, the last two states
             return
         self.reset_count += 1
         self._fail(ConnectionFailed("disconnected locally") if error
@@ -687,7 +667,7 @@ class Connection:
     def _rand(self, n):
         b = self._random(n)
         if b is None or len(b) != n:
-            raise CryptoError("random source returned a wrong length")
+            raise CryptoError("random source: wrong length")
         return bytes(b)
 
     def _enter(self, st):
@@ -699,24 +679,18 @@ class Connection:
         self._idle = True
         self._enter(_SERVER_WAIT_HANDSHAKE if self.is_server else _CLIENT_SEND_HANDSHAKE)
 
-    def _next_msg_id(self):
-        m = self._local_msg_id
-        self._local_msg_id = (m + 1) & 0xFFFF
-        return m
-
     def _new_session(self):
-        # Spec 2.1 session material: fresh ephemeral X25519 key and starting nonce.
+        # Spec 2.1 session material: fresh ephemeral X25519 key and starting nonce. The
+        # peer's challenge and signed prefix are set by the message that brings them,
+        # which the state table puts before any use.
         self._wipe()
         self._eph_secret = bytearray(self._rand(32))
         self._eph_public = self.backend.x25519_base(bytes(self._eph_secret))
         self._local_nonce[:] = self._rand(_NONCE_LEN)
-        self._initial_nonce = bytes(self._local_nonce)
-        self._peer_signed_prefix = None
         self._partial_t0 = None
         self._absorb_reset = False
-        self._local_msg_id = 0
-        self._remote_msg_id = 0
-        self._peer_challenge = None
+        _zero(self._lid)
+        _zero(self._rid)
         self.remote_public_key = None
         self._idle = True
 
@@ -724,6 +698,7 @@ class Connection:
         # Session secrets only; the long-term key and the plaintext are wiped by close().
         _zero(self._key)
         _zero(self._eph_secret)
+        self._rseal = self._ropen = None    # an AEAD context may hold the key
 
     def _derive_key(self, peer_eph):
         # The raw X25519 output is the session key (spec 2.1); an all-zero output is
@@ -735,22 +710,26 @@ class Connection:
             return False
         finally:
             _zero(self._eph_secret)
+        # The record path's seal and open for this key (issue 10: on pyca one AEAD context
+        # per session, nothing checked or allocated per record).
+        self._rseal, self._ropen = _aead_record(self.backend, self._key)
         return True
 
-    def _open(self, buf, off, n, dst):
+    def _open(self, buf, off, n):
+        # A handshake sub-packet's plaintext (n bytes, new), or None on a bad tag.
+        pt = bytearray(n)
         try:
-            self.backend.aead_open(self._key, self._remote_nonce, buf, off, n, dst, 0)
+            self.backend.aead_open(self._key, self._remote_nonce, buf, off, n, pt, 0)
         except CryptoError:
-            return False
-        return True
+            return None
+        return pt
 
     def _check_signature(self, key, challenge, sig, signed):
-        # Spec 2.3 steps 4-7 plus section 11: all-zero fields and small-order keys refused.
-        if wire.is_all_zero(challenge) or wire.is_all_zero(sig) or wire.is_all_zero(key):
-            return False
-        if wire.is_small_order_key(key):
-            return False
-        return self.backend.ed25519_verify(key, signed, sig)
+        # Spec 2.3 steps 4-7 plus section 11: an all-zero challenge or signature and a
+        # small-order key (the all-zero key is one) are refused.
+        return not (wire.is_all_zero(challenge) or wire.is_all_zero(sig)
+                    or wire.is_small_order_key(key)) and self.backend.ed25519_verify(
+                        key, signed, sig)
 
     def _reset(self, err, initiator=True):
         # Spec 4.4 step 1 (initiator) or step 3 (responder).
@@ -787,5 +766,9 @@ def _zero(buf):
 # The table's handler names resolved once to plain functions: calling a function from a
 # tuple allocates nothing on MicroPython, unlike getattr(self, name) which makes a bound
 # method on every packet.
-_RECV = tuple(getattr(Connection, s[2]) if s[2] else None for s in _STATES)
-_SEND = tuple(getattr(Connection, s[3]) if s[3] else None for s in _STATES)
+def _handlers(i):
+    return tuple(getattr(Connection, s[i]) if s[i] else None for s in _STATES)
+
+
+_RECV = _handlers(2)
+_SEND = _handlers(3)

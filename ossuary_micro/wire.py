@@ -76,10 +76,11 @@ def put_le16(out, off, v):
     out[off + 1] = v >> 8
 
 
-# --- Nonce counter (spec 2.5): 96-bit big-endian, +1 mod 2^96, in place ---
+# --- Nonce counter (spec 2.5): 96-bit big-endian, +1 mod 2^96, in place; any length (the
+# connection steps its 16-bit msg_ids with it too) ---
 
 def nonce_increment(nonce):
-    i = _NONCE_LEN - 1
+    i = len(nonce) - 1
     while i >= 0:
         v = (nonce[i] + 1) & 0xFF
         nonce[i] = v
@@ -149,19 +150,21 @@ def is_all_zero(buf):
 
 
 # Encodings of the eight small-order Edwards points (with the sign bit masked off), as
-# libsodium's blocklist: the identity `01 00..00`, `00..00` (order 4), p-1 (order 2) and the
-# two order-8 points. A long-term key equal to one of these lets anyone forge a "signature"
-# (spec 8.2.12), so we never accept one as a peer identity.
+# libsodium's blocklist, 32 bytes each: the identity `01 00..00`, `00..00` (order 4), p-1
+# (order 2) and the two order-8 points. A long-term key equal to one of these lets anyone
+# forge a "signature" (spec 8.2.12), so we never accept one as a peer identity. One bytes
+# literal: the smallest .mpy (no sign bit is set in any of them).
 _SMALL_ORDER = (
-    b"\x01" + b"\x00" * 31,
-    b"\x00" * 32,
-    b"\xec" + b"\xff" * 30 + b"\x7f",
-    bytes((0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89,
-           0xf2, 0xef, 0x98, 0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39,
-           0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53, 0xfc, 0x05)),
-    bytes((0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76,
-           0x0d, 0x10, 0x67, 0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6,
-           0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac, 0x03, 0x7a)),
+    b"\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+    b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+    b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+    b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+    b"\xec\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
+    b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x7f"
+    b"\x26\xe8\x95\x8f\xc2\xb2\x27\xb0\x45\xc3\xf4\x89\xf2\xef\x98\xf0"
+    b"\xd5\xdf\xac\x05\xd3\xc6\x33\x39\xb1\x38\x02\x88\x6d\x53\xfc\x05"
+    b"\xc7\x17\x6a\x70\x3d\x4d\xd8\x4f\xba\x3c\x0b\x76\x0d\x10\x67\x0f"
+    b"\x2a\x20\x53\xfa\x2c\x39\xcc\xc6\x4e\xc7\xfd\x77\x92\xac\x03\x7a"
 )
 
 
@@ -169,10 +172,7 @@ def is_small_order_key(pub):
     """True if `pub` encodes a small-order Edwards point (any sign bit)."""
     k = bytearray(pub)
     k[31] &= 0x7F
-    k = bytes(k)
-    for s in _SMALL_ORDER:
-        t = bytearray(s)
-        t[31] &= 0x7F
-        if k == bytes(t):
+    for i in range(0, len(_SMALL_ORDER), 32):
+        if k == _SMALL_ORDER[i:i + 32]:
             return True
     return False

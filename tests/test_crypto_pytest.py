@@ -13,7 +13,7 @@ import pytest
 from ossuary_micro import crypto
 from ossuary_micro.crypto import _curve25519, _sha512, available_backends, get_backend
 from ossuary_micro.errors import AuthenticationFailed, CryptoError, NoRandomSource
-from ossuary_micro import rand
+from ossuary_micro import rand, randcheck
 
 PURE = get_backend("pure")
 PYCA = get_backend("cryptography")
@@ -261,7 +261,7 @@ def test_default_random_is_os_urandom():
     r = rand.default_random()
     assert r is os.urandom
     assert len(r(33)) == 33
-    assert rand.check_random(r) is r
+    assert randcheck.check_random(r) is r
 
 
 def test_no_urandom_means_no_random_source(monkeypatch):
@@ -273,11 +273,11 @@ def test_no_urandom_means_no_random_source(monkeypatch):
 
 def test_check_random_refuses_broken_sources():
     with pytest.raises(NoRandomSource):
-        rand.check_random(lambda n: bytes(n))  # constant
+        randcheck.check_random(lambda n: bytes(n))  # constant
     with pytest.raises(NoRandomSource):
-        rand.check_random(lambda n: os.urandom(n - 1))  # short
+        randcheck.check_random(lambda n: os.urandom(n - 1))  # short
     with pytest.raises(NoRandomSource):
-        rand.check_random(lambda n: 1 / 0)  # raises
+        randcheck.check_random(lambda n: 1 / 0)  # raises
 
 
 def test_pyca_cached_contexts_give_the_same_bytes():
@@ -312,24 +312,54 @@ def test_pyca_cached_contexts_give_the_same_bytes():
     assert cached.x25519(b, cached.x25519_base(a)) == pyca.Backend().x25519(a, pb)
 
 
-def test_pyca_open_wipe_releases_no_unauthenticated_plaintext():
+def test_pyca_record_open_releases_no_unauthenticated_plaintext():
     # cryptography 50's decrypt_into writes the plaintext before it raises InvalidTag;
-    # aead_open_wipe (the Connection's record fast path) must zero it before raising.
+    # aead_record's open (the Connection's record path) must zero it before raising.
     pytest.importorskip("cryptography")
     from ossuary_micro.crypto import pyca
     b = pyca.Backend()
     key, nonce, msg = bytes(range(32)), bytes(12), b"secret plaintext, 32 bytes long."
-    ct = bytearray(len(msg) + 16)
-    b.aead_seal(key, nonce, msg, 0, len(msg), ct, 0)
+    ct = bytearray(4 + len(msg) + 16)
+    b.aead_seal(key, nonce, msg, 0, len(msg), ct, 4)
+    seal, open_ = b.aead_record(key)
+    ct2 = bytearray(len(ct))
+    seal(key, nonce, msg, 0, len(msg), ct2, 4)
+    assert ct2 == ct                                     # the same AEAD as aead_seal
     dst = bytearray(b"\xa5" * 40)
-    b.aead_open_wipe(key, nonce, ct, 0, len(msg), dst, 4)
-    assert dst == b"\xa5" * 4 + msg + b"\xa5" * 4
-    for i in (0, len(msg) - 1, len(msg), len(ct) - 1):     # ciphertext and tag bytes
+    open_(key, nonce, ct, 4, len(msg), dst, 0)
+    assert dst == msg + b"\xa5" * 8
+    for i in (4, 4 + len(msg) - 1, 4 + len(msg), len(ct) - 1):   # ciphertext and tag bytes
         bad = bytearray(ct)
         bad[i] ^= 0x40
         dst = bytearray(b"\xa5" * 40)
         with pytest.raises(AuthenticationFailed):
-            b.aead_open_wipe(key, nonce, bad, 0, len(msg), dst, 4)
-        assert dst == b"\xa5" * 4 + bytes(len(msg)) + b"\xa5" * 4
+            open_(key, nonce, bad, 4, len(msg), dst, 0)
+        assert dst == bytes(len(msg)) + b"\xa5" * 8     # zeroed, nothing beyond n touched
+    # The same buffers again (cached windows): a bad tag still wipes.
+    dst[:len(msg)] = b"\x11" * len(msg)
+    with pytest.raises(AuthenticationFailed):
+        open_(key, nonce, bad, 4, len(msg), dst, 0)
+    assert dst == bytes(len(msg)) + b"\xa5" * 8
     with pytest.raises(CryptoError):
-        b.aead_open_wipe(key, nonce, ct, 0, len(msg), bytearray(31), 0)
+        open_(key, nonce, ct, 4, len(msg), bytearray(31), 0)   # dst too short
+    with pytest.raises(CryptoError):
+        open_(key, nonce, ct, 8, len(msg), bytearray(40), 0)   # src too short
+    with pytest.raises(CryptoError):
+        seal(key, nonce, msg, 0, len(msg), bytearray(40), 0)   # dst too short
+    with pytest.raises(CryptoError):
+        seal(key, bytes(11), msg, 0, len(msg), bytearray(48), 0)   # nonce
+    with pytest.raises(CryptoError):
+        b.aead_record(bytes(31))
+
+
+def test_pyca_record_seal_releases_a_replaced_out_buffer():
+    # seal keeps its window on the last dst; another dst releases it (resizable again).
+    pytest.importorskip("cryptography")
+    from ossuary_micro.crypto import pyca
+    seal, _ = pyca.Backend().aead_record(bytes(32))
+    a, b = bytearray(64), bytearray(64)
+    seal(None, bytes(12), b"x" * 10, 0, 10, a, 0)
+    with pytest.raises(BufferError):
+        a.extend(b"more")
+    seal(None, bytes(12), b"x" * 10, 0, 10, b, 0)
+    a.extend(b"more")

@@ -60,3 +60,12 @@ def get_backend(name=None):
     if b is None:
         raise CryptoError("crypto backend not available here: %s" % name)
     return b
+
+
+def aead_record(backend, key):
+    """The record path's (seal, open_) for one session key, called as the backend's
+    aead_seal / aead_open are (with `key`, which they may ignore): the backend's own
+    aead_record(key) if it has one (pyca: one AEAD context per key, windows kept between
+    records), else its aead_seal / aead_open themselves."""
+    f = getattr(backend, "aead_record", None)
+    return f(key) if f is not None else (backend.aead_seal, backend.aead_open)

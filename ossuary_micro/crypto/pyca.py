@@ -171,23 +171,72 @@ class Backend:
         except (TypeError, ValueError):
             raise CryptoError("dst is not writable")
 
-    def aead_open_wipe(self, key, nonce, src, soff, n, dst, doff):
-        """aead_open for a dst that is the caller's scratch until the call returns (the
-        Connection's record buffer): decrypt_into straight into dst, without aead_open's copy.
-        On a bad tag the n bytes at dst[doff:] are zeroed before AuthenticationFailed is
-        raised (cryptography writes them first), so no unauthenticated plaintext outlives
-        the call. Otherwise the same checks and errors as aead_open."""
-        aead = self._context(key)
-        if not _fits(src, soff, n, 16, dst, doff, 0):
-            window(src, soff, n, dst, doff, 16, 0)     # raises, naming what is wrong
-        try:
-            aead.decrypt_into(nonce, memoryview(src)[soff:soff + n + 16], None,
-                              memoryview(dst)[doff:doff + n])
-        except InvalidTag:
-            dst[doff:doff + n] = bytes(n)
-            raise AuthenticationFailed("AEAD tag mismatch")
-        except (TypeError, ValueError, OverflowError):
-            raise CryptoError("nonce not 12 bytes, or an unusable buffer")
+    def aead_record(self, key):
+        """Optional (crypto.aead_record gives the Connections these when present): (seal,
+        open_) for one session key, called as aead_seal / aead_open are (without `aad`; the
+        `key` argument is ignored: it is this one), sharing one ChaCha20Poly1305 context, so
+        nothing is set up or checked per record beyond what the calls need. Raises
+        CryptoError for a bad key.
+
+        open_ uses decrypt_into straight into dst. cryptography writes the unauthenticated
+        plaintext before it reports InvalidTag, so on a bad tag dst[doff:doff+n] is zeroed
+        before AuthenticationFailed is raised: dst is not untouched, but no unauthenticated
+        plaintext outlives the call. Both raise CryptoError for unusable buffers or lengths.
+
+        Each keeps the memoryview windows of its last call and reuses them while the next
+        call names the same buffers, offsets and length (records of one size: no allocation
+        at all). So the last `dst` of seal stays exported: a bytearray given to
+        Connection.send_data as `out` cannot be resized (BufferError) until a call with
+        another buffer, offset or length, or the end of the session, releases it."""
+        aead = ChaCha20Poly1305(need(key, 32, "key"))
+        sd = od = os_ = None    # the buffers of the cached windows
+        sw = ow_s = ow_d = None
+        so = sn = oo = on = odo = -1
+
+        def seal(_key, nonce, src, soff, n, dst, doff):
+            nonlocal sd, so, sn, sw
+            try:
+                if dst is sd and doff == so and n == sn:
+                    w = sw
+                else:
+                    if sw is not None:
+                        sw.release()
+                        sd = sw = None
+                    w = memoryview(dst)[doff:doff + n + 16]
+                    if doff < 0 or len(w) != n + 16:
+                        raise CryptoError("dst too short")
+                    sd, so, sn, sw = dst, doff, n, w
+                if soff or len(src) != n:
+                    if soff < 0 or soff + n > len(src):
+                        raise CryptoError("src too short")
+                    src = memoryview(src)[soff:soff + n]
+                aead.encrypt_into(nonce, src, None, w)
+            except (TypeError, ValueError, OverflowError):
+                raise CryptoError("nonce not 12 bytes, or an unusable buffer")
+
+        def open_(_key, nonce, src, soff, n, dst, doff):
+            nonlocal os_, od, oo, on, odo, ow_s, ow_d
+            try:
+                if src is os_ and soff == oo and n == on and dst is od and doff == odo:
+                    aead.decrypt_into(nonce, ow_s, None, ow_d)
+                    return
+                if ow_s is not None:
+                    ow_s.release()
+                    ow_d.release()
+                    os_ = od = ow_s = ow_d = None
+                ws = memoryview(src)[soff:soff + n + 16]
+                wd = memoryview(dst)[doff:doff + n]
+                if soff < 0 or doff < 0 or len(ws) != n + 16 or len(wd) != n:
+                    raise CryptoError("src or dst too short")
+                os_, od, oo, on, odo, ow_s, ow_d = src, dst, soff, n, doff, ws, wd
+                aead.decrypt_into(nonce, ow_s, None, ow_d)
+            except InvalidTag:
+                ow_d[:] = bytes(n)
+                raise AuthenticationFailed("AEAD tag mismatch")
+            except (TypeError, ValueError, OverflowError):
+                raise CryptoError("nonce not 12 bytes, or an unusable buffer")
+
+        return seal, open_
 
     def ed25519_public(self, seed):
         """RFC 8032 public key of a 32-byte seed. Raises CryptoError for a wrong length."""

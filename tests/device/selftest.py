@@ -299,7 +299,8 @@ def check_tamper():
 
 def random_source_report():
     try:
-        from ossuary_micro.rand import default_random, check_random
+        from ossuary_micro.rand import default_random
+        from ossuary_micro.randcheck import check_random
 
         check_random(default_random())
         return "random source: os.urandom OK"

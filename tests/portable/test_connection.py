@@ -634,8 +634,8 @@ def test_constructor_rejects_bad_arguments():
 
 def test_msg_id_wraps_at_65536():
     link = make_pair().run()
-    link.client._local_msg_id = 0xFFFF
-    link.server._remote_msg_id = 0xFFFF
+    link.client._lid[:] = b"\xff\xff"
+    link.server._rid[:] = b"\xff\xff"
     link.send("client", b"last")
     link.send("client", b"wrapped")
     assert _be16(link.frames["client"][-1], 2) == 0
@@ -664,10 +664,10 @@ def test_master_keyless_encoding_accepted_by_unauth_server():
     out = bytearray(300)
     c, s = link.client, link.server
     n = c.data_to_send(out)
+    nonce = bytes(out[8 + 40:8 + 52])   # the client's starting nonce, from its ClientHandshake
     s.receive_data(out[:n]); s.next_event()
     n = s.data_to_send(out)
     c.receive_data(out[:n]); c.next_event()
-    nonce = bytes(c._initial_nonce)
     n = c.data_to_send(out)
     b = get_backend()
     pt = b"\x01" + bytes(95)
@@ -838,13 +838,13 @@ def test_failed_send_data_consumes_nothing():
         link = make_pair(backend=be).run()
         c = link.client
         link.send("client", b"first")
-        msg_id, nonce = c._local_msg_id, bytes(c._local_nonce)
+        msg_id, nonce = bytes(c._lid), bytes(c._local_nonce)
         e = raises(LocalProtocolError, c.send_data, b"x", bytes(64))   # read-only out
         assert isinstance(e, OssuaryError)
         be.armed = True
         raises(expected, c.send_data, b"x", bytearray(64))
         be.armed = False
-        assert (c._local_msg_id, bytes(c._local_nonce)) == (msg_id, nonce)
+        assert (bytes(c._lid), bytes(c._local_nonce)) == (msg_id, nonce)
         link.send("client", b"second")
         assert link.received["server"] == [b"first", b"second"], link.events
         assert "RESET" not in link.events["server"]
