@@ -16,6 +16,7 @@ import pytest
 
 from ossuary_micro import (Connection, CLIENT, NEED_DATA, HANDSHAKE_DONE, UNTRUSTED_KEY,
                            CLOSED, MAX_CONTROL_PACKET)
+from ossuary_micro import wire, wire2
 from ossuary_micro.keys import generate_keypair, format_key
 from host_tools.collect import Collector
 from host_tools.known_nodes import KnownNodes
@@ -445,6 +446,34 @@ def test_reconnect_after_node_restart_on_the_same_serial_line(env, logs):
     assert [r[2] for r in e.rows()] == [0, 1, 2, 0, 1, 2]
     assert e.col.nodes["restarter"].restarts == 1
     assert events(logs, "node_restarted")
+
+
+def test_stale_disconnect_on_a_serial_line_is_ignored_not_echoed(env, logs):
+    # The previous session's last word on the line (say, a node's echo of the collector's
+    # Disconnect) reaches a fresh session. Fed to it, it would fail that session, whose own
+    # Disconnect would end the node's next session, and so on for ever (found by
+    # tests/test_fleet_props.py after a corrupted length field). Either protocol's type.
+    e = env()
+    for i, ptype in enumerate((wire.T_DISCONNECT, wire2.T2_DISCONNECT)):
+        link = e.pty()
+        stats = e.col.source_stats(os.ttyname(e.ptys[-1][1]))
+        end = time.monotonic() + 10
+        while stats.opens == 0 and time.monotonic() < end:
+            time.sleep(0.02)        # bytes written before the port is open would be flushed
+        time.sleep(0.1)
+        stale = bytearray(wire.HEADER_LEN + wire.RESET_BODY_LEN)
+        wire.put_control(stale, 0, ptype, True)
+        link.write(bytes(stale))
+        assert link.read(0.5) == b"", "the collector answered a stale Disconnect"
+        name = "after-stale-%d" % i
+        seed, _ = e.node_key(name)
+        n = SimNode(link, seed, e.pub, [reading(name, s) for s in range(2)])
+        n.start()
+        assert e.wait_rows(2 * (i + 1)), e.col.summary()
+        n.join(10)
+        assert n.handshake_ok and n.error is None and n.sent == 2
+    assert sum(s.stale for s in e.col.sources.values()) == 2, [(s.name, s.stale) for s in e.col.sources.values()]
+    assert len(events(logs, "stale_disconnect")) == 2
 
 
 class DeviceServer:

@@ -10,9 +10,12 @@ CLOSED. The collector side is host_tools/collector: a real Collector, Session (i
 validation, backlog, commit and ack logic) and the SQLite sink on a real file.
 
 Limit: Session.run()'s blocking loop is not used (it waits on a real transport and real
-time); _collector_pump below dispatches the Connection's events to the Session's handlers as
-run() does, and feeds the Connection directly rather than through the Packets cutter. The
-loop itself is covered over real ptys and TCP by tests/test_collect_readings.py.
+time); _collector_events below dispatches the Connection's events to the Session's handlers as
+run() does. The collector's input goes through the transport's Packets cutter and
+Session.feed_packet, as in run() on a serial line (a persistent transport: a new
+ClientHandshake starts a new Session, and a Disconnect before a Session's first packet is
+dropped as stale). The loop itself is covered over real ptys and TCP by
+tests/test_collect_readings.py.
 
 Invariants: each (node key, boot, seq) stored at most once; every reading the node saw
 acked is in the database; node queue and collector backlog within their bounds; nothing but
@@ -127,14 +130,16 @@ class Fleet(RuleBasedStateMachine):
         self.store = Store(self.db_path)
         self.sink = FlakySink(SqliteSink(self.store))
         self.col = Collector(SERVER_SEED, self.known, self.sink)
-        self.backlog = None
+        self.backlog = self.packets = None    # a new process: nothing of the old one's input
         self._new_session()
 
     def _new_session(self):
         # The next Session on the same transport: the backlog is handed over, as
         # Collector._serve_transport does.
-        self.sess = session_mod.Session(self.col, self.wire, "mem:0", backlog=self.backlog)
+        self.sess = session_mod.Session(self.col, self.wire, "mem:0", backlog=self.backlog,
+                                        packets=self.packets, persistent=True)
         self.backlog = self.sess.backlog
+        self.packets = self.sess.packets
         self.sess_dead = False
 
     def _new_node_conn(self):
@@ -222,12 +227,39 @@ class Fleet(RuleBasedStateMachine):
             conn.close()
             self._new_session()             # the collector serves the line again
 
+    def _deliver_to_collector(self, src, sizes):
+        # Offer `src` in chunks to the transport's packet cutter; the Session feeds its
+        # Connection whole packets (feed_packet, as run() does) and a new ClientHandshake on
+        # the line starts a new Session.
+        i = 0
+        while True:
+            s = self.sess
+            if s.backlog.full():
+                return                      # the Session stops reading (BACKLOG_MAX)
+            now = self.clock.now / 1000.0
+            r = s.feed_packet(now)
+            if r == "rehandshake":
+                s.conn.close()
+                self._new_session()
+                continue
+            if r:
+                self._collector_events()
+                continue
+            if not src:
+                return
+            n = sizes[i % len(sizes)]
+            s.packets.add(bytes(src[:n]), now)
+            del src[:n]
+            i += 1
+            if i > len(sizes) + 4 * STEPS + 100000:
+                raise AssertionError("no progress delivering bytes")
+
     def _deliver(self, src, conn, sizes):
         # Offer `src` in chunks; receive_data takes at most its free room, the rest waits.
+        if conn is not self.node:
+            return self._deliver_to_collector(src, sizes)
         i = 0
         while src:
-            if conn is self.sess.conn and self.sess.backlog.full():
-                return                      # the Session stops reading (BACKLOG_MAX)
             free = len(conn._in) - (conn._in_end - conn._in_start)
             was_closed = conn.closed
             took = conn.receive_data(bytes(src[:sizes[i % len(sizes)]]))
@@ -277,15 +309,21 @@ class Fleet(RuleBasedStateMachine):
         self._new_session()
         self._new_node_conn()
 
-    @rule()
-    def restart_collector(self):
+    @rule(told=st.booleans())
+    def restart_collector(self, told):
         # A new process on the same database: uncommitted readings are gone (never acked,
-        # the node resends them); the node finds out through the protocol.
+        # the node resends them). `told`: the node's transport reports it, as a TCP close or
+        # the link layer's LinkReset does, and the node starts a new session. Otherwise (bare
+        # protocol 1 on a serial line) the node finds out through the protocol only when it
+        # next sends: its next reading meets a collector that has no session.
         del self.wire.buf[:]
+        del self.to_col[:]
         self.sess.conn.close()
         self.col.sink.close()
         self.col = None
         self._start_collector()
+        if told:
+            self._new_node_conn()
 
     @rule(ms=st.integers(1, 12000))
     def time_jump(self, ms):
@@ -326,11 +364,15 @@ class Fleet(RuleBasedStateMachine):
         # A clean line from here: no corruption, the sink works, time moves so that any
         # retry and timeout comes due. Then every reading the queue still held is stored.
         self.sink.fail = 0
-        for _ in range(40):
+        for i in range(40):
             self._pump([4096], rounds=2)
             if not self.q and not self.to_col and not self.wire.buf and not self.backlog.items:
                 break
             self.clock.now += 1000
+            if i == 20 and self.q:
+                # The node keeps sampling: a reading sent into a session the collector no
+                # longer has (an untold restart) is what makes the two ends start over.
+                self.take_reading(1.0)
         stored = {seq for _, _, seq in self._stored()}
         assert len(self.q) == 0, "still queued after a clean pump: %d" % len(self.q)
         if self.q.dropped == 0:

@@ -82,6 +82,7 @@ class SourceStats:
         self.failed = 0          # Connections that failed (garbage, reset limit, node errors)
         self.bytes_in = 0
         self.discarded = 0       # bytes thrown away while backing off
+        self.stale = 0           # Disconnects dropped before a session's first packet
         self.malformed = 0       # malformed records from not-yet-identified nodes
         self.acks = 0            # ack records sent
         # Serial link layer counters (docs/LINK.md), summed over the port's links so far.

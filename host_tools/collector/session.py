@@ -115,6 +115,12 @@ class Packets:
         return ((t == wire.T_CLIENT_HANDSHAKE and n == wire.HEADER_LEN + wire.CLIENT_HS_LEN)
                 or (t == wire2.T2_MSG1 and n == wire.HEADER_LEN + wire2.MSG1_LEN))
 
+    def starts_disconnect(self):
+        """True if a whole Disconnect (either protocol) is next."""
+        n = self._length()
+        return (n is not None and len(self.buf) >= n
+                and wire.be16(self.buf, 4) in (wire.T_DISCONNECT, wire2.T2_DISCONNECT))
+
     def next(self, now):
         """The next whole packet (bytes) or None. A length the Connection cannot hold comes
         out at once with what follows, for the Connection to fail on as it should."""
@@ -217,6 +223,38 @@ class Session:
         self.conn.receive_data(pkt)
         return None
 
+    def _drop_stale_disconnect(self, now):
+        # A Disconnect before this session's first packet can close nothing of it: it is the
+        # previous session's last word on this line (a node's echo of our Disconnect, say).
+        # Fed to a fresh Connection it would fail it, whose own Disconnect would then end the
+        # node's next session, and so on for ever (tests/test_fleet_props.py found this).
+        if self.fed or not self.packets.starts_disconnect():
+            return False
+        pkt = self.packets.next(now)
+        self.stats.stale += 1
+        event(logging.DEBUG, "stale_disconnect", "a Disconnect before any handshake; ignored",
+              source=self.source, size=len(pkt))
+        return True
+
+    def feed_packet(self, now):
+        """Give the Connection the next whole packet of the transport's bytes: "fed" if one
+        was fed or a stale Disconnect dropped (_drop_stale_disconnect), None if no whole
+        packet is there, "rehandshake" if a node starts a new session on a persistent line:
+        a fresh Connection takes it from there, and this one sends nothing more (a Disconnect
+        would hit the new session)."""
+        if self.persistent and self.fed and self.packets.starts_client_handshake():
+            return "rehandshake"
+        if self._drop_stale_disconnect(now):
+            return "fed"
+        pkt = self.packets.next(now)
+        if pkt is None:
+            return None
+        self.fed += 1
+        # The Connection holds a whole packet, so it takes all of this one (an oversized one
+        # fails it, and a failed Connection takes anything).
+        self.conn.receive_data(pkt)
+        return "fed"
+
     def _make_conn(self, protocol):
         c = self.c
         if protocol == 2:
@@ -251,6 +289,8 @@ class Session:
                 continue
             if b.full():
                 self.c.stop_event.wait(min(POLL_S, max(0.0, b.retry_at - now)))
+                continue
+            if self._drop_stale_disconnect(now):
                 continue
             pkt = self.packets.next(now)
             if pkt is not None:
@@ -308,18 +348,12 @@ class Session:
                         # (the node keeps its queue) until a retry gets them in.
                         self.c.stop_event.wait(min(POLL_S, max(0.0, b.retry_at - now)))
                         continue
-                    if self.persistent and self.fed and self.packets.starts_client_handshake():
-                        # A node (re)starting a session: a fresh Connection takes it from here.
-                        # This one sends nothing more (a Disconnect would hit the new session).
+                    r = self.feed_packet(now)
+                    if r == "rehandshake":
                         event(logging.INFO, "new_handshake", "a node starts a new session on this line",
                               source=self.source, node=self.node.name if self.node else "-")
-                        return "rehandshake"
-                    pkt = self.packets.next(now)
-                    if pkt is not None:
-                        self.fed += 1
-                        # The Connection holds a whole packet, so it takes all of this one
-                        # (an oversized one fails it, and a failed Connection takes anything).
-                        conn.receive_data(pkt)
+                        return r
+                    if r:
                         continue
                     data = self.t.read()
                     if data:
