@@ -154,10 +154,11 @@ def group_sizes(sizes):
     # counted apart (extra_sizes).
     core = sum(v or 0 for k, v in sizes.items() if k.replace(os.sep, "/") in CORE_MODULES)
     crypto = os.path.join("ossuary_micro", "crypto") + os.sep
-    # The viper set is what an armv6m board loads: viper.py imports the Thumb field module there
+    # The viper set is what an armv6m board loads (viper.py and _viper_ed.py, its Ed25519 and
+    # SHA-512 part): viper.py imports the Thumb field module there
     # and never _viper_field.py (the ESP32's and unix ports' field code; see viper_fallback_size).
     viper = sum(v or 0 for k, v in sizes.items() if k.startswith(crypto) and os.path.basename(k)
-                in ("__init__.py", "viper.py", "_viper_thumb.py"))
+                in ("__init__.py", "viper.py", "_viper_ed.py", "_viper_thumb.py"))
     pure = sum(v or 0 for k, v in sizes.items() if k.startswith(crypto) and os.path.basename(k) in (
         "__init__.py", "pure.py", "_chacha.py", "_curve25519.py", "_sha512.py"))
     io = sum(v or 0 for k, v in sizes.items() if k.startswith("ossuary_io" + os.sep))
@@ -169,7 +170,7 @@ def viper_fallback_size(sizes):
     _viper_thumb, counted from the same armv6m .mpy files."""
     crypto = os.path.join("ossuary_micro", "crypto") + os.sep
     return sum(v or 0 for k, v in sizes.items() if k.startswith(crypto) and os.path.basename(k)
-               in ("__init__.py", "viper.py", "_viper_field.py"))
+               in ("__init__.py", "viper.py", "_viper_ed.py", "_viper_field.py"))
 
 
 def targets(results, sizes):

@@ -24,13 +24,15 @@ from .keys import check_key
 from .noise import HandshakeState, key_pair
 from .crypto.ed2curve import (ed25519_sk_to_x25519, ed25519_pk_to_x25519,
                               ed25519_pk_matches_x25519)
-from .connection import (copy_into, CLIENT, AUTH_SERVER, UNAUTH_SERVER, NEED_DATA,
-                         HANDSHAKE_DONE, UNTRUSTED_KEY, DATA, RESET, CLOSED)
-
-# One event protocol 1 does not have: the peer half-closed (it will send no more DATA).
-END_OF_STREAM = const(6)
-EVENT_NAMES = ("NEED_DATA", "HANDSHAKE_DONE", "UNTRUSTED_KEY", "DATA", "RESET", "CLOSED",
-               "END_OF_STREAM")
+try:
+    from ._viper_copy import copy_into
+except (ImportError, SyntaxError, NotImplementedError, ValueError):
+    from .connection import copy_into   # CPython, or no viper: protocol 1's portable copy
+# Roles and events from events.py, not connection.py: a protocol 2 node never loads protocol
+# 1's state machine (heap on a board). END_OF_STREAM is the one event protocol 1 does not
+# have: the peer half-closed (it will send no more DATA).
+from .events import (CLIENT, AUTH_SERVER, UNAUTH_SERVER, NEED_DATA, HANDSHAKE_DONE,  # noqa: F401
+                     UNTRUSTED_KEY, DATA, RESET, CLOSED, END_OF_STREAM, EVENT_NAMES)
 
 # --- States ---
 _SERVER_WAIT_MSG1 = const(0)
