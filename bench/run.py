@@ -217,6 +217,16 @@ def targets(results, sizes):
     m = num("m0", "m0_hs_client_minstr", "viper")
     add("handshake client side <= 90 M instructions (Cortex-M0 emulator, viper from .mpy)", m,
         m is not None and m <= 90, "%s M instructions" % fmt("ms", m))
+    m2 = num("m0", "m0_hs2_client_minstr", "viper")
+    s1 = num("m0", "m0_hs_server_minstr", "viper")
+    s2 = num("m0", "m0_hs2_server_minstr", "viper")
+    add("protocol 2 handshake cheaper than protocol 1 on the M0, each side", m2,
+        None not in (m, m2, s1, s2) and m2 < m and s2 < s1,
+        "client %s vs %s, server %s vs %s M instructions"
+        % (fmt("ms", m2), fmt("ms", m), fmt("ms", s2), fmt("ms", s1)))
+    a = num("m0", "m0_p2_rec_alloc_b", "viper")
+    add("protocol 2 records allocate nothing (M0, viper)", a, a == 0,
+        "%s B for 40 records" % fmt("bytes", a))
     return rows
 
 
@@ -235,6 +245,10 @@ M0_ROWS = (
     ("m0_aead_open_kib_kinstr", "AEAD open per KiB (k instr)", "open_kBps_1024", "rate"),
     ("m0_hs_client_minstr", "handshake, client side (M instr)", "hs_client_ms", "ms"),
     ("m0_hs_server_minstr", "handshake, server side (M instr)", "hs_server_ms", "ms"),
+    ("m0_hs2_client_minstr", "protocol 2 handshake, client side (M instr)", None, None),
+    ("m0_hs2_server_minstr", "protocol 2 handshake, server side (M instr)", None, None),
+    ("m0_p2_record_kinstr", "protocol 2 record of 64 B, sealed and opened (k instr)", None, None),
+    ("m0_p2_rec_alloc_b", "protocol 2: heap allocated by 40 records (B)", None, None),
 )
 
 
