@@ -147,7 +147,7 @@ class Connection2:
             self._in_end = 0
             self.plaintext = bytearray(max_record)
             self.data_len = 0
-            self._ad = bytearray(wire.HEADER_LEN)   # a record's header copied out: its AD
+            self._ad = bytearray(wire.HEADER_LEN)   # a record's header (sent or received): its AD
 
             self.reset_count = 0
             self.error = None
@@ -490,9 +490,12 @@ class Connection2:
     def _seal_record(self, ptype, data, n, out, off):
         # Header (the AD) then ciphertext + tag; the caller checked sizes and state. The
         # msg_id is taken only once the seal succeeded (the nonce likewise, in CipherState).
+        # The header is built in self._ad and copied out: a memoryview window of `out` as the
+        # AD would allocate two objects per record on MicroPython.
         m = self._local_msg_id
-        wire.put_header(out, off, n + wire2.TAG_LEN, m, ptype)
-        ad = memoryview(out)[off:off + wire.HEADER_LEN]
+        ad = self._ad
+        wire.put_header(ad, 0, n + wire2.TAG_LEN, m, ptype)
+        copy_into(out, off, ad, 0, wire.HEADER_LEN)
         self._send_cs.encrypt_with_ad_into(ad, data, 0, n, out, off + wire.HEADER_LEN)
         self._local_msg_id = (m + 1) & 0xFFFF
         return wire2.RECORD_OVERHEAD + n
