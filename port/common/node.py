@@ -196,7 +196,7 @@ class Node:
         # Random per boot: (node key, boot, seq) names a reading across reboots.
         self.boot = hexlify(board.random(8)).decode()
         self.protocol = cfg.get("protocol", 1)
-        self._identity = None  # protocol 2: the node's keys, derived in the first session
+        self._identity = None  # protocol 2: the node's keys, derived when run() starts
         self.sessions = 0
         self.sent = 0
         self.acked = 0
@@ -279,9 +279,18 @@ class Node:
         logged and retried with backoff; only KeyboardInterrupt / SystemExit leave this method.
         """
         gc.collect()  # the config's garbage goes before the stream code loads
-        from ossuary_io.errors import UntrustedKey
         log = self.board.log
         backoff = self.cfg["retry_min_ms"]
+        while self.protocol == 2 and self._identity is None:
+            # Protocol 2's keys, before the stream code loads: the Ed25519/SHA-512 code this
+            # needs once is the largest module the node ever loads, and is unloaded after.
+            try:
+                self._derive_identity()
+            except OssuaryError as e:
+                log("cannot derive the node's keys: %s; retry in %d ms" % (_reason(e), backoff))
+                self._idle(backoff)
+                backoff = min(backoff * 2, self.cfg["retry_max_ms"])
+        from ossuary_io.errors import UntrustedKey
         while True:
             try:
                 port = self.board.open_transport(self.cfg)
@@ -343,12 +352,23 @@ class Node:
             self._link.reset()
         return LinkStream(self._link, port)
 
+    def _derive_identity(self):
+        # Protocol 2's keys (the X25519 form of the seed, the Ed25519 public key it announces),
+        # derived once and kept in an Identity; the Ed25519/SHA-512 code that needs is then
+        # unloaded (a protocol 2 handshake uses neither). Raises OutOfMemory.
+        try:
+            from ossuary_micro.connection2 import Identity
+            self._identity = Identity(self.cfg["secret_key"])
+        except MemoryError:
+            raise OutOfMemory("out of memory")
+        finally:
+            _unload("ossuary_micro.crypto._viper_ed")
+            gc.collect()
+
     def _connection(self):
-        # A new client Connection (protocol 1) or Connection2 (protocol 2) for one session.
-        # Protocol 2's keys (the X25519 form of the seed, the Ed25519 public key it announces)
-        # are derived once, in the first session, and kept in an Identity; the Ed25519/SHA-512
-        # code that derivation needs is then unloaded (a protocol 2 handshake uses neither).
-        # Raises OutOfMemory (a full heap: the caller logs it and retries after its backoff).
+        # A new client Connection (protocol 1) or Connection2 (protocol 2, with the Identity
+        # run() derived) for one session. Raises OutOfMemory (a full heap: the caller logs it
+        # and retries after its backoff).
         cfg = self.cfg
         board = self.board
         try:
@@ -357,11 +377,7 @@ class Node:
                 return Connection(CLIENT, secret_key=cfg["secret_key"],
                                   authorized_keys=(cfg["collector_key"],),
                                   max_record=MAX_RECORD, random=board.random, clock=board.clock)
-            from ossuary_micro.connection2 import Connection2, Identity
-            if self._identity is None:
-                self._identity = Identity(cfg["secret_key"])
-                _unload("ossuary_micro.crypto._viper_ed")
-                gc.collect()
+            from ossuary_micro.connection2 import Connection2
             return Connection2(CLIENT, secret_key=self._identity,
                                authorized_keys=(cfg["collector_key"],),
                                max_record=MAX_RECORD, random=board.random, clock=board.clock)
