@@ -290,7 +290,7 @@ class Node:
                 log("cannot derive the node's keys: %s; retry in %d ms" % (_reason(e), backoff))
                 self._idle(backoff)
                 backoff = min(backoff * 2, self.cfg["retry_max_ms"])
-        from ossuary_io.errors import UntrustedKey
+        UntrustedKey = None
         while True:
             try:
                 port = self.board.open_transport(self.cfg)
@@ -301,6 +301,9 @@ class Node:
                 continue
             acked_before = self.acked
             try:
+                # The stream code loads on first use; on a full heap that import is one more
+                # out-of-memory failure, retried after the backoff like the others.
+                from ossuary_io.errors import UntrustedKey
                 stream = self._stream(port)
                 while True:
                     resets = stream.resets if stream is not port else 0
@@ -313,6 +316,8 @@ class Node:
                         # LinkReset: the collector's end of the link restarted. Nothing is
                         # wrong with the line, so handshake again over it at once.
                         log("session ended: link peer restarted")
+            except MemoryError:   # first: UntrustedKey is None if its import failed
+                log("session ended: out of memory")
             except _Done:
                 log("%d readings acknowledged, done" % self.acked)
                 return self.acked
