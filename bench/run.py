@@ -314,9 +314,10 @@ def render_m0(results, skipped):
 
 def node_heap(count=100):
     """Heap figures of the whole sensor node (tests/device/node_session.py: `count` readings
-    to an in-process collector-side peer, code from .mpy): [(interpreter, heap, figures or
-    None, note)]. The unix port always; the Cortex-M0 and i386 emulators through
-    tools/board_test.py where ../shared/tools/board-emulator exists (else the note says why)."""
+    to an in-process collector-side peer, code from .mpy), in protocol 1 and protocol 2:
+    [(interpreter, heap, protocol, figures or None, note)]. The unix port always; the
+    Cortex-M0 (mip-installed package) and i386 emulators through tools/board_test.py where
+    ../shared/tools/board-emulator exists (else the note says why)."""
     sys.path.insert(0, os.path.join(ROOT, "tools"))
     try:
         import board_emulator
@@ -327,20 +328,23 @@ def node_heap(count=100):
     with tempfile.TemporaryDirectory(prefix="node-heap-") as work:
         tree = os.path.join(work, "x64")
         board_emulator.build_mpy("x64", tree)
-        proc = subprocess.run(
-            [os.path.join(VENV_BIN, "micropython"), "-X", "heapsize=128K", "-c",
-             board_test.SESSION % count], cwd=tree, env=dict(os.environ, MICROPYPATH=tree),
-            capture_output=True, text=True, timeout=600)
-        out = proc.stdout + proc.stderr
-        ok = board_test.session_ok(out, count)
-        rows.append(("MicroPython unix x86-64 (64-bit objects)", "128 KiB",
-                     board_test.figures(out) if ok else None, "" if ok else out[-300:]))
-        for target, heap, label in (("m0", None, "Cortex-M0 emulator (armv6m .mpy)"),
-                                    ("i386", "80K", "i386 unix build (32-bit objects)")):
+        for proto in (1, 2):
+            proc = subprocess.run(
+                [os.path.join(VENV_BIN, "micropython"), "-X", "heapsize=128K", "-c",
+                 board_test.SESSION % (count, proto)], cwd=tree,
+                env=dict(os.environ, MICROPYPATH=tree), capture_output=True, text=True,
+                timeout=600)
+            out = proc.stdout + proc.stderr
+            ok = board_test.session_ok(out, count)
+            rows.append(("MicroPython unix x86-64 (64-bit objects)", "128 KiB", proto,
+                         board_test.figures(out) if ok else None, "" if ok else out[-300:]))
+        for target, heap, label in (("m0", None, "Cortex-M0 emulator (armv6m .mpy, mip-installed)"),
+                                    ("i386", "88K", "i386 unix build (32-bit objects)")):
             for name, status, detail, fig in board_test.run_target(target, heap, count, work):
                 if status == "SKIPPED" or "session" in name:
+                    proto = int(name[-1]) if "protocol" in name else None
                     rows.append((label, "140 KiB" if target == "m0" else heap.replace("K", " KiB"),
-                                 fig if status == "ok" else None, detail))
+                                 proto, fig if status == "ok" else None, detail))
     return rows
 
 
@@ -348,23 +352,27 @@ def render_node_heap(rows):
     out = ["## Node heap (whole node from .mpy, 100 readings, in-process collector peer)", "",
            "Peak = highest `gc.mem_alloc()` after `gc.collect()` at every frame the node writes "
            "or reads; node = peak - what was allocated before the first import - the peer's "
-           "Connection; largest block = `micropython.mem_info()`'s max blk sz at the high-water "
-           "marks. tests/device/node_session.py, tools/board_test.py.", "",
-           "| interpreter | heap | peak (B) | node (B) | peer (B) | largest block (B) |",
-           "|---|---|---:|---:|---:|---:|"]
-    worst = None
-    for where, heap, fig, note in rows:
+           "objects (the connection module both use is charged to the node); largest block = "
+           "`micropython.mem_info()`'s max blk sz at the high-water marks. "
+           "tests/device/node_session.py, tools/board_test.py.", "",
+           "| interpreter | heap | protocol | peak (B) | node (B) | peer (B) | largest block (B) |",
+           "|---|---|---:|---:|---:|---:|---:|"]
+    worst = {}
+    for where, heap, proto, fig, note in rows:
         if fig is None:
-            out.append("| %s | %s | %s | | | |" % (where, heap, "not run: " + (note or "failed")))
+            out.append("| %s | %s | %s | %s | | | |" % (where, heap, proto or "-",
+                                                      "not run: " + (note or "failed")))
             continue
-        out.append("| %s | %s | %d | %d | %d | %s |" % (where, heap, fig["heap_peak"],
-                   fig["node_peak"], fig["peer"], fig.get("max_block", "-")))
+        out.append("| %s | %s | %d | %d | %d | %d | %s |" % (
+            where, heap, proto, fig["heap_peak"], fig["node_peak"], fig["peer"],
+            fig.get("max_block", "-")))
         if "32-bit" in where or "armv6m" in where:
-            worst = max(worst or 0, fig["node_peak"])
+            worst[proto] = max(worst.get(proto, 0), fig["node_peak"])
     out.append("")
-    out.append("Target: node peak <= 48 KiB on 32-bit, code included: %s" % (
-        "not measured (no board emulator)" if worst is None else
-        "%d B, %s" % (worst, "MET" if worst <= 49152 else "MISSED")))
+    for proto in (2, 1):
+        out.append("Target: node peak <= 48 KiB on 32-bit, code included, protocol %d: %s" % (
+            proto, "not measured (no board emulator)" if proto not in worst else
+            "%d B, %s" % (worst[proto], "MET" if worst[proto] <= 49152 else "MISSED")))
     out.append("")
     return out
 
