@@ -8,28 +8,18 @@
 # ossuary_micro.connection2` or `from ossuary_micro.errors import ...` runs this file first,
 # and on a board every module loaded is heap, so this file imports nothing itself. A name is
 # imported from its module on first use (`from ossuary_micro import Connection` works as
-# before) and then kept here.
+# before) and then kept here. Tuples and if-tests, not a dict: the names cost no hash table.
 
 __version__ = "0.1.0"
 
-# name -> the submodule that defines it
-_WHERE = {}
-for _m, _names in (
-        ("errors", ("OssuaryError", "CryptoError", "AuthenticationFailed", "KeyFormatError",
-                    "NoRandomSource", "LocalProtocolError", "RemoteProtocolError",
-                    "ConnectionReset", "ConnectionFailed", "ConnectionClosed", "OutOfMemory")),
-        ("connection", ("Connection",)),
-        ("events", ("CLIENT", "AUTH_SERVER", "UNAUTH_SERVER", "ROLE_NAMES", "NEED_DATA",
-                    "HANDSHAKE_DONE", "UNTRUSTED_KEY", "DATA", "RESET", "CLOSED")),
-        ("connection", ("EVENT_NAMES",)),
-        ("keys", ("parse_key", "format_key", "generate_keypair")),
-        ("crypto", ("get_backend", "available_backends")),
-        ("wire", ("MAX_RECORD", "MAX_CONTROL_PACKET"))):
-    for _n in _names:
-        _WHERE[_n] = _m
-del _m, _names, _n
-
-__all__ = tuple(_WHERE)
+_ERRORS = ("OssuaryError", "CryptoError", "AuthenticationFailed", "KeyFormatError",
+           "NoRandomSource", "LocalProtocolError", "RemoteProtocolError", "ConnectionReset",
+           "ConnectionFailed", "ConnectionClosed", "OutOfMemory")
+_EVENTS = ("CLIENT", "AUTH_SERVER", "UNAUTH_SERVER", "ROLE_NAMES", "NEED_DATA",
+           "HANDSHAKE_DONE", "UNTRUSTED_KEY", "DATA", "RESET", "CLOSED")
+_OTHER = ("Connection", "EVENT_NAMES", "parse_key", "format_key", "generate_keypair",
+          "get_backend", "available_backends", "MAX_RECORD", "MAX_CONTROL_PACKET")
+__all__ = _ERRORS + _EVENTS + _OTHER
 
 
 def __getattr__(name):
@@ -37,7 +27,20 @@ def __getattr__(name):
     # `from . import wire` asks this function before it looks for the submodule, so import it
     # (CPython finds submodules without asking). Neither: AttributeError.
     import sys
-    m = _WHERE.get(name)
+    if name in _ERRORS:
+        m = "errors"
+    elif name in _EVENTS:
+        m = "events"     # protocol 1's connection.py defines the same values
+    elif name == "Connection" or name == "EVENT_NAMES":
+        m = "connection"
+    elif name in ("parse_key", "format_key", "generate_keypair"):
+        m = "keys"
+    elif name in ("get_backend", "available_backends"):
+        m = "crypto"
+    elif name in ("MAX_RECORD", "MAX_CONTROL_PACKET"):
+        m = "wire"
+    else:
+        m = None
     full = "ossuary_micro." + (name if m is None else m)
     try:
         __import__(full)
