@@ -684,3 +684,20 @@ def test_out_of_memory_closes_the_connection():
         assert isinstance(conn.error, OutOfMemory), (side, conn.error)
         assert conn.data_to_send(out) == 12 and out[5] == 0x10    # error Disconnect
         assert conn.closed
+
+
+def test_roles_and_events_agree_between_protocols():
+    # events.py holds the roles and events so that protocol 2 need not load connection.py;
+    # connection.py defines the same values for itself. They must never drift apart.
+    import ossuary_micro
+    from ossuary_micro import connection, connection2, events
+    for name in ("CLIENT", "AUTH_SERVER", "UNAUTH_SERVER", "NEED_DATA", "HANDSHAKE_DONE",
+                 "UNTRUSTED_KEY", "DATA", "RESET", "CLOSED"):
+        v = getattr(events, name)
+        assert getattr(connection, name) == v, name
+        assert getattr(connection2, name) == v, name
+        assert getattr(ossuary_micro, name) == v, name
+    assert connection.ROLE_NAMES == events.ROLE_NAMES
+    assert connection.EVENT_NAMES == events.EVENT_NAMES[:6]
+    assert connection2.EVENT_NAMES == events.EVENT_NAMES
+    assert connection2.END_OF_STREAM == events.END_OF_STREAM == 6
