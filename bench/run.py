@@ -145,7 +145,7 @@ def value(results, col, metric):
 
 
 CORE_MODULES = tuple("ossuary_micro/%s.py" % m for m in (
-    "__init__", "_viper_copy", "connection", "errors", "keys", "rand", "wire"))
+    "__init__", "_viper_copy", "connection", "errors", "events", "keys", "rand", "wire"))
 
 
 def group_sizes(sizes):
@@ -154,10 +154,11 @@ def group_sizes(sizes):
     # counted apart (extra_sizes).
     core = sum(v or 0 for k, v in sizes.items() if k.replace(os.sep, "/") in CORE_MODULES)
     crypto = os.path.join("ossuary_micro", "crypto") + os.sep
-    # The viper set is what an armv6m board loads: viper.py imports the Thumb field module there
+    # The viper set is what an armv6m board loads (viper.py and _viper_ed.py, its Ed25519 and
+    # SHA-512 part): viper.py imports the Thumb field module there
     # and never _viper_field.py (the ESP32's and unix ports' field code; see viper_fallback_size).
     viper = sum(v or 0 for k, v in sizes.items() if k.startswith(crypto) and os.path.basename(k)
-                in ("__init__.py", "viper.py", "_viper_thumb.py"))
+                in ("__init__.py", "viper.py", "_viper_ed.py", "_viper_thumb.py"))
     pure = sum(v or 0 for k, v in sizes.items() if k.startswith(crypto) and os.path.basename(k) in (
         "__init__.py", "pure.py", "_chacha.py", "_curve25519.py", "_sha512.py"))
     io = sum(v or 0 for k, v in sizes.items() if k.startswith("ossuary_io" + os.sep))
@@ -169,7 +170,7 @@ def viper_fallback_size(sizes):
     _viper_thumb, counted from the same armv6m .mpy files."""
     crypto = os.path.join("ossuary_micro", "crypto") + os.sep
     return sum(v or 0 for k, v in sizes.items() if k.startswith(crypto) and os.path.basename(k)
-               in ("__init__.py", "viper.py", "_viper_field.py"))
+               in ("__init__.py", "viper.py", "_viper_ed.py", "_viper_field.py"))
 
 
 def targets(results, sizes):
@@ -216,6 +217,16 @@ def targets(results, sizes):
     m = num("m0", "m0_hs_client_minstr", "viper")
     add("handshake client side <= 90 M instructions (Cortex-M0 emulator, viper from .mpy)", m,
         m is not None and m <= 90, "%s M instructions" % fmt("ms", m))
+    m2 = num("m0", "m0_hs2_client_minstr", "viper")
+    s1 = num("m0", "m0_hs_server_minstr", "viper")
+    s2 = num("m0", "m0_hs2_server_minstr", "viper")
+    add("protocol 2 handshake cheaper than protocol 1 on the M0, each side", m2,
+        None not in (m, m2, s1, s2) and m2 < m and s2 < s1,
+        "client %s vs %s, server %s vs %s M instructions"
+        % (fmt("ms", m2), fmt("ms", m), fmt("ms", s2), fmt("ms", s1)))
+    a = num("m0", "m0_p2_rec_alloc_b", "viper")
+    add("protocol 2 records allocate nothing (M0, viper)", a, a == 0,
+        "%s B for 40 records" % fmt("bytes", a))
     return rows
 
 
@@ -234,6 +245,10 @@ M0_ROWS = (
     ("m0_aead_open_kib_kinstr", "AEAD open per KiB (k instr)", "open_kBps_1024", "rate"),
     ("m0_hs_client_minstr", "handshake, client side (M instr)", "hs_client_ms", "ms"),
     ("m0_hs_server_minstr", "handshake, server side (M instr)", "hs_server_ms", "ms"),
+    ("m0_hs2_client_minstr", "protocol 2 handshake, client side (M instr)", None, None),
+    ("m0_hs2_server_minstr", "protocol 2 handshake, server side (M instr)", None, None),
+    ("m0_p2_record_kinstr", "protocol 2 record of 64 B, sealed and opened (k instr)", None, None),
+    ("m0_p2_rec_alloc_b", "protocol 2: heap allocated by 40 records (B)", None, None),
 )
 
 
@@ -299,9 +314,10 @@ def render_m0(results, skipped):
 
 def node_heap(count=100):
     """Heap figures of the whole sensor node (tests/device/node_session.py: `count` readings
-    to an in-process collector-side peer, code from .mpy): [(interpreter, heap, figures or
-    None, note)]. The unix port always; the Cortex-M0 and i386 emulators through
-    tools/board_test.py where ../shared/tools/board-emulator exists (else the note says why)."""
+    to an in-process collector-side peer, code from .mpy), in protocol 1 and protocol 2:
+    [(interpreter, heap, protocol, figures or None, note)]. The unix port always; the
+    Cortex-M0 (mip-installed package) and i386 emulators through tools/board_test.py where
+    ../shared/tools/board-emulator exists (else the note says why)."""
     sys.path.insert(0, os.path.join(ROOT, "tools"))
     try:
         import board_emulator
@@ -312,20 +328,23 @@ def node_heap(count=100):
     with tempfile.TemporaryDirectory(prefix="node-heap-") as work:
         tree = os.path.join(work, "x64")
         board_emulator.build_mpy("x64", tree)
-        proc = subprocess.run(
-            [os.path.join(VENV_BIN, "micropython"), "-X", "heapsize=128K", "-c",
-             board_test.SESSION % count], cwd=tree, env=dict(os.environ, MICROPYPATH=tree),
-            capture_output=True, text=True, timeout=600)
-        out = proc.stdout + proc.stderr
-        ok = board_test.session_ok(out, count)
-        rows.append(("MicroPython unix x86-64 (64-bit objects)", "128 KiB",
-                     board_test.figures(out) if ok else None, "" if ok else out[-300:]))
-        for target, heap, label in (("m0", None, "Cortex-M0 emulator (armv6m .mpy)"),
-                                    ("i386", "80K", "i386 unix build (32-bit objects)")):
+        for proto in (1, 2):
+            proc = subprocess.run(
+                [os.path.join(VENV_BIN, "micropython"), "-X", "heapsize=128K", "-c",
+                 board_test.SESSION % (count, proto)], cwd=tree,
+                env=dict(os.environ, MICROPYPATH=tree), capture_output=True, text=True,
+                timeout=600)
+            out = proc.stdout + proc.stderr
+            ok = board_test.session_ok(out, count)
+            rows.append(("MicroPython unix x86-64 (64-bit objects)", "128 KiB", proto,
+                         board_test.figures(out) if ok else None, "" if ok else out[-300:]))
+        for target, heap, label in (("m0", None, "Cortex-M0 emulator (armv6m .mpy, mip-installed)"),
+                                    ("i386", "88K", "i386 unix build (32-bit objects)")):
             for name, status, detail, fig in board_test.run_target(target, heap, count, work):
                 if status == "SKIPPED" or "session" in name:
+                    proto = int(name[-1]) if "protocol" in name else None
                     rows.append((label, "140 KiB" if target == "m0" else heap.replace("K", " KiB"),
-                                 fig if status == "ok" else None, detail))
+                                 proto, fig if status == "ok" else None, detail))
     return rows
 
 
@@ -333,23 +352,27 @@ def render_node_heap(rows):
     out = ["## Node heap (whole node from .mpy, 100 readings, in-process collector peer)", "",
            "Peak = highest `gc.mem_alloc()` after `gc.collect()` at every frame the node writes "
            "or reads; node = peak - what was allocated before the first import - the peer's "
-           "Connection; largest block = `micropython.mem_info()`'s max blk sz at the high-water "
-           "marks. tests/device/node_session.py, tools/board_test.py.", "",
-           "| interpreter | heap | peak (B) | node (B) | peer (B) | largest block (B) |",
-           "|---|---|---:|---:|---:|---:|"]
-    worst = None
-    for where, heap, fig, note in rows:
+           "objects (the connection module both use is charged to the node); largest block = "
+           "`micropython.mem_info()`'s max blk sz at the high-water marks. "
+           "tests/device/node_session.py, tools/board_test.py.", "",
+           "| interpreter | heap | protocol | peak (B) | node (B) | peer (B) | largest block (B) |",
+           "|---|---|---:|---:|---:|---:|---:|"]
+    worst = {}
+    for where, heap, proto, fig, note in rows:
         if fig is None:
-            out.append("| %s | %s | %s | | | |" % (where, heap, "not run: " + (note or "failed")))
+            out.append("| %s | %s | %s | %s | | | |" % (where, heap, proto or "-",
+                                                      "not run: " + (note or "failed")))
             continue
-        out.append("| %s | %s | %d | %d | %d | %s |" % (where, heap, fig["heap_peak"],
-                   fig["node_peak"], fig["peer"], fig.get("max_block", "-")))
+        out.append("| %s | %s | %d | %d | %d | %d | %s |" % (
+            where, heap, proto, fig["heap_peak"], fig["node_peak"], fig["peer"],
+            fig.get("max_block", "-")))
         if "32-bit" in where or "armv6m" in where:
-            worst = max(worst or 0, fig["node_peak"])
+            worst[proto] = max(worst.get(proto, 0), fig["node_peak"])
     out.append("")
-    out.append("Target: node peak <= 48 KiB on 32-bit, code included: %s" % (
-        "not measured (no board emulator)" if worst is None else
-        "%d B, %s" % (worst, "MET" if worst <= 49152 else "MISSED")))
+    for proto in (2, 1):
+        out.append("Target: node peak <= 48 KiB on 32-bit, code included, protocol %d: %s" % (
+            proto, "not measured (no board emulator)" if proto not in worst else
+            "%d B, %s" % (worst[proto], "MET" if worst[proto] <= 49152 else "MISSED")))
     out.append("")
     return out
 

@@ -1,15 +1,34 @@
-# ossuary_micro: the Ossuary secure channel (libossuary 0.5.1 wire protocol 1), sans-I/O.
+# ossuary_micro: the Ossuary secure channel (libossuary 0.5.1 wire protocol 1, and protocol 2),
+# sans-I/O.
 #
 # Public API: Connection and its role/event constants, the error types, key helpers and
-# the crypto backend selector. See docs/design.md. The star imports take the public names
-# of errors.py and connection.py (connection.py's imports are private names, apart from
-# copy_into, which link.py and connection2.py share, and const): one import each, the
-# smallest .mpy for a module every board loads.
+# the crypto backend selector. See docs/design.md.
+#
+# On a board every module loaded is heap, and `import ossuary_micro.connection2` runs this
+# file first. It loads what both protocols use (star imports: the smallest .mpy); protocol
+# 1's Connection comes on first use through a module __getattr__ (PEP 562, which MicroPython
+# has too), so a protocol 2 node never loads connection.py.
 
 from .errors import *
-from .connection import *
+from .events import *
 from .keys import parse_key, format_key, generate_keypair
 from .crypto import get_backend, available_backends
 from .wire import MAX_RECORD, MAX_CONTROL_PACKET
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    import sys
+    if name == "Connection":
+        from .connection import Connection
+        return Connection
+    # MicroPython's `from . import wire` asks here before it looks for the submodule.
+    full = "ossuary_micro." + name
+    try:
+        __import__(full)
+    except ImportError:
+        if full in sys.modules:
+            raise
+        raise AttributeError(name)
+    return sys.modules[full]

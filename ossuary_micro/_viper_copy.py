@@ -1,7 +1,7 @@
 # Byte copy between buffers at offsets, in viper: no slice object, no heap allocation.
 #
-# Imported only by ossuary_micro/connection.py, which falls back to a plain copy where there
-# is no viper emitter (CPython, the WebAssembly port).
+# Imported by ossuary_micro/connection.py and connection2.py, which fall back to a plain copy
+# where there is no viper emitter (CPython, the WebAssembly port).
 
 import micropython
 

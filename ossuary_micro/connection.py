@@ -76,20 +76,16 @@ _MAX_RECORD = const(16384)
 _MAX_CONTROL_PACKET = const(208)
 _REFERENCE_MAX_BODY = const(16404)
 
-# --- Roles ---
-CLIENT = const(0)
-AUTH_SERVER = const(1)
-UNAUTH_SERVER = const(2)
-ROLE_NAMES = ("client", "authenticated server", "unauthenticated server")
-
-# --- Events returned by next_event() ---
-NEED_DATA = const(0)
-HANDSHAKE_DONE = const(1)
-UNTRUSTED_KEY = const(2)
-DATA = const(3)
-RESET = const(4)
-CLOSED = const(5)
-EVENT_NAMES = ("NEED_DATA", "HANDSHAKE_DONE", "UNTRUSTED_KEY", "DATA", "RESET", "CLOSED")
+# --- Roles and events: the public names are events.py's (both protocols share them) ---
+_CLIENT = const(0)
+_AUTH_SERVER = const(1)
+_UNAUTH_SERVER = const(2)
+_NEED_DATA = const(0)
+_HANDSHAKE_DONE = const(1)
+_UNTRUSTED_KEY = const(2)
+_DATA = const(3)
+_RESET = const(4)
+_CLOSED = const(5)
 
 # --- States (spec 4.1) ---
 _SERVER_WAIT_HANDSHAKE = const(0)
@@ -139,7 +135,7 @@ class Connection:
                  tofu_clients=False):
         # One try around it all: a MemoryError anywhere in here becomes OutOfMemory.
         try:
-            if role not in (CLIENT, AUTH_SERVER, UNAUTH_SERVER):
+            if role not in (_CLIENT, _AUTH_SERVER, _UNAUTH_SERVER):
                 raise LocalProtocolError("unknown role %r" % (role,))
             if not 0 <= max_record <= _MAX_RECORD:
                 raise LocalProtocolError("max_record must be 0..%d" % _MAX_RECORD)
@@ -152,7 +148,7 @@ class Connection:
                 from .rand import default_random
                 random = default_random()   # raises NoRandomSource where there is none
             self.role = role
-            self.is_server = role != CLIENT
+            self.is_server = role != _CLIENT
             self.backend = backend
             self._random = random
             self._clock = clock
@@ -303,7 +299,7 @@ class Connection:
     # ------------------------------------------------------------------ events
 
     def next_event(self):
-        """Parse at most what is needed to return one event (see EVENT_NAMES).
+        """Parse at most what is needed to return one event (see events.EVENT_NAMES).
 
         Returns NEED_DATA when more input (or more time) is needed. Never raises for
         anything the peer sent. Running out of heap (e.g. the pure backend's big ints on a
@@ -315,7 +311,7 @@ class Connection:
                 # to send), so a data packet goes straight there and on to _recv_data. With
                 # nothing buffered the answer is NEED_DATA, as the general path would say.
                 if self._in_end == self._in_start:
-                    return NEED_DATA
+                    return _NEED_DATA
                 ev = self._parse_one()
                 if ev >= 0:
                     return ev
@@ -327,10 +323,10 @@ class Connection:
         while True:
             st = self._state
             if st == _FAILING or st == _FAILED:
-                return CLOSED
+                return _CLOSED
             if self._pending_done:
                 self._pending_done = False
-                return HANDSHAKE_DONE
+                return _HANDSHAKE_DONE
             if (self._clock is not None and _STATES[st][4]
                     and not (st == _SERVER_WAIT_HANDSHAKE and self._idle)
                     and ((self._clock() - self._t0) & _TICKS_MASK) >= self.timeout_ms):
@@ -344,7 +340,7 @@ class Connection:
             if _STATES[st][1] == 0:
                 # A state with something to send, or paused for a TOFU decision: input
                 # stays buffered until the state moves on.
-                return NEED_DATA
+                return _NEED_DATA
             ev = self._parse_one()
             if ev >= 0:
                 return ev
@@ -357,13 +353,13 @@ class Connection:
         # leave the receiver waiting for bytes that never come. timeout_ms must therefore
         # exceed the time the link takes to carry the largest packet.
         if avail == 0 or self._clock is None:
-            return NEED_DATA
+            return _NEED_DATA
         now = self._clock()
         if self._partial_t0 is None:
             self._partial_t0 = now
         elif ((now - self._partial_t0) & _TICKS_MASK) >= self.timeout_ms:
             return self._bad("partial packet timed out")
-        return NEED_DATA
+        return _NEED_DATA
 
     def _parse_one(self):
         # Returns an event, NEED_DATA, or -1 after consuming a packet that produced none.
@@ -465,7 +461,7 @@ class Connection:
             self._enter(_CLIENT_SEND_AUTH)
         else:
             self._enter(_WAIT_APPROVAL)        # spec 2.6: TOFU pause
-            return UNTRUSTED_KEY
+            return _UNTRUSTED_KEY
         return -1
 
     def _recv_client_auth(self, buf, off, n):
@@ -478,10 +474,10 @@ class Connection:
         if pt is None:
             return self._bad("handshake decryption failed")
         wire.nonce_increment(self._remote_nonce)
-        if self.role == UNAUTH_SERVER:
+        if self.role == _UNAUTH_SERVER:
             # No signature check, and we do not expose the unverified key (spec 8.2.13).
             self._enter(_ENCRYPTED)
-            return HANDSHAKE_DONE
+            return _HANDSHAKE_DONE
         client_key = bytes(pt[0:32])
         sig = bytes(pt[32:96])
         signed = self._peer_signed_prefix + bytes(self._challenge)
@@ -490,10 +486,10 @@ class Connection:
         self.remote_public_key = client_key
         if client_key in self._authorized:
             self._enter(_ENCRYPTED)
-            return HANDSHAKE_DONE
+            return _HANDSHAKE_DONE
         if self.tofu_clients:
             self._enter(_WAIT_APPROVAL)
-            return UNTRUSTED_KEY
+            return _UNTRUSTED_KEY
         return self._bad("client key not authorized")
 
     def _recv_data(self, buf, off, n):
@@ -510,7 +506,7 @@ class Connection:
             return self._bad("decryption failed")
         wire.nonce_increment(self._remote_nonce)
         self.data_len = dlen
-        return DATA
+        return _DATA
 
     # ------------------------------------------------------------------ output
 
@@ -743,7 +739,7 @@ class Connection:
         self._new_session()
         self._initiator = initiator
         self._enter(_RESETTING)
-        return RESET
+        return _RESET
 
     def _bad(self, reason):
         # The peer broke a rule: a recoverable reset that names the rule (spec 4.4).
@@ -753,7 +749,7 @@ class Connection:
         self.error = err
         self._pending_done = False
         self._enter(_FAILING)
-        return CLOSED
+        return _CLOSED
 
 
 def _zero(buf):

@@ -25,13 +25,15 @@ from .rand import default_random
 from .noise import HandshakeState, key_pair
 from .crypto.ed2curve import (ed25519_sk_to_x25519, ed25519_pk_to_x25519,
                               ed25519_pk_matches_x25519)
-from .connection import (copy_into, CLIENT, AUTH_SERVER, UNAUTH_SERVER, NEED_DATA,
-                         HANDSHAKE_DONE, UNTRUSTED_KEY, DATA, RESET, CLOSED)
-
-# One event protocol 1 does not have: the peer half-closed (it will send no more DATA).
-END_OF_STREAM = const(6)
-EVENT_NAMES = ("NEED_DATA", "HANDSHAKE_DONE", "UNTRUSTED_KEY", "DATA", "RESET", "CLOSED",
-               "END_OF_STREAM")
+try:
+    from ._viper_copy import copy_into
+except (ImportError, SyntaxError, NotImplementedError, ValueError):
+    from .connection import copy_into   # CPython, or no viper: protocol 1's portable copy
+# Roles and events from events.py, not connection.py: a protocol 2 node never loads protocol
+# 1's state machine (heap on a board). END_OF_STREAM is the one event protocol 1 does not
+# have: the peer half-closed (it will send no more DATA).
+from .events import (CLIENT, AUTH_SERVER, UNAUTH_SERVER, NEED_DATA, HANDSHAKE_DONE,  # noqa: F401
+                     UNTRUSTED_KEY, DATA, RESET, CLOSED, END_OF_STREAM, EVENT_NAMES)
 
 # --- States ---
 _SERVER_WAIT_MSG1 = const(0)
@@ -148,7 +150,7 @@ class Connection2:
             self._in_end = 0
             self.plaintext = bytearray(max_record)
             self.data_len = 0
-            self._ad = bytearray(wire.HEADER_LEN)   # a record's header copied out: its AD
+            self._ad = bytearray(wire.HEADER_LEN)   # a record's header (sent or received): its AD
 
             self.reset_count = 0
             self.error = None
@@ -494,9 +496,12 @@ class Connection2:
     def _seal_record(self, ptype, data, n, out, off):
         # Header (the AD) then ciphertext + tag; the caller checked sizes and state. The
         # msg_id is taken only once the seal succeeded (the nonce likewise, in CipherState).
+        # The header is built in self._ad and copied out: a memoryview window of `out` as the
+        # AD would allocate two objects per record on MicroPython.
         m = self._local_msg_id
-        wire.put_header(out, off, n + wire2.TAG_LEN, m, ptype)
-        ad = memoryview(out)[off:off + wire.HEADER_LEN]
+        ad = self._ad
+        wire.put_header(ad, 0, n + wire2.TAG_LEN, m, ptype)
+        copy_into(out, off, ad, 0, wire.HEADER_LEN)
         self._send_cs.encrypt_with_ad_into(ad, data, 0, n, out, off + wire.HEADER_LEN)
         self._local_msg_id = (m + 1) & 0xFFFF
         return wire2.RECORD_OVERHEAD + n

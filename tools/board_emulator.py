@@ -145,10 +145,12 @@ def _script_path(mount_dir, script):
     return script if os.path.isabs(script) else os.path.join(mount_dir, script)
 
 
-def run_m0(mount_dir, script, icount=False, timeout=600):
+def run_m0(mount_dir, script, icount=False, timeout=600, setup=()):
     """Run SCRIPT on the emulated Cortex-M0 with MOUNT_DIR mounted as its filesystem (cwd and
-    import path) through mpremote. Returns (ok, output): ok is True when the script ran to the
-    end without an uncaught exception. QEMU is always stopped before returning."""
+    import path, /remote on the board) through mpremote. `setup`: mpremote command words run
+    first, with the mount in place (e.g. a `mip install` into /remote/lib). Returns (ok,
+    output): ok is True when the script ran to the end without an uncaught exception. QEMU is
+    always stopped before returning."""
     reason = m0_missing()
     if reason:
         raise EmulatorError(reason)
@@ -161,7 +163,9 @@ def run_m0(mount_dir, script, icount=False, timeout=600):
         if p.returncode != 0:
             return False, "m0 did not start: %s" % (p.stderr or p.stdout).strip()
         try:
-            r = subprocess.run([_mpremote(), "connect", link, "mount", mount_dir, "run", script],
+            # "+" ends the setup command (mip would read "run" as one more package name).
+            r = subprocess.run([_mpremote(), "connect", link, "mount", mount_dir]
+                               + (list(setup) + ["+"] if setup else []) + ["run", script],
                                capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired as e:
             out = e.stdout or ""

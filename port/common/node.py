@@ -57,18 +57,20 @@ import time
 from array import array
 from binascii import hexlify
 
-from ossuary_micro import Connection, CLIENT, HANDSHAKE_DONE, DATA, RESET, CLOSED
-from ossuary_micro.errors import OssuaryError, ConnectionClosed
+from ossuary_micro.events import CLIENT, HANDSHAKE_DONE, DATA, RESET, CLOSED, END_OF_STREAM
+from ossuary_micro.errors import OssuaryError, ConnectionClosed, OutOfMemory
 from ossuary_micro.wire import const
-# ossuary_io is imported where a session starts, not here: node.main reads the config with
-# nodeconfig and drops it before the stream code is loaded, so the two are never on the heap
-# together.
+# ossuary_io and the connection module are imported where a session starts, not here:
+# node.main reads the config with nodeconfig and drops it before the stream code is loaded,
+# so the two are never on the heap together; and only the configured protocol's connection
+# module is ever loaded (protocol 1: connection.py; protocol 2: connection2.py and noise.py).
 
 MAX_RECORD = 256          # largest record either way (docs/design.md); our Connection's max_record
 QUEUE_MAX = 16            # default queue size for a board that does not say (17 B a reading)
 HANDSHAKE_TIMEOUT_MS = 15000
 _SLICE_MS = const(10)     # longest sleep between two rounds of the main loop
-# A protocol 1 data packet around a record: 8-byte header, 4-byte sub-header, 16-byte tag.
+# A protocol 1 data packet around a record: 8-byte header, 4-byte sub-header, 16-byte tag
+# (protocol 2's is 24 bytes: no sub-header; the larger figure serves both).
 _DATA_OVERHEAD = const(28)
 
 
@@ -193,6 +195,8 @@ class Node:
         self.queue = ReadingQueue(cap)
         # Random per boot: (node key, boot, seq) names a reading across reboots.
         self.boot = hexlify(board.random(8)).decode()
+        self.protocol = cfg.get("protocol", 1)
+        self._identity = None  # protocol 2: the node's keys, derived when run() starts
         self.sessions = 0
         self.sent = 0
         self.acked = 0
@@ -275,9 +279,18 @@ class Node:
         logged and retried with backoff; only KeyboardInterrupt / SystemExit leave this method.
         """
         gc.collect()  # the config's garbage goes before the stream code loads
-        from ossuary_io.errors import UntrustedKey
         log = self.board.log
         backoff = self.cfg["retry_min_ms"]
+        while self.protocol == 2 and self._identity is None:
+            # Protocol 2's keys, before the stream code loads: the Ed25519/SHA-512 code this
+            # needs once is the largest module the node ever loads, and is unloaded after.
+            try:
+                self._derive_identity()
+            except OssuaryError as e:
+                log("cannot derive the node's keys: %s; retry in %d ms" % (_reason(e), backoff))
+                self._idle(backoff)
+                backoff = min(backoff * 2, self.cfg["retry_max_ms"])
+        UntrustedKey = None
         while True:
             try:
                 port = self.board.open_transport(self.cfg)
@@ -288,6 +301,9 @@ class Node:
                 continue
             acked_before = self.acked
             try:
+                # The stream code loads on first use; on a full heap that import is one more
+                # out-of-memory failure, retried after the backoff like the others.
+                from ossuary_io.errors import UntrustedKey
                 stream = self._stream(port)
                 while True:
                     resets = stream.resets if stream is not port else 0
@@ -300,6 +316,8 @@ class Node:
                         # LinkReset: the collector's end of the link restarted. Nothing is
                         # wrong with the line, so handshake again over it at once.
                         log("session ended: link peer restarted")
+            except MemoryError:   # first: UntrustedKey is None if its import failed
+                log("session ended: out of memory")
             except _Done:
                 log("%d readings acknowledged, done" % self.acked)
                 return self.acked
@@ -339,6 +357,38 @@ class Node:
             self._link.reset()
         return LinkStream(self._link, port)
 
+    def _derive_identity(self):
+        # Protocol 2's keys (the X25519 form of the seed, the Ed25519 public key it announces),
+        # derived once and kept in an Identity; the Ed25519/SHA-512 code that needs is then
+        # unloaded (a protocol 2 handshake uses neither). Raises OutOfMemory.
+        try:
+            from ossuary_micro.connection2 import Identity
+            self._identity = Identity(self.cfg["secret_key"])
+        except MemoryError:
+            raise OutOfMemory("out of memory")
+        finally:
+            _unload("ossuary_micro.crypto._viper_ed")
+            gc.collect()
+
+    def _connection(self):
+        # A new client Connection (protocol 1) or Connection2 (protocol 2, with the Identity
+        # run() derived) for one session. Raises OutOfMemory (a full heap: the caller logs it
+        # and retries after its backoff).
+        cfg = self.cfg
+        board = self.board
+        try:
+            if self.protocol == 1:
+                from ossuary_micro.connection import Connection
+                return Connection(CLIENT, secret_key=cfg["secret_key"],
+                                  authorized_keys=(cfg["collector_key"],),
+                                  max_record=MAX_RECORD, random=board.random, clock=board.clock)
+            from ossuary_micro.connection2 import Connection2
+            return Connection2(CLIENT, secret_key=self._identity,
+                               authorized_keys=(cfg["collector_key"],),
+                               max_record=MAX_RECORD, random=board.random, clock=board.clock)
+        except MemoryError:
+            raise OutOfMemory("out of memory")
+
     def _session(self, stream, link):
         # One Ossuary session over an open transport: handshake, then send what is queued and
         # take acks, never blocking longer than a slice. Returns when the collector closed
@@ -348,9 +398,7 @@ class Node:
         board = self.board
         log = board.log
         q = self.queue
-        conn = Connection(CLIENT, secret_key=self.cfg["secret_key"],
-                          authorized_keys=(self.cfg["collector_key"],),
-                          max_record=MAX_RECORD, random=board.random, clock=board.clock)
+        conn = self._connection()
         s = SecureStream(conn, stream, clock=board.clock)
         done = False
         up = False                 # established, readings may be sent
@@ -388,6 +436,12 @@ class Node:
                         log("collector closed the session")
                         return
                     raise err
+                elif ev == END_OF_STREAM:
+                    # Protocol 2: the collector half-closed, so no more acks will come. End
+                    # the session (our close follows in `finally`); unacked readings stay
+                    # queued for the next one.
+                    log("collector ended its stream")
+                    return
                 if not up:
                     if time.ticks_diff(board.clock(), since) > HANDSHAKE_TIMEOUT_MS:
                         raise HandshakeTimeout("handshake not complete after %d ms"
@@ -452,8 +506,7 @@ def main(board, path, read_key=None):
     # ConfigError, which sensors.py holds, stays alive.
     del load_config
     for m in ("nodeconfig", "keystore"):
-        if m in sys.modules:
-            del sys.modules[m]
+        _unload(m)
     board.log("node %s starting: %d sensor(s), every %d ms"
               % (cfg["name"], len(node.sensors), cfg["interval_ms"]))
     try:
@@ -461,6 +514,21 @@ def main(board, path, read_key=None):
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _unload(name):
+    # Forget a loaded module so that the collector can free it (on a board a module's code is
+    # heap): MicroPython keeps a submodule in sys.modules and as an attribute of its package.
+    # A later import loads it again.
+    if name in sys.modules:
+        del sys.modules[name]
+    i = name.rfind(".")
+    p = sys.modules.get(name[:i]) if i > 0 else None
+    if p is not None:
+        try:
+            delattr(p, name[i + 1:])
+        except (AttributeError, KeyError):
+            pass
 
 
 def _reason(e):

@@ -5,8 +5,8 @@
 #   {"name": "greenhouse-1",
 #    "transport": {"type": "uart", "id": 0, "baud": 115200, "tx": 0, "rx": 1},
 #            or  {"type": "uart", "device": "/dev/ttyUSB0", "baud": 115200}      (unix port)
-#            (uart: "link": false runs bare protocol 1, for libossuary peers; default: the
-#             link layer, docs/LINK.md)
+#            (uart: "link": false runs the secure channel bare on the line, for libossuary
+#             peers; default: the link layer, docs/LINK.md)
 #            or  {"type": "tcp", "host": "192.168.1.10", "port": 7700}
 #    "wifi": {"ssid": "...", "password": "..."},          (boards with tcp only)
 #    "interval_s": 10,
@@ -14,7 +14,8 @@
 #    "collector_key": "<64 hex>",
 #    "sensors": [{"type": "mcu_temp"}, {"type": "adc", "pin": 26, "name": "light"}],
 #    "max_readings": 0,
-#    "queue_max": 256}                                    (readings kept until acknowledged)
+#    "queue_max": 256,                                    (readings kept until acknowledged)
+#    "protocol": 1}                                       (1: libossuary's; 2: Noise XX)
 #
 # Pure logic shared by the node (MicroPython) and ossuary-deploy (CPython): it reads one file
 # at most (the secret key file) and raises ConfigError, whose message is one line naming the
@@ -35,7 +36,7 @@ _NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-
 
 _TOP_KEYS = ("name", "transport", "wifi", "interval_s", "secret_key", "secret_key_file",
              "collector_key", "sensors", "max_readings", "retry_min_ms", "retry_max_ms",
-             "repl_uart", "queue_max", "comment")
+             "repl_uart", "queue_max", "protocol", "comment")
 
 
 def check_name(value, what):
@@ -166,6 +167,9 @@ def parse_config(cfg, read_key=None):
     # None: the board's default (node.py). Each queued reading takes 17 bytes of heap.
     out["queue_max"] = (_int(cfg, "queue_max", "queue_max", 1, 100000)
                         if "queue_max" in cfg else None)
+    # The secure channel's wire protocol (docs/PROTOCOL.md): 1 (libossuary 0.5.1) or 2 (Noise
+    # XX, one identity for both). The collector serves both.
+    out["protocol"] = _int(cfg, "protocol", "protocol", 1, 2, 1)
     rr = cfg.get("repl_uart", False)
     if not isinstance(rr, bool):
         raise ConfigError("repl_uart must be true or false")

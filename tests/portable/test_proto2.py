@@ -701,3 +701,22 @@ def test_private_header_length_matches_wire():
         return
     from ossuary_micro import connection2, wire
     assert connection2._HEADER_LEN == wire.HEADER_LEN
+
+
+def test_roles_and_events_agree_between_protocols():
+    # events.py holds the public roles and events, so that protocol 2 need not load
+    # connection.py; connection.py keeps private consts of the same values (folded into its
+    # bytecode on MicroPython, so compared on CPython only). They must never drift apart.
+    import sys
+    import ossuary_micro
+    from ossuary_micro import connection, connection2, events
+    for name in ("CLIENT", "AUTH_SERVER", "UNAUTH_SERVER", "NEED_DATA", "HANDSHAKE_DONE",
+                 "UNTRUSTED_KEY", "DATA", "RESET", "CLOSED"):
+        v = getattr(events, name)
+        if sys.implementation.name != "micropython":
+            assert getattr(connection, "_" + name) == v, name
+        assert getattr(connection2, name) == v, name
+        assert getattr(ossuary_micro, name) == v, name
+    assert connection2.EVENT_NAMES == events.EVENT_NAMES
+    assert ossuary_micro.EVENT_NAMES == events.EVENT_NAMES
+    assert connection2.END_OF_STREAM == events.END_OF_STREAM == 6

@@ -1,0 +1,457 @@
+# Ed25519 and SHA-512 of the viper backend (crypto/viper.py loads this module on first use).
+#
+# Apart from viper.py because a protocol 2 board needs them only at boot (the X25519 form of
+# its seed, its Ed25519 public key) and can then drop them: ~8 KB of heap on a 32-bit board
+# (port/common/node.py unloads it). Protocol 1 signs and verifies in every handshake and keeps
+# it. The field and its temporaries are viper.py's; the header of viper.py says how the 32-bit
+# bounds are kept and what is wiped.
+
+import micropython
+
+from .viper import (_bcopy, _wipe, _fe, _FE0, _FE1, _mul, _addk, _cswap, _frombytes, _copy,
+                    _reduce, _tobytes, _is_zero, _sqn, _pow_2_250_1, _invert, _X1, _X2, _Z2,
+                    _X3, _Z3, _A, _AA, _B, _BB, _C, _D, _E, _I0)
+from .viper import _SCRATCH as _XSCRATCH
+
+# ==================== SHA-512
+# SHA-512 (FIPS 180-4) in MicroPython viper, with 64-bit words as 32-bit (hi, lo) halves.
+#
+# MicroPython's hashlib has no sha512, and pure Python 64-bit arithmetic makes big ints on every
+# board. Here each 64-bit word is a pair of 32-bit words (hi, lo) in a buffer read as ptr32.
+# Written for a small .mpy rather than speed: the schedule and the rounds are Python loops over
+# one viper primitive, _addf: a 64-bit addition of a word, or of the XOR of three rotations or
+# shifts of it taken from a table, or of a bitwise select (Ch, and Maj as a select too); the
+# carry out of the low halves comes from their top bits, so no 33rd bit is ever needed.
+# A block costs about 1500 calls (~100 us on the unix port, still well ahead of pure Python);
+# Ed25519 hashes a few blocks per signature.
+#
+# Every left shift and every sum is masked with M = 0xFFFFFFFF (built at run time: the literal
+# is not a small int on a 32-bit board) or stored through ptr32 (which keeps 32 bits), and right
+# shifts only ever see clean 32-bit values, so the 64-bit unix port and 32-bit boards compute
+# the same bits. Branches depend on round numbers and table entries only, never on data.
+#
+# The round constants and initial value are computed at import from their definition (FIPS
+# 180-4 4.2.3 and 5.3.5: the first 64 fractional bits of the cube roots of the first 80 primes,
+# and of the square roots of the first 8), with Python big ints, instead of being stored.
+#
+# Streaming API on one module-level context: _sinit(), _supdate(buf, off, n),
+# _sfinal(out, off). Nothing is allocated per block.
+
+_SK = bytearray(640)   # 80 round constants as (hi, lo), native little-endian 32-bit words
+_SIV = bytearray(64)
+_SH = bytearray(64)    # state, 8 words as (hi, lo)
+_SV = bytearray(64)    # working variables a..h, rotated through by index (see _compress)
+_SW = bytearray(128)   # message schedule: a window of 16 words as (hi, lo)
+_SBUF = bytearray(128)  # partial input block
+_SN = [0, 0]           # bytes in _SBUF, total bytes hashed (small ints)
+# Rotations for Sigma1, Sigma0 (rounds), sigma0, sigma1 (schedule); 64 + n means a shift by n.
+_ROT = bytes((14, 18, 41, 28, 34, 39, 1, 8, 64 + 7, 19, 61, 64 + 6))
+
+@micropython.viper
+def _addf(d: ptr32, i: int, s: ptr32, j: int, r: int):
+    # Word d[i:i+2] += f(s) modulo 2**64, where f is, by the public selector r:
+    # r = 20: the word s[j:j+2] itself (a plain addition).
+    # r < 12: the XOR of the three rotations _ROT[r:r+3] of word s[j:j+2] (a shift where the
+    #   table says 64 + n). Amounts are never 0 or 32, so no shift below is by 32.
+    # r = 12 or 16: Ch(e, f, g) or Maj(a, b, c) of round j on the working variables s = _SV
+    #   (variable n of round j is the pair ((n - j) & 7) << 1, see _compress), both as
+    #   z ^ ((x ^ (z & mk)) & (y ^ z)) over (x, y, z) = (e, f, g), mk = 0 (Ch) and
+    #   (a, b, c), mk = ones (Maj: a == b gives a, else z decides). r & 7 is x's name.
+    # One function for the three (not an _add called by the others): a smaller .mpy, and no
+    # viper-to-viper call per step.
+    m = (uint(0xFFFF) << 16) | uint(0xFFFF)
+    oh = uint(0)
+    ol = uint(0)
+    if r == 12 or r == 16:  # (j is a round number here, not a word: s[j] is not read)
+        mk = m if r == 16 else uint(0)
+        for k in range(2):
+            a = uint(s[((r - j) & 7) * 2 + k])
+            b = uint(s[((r + 1 - j) & 7) * 2 + k])
+            c = uint(s[((r + 2 - j) & 7) * 2 + k])
+            ol = c ^ ((a ^ (c & mk)) & (b ^ c))
+            if k == 0:
+                oh = ol
+    else:
+        oh = uint(s[j])
+        ol = uint(s[j + 1])
+    if r < 12:
+        rot = ptr8(_ROT)
+        xh = oh
+        xl = ol
+        oh = uint(0)
+        ol = uint(0)
+        for k in range(3):
+            n = int(rot[r + k])
+            a = xh
+            b = xl
+            if n >= 64:  # shift right: the high half gets zeros from above
+                n -= 64
+                oh ^= a >> n
+            else:
+                if n >= 32:  # rotating by 32 + n is swapping the halves, then rotating by n
+                    a = xl
+                    b = xh
+                    n -= 32
+                oh ^= (a >> n) | ((b << (32 - n)) & m)
+            ol ^= (b >> n) | ((a << (32 - n)) & m)
+    # The addition: the carry out of the low halves is the top bit of
+    # (a & b) | ((a | b) & ~sum), the textbook carry rule, on 32-bit values only.
+    a = uint(d[i + 1])
+    lo = (a + ol) & m
+    c = (((a & ol) | ((a | ol) & ~lo)) >> 31) & 1
+    d[i + 1] = lo
+    d[i] = uint(d[i]) + oh + c  # ptr32 store keeps 32 bits
+
+
+def _compress(blk, off):
+    # One 128-byte block at blk[off:] into _SH. The schedule is a 16-word window: before round
+    # t >= 16, slot t mod 16 holds W[t-16] and becomes W[t] = W[t-16] + W[t-7] + s1(W[t-2]) +
+    # s0(W[t-15]), read from the slots of those words (offsets count 32-bit halves: slot s is
+    # at 2s). Variable n (a = 0 .. h = 7) of round t sits at pair (n - t) mod 8 of _SV: a round
+    # writes the new e over d and the new a over h, and the names shift by one for the next
+    # round; after 80 rounds each is back at its own pair.
+    w = _SW
+    v = _SV
+    _bcopy(w, 0, blk, off, 128, 3)  # W[0..15]: big-endian halves
+    _bcopy(v, 0, _SH, 0, 64, 0)
+    for t in range(80):
+        s = (t & 15) << 1
+        if t >= 16:
+            _addf(w, s, w, (t - 7 & 15) << 1, 20)
+            _addf(w, s, w, (t - 2 & 15) << 1, 9)
+            _addf(w, s, w, (t - 15 & 15) << 1, 6)
+        h = (7 - t & 7) << 1
+        # h += S1(e) + Ch(e, f, g) + K[t] + W[t]: this is T1
+        _addf(v, h, v, (4 - t & 7) << 1, 0)
+        _addf(v, h, v, t, 12)
+        _addf(v, h, w, s, 20)
+        _addf(v, h, _SK, 2 * t, 20)
+        # e' = d + T1 (over d); a' = T1 + S0(a) + Maj(a, b, c) (over h)
+        _addf(v, (3 - t & 7) << 1, v, h, 20)
+        _addf(v, h, v, (-t & 7) << 1, 3)
+        _addf(v, h, v, t, 16)
+    for i in range(0, 16, 2):
+        _addf(_SH, i, v, i, 20)
+
+
+def _sinit():
+    """Start a new hash (the previous one, if any, is discarded)."""
+    _bcopy(_SH, 0, _SIV, 0, 64, 0)
+    _SN[0] = 0
+    _SN[1] = 0
+
+
+def _supdate(data, off=0, n=-1):
+    """Hash n bytes (default: all) of data from off."""
+    if n < 0:
+        n = len(data) - off
+    used = _SN[0]
+    _SN[1] += n
+    while n > 0:
+        if used == 0 and n >= 128:
+            _compress(data, off)  # whole blocks straight from the caller's buffer
+            k = 128
+        else:
+            k = 128 - used
+            if k > n:
+                k = n
+            _bcopy(_SBUF, used, data, off, k, 0)
+            used += k
+            if used == 128:
+                _compress(_SBUF, 0)
+                used = 0
+        off += k
+        n -= k
+    _SN[0] = used
+
+
+def _sfinal(out, off=0):
+    """Write the 64-byte digest at out[off:]; the context must be _sinit()-ed again to reuse."""
+    # Pad: 0x80, zeros, the 128-bit big-endian bit length (the total stays far below 2**61).
+    b = _SBUF
+    used = _SN[0]
+    b[used] = 0x80
+    for i in range(used + 1, 128):
+        b[i] = 0
+    if used >= 112:  # no room for the length: one more block
+        _compress(b, 0)
+        for i in range(120):
+            b[i] = 0
+    bits = _SN[1] * 8
+    for i in range(8):
+        b[127 - i] = (bits >> (8 * i)) & 255
+    _compress(b, 0)
+    # Big-endian words out of native little-endian halves.
+    _bcopy(out, off, _SH, 0, 64, 3)
+
+
+def sha512(data):
+    """One-shot SHA-512 of a bytes-like object, as bytes."""
+    out = bytearray(64)
+    _sinit()
+    _supdate(data, 0, len(data))
+    _sfinal(out, 0)
+    return bytes(out)
+
+
+def _root(v, k):
+    # floor(v ** (1 / k)) for k = 2 or 3 by integer Newton steps from above (v < 2**201,
+    # so 2**70 is above the root); the sequence decreases until it reaches the floor.
+    x = 1 << 70
+    while True:
+        y = ((k - 1) * x + v // x ** (k - 1)) // k
+        if y >= x:
+            return x
+        x = y
+
+
+def _init_constants():
+    # FIPS 180-4 4.2.3 / 5.3.5, as (hi, lo) little-endian 32-bit words.
+    p = 2
+    n = 0
+    while n < 80:
+        q = 2
+        while p % q:
+            q += 1
+        if q == p:  # p is prime
+            for tbl, k, shift, i in ((_SK, 3, 192, n), (_SIV, 2, 128, n)):
+                if i < len(tbl) // 8:
+                    frac = _root(p << shift, k) & ((1 << 64) - 1)
+                    for j in range(4):
+                        tbl[8 * i + j] = (frac >> (32 + 8 * j)) & 255
+                        tbl[8 * i + 4 + j] = (frac >> (8 * j)) & 255
+            n += 1
+        p += 1
+
+
+_init_constants()
+
+
+# ==================== Ed25519
+# Ed25519 (RFC 8032) on the viper limb field and viper SHA-512.
+#
+# Points are extended twisted-Edwards coordinates (X, Y, Z, T), four field elements from
+# the field section. Scalars modulo L are handled with Python ints: a handful of operations per
+# signature (MicroPython's big ints allocate there, which is fine off the data path).
+# Scalar multiplication: a comb over the base point's teeth, sums kept by cswap (for the secret
+# scalars of signing); verification handles only public data and may branch on it.
+
+_L = 2 ** 252 + 27742317777372353535851937790883648493
+
+
+_D2 = _fe()  # 2d
+_DC = _fe()  # d = -121665 / 121666
+_SQRTM1 = _fe()  # 2 ** ((p - 1) / 4), a square root of -1
+
+
+def _pt():
+    return (_fe(), _fe(), _fe(), _fe())
+
+
+# Temporaries for point arithmetic and decoding.
+# X25519 and Ed25519 never run at the same time: the point temporaries are the ladder's
+# elements under other names (11 fewer resident elements; _E and _I0.._I3 stay apart, since
+# _encode's inversion uses them).
+_TA = _X1; _TB = _X2; _TC = _Z2; _TD = _X3
+_TE = _Z3; _TF = _A; _TG = _AA; _TH = _B
+_Q = _pt()
+_R = _pt()
+_P = (_BB, _C, _D, _fe())
+_ENC = bytearray(32)
+_CHK = bytearray(32)
+_DIG = bytearray(64)
+_H = bytearray(64)  # SHA-512 of the seed: the secret scalar a, then the nonce prefix
+
+
+def _p_add(o, p, q):
+    # o = p + q (add-2008-hwcd-3, a = -1, complete: also right when p == q); o may alias p.
+    _addk(_TA, p[1], p[0], -1); _addk(_TE, q[1], q[0], -1); _mul(_TA, _TA, _TE)   # A = (Y1-X1)(Y2-X2)
+    _addk(_TB, p[1], p[0], 1); _addk(_TE, q[1], q[0], 1); _mul(_TB, _TB, _TE)   # B = (Y1+X1)(Y2+X2)
+    _mul(_TC, p[3], q[3]); _mul(_TC, _TC, _D2)                           # C = T1 2d T2
+    _mul(_TD, p[2], q[2]); _addk(_TD, _TD, _TD, 1)                           # D = 2 Z1 Z2
+    _addk(_TE, _TB, _TA, -1); _addk(_TF, _TD, _TC, -1); _addk(_TG, _TD, _TC, 1); _addk(_TH, _TB, _TA, 1)
+    _mul(o[0], _TE, _TF); _mul(o[1], _TG, _TH); _mul(o[3], _TE, _TH); _mul(o[2], _TF, _TG)
+
+
+def _p_dbl(o, p):
+    # o = 2p (dbl-2008-hwcd, a = -1); o may alias p.
+    _mul(_TA, p[0], p[0])                        # A = X^2
+    _mul(_TB, p[1], p[1])                        # B = Y^2
+    _mul(_TC, p[2], p[2]); _addk(_TC, _TC, _TC, 1)   # C = 2 Z^2
+    _addk(_TE, p[0], p[1], 1); _mul(_TE, _TE, _TE)
+    _addk(_TE, _TE, _TA, -1); _addk(_TE, _TE, _TB, -1)  # E = (X+Y)^2 - A - B
+    _addk(_TG, _TB, _TA, -1)                   # G = -A + B
+    _addk(_TF, _TG, _TC, -1)                   # F = G - C
+    _addk(_TH, _TA, _TB, 1); _addk(_TH, _FE0, _TH, -1)  # H = -A - B
+    _mul(o[0], _TE, _TF); _mul(o[1], _TG, _TH); _mul(o[3], _TE, _TH); _mul(o[2], _TF, _TG)
+
+
+def _p_zero(o):
+    _copy(o[0], _FE0); _copy(o[1], _FE1); _copy(o[2], _FE1); _copy(o[3], _FE0)
+
+
+def _encode(out, p):
+    # out[0:32] = y with the sign (parity) of x in bit 255 (RFC 8032 5.1.2). A reduced
+    # element's parity is bit 0 of its first limb, the first byte of the (little-endian) array.
+    _invert(_TA, p[2])
+    _mul(_TB, p[0], _TA); _reduce(_TB, 20, 8, 19)
+    _mul(_TC, p[1], _TA); _reduce(_TC, 20, 8, 19)
+    _tobytes(out, 0, _TC)
+    out[31] |= (_TB[0] & 1) << 7
+
+
+def _decode(o, s, neg):
+    # Strict decoding (RFC 8032 5.1.3) of the 32 bytes s into the point o, negated when neg
+    # is 1 (verification wants -A): False for y >= p, no square root, or x == 0 with the
+    # sign bit set. Public data only, so plain comparisons.
+    y = o[1]
+    _frombytes(y, s, 0)
+    _reduce(y, 20, 8, 19)  # a reduced element is loose too
+    sign = s[31] >> 7
+    _tobytes(_CHK, 0, y)
+    _CHK[31] |= sign << 7
+    if _CHK != s:
+        return False  # y was not canonical
+    _mul(_TB, y, y)
+    _addk(_TC, _TB, _FE1, -1)         # u = y^2 - 1
+    _mul(_TD, _TB, _DC); _addk(_TD, _TD, _FE1, 1)  # v = d y^2 + 1
+    # x = u v^3 (u v^7)^((p-5)/8)
+    _mul(_TE, _TD, _TD); _mul(_TE, _TE, _TD)         # v^3
+    _mul(_TF, _TE, _TE); _mul(_TF, _TF, _TD)         # v^7
+    _mul(_TF, _TF, _TC)                        # u v^7
+    _pow_2_250_1(_TF, _TG)                     # _I0 = (u v^7)^(2^250 - 1)
+    _sqn(_I0, _I0, 2)
+    _mul(_TF, _I0, _TF)                        # ^(2^252 - 3)
+    _mul(_TF, _TF, _TE); _mul(o[0], _TF, _TC)  # x
+    # check v x^2 == u, or == -u (then x *= sqrt(-1))
+    _mul(_TG, o[0], o[0]); _mul(_TG, _TG, _TD)
+    _addk(_TH, _TG, _TC, -1)
+    if not _is_zero(_TH):
+        _addk(_TH, _TG, _TC, 1)
+        if not _is_zero(_TH):
+            return False
+        _mul(o[0], o[0], _SQRTM1)
+    if _is_zero(o[0]) and sign:  # reduces x: its parity is bit 0 of byte 0
+        return False
+    if o[0][0] & 1 != sign ^ neg:
+        _addk(o[0], _FE0, o[0], -1)
+    _copy(o[2], _FE1)
+    _mul(o[3], o[0], y)
+    return True
+
+
+# Fixed-base comb (Lim-Lee, 4 teeth 64 bits apart) without a table of the teeth's sums: _BT[t]
+# = [2**(64 t)]B (4 points, 1.3 KB, built at import; a 16-entry table of the sums would be
+# 5 KB resident). [k]B = sum over i of [2**i] (sum over t of bit i + 64 t of k times _BT[t]):
+# 63 doublings and 256 complete additions for a 256-bit k.
+_BT = (_pt(), _pt(), _pt(), _pt())
+
+
+def _comb(o, k):
+    # o = [k]B for the secret 32-byte little-endian k: every step adds each tooth and keeps or
+    # drops the sum by cswap, so neither branches nor addresses depend on the bits of k.
+    _p_zero(o)
+    for i in range(63, -1, -1):
+        if i != 63:  # public loop position, not a secret
+            _p_dbl(o, o)
+        for t in range(4):
+            j = i + 64 * t
+            _p_add(_P, o, _BT[t])
+            b = (k[j >> 3] >> (j & 7)) & 1
+            for c in range(4):
+                _cswap(o[c], _P[c], b)
+
+
+def _hash_mod_l(*parts):
+    # SHA-512 of the concatenated parts, as an int modulo L.
+    _sinit()
+    for part in parts:
+        _supdate(part, 0, len(part))
+    _sfinal(_DIG, 0)
+    return int.from_bytes(_DIG, "little") % _L
+
+
+_NOMSG = bytearray(0)  # the "message" of a public key request (an object no caller has)
+
+
+def _ed_sign(seed, msg):
+    # RFC 8032 5.1.5 / 5.1.6: the 64-byte signature of msg, or the 32-byte public key when
+    # msg is _NOMSG: both start from h = SHA-512(seed) (clamped scalar a, prefix) and A = [a]B.
+    _sinit()
+    _supdate(seed, 0, 32)
+    h = _H
+    _sfinal(h, 0)
+    h[0] &= 248
+    h[31] = (h[31] & 127) | 64
+    _comb(_Q, h)
+    out = pub = bytearray(32)
+    _encode(pub, _Q)
+    if msg is not _NOMSG:
+        r = _hash_mod_l(memoryview(h)[32:64], msg)
+        _comb(_Q, r.to_bytes(32, "little"))
+        out = bytearray(64)
+        _encode(out, _Q)
+        k = _hash_mod_l(memoryview(out)[0:32], pub, msg)
+        out[32:64] = ((r + k * int.from_bytes(h[0:32], "little")) % _L).to_bytes(32, "little")
+    _wipe(_SCRATCH)
+    return bytes(out)
+
+
+def _ed_verify(pub, msg, sig):
+    # [S]B == R + [k]A, checked as encode([S]B - [k]A) == R (cofactorless, RFC 8032 5.1.7).
+    s = int.from_bytes(sig[32:64], "little")
+    if s >= _L:
+        return False
+    if not _decode(_R, pub, 1):  # -A
+        return False
+    k = _hash_mod_l(memoryview(sig)[0:32], pub, msg).to_bytes(32, "little")
+    # [S]B + [k](-A) in one double-and-add over both scalars (Straus; both < L < 2**253):
+    # public data, so it branches on their bits and needs no table.
+    _p_zero(_Q)
+    for i in range(252, -1, -1):
+        _p_dbl(_Q, _Q)
+        if (sig[32 + (i >> 3)] >> (i & 7)) & 1:
+            _p_add(_Q, _Q, _BT[0])
+        if (k[i >> 3] >> (i & 7)) & 1:
+            _p_add(_Q, _Q, _R)
+    _encode(_ENC, _Q)
+    return _ENC == bytes(sig[0:32])
+
+
+def _init_constants_ed():
+    # d, 2d and sqrt(-1) from their definitions (RFC 8032 5.1, 5.1.3), then the base point B:
+    # y = 4/5 with x even. Checked against the RFC's values by the Ed25519 test vectors.
+    _addk(_DC, _FE0, _FE1, 121666)
+    _invert(_DC, _DC)
+    _addk(_DC, _FE0, _DC, 121665)
+    _addk(_DC, _FE0, _DC, -1)
+    _addk(_D2, _DC, _DC, 1)
+    _addk(_SQRTM1, _FE0, _FE1, 2)
+    _pow_2_250_1(_SQRTM1, _TG)          # _I0 = 2 ** (2**250 - 1)
+    _sqn(_I0, _I0, 3)                   # 2 ** (2**253 - 8)
+    _addk(_SQRTM1, _FE0, _I0, 8)        # 2 ** (2**253 - 5) = 2 ** ((p - 1) / 4)
+    _addk(_TA, _FE0, _FE1, 5)
+    _invert(_TA, _TA)
+    _addk(_TA, _FE0, _TA, 4)
+    _reduce(_TA, 20, 8, 19)
+    _tobytes(_ENC, 0, _TA)
+    if not _decode(_BT[0], _ENC, 0):
+        raise ImportError("ed25519 base point")
+    for t in range(1, 4):
+        for c in range(4):
+            _copy(_BT[t][c], _BT[t - 1][c])
+        for _ in range(64):
+            _p_dbl(_BT[t], _BT[t])
+
+
+_init_constants_ed()
+
+# Scratch that holds secrets or values derived from them after an X25519 or a signature, wiped
+# by _ladder and _ed_sign before they return (the AEAD wipes its own, _SECRETS below): the
+# Scratch that holds secrets or values derived from them after a signature, wiped by _ed_sign
+# before it returns: X25519's (viper.py: the ladder's elements, which the point code uses under
+# other names, inversion temporaries, product scratch), and the SHA-512 state, schedule and
+# block (the seed, h, the nonce r), the comb's last candidate sum (_P). Not wiped: the public
+# results (_Q: A or R, _ENC, _CHK, _R: -A of verification), Python ints holding the scalars mod
+# L (immutable, freed by the collector).
+_SCRATCH = _XSCRATCH + (_SH, _SV, _SW, _SBUF, _DIG, _H, _P[3])
