@@ -47,9 +47,10 @@ def start_node(config_path, env=None):
                             cwd=ROOT)
 
 
-def server_stream(keys, transport, protocol=1):
-    """The collector's side: an AUTH_SERVER Connection (protocol 1) or Connection2 (protocol 2,
-    the same keys: its X25519 form) under a SecureStream on `transport`."""
+def server_stream(keys, transport, protocol=2):
+    """The collector's side: an AUTH_SERVER Connection2 (protocol 2, the node's default, with
+    the same keys: its X25519 form) or Connection (protocol 1) under a SecureStream on
+    `transport`."""
     if protocol == 2:
         from ossuary_micro.connection2 import Connection2
         conn = Connection2(AUTH_SERVER, secret_key=keys.collector_seed,

@@ -117,11 +117,11 @@ def test_pty_bare_protocol_readings_and_reset_recovery(tmp_path, keys):
     master, slave, name = _pty(tmp_path)
     cfg = write_config(str(tmp_path / "node.json"), keys,
                        {"type": "uart", "device": name, "baud": 115200, "link": False},
-                       max_readings=6)
+                       max_readings=6, protocol=1)
     proc = start_node(cfg)
     f = os.fdopen(master, "r+b", buffering=0)
     try:
-        s = server_stream(keys, f)
+        s = server_stream(keys, f, protocol=1)
         assert s.handshake(30000) == keys.node_pub
         first = read_readings(s, 2)
         for r in first:
@@ -129,7 +129,7 @@ def test_pty_bare_protocol_readings_and_reset_recovery(tmp_path, keys):
         # The collector restarts: a fresh server on the same line. The node's next data
         # packet is invalid for it, it answers with Reset, and the node handshakes again
         # (the core's Reset handling, no new transport).
-        s2 = server_stream(keys, f)
+        s2 = server_stream(keys, f, protocol=1)
         assert s2.handshake(30000) == keys.node_pub
         rest = []
         while True:

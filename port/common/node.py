@@ -195,7 +195,7 @@ class Node:
         self.queue = ReadingQueue(cap)
         # Random per boot: (node key, boot, seq) names a reading across reboots.
         self.boot = hexlify(board.random(8)).decode()
-        self.protocol = cfg.get("protocol", 1)
+        self.protocol = cfg.get("protocol", 2)
         self._identity = None  # protocol 2: the node's keys, derived when run() starts
         self.sessions = 0
         self.sent = 0

@@ -15,7 +15,7 @@
 #    "sensors": [{"type": "mcu_temp"}, {"type": "adc", "pin": 26, "name": "light"}],
 #    "max_readings": 0,
 #    "queue_max": 256,                                    (readings kept until acknowledged)
-#    "protocol": 1}                                       (1: libossuary's; 2: Noise XX)
+#    "protocol": 2}                                       (2: Noise XX, the default; 1: libossuary's)
 #
 # Pure logic shared by the node (MicroPython) and ossuary-deploy (CPython): it reads one file
 # at most (the secret key file) and raises ConfigError, whose message is one line naming the
@@ -169,7 +169,7 @@ def parse_config(cfg, read_key=None):
                         if "queue_max" in cfg else None)
     # The secure channel's wire protocol (docs/PROTOCOL.md): 1 (libossuary 0.5.1) or 2 (Noise
     # XX, one identity for both). The collector serves both.
-    out["protocol"] = _int(cfg, "protocol", "protocol", 1, 2, 1)
+    out["protocol"] = _int(cfg, "protocol", "protocol", 1, 2, 2)
     rr = cfg.get("repl_uart", False)
     if not isinstance(rr, bool):
         raise ConfigError("repl_uart must be true or false")
