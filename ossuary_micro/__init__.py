@@ -19,16 +19,15 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name):
-    import sys
-    if name == "Connection":
-        from .connection import Connection
-        return Connection
-    # MicroPython's `from . import wire` asks here before it looks for the submodule.
-    full = "ossuary_micro." + name
+    # Connection: from connection.py on first use. Anything else may be a submodule:
+    # MicroPython's `from . import wire` asks here before it looks for one.
+    from sys import modules
+    n = "ossuary_micro." + ("connection" if name == "Connection" else name)
     try:
-        __import__(full)
+        __import__(n)
     except ImportError:
-        if full in sys.modules:
+        if n in modules:
             raise
         raise AttributeError(name)
-    return sys.modules[full]
+    m = modules[n]
+    return m.Connection if name == "Connection" else m

@@ -2,13 +2,9 @@
 #
 # Their own module so that a protocol 2 program (a board node) can name them without loading
 # protocol 1's connection.py, which is ~11 KB of heap on a 32-bit board. connection.py
-# defines the same values for itself; tests/portable/test_proto2.py checks they agree.
+# keeps private consts of the same values; tests/portable/test_proto2.py checks they agree.
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from .wire import const
 
 # --- Roles ---
 CLIENT = const(0)
