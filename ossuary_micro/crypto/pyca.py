@@ -16,6 +16,17 @@ from ._args import need, window
 from ..errors import AuthenticationFailed, CryptoError
 
 _P = (1 << 255) - 19
+_ZERO32 = bytes(32)
+
+# X25519PublicKey.from_public_bytes is a Python wrapper that checks the backend on every call
+# (half the cost of loading a public key, ~1.5 us); the pinned cryptography's Rust binding
+# underneath is called directly when it is there (same object, same ValueError for a bad
+# length; we only pass 32 bytes). Any other cryptography: the public wrapper.
+try:
+    from cryptography.hazmat.bindings._rust import openssl as _rust_openssl
+    _x25519_public = _rust_openssl.x25519.from_public_bytes
+except (ImportError, AttributeError):
+    _x25519_public = X25519PublicKey.from_public_bytes
 # encrypt_into is recent (the pinned cryptography 50 has it); without it, encrypt() and copy.
 _HAS_ENCRYPT_INTO = hasattr(ChaCha20Poly1305, "encrypt_into")
 
@@ -77,6 +88,10 @@ class Backend:
         # follows in a handshake (see x25519); one backend serves every session of a process,
         # so several handshakes may be in flight: at most _EPH_KEPT, the oldest dropped.
         self._eph = {}
+        # The public-key object of the last peer point x25519_key's DHs used: a Noise XX side
+        # uses the peer's ephemeral in two DHs, through two key pairs (ee and es/se), and
+        # loading a point costs as much as the rest of the wrapper. Public data; one entry.
+        self._peer = (None, None)
 
     def _context(self, key):
         if self._aead is not None and key == self._key:
@@ -95,11 +110,11 @@ class Backend:
         key = self._eph.pop(scalar, None) or X25519PrivateKey.from_private_bytes(scalar)
         point = need(point, 32, "X25519 point")
         try:
-            out = key.exchange(X25519PublicKey.from_public_bytes(point))
+            out = key.exchange(_x25519_public(point))
         except ValueError:
             # OpenSSL refuses an all-zero shared secret (low-order point) this way.
             raise CryptoError("X25519 result is all zero")
-        if out == bytes(32):
+        if out == _ZERO32:
             raise CryptoError("X25519 result is all zero")
         return out
 
@@ -111,13 +126,21 @@ class Backend:
         scalar = need(scalar, 32, "X25519 scalar")
         key = X25519PrivateKey.from_private_bytes(scalar)
 
+        backend = self
+
         def dh(point):
             point = need(point, 32, "X25519 point")
             try:
-                out = key.exchange(X25519PublicKey.from_public_bytes(point))
+                last = backend._peer        # (point, key object) of the last DH
+                if point == last[0]:
+                    pk = last[1]
+                else:
+                    pk = _x25519_public(point)
+                    backend._peer = (point, pk)
+                out = key.exchange(pk)
             except ValueError:
                 raise CryptoError("X25519 result is all zero")
-            if out == bytes(32):
+            if out == _ZERO32:
                 raise CryptoError("X25519 result is all zero")
             return out
 
