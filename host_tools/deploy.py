@@ -30,8 +30,9 @@ VERSION = "0.1.0"
 
 ARCH = {"rp2": "armv6m", "esp32": "xtensawin"}
 
-# Modules that never go to a board: the pyca/cryptography backend is CPython-only.
-HOST_ONLY = ("ossuary_micro/crypto/pyca.py",)
+# Modules that never go to a board: the pyca/cryptography backend and the CPython-only fast
+# Noise HKDF (hkdf.py falls back to its generic form when the import fails).
+HOST_ONLY = ("ossuary_micro/crypto/pyca.py", "ossuary_micro/_hkdf_host.py")
 # Inline Thumb assembler: compiles only for ARM (Thumb) targets; elsewhere it is left out and
 # the viper backend uses its own field code.
 THUMB_ONLY = ("ossuary_micro/crypto/_viper_thumb.py",)

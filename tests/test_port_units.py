@@ -293,6 +293,7 @@ def test_package_json_matches_module_list():
         assert os.path.isfile(os.path.join(ROOT, src)), src
     dests = [d for d, _ in pj["urls"]]
     assert "ossuary_micro/crypto/pyca.py" not in dests  # CPython-only backend stays home
+    assert "ossuary_micro/_hkdf_host.py" not in dests  # and so does the CPython Noise HKDF
     assert "node.py" in dests and "ossuary_io/stream.py" in dests
     for board in ("rp2", "esp32"):
         with open(os.path.join(ROOT, "port", board, "package.json")) as f:
