@@ -363,3 +363,39 @@ def test_pyca_record_seal_releases_a_replaced_out_buffer():
         a.extend(b"more")
     seal(None, bytes(12), b"x" * 10, 0, 10, b, 0)
     a.extend(b"more")
+
+
+def test_pyca_cached_key_objects_give_the_same_bytes():
+    # Issues 10/11: Ed25519 key objects kept per seed (bounded), the last X25519 peer point's
+    # key object kept across x25519_key DHs. Same bytes as the pure backend, through several
+    # seeds and peers alternating; wrong lengths still CryptoError, after caching too.
+    pytest.importorskip("cryptography")
+    from ossuary_micro.crypto import pyca
+    cached, ref = pyca.Backend(), get_backend("pure")
+    seeds = [bytes([i]) * 32 for i in range(1, 4)]
+    for seed in seeds + seeds[::-1] + [bytearray(seeds[0]), memoryview(seeds[1])]:
+        pub = cached.ed25519_public(seed)
+        assert pub == ref.ed25519_public(seed)
+        sig = cached.ed25519_sign(seed, b"msg")
+        assert sig == ref.ed25519_sign(seed, b"msg")
+        assert cached.ed25519_verify(pub, b"msg", sig)
+    assert len(cached._ed) == 3
+    for i in range(40):
+        cached.ed25519_sign(bytes([i]) * 32, b"")
+    assert len(cached._ed) == pyca._ED_KEPT
+    with pytest.raises(CryptoError):
+        cached.ed25519_sign(bytes(31), b"")
+    with pytest.raises(CryptoError):
+        cached.ed25519_public(seeds[0] + b"\x00")
+    # x25519_key: two key pairs using the same two peer points alternately.
+    a_pub, dh_a = cached.x25519_key(bytes(range(32)))
+    b_pub, dh_b = cached.x25519_key(bytes(range(7, 39)))
+    peers = [ref.x25519_base(bytes([i]) * 32) for i in (5, 6)]
+    for p in peers + peers + [peers[1]]:
+        assert dh_a(p) == ref.x25519(bytes(range(32)), p)
+        assert dh_b(bytearray(p)) == ref.x25519(bytes(range(7, 39)), p)
+    with pytest.raises(CryptoError):
+        dh_a(bytes(32))                 # low-order point: all-zero result
+    with pytest.raises(CryptoError):
+        dh_b(peers[0][:31])
+    assert dh_b(peers[0]) == ref.x25519(bytes(range(7, 39)), peers[0])

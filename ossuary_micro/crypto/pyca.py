@@ -66,6 +66,7 @@ def _fits(src, soff, n, sx, dst, doff, dx):
 
 
 _EPH_KEPT = 64
+_ED_KEPT = 8
 
 
 class Backend:
@@ -92,6 +93,12 @@ class Backend:
         # uses the peer's ephemeral in two DHs, through two key pairs (ee and es/se), and
         # loading a point costs as much as the rest of the wrapper. Public data; one entry.
         self._peer = (None, None)
+        # Ed25519 private-key objects by seed: loading a seed costs OpenSSL a scalar
+        # multiplication (~35 us, as much as a signature), and a process signs with its one
+        # long-term seed in every handshake (and derives its public key in every Connection).
+        # At most _ED_KEPT seeds, the oldest dropped; OpenSSL and this dict hold each seed
+        # until then (docs/security.md: nothing is wiped on this backend).
+        self._ed = {}
 
     def _context(self, key):
         if self._aead is not None and key == self._key:
@@ -261,17 +268,26 @@ class Backend:
 
         return seal, open_
 
+    def _ed_key(self, seed):
+        seed = need(seed, 32, "Ed25519 seed")
+        key = self._ed.get(seed)
+        if key is None:
+            key = Ed25519PrivateKey.from_private_bytes(seed)
+            if len(self._ed) >= _ED_KEPT:
+                self._ed.pop(next(iter(self._ed)), None)     # the oldest seed
+            self._ed[seed] = key
+        return key
+
     def ed25519_public(self, seed):
         """RFC 8032 public key of a 32-byte seed. Raises CryptoError for a wrong length."""
-        seed = need(seed, 32, "Ed25519 seed")
-        return _raw_public(Ed25519PrivateKey.from_private_bytes(seed))
+        return _raw_public(self._ed_key(seed))
 
     def ed25519_sign(self, seed, msg):
         """64-byte RFC 8032 signature. Raises CryptoError for a wrong seed length or a
         message that is not a buffer."""
-        seed = need(seed, 32, "Ed25519 seed")
+        key = self._ed_key(seed)
         try:
-            return Ed25519PrivateKey.from_private_bytes(seed).sign(_b(msg))
+            return key.sign(_b(msg))
         except TypeError:
             raise CryptoError("message is not a buffer")
 
