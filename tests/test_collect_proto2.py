@@ -28,18 +28,9 @@ class SimNode2(SimNode):
 class V2Node2(V2Node):
     """V2Node speaking protocol 2; end() sends the half-close."""
 
-    def connect(self, link, collector_pub, timeout=10):
-        self.link = link
-        self.closed = False
-        self.conn = Connection2(CLIENT, secret_key=self.seed, authorized_keys=(collector_pub,),
-                                clock=ms)
-        self.out = bytearray(max(self.conn.max_packet, MAX_CONTROL_PACKET) + wire2.RECORD_OVERHEAD)
-        self.first_byte_at = None
-        end = time.monotonic() + timeout
-        while not self.conn.established:
-            assert time.monotonic() < end, "no handshake"
-            self.pump(0.05)
-            assert not self.closed, "closed during the handshake"
+    def new_conn(self, collector_pub):
+        conn = Connection2(CLIENT, secret_key=self.seed, authorized_keys=(collector_pub,), clock=ms)
+        return conn, bytearray(max(conn.max_packet, MAX_CONTROL_PACKET) + wire2.RECORD_OVERHEAD)
 
     def end(self):
         n = self.conn.end_stream(self.out)

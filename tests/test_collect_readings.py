@@ -44,11 +44,15 @@ class V2Node:
             self.queue.append((self.seq, v2(self.name, self.boot, self.seq, 20.0 + self.seq, dropped)))
             self.seq += 1
 
+    def new_conn(self, collector_pub):
+        """The client Connection of a new session and its output buffer."""
+        conn = Connection(CLIENT, secret_key=self.seed, authorized_keys=(collector_pub,), clock=ms)
+        return conn, bytearray(max(conn.max_packet, MAX_CONTROL_PACKET))
+
     def connect(self, link, collector_pub, timeout=10):
         self.link = link
         self.closed = False
-        self.conn = Connection(CLIENT, secret_key=self.seed, authorized_keys=(collector_pub,), clock=ms)
-        self.out = bytearray(max(self.conn.max_packet, MAX_CONTROL_PACKET))
+        self.conn, self.out = self.new_conn(collector_pub)
         self.first_byte_at = None
         end = time.monotonic() + timeout
         while not self.conn.established:
