@@ -90,8 +90,7 @@ class SimNode(threading.Thread):
     def __init__(self, link, seed, collector_pub, records, gap=0.01, disconnect=True, linger=0.3):
         threading.Thread.__init__(self, daemon=True)
         self.link = link
-        self.conn = Connection(CLIENT, secret_key=seed, authorized_keys=(collector_pub,), clock=ms)
-        self.out = bytearray(max(self.conn.max_packet, MAX_CONTROL_PACKET))
+        self.conn, self.out = self.new_conn(seed, collector_pub)
         self.records = records
         self.gap = gap
         self.disconnect = disconnect
@@ -101,6 +100,11 @@ class SimNode(threading.Thread):
         self.told = False
         self.sent = 0
         self.error = None
+
+    def new_conn(self, seed, collector_pub):
+        """The client Connection and its output buffer."""
+        conn = Connection(CLIENT, secret_key=seed, authorized_keys=(collector_pub,), clock=ms)
+        return conn, bytearray(max(conn.max_packet, MAX_CONTROL_PACKET))
 
     def _flush(self):
         n = self.conn.data_to_send(self.out)

@@ -19,10 +19,9 @@ from tests.test_collect_link import LinkedPort, serve
 
 
 class SimNode2(SimNode):
-    def __init__(self, link, seed, collector_pub, records, **kw):
-        SimNode.__init__(self, link, seed, collector_pub, records, **kw)
-        self.conn = Connection2(CLIENT, secret_key=seed, authorized_keys=(collector_pub,), clock=ms)
-        self.out = bytearray(self.conn.max_packet + wire2.RECORD_OVERHEAD)
+    def new_conn(self, seed, collector_pub):
+        conn = Connection2(CLIENT, secret_key=seed, authorized_keys=(collector_pub,), clock=ms)
+        return conn, bytearray(conn.max_packet + wire2.RECORD_OVERHEAD)
 
 
 class V2Node2(V2Node):
