@@ -7,8 +7,6 @@
 import micropython
 
 _T = bytearray(160)  # 40-word product scratch for mul
-# 64*p with limbs >= 15168 each, so a + _BIAS - b never goes negative for loose b.
-_BIAS = bytearray(80)
 # Scratch holding values of secret computations, for viper.py's wipe.
 SCRATCH = (_T,)
 
@@ -65,19 +63,22 @@ def mul(o, a, b):
 
 @micropython.viper
 def addk(o, a, b, k: int):
-    # o = a + k*b for k = 1 (add), k = -1 (subtract: + 64p keeps every limb positive, since
-    # each _BIAS limb exceeds a loose limb) or 0 < k < 2**17 (a = _FE0 for k * b; the ladder's
-    # AA + 121665 * E). Signed words: k * b limb < 2**17 * 8799 < 1.16e9, plus a loose limb,
-    # so the sum stays in [0, 2**31).
+    # o = a + k*b for k = 1 (add), k = -1 (subtract: + 64p keeps every limb positive) or
+    # 0 < k < 2**17 (a = _FE0 for k * b; the ladder's AA + 121665 * E). 64p = 2**261 - 1216
+    # is written with borrowed limbs, each above a loose limb: 16382 (8191 + 8192 - 1), limb 0
+    # 1214 less (15168), as the Thumb addk makes them; checked against the integer in tests.
+    # Signed words: k * b limb < 2**17 * 8799 < 1.16e9, plus a loose limb, so the sum stays in
+    # [0, 2**31).
     x = ptr32(a)
     y = ptr32(b)
-    z = ptr32(_BIAS)
     p = ptr32(o)
-    bm = 0
+    bias = 0
     if k < 0:  # which operation, not data
-        bm = -1
+        bias = 16382
     for i in range(20):
-        p[i] = int(x[i]) + k * int(y[i]) + (int(z[i]) & bm)
+        p[i] = int(x[i]) + k * int(y[i]) + bias
+    if k < 0:
+        p[0] = p[0] - 1214
     _carry(o)
 
 
@@ -92,15 +93,3 @@ def cswap(a, b, bit: uint):
         x[i] = uint(x[i]) ^ t
         y[i] = uint(y[i]) ^ t
 
-
-def _init_bias():
-    # 64p = 2**261 - 1216 written with borrowed limbs: limb0 = 8191-1215+8192, limbs 1..18 =
-    # 8191+8192-1, limb 19 = 2**14-1-1 (bits 247..260). Checked against the integer in tests.
-    limbs = [6976 + 8192] + [8191 + 8192 - 1] * 18 + [16383 - 1]
-    for i in range(20):
-        v = limbs[i]
-        _BIAS[4 * i] = v & 0xFF
-        _BIAS[4 * i + 1] = v >> 8
-
-
-_init_bias()
