@@ -250,8 +250,9 @@ def _pt():
 
 # Temporaries for point arithmetic and decoding.
 # X25519 and Ed25519 never run at the same time: the point temporaries are the ladder's
-# elements under other names (11 fewer resident elements; _E and _I0.._I3 stay apart, since
-# _encode's inversion uses them).
+# elements under other names (11 fewer resident elements). _E, and _BB, _C, _D (the inversion
+# chain's _I0.._I2, and the comb's candidate sum _P below) are left alone, since _encode's and
+# _decode's exponentiations use them while the point temporaries hold live values.
 _TA = _X1; _TB = _X2; _TC = _Z2; _TD = _X3
 _TE = _Z3; _TF = _A; _TG = _AA; _TH = _B
 _Q = _pt()

@@ -75,8 +75,8 @@ def _fe():
     return bytearray(80)
 
 
-_FE0 = bytearray(80)  # the constants 0 and 1 (read-only by convention)
-_FE1 = bytearray(80)
+_FE0 = bytearray(80)  # the constants 0 and 1 (read-only by convention; _FE0 is also the
+_FE1 = bytearray(80)  # AEAD's source of zero bytes)
 _FE1[0] = 1
 
 # The hot functions: product, o = a + k*b (with a 64p bias for subtraction), conditional
@@ -190,7 +190,10 @@ def _is_zero(a):
 
 _X1 = _fe(); _X2 = _fe(); _Z2 = _fe(); _X3 = _fe(); _Z3 = _fe()
 _A = _fe(); _AA = _fe(); _B = _fe(); _BB = _fe(); _E = _fe(); _C = _fe(); _D = _fe()
-_I0 = _fe(); _I1 = _fe(); _I2 = _fe(); _I3 = _fe()
+# The inversion chain's temporaries are ladder elements free once the loop is done (and free
+# wherever _viper_ed.py calls the chain: they are not its point temporaries, and the comb's
+# candidate sum _P, which shares them, is dead there).
+_I0 = _BB; _I1 = _C; _I2 = _D
 _XK = bytearray(32)
 _U9 = bytearray(32)
 _U9[0] = 9
@@ -205,8 +208,8 @@ def _sqn(o, a, n):
 
 def _pow_2_250_1(z, z11):
     # Leaves z ** (2**250 - 1) in _I0 and z ** 11 in z11 (ref10's chain; shared by inversion
-    # and by Ed25519's square root). Uses _I0.._I3.
-    t0 = _I0; t1 = _I1; t2 = _I2; t3 = _I3
+    # and by Ed25519's square root). Uses _I0.._I2, which must not be z or z11.
+    t0 = _I0; t1 = _I1; t2 = _I2
     _mul(t0, z, z)                  # z^2
     _sqn(t1, t0, 2)             # z^8
     _mul(t1, z, t1)             # z^9
@@ -288,8 +291,7 @@ def _ladder(scalar, u):
 # these): the ladder's elements and clamped scalar, inversion temporaries, the product
 # scratch. Not wiped: on ARM the product scratch that the Thumb field code keeps on the C
 # stack.
-_SCRATCH = _fld.SCRATCH + (_XK, _X1, _X2, _Z2, _X3, _Z3, _A, _AA, _B, _BB, _C, _D, _E, _I0, _I1,
-                           _I2, _I3)
+_SCRATCH = _fld.SCRATCH + (_XK, _X1, _X2, _Z2, _X3, _Z3, _A, _AA, _B, _BB, _C, _D, _E)
 
 
 
@@ -321,7 +323,6 @@ _SCRATCH = _fld.SCRATCH + (_XK, _X1, _X2, _Z2, _X3, _Z3, _A, _AA, _B, _BB, _C, _
 _QR = bytes((0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
              0, 5, 10, 15, 1, 6, 11, 12, 2, 7, 8, 13, 3, 4, 9, 14, 16, 12, 8, 7))
 _SIGMA = b"expand 32-byte k"
-_ZEROS = bytes(80)
 # ChaCha20 state: 16 little-endian words (constants, key, counter, nonce); keystream block
 # (also the scratch for the length block and the tag, once the keystream is not needed).
 # All the AEAD's key material (these six) is one bytearray, so that _chacha_poly wipes it in
@@ -419,10 +420,6 @@ def _poly(src, soff: int, n: int):
         h[0] = uint(h[0]) + c * 5
 
 
-def _zero(buf, n):
-    _bcopy(buf, 0, _ZEROS, 0, n, 0)
-
-
 # What _chacha_poly wipes after use: _AE, all of the key material (state, keystream, r, s, h,
 # scratch); a module-level tuple, so nothing is allocated.
 _SECRETS = (_AE,)
@@ -436,10 +433,10 @@ def _chacha_poly(tag_in, key, nonce, src, soff, n, dst, doff, aad):
     # State = "expand 32-byte k" | key | counter 0 | nonce (RFC 8439 2.3).
     _bcopy(_ST, 0, _SIGMA, 0, 16, 0)
     _bcopy(_ST, 16, key, 0, 32, 0)
-    _bcopy(_ST, 48, _ZEROS, 0, 4, 0)
+    _bcopy(_ST, 48, _FE0, 0, 4, 0)
     _bcopy(_ST, 52, nonce, 0, 12, 0)
     k = _KS
-    _xor(_ZEROS, 0, k, 0, 64)  # block 0 (the keystream itself): the one-time Poly1305 key
+    _xor(_FE0, 0, k, 0, 64)  # block 0 (the keystream itself): the one-time Poly1305 key
     # r (clamped, RFC 8439 2.5) and s as limbs; h = 0. _PR = 5r then r (see _poly); 5 * a
     # 13-bit limb < 2**16, so two bytes per word.
     for i in (3, 7, 11, 15):
@@ -448,13 +445,13 @@ def _chacha_poly(tag_in, key, nonce, src, soff, n, dst, doff, aad):
         k[i] &= 252
     _limbs(_PA, k, 0, 16, 0, 10)
     _limbs(_PS, k, 16, 16, 0, 20)
-    _zero(_PR, 40)
+    _bcopy(_PR, 0, _FE0, 0, 40, 0)
     _bcopy(_PR, 40, _PA, 0, 40, 0)
     for i in range(0, 40, 4):
         v = 5 * (_PA[i] | (_PA[i + 1] << 8))
         _PR[i] = v & 255
         _PR[i + 1] = v >> 8
-    _zero(_PH, 80)
+    _bcopy(_PH, 0, _FE0, 0, 80, 0)
     alen = len(aad)
     _poly(aad, 0, alen)
     if tag_in:  # which call this is, public
