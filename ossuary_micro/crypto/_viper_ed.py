@@ -225,6 +225,7 @@ def _init_constants():
 
 
 _init_constants()
+del _init_constants, _root  # run once: their bytecode need not stay on the heap
 
 
 # ==================== Ed25519
@@ -446,6 +447,7 @@ def _init_constants_ed():
 
 
 _init_constants_ed()
+del _init_constants_ed, _pt
 
 # Scratch that holds secrets or values derived from them after an X25519 or a signature, wiped
 # by _ladder and _ed_sign before they return (the AEAD wipes its own, _SECRETS below): the
