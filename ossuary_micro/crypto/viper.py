@@ -200,10 +200,11 @@ _U9[0] = 9
 
 
 def _sqn(o, a, n):
-    # o = a ** (2 ** n), n >= 1
-    _mul(o, a, a)
+    # o = a ** (2 ** n), n >= 1 (the loop's _mul a local: see _ladder)
+    mul = _mul
+    mul(o, a, a)
     for _ in range(n - 1):
-        _mul(o, o, o)
+        mul(o, o, o)
 
 
 def _pow_2_250_1(z, z11):
@@ -242,46 +243,52 @@ def _invert(o, z):
 def _ladder(scalar, u):
     """X25519(scalar, u) as 32 bytes; inputs are 32-byte buffers (lengths checked by the
     caller). Returns (result, all_zero_flag) so the caller raises its own error."""
-    k = _XK
+    # The loop's functions and elements as locals: a local is a one-byte load, a global a
+    # dictionary look-up (3 bytes of bytecode, and most of the loop's interpreter time on
+    # a Cortex-M0). The first 16 locals (arguments included) have one-byte opcodes.
+    mul = _mul; addk = _addk; cswap = _cswap
+    a = _A; aa = _AA; b = _B; bb = _BB; e = _E; c = _C; d = _D
+    x2 = _X2; z2 = _Z2; x3 = _X3
+    z3 = _Z3; x1 = _X1; k = _XK
     _bcopy(k, 0, scalar, 0, 32, 0)
     k[0] &= 248
     k[31] = (k[31] & 127) | 64
-    _frombytes(_X1, u, 0)  # masks bit 255 of u
-    _copy(_X2, _FE1)
-    _copy(_Z2, _FE0)
-    _copy(_X3, _X1)
-    _copy(_Z3, _FE1)
+    _frombytes(x1, u, 0)  # masks bit 255 of u
+    _copy(x2, _FE1)
+    _copy(z2, _FE0)
+    _copy(x3, x1)
+    _copy(z3, _FE1)
     swap = 0
     for t in range(254, -1, -1):
         kt = (k[t >> 3] >> (t & 7)) & 1
         swap ^= kt
-        _cswap(_X2, _X3, swap)
-        _cswap(_Z2, _Z3, swap)
+        cswap(x2, x3, swap)
+        cswap(z2, z3, swap)
         swap = kt
-        _addk(_A, _X2, _Z2, 1)
-        _mul(_AA, _A, _A)
-        _addk(_B, _X2, _Z2, -1)
-        _mul(_BB, _B, _B)
-        _addk(_E, _AA, _BB, -1)
-        _addk(_C, _X3, _Z3, 1)
-        _addk(_D, _X3, _Z3, -1)
-        _mul(_D, _D, _A)       # DA
-        _mul(_C, _C, _B)       # CB
-        _addk(_X3, _D, _C, 1)
-        _mul(_X3, _X3, _X3)          # x3 = (DA + CB)^2
-        _addk(_Z3, _D, _C, -1)
-        _mul(_Z3, _Z3, _Z3)
-        _mul(_Z3, _Z3, _X1)    # z3 = x1 * (DA - CB)^2
-        _mul(_X2, _AA, _BB)    # x2 = AA * BB
-        _addk(_A, _AA, _E, 121665)
-        _mul(_Z2, _E, _A)      # z2 = E * (AA + a24 * E)
-    _cswap(_X2, _X3, swap)
-    _cswap(_Z2, _Z3, swap)
-    _invert(_Z2, _Z2)
-    _mul(_X2, _X2, _Z2)
-    zero = _is_zero(_X2)  # reduces _X2 in place
+        addk(a, x2, z2, 1)
+        mul(aa, a, a)
+        addk(b, x2, z2, -1)
+        mul(bb, b, b)
+        addk(e, aa, bb, -1)
+        addk(c, x3, z3, 1)
+        addk(d, x3, z3, -1)
+        mul(d, d, a)       # DA
+        mul(c, c, b)       # CB
+        addk(x3, d, c, 1)
+        mul(x3, x3, x3)    # x3 = (DA + CB)^2
+        addk(z3, d, c, -1)
+        mul(z3, z3, z3)
+        mul(z3, z3, x1)    # z3 = x1 * (DA - CB)^2
+        mul(x2, aa, bb)    # x2 = AA * BB
+        addk(a, aa, e, 121665)
+        mul(z2, e, a)      # z2 = E * (AA + a24 * E)
+    cswap(x2, x3, swap)
+    cswap(z2, z3, swap)
+    _invert(z2, z2)
+    mul(x2, x2, z2)
+    zero = _is_zero(x2)  # reduces x2 in place
     out = bytearray(32)
-    _tobytes(out, 0, _X2)
+    _tobytes(out, 0, x2)
     _wipe(_SCRATCH)
     return out, zero
 
