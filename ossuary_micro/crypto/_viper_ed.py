@@ -265,27 +265,40 @@ _DIG = bytearray(64)
 _H = bytearray(64)  # SHA-512 of the seed: the secret scalar a, then the nonce prefix
 
 
+# The point functions and the loops that call them keep functions and elements in locals (a
+# one-byte load; a global is a dictionary look-up, much of the interpreter's time on a
+# Cortex-M0): the temporaries come in one unpacking of _TMP.
+_TMP = (_TA, _TB, _TC, _TD, _TE, _TF, _TG, _TH)
+
+
 def _p_add(o, p, q):
     # o = p + q (add-2008-hwcd-3, a = -1, complete: also right when p == q); o may alias p.
-    _addk(_TA, p[1], p[0], -1); _addk(_TE, q[1], q[0], -1); _mul(_TA, _TA, _TE)   # A = (Y1-X1)(Y2-X2)
-    _addk(_TB, p[1], p[0], 1); _addk(_TE, q[1], q[0], 1); _mul(_TB, _TB, _TE)   # B = (Y1+X1)(Y2+X2)
-    _mul(_TC, p[3], q[3]); _mul(_TC, _TC, _D2)                           # C = T1 2d T2
-    _mul(_TD, p[2], q[2]); _addk(_TD, _TD, _TD, 1)                           # D = 2 Z1 Z2
-    _addk(_TE, _TB, _TA, -1); _addk(_TF, _TD, _TC, -1); _addk(_TG, _TD, _TC, 1); _addk(_TH, _TB, _TA, 1)
-    _mul(o[0], _TE, _TF); _mul(o[1], _TG, _TH); _mul(o[3], _TE, _TH); _mul(o[2], _TF, _TG)
+    mul = _mul; addk = _addk
+    ta, tb, tc, td, te, tf, tg, th = _TMP
+    x1, y1, z1, t1 = p
+    x2, y2, z2, t2 = q
+    addk(ta, y1, x1, -1); addk(te, y2, x2, -1); mul(ta, ta, te)   # A = (Y1-X1)(Y2-X2)
+    addk(tb, y1, x1, 1); addk(te, y2, x2, 1); mul(tb, tb, te)     # B = (Y1+X1)(Y2+X2)
+    mul(tc, t1, t2); mul(tc, tc, _D2)                             # C = T1 2d T2
+    mul(td, z1, z2); addk(td, td, td, 1)                          # D = 2 Z1 Z2
+    addk(te, tb, ta, -1); addk(tf, td, tc, -1); addk(tg, td, tc, 1); addk(th, tb, ta, 1)
+    mul(o[0], te, tf); mul(o[1], tg, th); mul(o[3], te, th); mul(o[2], tf, tg)
 
 
 def _p_dbl(o, p):
     # o = 2p (dbl-2008-hwcd, a = -1); o may alias p.
-    _mul(_TA, p[0], p[0])                        # A = X^2
-    _mul(_TB, p[1], p[1])                        # B = Y^2
-    _mul(_TC, p[2], p[2]); _addk(_TC, _TC, _TC, 1)   # C = 2 Z^2
-    _addk(_TE, p[0], p[1], 1); _mul(_TE, _TE, _TE)
-    _addk(_TE, _TE, _TA, -1); _addk(_TE, _TE, _TB, -1)  # E = (X+Y)^2 - A - B
-    _addk(_TG, _TB, _TA, -1)                   # G = -A + B
-    _addk(_TF, _TG, _TC, -1)                   # F = G - C
-    _addk(_TH, _TA, _TB, 1); _addk(_TH, _FE0, _TH, -1)  # H = -A - B
-    _mul(o[0], _TE, _TF); _mul(o[1], _TG, _TH); _mul(o[3], _TE, _TH); _mul(o[2], _TF, _TG)
+    mul = _mul; addk = _addk
+    ta, tb, tc, td, te, tf, tg, th = _TMP
+    x, y, z, _ = p
+    mul(ta, x, x)                               # A = X^2
+    mul(tb, y, y)                               # B = Y^2
+    mul(tc, z, z); addk(tc, tc, tc, 1)          # C = 2 Z^2
+    addk(te, x, y, 1); mul(te, te, te)
+    addk(te, te, ta, -1); addk(te, te, tb, -1)  # E = (X+Y)^2 - A - B
+    addk(tg, tb, ta, -1)                        # G = -A + B
+    addk(tf, tg, tc, -1)                        # F = G - C
+    addk(th, ta, tb, 1); addk(th, _FE0, th, -1)  # H = -A - B
+    mul(o[0], te, tf); mul(o[1], tg, th); mul(o[3], te, th); mul(o[2], tf, tg)
 
 
 def _p_zero(o):
@@ -352,16 +365,18 @@ _BT = (_pt(), _pt(), _pt(), _pt())
 def _comb(o, k):
     # o = [k]B for the secret 32-byte little-endian k: every step adds each tooth and keeps or
     # drops the sum by cswap, so neither branches nor addresses depend on the bits of k.
+    add = _p_add; cswap = _cswap; s = _P; bt = _BT
+    x, y, z, w = o
+    sx, sy, sz, sw = s
     _p_zero(o)
     for i in range(63, -1, -1):
         if i != 63:  # public loop position, not a secret
             _p_dbl(o, o)
         for t in range(4):
             j = i + 64 * t
-            _p_add(_P, o, _BT[t])
+            add(s, o, bt[t])
             b = (k[j >> 3] >> (j & 7)) & 1
-            for c in range(4):
-                _cswap(o[c], _P[c], b)
+            cswap(x, sx, b); cswap(y, sy, b); cswap(z, sz, b); cswap(w, sw, b)
 
 
 def _hash_mod_l(*parts):
@@ -409,14 +424,15 @@ def _ed_verify(pub, msg, sig):
     k = _hash_mod_l(memoryview(sig)[0:32], pub, msg).to_bytes(32, "little")
     # [S]B + [k](-A) in one double-and-add over both scalars (Straus; both < L < 2**253):
     # public data, so it branches on their bits and needs no table.
-    _p_zero(_Q)
+    q = _Q; a = _R; b = _BT[0]; add = _p_add; dbl = _p_dbl
+    _p_zero(q)
     for i in range(252, -1, -1):
-        _p_dbl(_Q, _Q)
+        dbl(q, q)
         if (sig[32 + (i >> 3)] >> (i & 7)) & 1:
-            _p_add(_Q, _Q, _BT[0])
+            add(q, q, b)
         if (k[i >> 3] >> (i & 7)) & 1:
-            _p_add(_Q, _Q, _R)
-    _encode(_ENC, _Q)
+            add(q, q, a)
+    _encode(_ENC, q)
     return _ENC == bytes(sig[0:32])
 
 
