@@ -12,8 +12,7 @@ SCRATCH = (_T,)
 
 
 @micropython.viper
-def _carry(o):
-    p = ptr32(o)
+def _carry(p: ptr32):
     for k in range(2):
         c = uint(0)
         for i in range(20):
@@ -24,13 +23,11 @@ def _carry(o):
 
 
 @micropython.viper
-def mul(o, a, b):
-    # o = a * b (o may be a or b): schoolbook columns into _T with a running carry, then fold
+def mul(o, x: ptr32, y: ptr32):
+    # o = x * y (o may be x or y): schoolbook columns into _T with a running carry, then fold
     # columns 20..39 down with 2**260 = 608. Column k pairs x[i] y[j] with x[j] y[i] (i < j,
-    # i + j = k), plus x[i] y[i] when k is even; a square (a is b) takes each pair's product
+    # i + j = k), plus x[i] y[i] when k is even; a square (x is y) takes each pair's product
     # once and doubles the sum. Whether it is a square is the caller's choice, not data.
-    x = ptr32(a)
-    y = ptr32(b)
     s = int(x) == int(y)
     t = ptr32(_T)
     c = uint(0)
@@ -58,19 +55,17 @@ def mul(o, a, b):
     p = ptr32(o)
     for i in range(20):
         p[i] = uint(t[i]) + uint(t[i + 20]) * 608
-    _carry(o)
+    _carry(o)  # the object, not p: a pointer passed on would become a (big) int
 
 
 @micropython.viper
-def addk(o, a, b, k: int):
-    # o = a + k*b for k = 1 (add), k = -1 (subtract: + 64p keeps every limb positive) or
-    # 0 < k < 2**17 (a = _FE0 for k * b; the ladder's AA + 121665 * E). 64p = 2**261 - 1216
+def addk(o, x: ptr32, y: ptr32, k: int):
+    # o = x + k*y for k = 1 (add), k = -1 (subtract: + 64p keeps every limb positive) or
+    # 0 < k < 2**17 (x = _FE0 for k * y; the ladder's AA + 121665 * E). 64p = 2**261 - 1216
     # is written with borrowed limbs, each above a loose limb: 16382 (8191 + 8192 - 1), limb 0
     # 1214 less (15168), as the Thumb addk makes them; checked against the integer in tests.
-    # Signed words: k * b limb < 2**17 * 8799 < 1.16e9, plus a loose limb, so the sum stays in
+    # Signed words: k * y limb < 2**17 * 8799 < 1.16e9, plus a loose limb, so the sum stays in
     # [0, 2**31).
-    x = ptr32(a)
-    y = ptr32(b)
     p = ptr32(o)
     bias = 0
     if k < 0:  # which operation, not data
@@ -83,10 +78,8 @@ def addk(o, a, b, k: int):
 
 
 @micropython.viper
-def cswap(a, b, bit: uint):
-    # Swap a and b when bit == 1, without a branch.
-    x = ptr32(a)
-    y = ptr32(b)
+def cswap(x: ptr32, y: ptr32, bit: uint):
+    # Swap the elements x and y when bit == 1, without a branch.
     m = uint(0) - bit
     for i in range(20):
         t = (uint(x[i]) ^ uint(y[i])) & m
