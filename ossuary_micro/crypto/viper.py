@@ -210,27 +210,27 @@ def _sqn(o, a, n):
 def _pow_2_250_1(z, z11):
     # Leaves z ** (2**250 - 1) in _I0 and z ** 11 in z11 (ref10's chain; shared by inversion
     # and by Ed25519's square root). Uses _I0.._I2, which must not be z or z11.
-    t0 = _I0; t1 = _I1; t2 = _I2
-    _mul(t0, z, z)                  # z^2
-    _sqn(t1, t0, 2)             # z^8
-    _mul(t1, z, t1)             # z^9
-    _mul(z11, t0, t1)           # z^11
-    _mul(t0, z11, z11)                # z^22
-    _mul(t1, t1, t0)            # z^(2^5 - 1)
-    _sqn(t0, t1, 5)
-    _mul(t1, t0, t1)            # 2^10 - 1
-    _sqn(t0, t1, 10)
-    _mul(t2, t0, t1)            # 2^20 - 1
-    _sqn(t0, t2, 20)
-    _mul(t0, t0, t2)            # 2^40 - 1
-    _sqn(t0, t0, 10)
-    _mul(t1, t0, t1)            # 2^50 - 1
-    _sqn(t0, t1, 50)
-    _mul(t2, t0, t1)            # 2^100 - 1
-    _sqn(t0, t2, 100)
-    _mul(t0, t0, t2)            # 2^200 - 1
-    _sqn(t0, t0, 50)
-    _mul(t0, t0, t1)            # 2^250 - 1
+    t0 = _I0; t1 = _I1; t2 = _I2; mul = _mul; sqn = _sqn  # locals: see _ladder
+    mul(t0, z, z)               # z^2
+    sqn(t1, t0, 2)              # z^8
+    mul(t1, z, t1)              # z^9
+    mul(z11, t0, t1)            # z^11
+    mul(t0, z11, z11)           # z^22
+    mul(t1, t1, t0)             # z^(2^5 - 1)
+    sqn(t0, t1, 5)
+    mul(t1, t0, t1)             # 2^10 - 1
+    sqn(t0, t1, 10)
+    mul(t2, t0, t1)             # 2^20 - 1
+    sqn(t0, t2, 20)
+    mul(t0, t0, t2)             # 2^40 - 1
+    sqn(t0, t0, 10)
+    mul(t1, t0, t1)             # 2^50 - 1
+    sqn(t0, t1, 50)
+    mul(t2, t0, t1)             # 2^100 - 1
+    sqn(t0, t2, 100)
+    mul(t0, t0, t2)             # 2^200 - 1
+    sqn(t0, t0, 50)
+    mul(t0, t0, t1)             # 2^250 - 1
 
 
 def _invert(o, z):
