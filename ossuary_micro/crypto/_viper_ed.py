@@ -319,6 +319,7 @@ def _decode(o, s, neg):
     # Strict decoding (RFC 8032 5.1.3) of the 32 bytes s into the point o, negated when neg
     # is 1 (verification wants -A): False for y >= p, no square root, or x == 0 with the
     # sign bit set. Public data only, so plain comparisons.
+    mul = _mul; addk = _addk  # locals: see _TMP
     y = o[1]
     _frombytes(y, s, 0)
     _reduce(y, 20, 8, 19)  # a reduced element is loose too
@@ -327,31 +328,31 @@ def _decode(o, s, neg):
     _CHK[31] |= sign << 7
     if _CHK != s:
         return False  # y was not canonical
-    _mul(_TB, y, y)
-    _addk(_TC, _TB, _FE1, -1)         # u = y^2 - 1
-    _mul(_TD, _TB, _DC); _addk(_TD, _TD, _FE1, 1)  # v = d y^2 + 1
+    mul(_TB, y, y)
+    addk(_TC, _TB, _FE1, -1)                # u = y^2 - 1
+    mul(_TD, _TB, _DC); addk(_TD, _TD, _FE1, 1)# v = d y^2 + 1
     # x = u v^3 (u v^7)^((p-5)/8)
-    _mul(_TE, _TD, _TD); _mul(_TE, _TE, _TD)         # v^3
-    _mul(_TF, _TE, _TE); _mul(_TF, _TF, _TD)         # v^7
-    _mul(_TF, _TF, _TC)                        # u v^7
-    _pow_2_250_1(_TF, _TG)                     # _I0 = (u v^7)^(2^250 - 1)
+    mul(_TE, _TD, _TD); mul(_TE, _TE, _TD)  # v^3
+    mul(_TF, _TE, _TE); mul(_TF, _TF, _TD)  # v^7
+    mul(_TF, _TF, _TC)                      # u v^7
+    _pow_2_250_1(_TF, _TG)                  # _I0 = (u v^7)^(2^250 - 1)
     _sqn(_I0, _I0, 2)
-    _mul(_TF, _I0, _TF)                        # ^(2^252 - 3)
-    _mul(_TF, _TF, _TE); _mul(o[0], _TF, _TC)  # x
+    mul(_TF, _I0, _TF)                      # ^(2^252 - 3)
+    mul(_TF, _TF, _TE); mul(o[0], _TF, _TC) # x
     # check v x^2 == u, or == -u (then x *= sqrt(-1))
-    _mul(_TG, o[0], o[0]); _mul(_TG, _TG, _TD)
-    _addk(_TH, _TG, _TC, -1)
+    mul(_TG, o[0], o[0]); mul(_TG, _TG, _TD)
+    addk(_TH, _TG, _TC, -1)
     if not _is_zero(_TH):
-        _addk(_TH, _TG, _TC, 1)
+        addk(_TH, _TG, _TC, 1)
         if not _is_zero(_TH):
             return False
-        _mul(o[0], o[0], _SQRTM1)
+        mul(o[0], o[0], _SQRTM1)
     if _is_zero(o[0]) and sign:  # reduces x: its parity is bit 0 of byte 0
         return False
     if o[0][0] & 1 != sign ^ neg:
-        _addk(o[0], _FE0, o[0], -1)
+        addk(o[0], _FE0, o[0], -1)
     _copy(o[2], _FE1)
-    _mul(o[3], o[0], y)
+    mul(o[3], o[0], y)
     return True
 
 
