@@ -330,7 +330,7 @@ def _decode(o, s, neg):
         return False  # y was not canonical
     mul(_TB, y, y)
     addk(_TC, _TB, _FE1, -1)                # u = y^2 - 1
-    mul(_TD, _TB, _DC); addk(_TD, _TD, _FE1, 1)# v = d y^2 + 1
+    mul(_TD, _TB, _DC); addk(_TD, _TD, _FE1, 1)  # v = d y^2 + 1
     # x = u v^3 (u v^7)^((p-5)/8)
     mul(_TE, _TD, _TD); mul(_TE, _TE, _TD)  # v^3
     mul(_TF, _TE, _TE); mul(_TF, _TF, _TD)  # v^7
@@ -338,7 +338,7 @@ def _decode(o, s, neg):
     _pow_2_250_1(_TF, _TG)                  # _I0 = (u v^7)^(2^250 - 1)
     _sqn(_I0, _I0, 2)
     mul(_TF, _I0, _TF)                      # ^(2^252 - 3)
-    mul(_TF, _TF, _TE); mul(o[0], _TF, _TC) # x
+    mul(_TF, _TF, _TE); mul(o[0], _TF, _TC)  # x
     # check v x^2 == u, or == -u (then x *= sqrt(-1))
     mul(_TG, o[0], o[0]); mul(_TG, _TG, _TD)
     addk(_TH, _TG, _TC, -1)
