@@ -112,26 +112,27 @@ def _compress(blk, off):
     # round; after 80 rounds each is back at its own pair.
     w = _SW
     v = _SV
+    addf = _addf; sk = _SK  # locals: see _TMP
     _bcopy(w, 0, blk, off, 128, 3)  # W[0..15]: big-endian halves
     _bcopy(v, 0, _SH, 0, 64, 0)
     for t in range(80):
         s = (t & 15) << 1
         if t >= 16:
-            _addf(w, s, w, (t - 7 & 15) << 1, 20)
-            _addf(w, s, w, (t - 2 & 15) << 1, 9)
-            _addf(w, s, w, (t - 15 & 15) << 1, 6)
+            addf(w, s, w, (t - 7 & 15) << 1, 20)
+            addf(w, s, w, (t - 2 & 15) << 1, 9)
+            addf(w, s, w, (t - 15 & 15) << 1, 6)
         h = (7 - t & 7) << 1
         # h += S1(e) + Ch(e, f, g) + K[t] + W[t]: this is T1
-        _addf(v, h, v, (4 - t & 7) << 1, 0)
-        _addf(v, h, v, t, 12)
-        _addf(v, h, w, s, 20)
-        _addf(v, h, _SK, 2 * t, 20)
+        addf(v, h, v, (4 - t & 7) << 1, 0)
+        addf(v, h, v, t, 12)
+        addf(v, h, w, s, 20)
+        addf(v, h, sk, 2 * t, 20)
         # e' = d + T1 (over d); a' = T1 + S0(a) + Maj(a, b, c) (over h)
-        _addf(v, (3 - t & 7) << 1, v, h, 20)
-        _addf(v, h, v, (-t & 7) << 1, 3)
-        _addf(v, h, v, t, 16)
+        addf(v, (3 - t & 7) << 1, v, h, 20)
+        addf(v, h, v, (-t & 7) << 1, 3)
+        addf(v, h, v, t, 16)
     for i in range(0, 16, 2):
-        _addf(_SH, i, v, i, 20)
+        addf(_SH, i, v, i, 20)
 
 
 def _sinit():
