@@ -9,7 +9,7 @@
 import micropython
 
 from .viper import (_bcopy, _wipe, _fe, _FE0, _FE1, _mul, _addk, _cswap, _frombytes, _copy,
-                    _reduce, _tobytes, _is_zero, _sqn, _pow_2_250_1, _invert, _X1, _X2, _Z2,
+                    _reduce, _limbs, _is_zero, _sqn, _pow_2_250_1, _invert, _X1, _X2, _Z2,
                     _X3, _Z3, _A, _AA, _B, _BB, _C, _D, _E, _I0)
 from .viper import _SCRATCH as _XSCRATCH
 
@@ -312,7 +312,7 @@ def _encode(out, p):
     _invert(_TA, p[2])
     _mul(_TB, p[0], _TA); _reduce(_TB, 20, 8, 19)
     _mul(_TC, p[1], _TA); _reduce(_TC, 20, 8, 19)
-    _tobytes(out, 0, _TC)
+    _limbs(_TC, out, 0, 0, 0, -1)  # to bytes
     out[31] |= (_TB[0] & 1) << 7
 
 
@@ -325,7 +325,7 @@ def _decode(o, s, neg):
     _frombytes(y, s, 0)
     _reduce(y, 20, 8, 19)  # a reduced element is loose too
     sign = s[31] >> 7
-    _tobytes(_CHK, 0, y)
+    _limbs(y, _CHK, 0, 0, 0, -1)  # to bytes
     _CHK[31] |= sign << 7
     if _CHK != s:
         return False  # y was not canonical
@@ -454,7 +454,7 @@ def _init_constants_ed():
     _invert(_TA, _TA)
     _addk(_TA, _FE0, _TA, 4)
     _reduce(_TA, 20, 8, 19)
-    _tobytes(_ENC, 0, _TA)
+    _limbs(_TA, _ENC, 0, 0, 0, -1)  # to bytes
     if not _decode(_BT[0], _ENC, 0):
         raise ImportError("ed25519 base point")
     for t in range(1, 4):

@@ -96,10 +96,22 @@ _cswap = _fld.cswap
 @micropython.viper
 def _limbs(o: ptr32, b: ptr8, off: int, n: int, top: uint, count: int):
     # o = count limbs of 13 bits from the little-endian bytes b[off:off+n], then the byte
-    # `top`, then zeros (shared with Poly1305). The accumulator stays below 2**21.
+    # `top`, then zeros (shared with Poly1305). count = -1 is the reverse, "to bytes" (n and
+    # top unused): b[off:off+32] = the little-endian value of o, a reduced element (_reduce).
+    # One function for both directions: a smaller .mpy. The accumulator stays below 2**21.
     acc = uint(0)
     bits = 0
     i = 0
+    if count < 0:  # the direction, not data
+        for k in range(20):
+            acc |= uint(o[k]) << bits
+            bits += 13
+            while bits >= 8 and i < 32:
+                b[off + i] = acc & 0xFF
+                acc >>= 8
+                bits -= 8
+                i += 1
+        return
     for k in range(count):
         while bits < 13:
             v = top if i == n else uint(0)
@@ -153,22 +165,6 @@ def _reduce(p: ptr32, n: int, tb: int, f: uint):
                 p[i] = v
         b = v >> tb
     p[top] = uint(p[top]) & mk
-
-
-@micropython.viper
-def _tobytes(b: ptr8, off: int, p: ptr32):
-    # b[off:off+32] = little-endian p, a reduced element (_reduce).
-    acc = uint(0)
-    bits = 0
-    j = 0
-    for i in range(20):
-        acc |= uint(p[i]) << bits
-        bits += 13
-        while bits >= 8 and j < 32:
-            b[off + j] = acc & 0xFF
-            acc >>= 8
-            bits -= 8
-            j += 1
 
 
 def _is_zero(a):
@@ -288,7 +284,7 @@ def _ladder(scalar, u):
     mul(x2, x2, z2)
     zero = _is_zero(x2)  # reduces x2 in place
     out = bytearray(32)
-    _tobytes(out, 0, x2)
+    _limbs(x2, out, 0, 0, 0, -1)  # to bytes
     _wipe(_SCRATCH)
     return out, zero
 
@@ -321,9 +317,9 @@ _SCRATCH = _fld.SCRATCH + (_XK, _X1, _X2, _Z2, _X3, _Z3, _A, _AA, _B, _BB, _C, _
 #   carry < 2**19, under 3.1e9 < 2**32: products and their sums never exceed 32 bits, no masking
 #   is needed, and they are `uint` so bit 31 is never a sign.
 # * Byte <-> limb conversions keep an accumulator below 2**21.
-# * The finish shares the field code: _limbs (bytes -> 13-bit limbs), _reduce (here modulo
+# * The finish shares the field code: _limbs (bytes <-> 13-bit limbs), _reduce (here modulo
 #   2**130 - 5), _addk with k = 1 (h + s as plain integers: the carry never reaches the top
-#   limb of an 80-byte element, so nothing folds) and _tobytes.
+#   limb of an 80-byte element, so nothing folds) and _limbs again, to bytes.
 
 # Quarter-round word indices (RFC 8439 2.3): four column rounds, then four diagonal rounds;
 # then the four rotation amounts.
@@ -340,7 +336,7 @@ _ST = _AE[0:64]
 _KS = _AE[64:128]
 # Poly1305, as 13-bit limbs in 32-bit words: 5*r (10 limbs) then r (10 limbs), so the factor
 # of a[j] in column i is _PR[10 + i - j] (see _poly); accumulator h; s; a scratch. h, s and the
-# scratch are field-sized (20 limbs, the top 10 zero) for the shared _addk/_tobytes.
+# scratch are field-sized (20 limbs, the top 10 zero) for the shared _addk/_limbs.
 _PR = _AE[128:208]
 _PH = _AE[208:288]
 _PS = _AE[288:368]
@@ -480,7 +476,7 @@ def _chacha_poly(tag_in, key, nonce, src, soff, n, dst, doff, aad):
     # the ciphertext (seal), or compared with the received one without an early exit.
     _reduce(_PH, 10, 13, 5)
     _addk(_PA, _PH, _PS, 1)  # < 2**131: bits above 128 are dropped by taking 16 bytes
-    _tobytes(k, 0, _PA)
+    _limbs(_PA, k, 0, 0, 0, -1)  # to bytes
     off += n
     d = 0
     if tag_in:

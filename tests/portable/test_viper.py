@@ -72,7 +72,7 @@ def _loose(o, where):
 def _out(o):
     F._reduce(o, 20, 8, 19)
     b = bytearray(32)
-    F._tobytes(b, 0, o)
+    F._limbs(o, b, 0, 0, 0, -1)  # to bytes
     return int.from_bytes(b, "little")
 
 
