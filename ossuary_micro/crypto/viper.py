@@ -62,8 +62,8 @@ def _wipe(bufs):
 # without masking.
 #
 # Invariant ("loose" form): every limb <= 8799 after any operation here, value < 2**261.
-# _carry() (in _viper_field.py; the Thumb code does the same) restores it from limbs up to
-# ~2**30: pass 1 leaves limbs 1..19 at 13 bits and folds the carry out of limb 19 (weight
+# The carry at the end of addk (_viper_field.py; the Thumb code does the same) restores it
+# from limbs up to ~2**30: pass 1 leaves limbs 1..19 at 13 bits and folds the carry out of limb 19 (weight
 # 2**260 = 32*19 = 608 mod p) into limb 0; pass 2 spreads limb 0 again, and any carry reaching
 # the top is at most 1, so limb 0 ends <= 8191 + 608. Inputs to _mul must be loose (<= 14654
 # would still fit; loose gives the margin).
