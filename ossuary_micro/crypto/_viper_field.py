@@ -51,11 +51,11 @@ def mul(o, x: ptr32, y: ptr32):
 @micropython.viper
 def addk(o, x: ptr32, y: ptr32, k: int):
     # o = x + k*y for k = 1 (add), k = -1 (subtract: + 64p keeps every limb positive) or
-    # 0 < k < 2**17 (x = _FE0 for k * y; the ladder's AA + 121665 * E; mul's fold, k = 608). 64p = 2**261 - 1216
-    # is written with borrowed limbs, each above a loose limb: 16382 (8191 + 8192 - 1), limb 0
-    # 1214 less (15168), as the Thumb addk makes them; checked against the integer in tests.
-    # Signed words: k * y limb < 2**17 * 8799 < 1.16e9, plus a loose limb, so the sum stays in
-    # [0, 2**31).
+    # 0 < k < 2**17 (x = _FE0 for k * y; the ladder's AA + 121665 * E; mul's fold, k = 608).
+    # 64p = 2**261 - 1216 is written with borrowed limbs, each above a loose limb: 16382
+    # (8191 + 8192 - 1), limb 0 1214 less (15168), as the Thumb addk makes them; checked
+    # against the integer in tests. Signed words: k * y limb < 2**17 * 8799 < 1.16e9, plus a
+    # loose limb, so the sum stays in [0, 2**31).
     p = ptr32(o)
     bias = 0
     if k < 0:  # which operation, not data

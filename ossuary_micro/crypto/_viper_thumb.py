@@ -29,9 +29,10 @@ SCRATCH = ()
 def mul(r0, r1, r2):
     # o = a * b (o may alias a or b): operand scanning into the 40-word stack scratch T
     # (T[i + j] += a[i] b[j], a row of 20 products unrolled), then viper _mul's carries: one
-    # pass over the 39 columns (13-bit words, T[39] = carry), the fold o[i] = T[i] + 608 T[i+20]
-    # (2**260 = 608 mod p) fused with the carry's first pass (viper addk's), then its second pass. Column sums
-    # stay below 20 * 14654**2 < 2**32 for loose inputs, as in viper _mul.
+    # pass over the 39 columns (13-bit words, T[39] = carry), the fold
+    # o[i] = T[i] + 608 T[i+20] (2**260 = 608 mod p) fused with the carry's first pass (viper
+    # addk's), then its second pass. Column sums stay below 20 * 14654**2 < 2**32 for loose
+    # inputs, as in viper _mul.
     mov(r3, sp)
     sub(r3, 160)
     mov(sp, r3)

@@ -61,12 +61,12 @@ def _wipe(bufs):
 # even a signed one) on boards, and the 64-bit unix port computes exactly the same numbers
 # without masking.
 #
-# Invariant ("loose" form): every limb <= 8799 after any operation here, value < 2**261.
-# The carry at the end of addk (_viper_field.py; the Thumb code does the same) restores it
-# from limbs up to ~2**30: pass 1 leaves limbs 1..19 at 13 bits and folds the carry out of limb 19 (weight
-# 2**260 = 32*19 = 608 mod p) into limb 0; pass 2 spreads limb 0 again, and any carry reaching
-# the top is at most 1, so limb 0 ends <= 8191 + 608. Inputs to _mul must be loose (<= 14654
-# would still fit; loose gives the margin).
+# Invariant ("loose" form): every limb <= 8799 after any operation here, value < 2**261. The
+# carry at the end of addk (_viper_field.py; the Thumb code does the same) restores it from
+# limbs up to ~2**30: pass 1 leaves limbs 1..19 at 13 bits and folds the carry out of limb 19
+# (weight 2**260 = 32*19 = 608 mod p) into limb 0; pass 2 spreads limb 0 again, and any carry
+# reaching the top is at most 1, so limb 0 ends <= 8191 + 608. Inputs to _mul must be loose
+# (<= 14654 would still fit; loose gives the margin).
 #
 # Only fixed-length loops, no branches on limb values: timing does not depend on the data
 # (the viper code has no data-dependent branches; the Python callers choose no paths by secrets).
