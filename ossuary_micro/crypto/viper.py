@@ -325,14 +325,16 @@ _SCRATCH = _fld.SCRATCH + (_XK, _X1, _X2, _Z2, _X3, _Z3, _A, _AA, _B, _BB, _C, _
 # then the four rotation amounts.
 _QR = bytes((0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
              0, 5, 10, 15, 1, 6, 11, 12, 2, 7, 8, 13, 3, 4, 9, 14, 16, 12, 8, 7))
-_SIGMA = b"expand 32-byte k"
 # ChaCha20 state: 16 little-endian words (constants, key, counter, nonce); keystream block
 # (also the scratch for the length block and the tag, once the keystream is not needed).
 # All the AEAD's key material (these six) is one bytearray, so that _chacha_poly wipes it in
 # one call; _AE is a memoryview of it and each name a window (viper reads a memoryview through
 # its buffer like a bytearray; every window starts at a multiple of 16: words stay aligned).
+# The state's first four words are the constant "expand 32-byte k" (RFC 8439 2.3), written
+# once here and never wiped.
 _AE = memoryview(bytearray(448))
 _ST = _AE[0:64]
+_ST[0:16] = b"expand 32-byte k"
 _KS = _AE[64:128]
 # Poly1305, as 13-bit limbs in 32-bit words: 5*r (10 limbs) then r (10 limbs), so the factor
 # of a[j] in column i is _PR[10 + i - j] (see _poly); accumulator h; s; a scratch. h, s and the
@@ -423,9 +425,9 @@ def _poly(src, soff: int, n: int):
         h[0] = uint(h[0]) + c * 5
 
 
-# What _chacha_poly wipes after use: _AE, all of the key material (state, keystream, r, s, h,
-# scratch); a module-level tuple, so nothing is allocated.
-_SECRETS = (_AE,)
+# What _chacha_poly wipes after use: _AE from the key on, all of the key material (state,
+# keystream, r, s, h, scratch); a module-level tuple, so nothing is allocated.
+_SECRETS = (_AE[16:],)
 
 
 def _chacha_poly(tag_in, key, nonce, src, soff, n, dst, doff, aad, alen):
@@ -433,8 +435,7 @@ def _chacha_poly(tag_in, key, nonce, src, soff, n, dst, doff, aad, alen):
     # follows the ciphertext in src; plaintext is written only when it matches). Returns True
     # for a seal or a matching tag. Arguments are checked by the caller (records and AAD are
     # < 2**30 bytes). Python small ints only: no allocation.
-    # State = "expand 32-byte k" | key | counter 0 | nonce (RFC 8439 2.3).
-    _bcopy(_ST, 0, _SIGMA, 0, 16, 0)
+    # State = "expand 32-byte k" (in place) | key | counter 0 | nonce (RFC 8439 2.3).
     _bcopy(_ST, 16, key, 0, 32, 0)
     _bcopy(_ST, 48, _FE0, 0, 4, 0)
     _bcopy(_ST, 52, nonce, 0, 12, 0)
