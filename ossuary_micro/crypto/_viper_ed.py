@@ -10,7 +10,7 @@ import micropython
 
 from .viper import (_bcopy, _wipe, _fe, _FE0, _FE1, _mul, _addk, _cswap, _frombytes, _copy,
                     _reduce, _limbs, _is_zero, _sqn, _pow_2_250_1, _invert, _X1, _X2, _Z2,
-                    _X3, _Z3, _A, _AA, _B, _BB, _C, _D, _E, _I0)
+                    _X3, _Z3, _A, _AA, _B, _BB, _C, _D, _I0)
 from .viper import _SCRATCH as _XSCRATCH
 
 # ==================== SHA-512
