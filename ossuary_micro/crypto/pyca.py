@@ -217,7 +217,10 @@ class Backend:
         call names the same buffers, offsets and length (records of one size: no allocation
         at all). So the last `dst` of seal stays exported: a bytearray given to
         Connection.send_data as `out` cannot be resized (BufferError) until a call with
-        another buffer, offset or length, or the end of the session, releases it."""
+        another buffer, offset or length, or the end of the session, releases it.
+
+        seal.aead is the ChaCha20Poly1305 context both share: ossuary_micro/_record_host.py
+        (CPython's record path) calls encrypt_into/decrypt_into on it directly."""
         aead = ChaCha20Poly1305(need(key, 32, "key"))
         sd = od = os_ = None    # the buffers of the cached windows
         sw = ow_s = ow_d = None
@@ -266,6 +269,7 @@ class Backend:
             except (TypeError, ValueError, OverflowError):
                 raise CryptoError("nonce not 12 bytes, or an unusable buffer")
 
+        seal.aead = aead        # the context itself, for _record_host.py's record path
         return seal, open_
 
     def _ed_key(self, seed):
