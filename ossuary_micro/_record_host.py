@@ -26,7 +26,7 @@
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305 as _Aead
 
-from .connection import Connection as _Connection, _zero
+from .connection import Connection as _Connection, _zero as _zero_loop
 from .errors import OutOfMemory
 from .wire import nonce_increment as _step
 
@@ -46,6 +46,13 @@ def copy_into(dst, doff, src, soff, n):
     # connection.copy_into on CPython: memoryview on both sides (a bytearray slice assigned
     # from another buffer is first copied into a temporary bytearray).
     memoryview(dst)[doff:doff + n] = memoryview(src)[soff:soff + n]
+
+
+def _zero(buf):
+    # connection._zero on CPython: one store of zeros in place instead of a Python loop (a
+    # handshake wipes about ten small buffers per side).
+    if buf is not None:
+        buf[:] = bytes(len(buf))
 
 
 class Connection(_Connection):
@@ -98,8 +105,10 @@ class Connection(_Connection):
         k = len(data)
         if n < 0:
             n = k
+        elif n > k:
+            return _Connection.send_data(self, data, out, off, n)     # raises
         c = self._sw
-        if out is not c[0] or off != c[1] or n != c[2] or n > k:
+        if out is not c[0] or off != c[1] or n != c[2]:
             c = self._send_window(out, off, n, k)
             if c is None:
                 return _Connection.send_data(self, data, out, off, n)
@@ -129,8 +138,7 @@ class Connection(_Connection):
         # send_data's windows on out[off:] for n-byte records, or None: the general path
         # (another state or backend, or arguments it refuses with the precise error).
         aead = self._aead
-        if (aead is None or self._state != _ENCRYPTED or not 0 <= n <= k
-                or n > self.max_record or off < 0):
+        if aead is None or self._state != _ENCRYPTED or n > self.max_record or off < 0:
             return None
         try:
             mv = memoryview(out)
@@ -178,7 +186,6 @@ class Connection(_Connection):
             self._in_start = self._in_end = 0       # front-aligned, as _parse_one
         else:
             self._in_start = end
-        self._partial_t0 = None
         nonce = self._remote_nonce
         try:
             c[0].decrypt_into(nonce, c[4], None, c[5])
@@ -188,7 +195,7 @@ class Connection(_Connection):
             try:
                 c[5][:] = bytes(c[6])
             except MemoryError:
-                _zero(c[5])
+                _zero_loop(c[5])
             return self._bad("decryption failed")
         h = self._rhdr
         v = h[3] + 1
@@ -208,6 +215,10 @@ class Connection(_Connection):
         # next_event's windows for the data packet at _in[p:e], or None: the general path
         # (another state or backend, an event pending, a partial or other packet). Checked:
         # what _parse_one and _recv_data accept of a data packet, and reserved bytes 0.
+        # The old windows are dropped first: whenever the general path runs, the next packet
+        # comes here again, so a kept window also says _partial_t0 is None (the general
+        # path's _partial may set it; the packet that completes it clears it, as _parse_one).
+        self._ow = _NO_OPEN
         aead = self._aead
         if (aead is None or self._state != _ENCRYPTED or self._pending_done or e - p < 28
                 or self._absorb_reset):
@@ -229,10 +240,12 @@ class Connection(_Connection):
         if not buf.startswith(h, p):       # msg_id, type 0x20, reserved 0, data_len
             return None
         try:
-            c = self._ow = (aead, p, end, h, self._in_mv[p + 12:end],
-                            memoryview(self.plaintext)[:dlen], dlen)
+            c = (aead, p, end, h, self._in_mv[p + 12:end], memoryview(self.plaintext)[:dlen],
+                 dlen)
         except MemoryError:
             return None
+        self._ow = c
+        self._partial_t0 = None
         return c
 
 

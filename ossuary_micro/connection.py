@@ -751,10 +751,11 @@ _RECV = _handlers(2)
 _SEND = _handlers(3)
 
 
-# CPython with pyca/cryptography: the same class with issue 10's record fast path, and a
-# memoryview copy_into (_record_host.py: host-only, never deployed; on a board, or without
-# cryptography, this import fails and all of the above stands).
+# CPython with pyca/cryptography: the same class with issue 10's record fast path, a
+# memoryview copy_into and a _zero without a Python loop (_record_host.py: host-only, never
+# deployed; on a board, or without cryptography, this import fails and all of the above
+# stands).
 try:
-    from ._record_host import Connection, copy_into
+    from ._record_host import Connection, copy_into, _zero
 except ImportError:
     pass
