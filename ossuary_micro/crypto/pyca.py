@@ -221,7 +221,13 @@ class Backend:
 
         seal.aead is the ChaCha20Poly1305 context both share: ossuary_micro/_record_host.py
         (CPython's record path) calls encrypt_into/decrypt_into on it directly."""
-        aead = ChaCha20Poly1305(need(key, 32, "key"))
+        k = need(key, 32, "key")
+        aead = ChaCha20Poly1305(k)
+        # Also the context aead_seal / aead_open use for this key: the handshake seals and
+        # opens its last two messages under the session key right after this call, and would
+        # otherwise set up a second context for them.
+        self._aead = aead
+        self._key[:] = k
         sd = od = os_ = None    # the buffers of the cached windows
         sw = ow_s = ow_d = None
         so = sn = oo = on = odo = -1
