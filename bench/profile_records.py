@@ -20,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
-from side_by_side import oss_handshake, oss_record, crypto_calls, crypto_ms   # noqa: E402
+from side_by_side import oss_handshake, oss_record, crypto_calls, crypto_ms, race   # noqa: E402
 from ossuary_micro.crypto import get_backend         # noqa: E402
 
 
@@ -69,9 +69,12 @@ def main(argv=None):
 
         def one():
             oss_handshake(b, True, keys)
-        hs = 1000.0 / _rate(one, n)
         calls, price = crypto_calls(b, True, keys)
-        rates = dict((k, _rate(f, n)) for k, f in price.items())
+        # Interleaved rounds, best of each (side_by_side.race), as side_by_side.py prices them.
+        fns = dict(price)
+        fns["handshake"] = one
+        rates = race(fns, 0.2)
+        hs = 1000.0 / rates.pop("handshake")
         cms = crypto_ms(calls, rates)
         head = ("cProfile, a mutual-auth handshake through a client/server Connection pair in "
                 "memory (both constructors, the three messages), cryptography backend.\n%s "
