@@ -249,5 +249,8 @@ class Connection(_Connection):
         return c
 
 
-for _name in ("send_data", "receive_data", "next_event"):
+# The overrides document (and, for __init__, have the signature of: inspect follows
+# __wrapped__) the methods they stand in for.
+for _name in ("__init__", "send_data", "receive_data", "next_event"):
     getattr(Connection, _name).__doc__ = getattr(_Connection, _name).__doc__
+Connection.__init__.__wrapped__ = _Connection.__init__
