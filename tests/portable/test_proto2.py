@@ -700,8 +700,15 @@ def test_private_header_length_matches_wire():
     import sys
     if sys.implementation.name == "micropython":
         return
-    from ossuary_micro import connection2, wire
+    from ossuary_micro import connection2, wire, wire2
     assert connection2._HEADER_LEN == wire.HEADER_LEN
+    # ... and so are wire2's packet types and sizes, which connection2 keeps as private
+    # consts so that a node never loads wire2.py.
+    for name in ("T2_MSG1", "T2_MSG2", "T2_MSG3", "T2_DISCONNECT", "T2_RESET", "T2_DATA",
+                 "T2_END", "T2_CLOSE", "T2_REKEY", "TAG_LEN", "MSG1_LEN", "MSG2_LEN", "MSG3_LEN",
+                 "MSG3_KEYLESS_LEN", "RECORD_OVERHEAD", "MAX_RECORD", "PROLOGUE"):
+        assert getattr(connection2, "_" + name) == getattr(wire2, name), name
+    assert connection2.Connection2(0, max_record=100).max_packet == wire2.max_packet(100)
 
 
 def test_roles_and_events_agree_between_protocols():
