@@ -71,7 +71,9 @@ _RESET_WAIT = const(9)
 _FAILING = const(10)           # CLOSE record or Disconnect to write, then Failed
 _FAILED = const(11)
 
-# name, packet type expected (0: none), receive handler, send handler, timed.
+# name, packet type expected (0: none), receive handler, send handler, timed. The server's
+# handshake handlers (_recv_msg1, _send_msg2, _recv_msg3) are in _server2.py, which the first
+# server connection loads (_load_server): a client never has them on its heap.
 _STATES = (
     ("ServerWaitMsg1", _T2_MSG1, "_recv_msg1", None, True),
     ("ServerSendMsg2", 0, None, "_send_msg2", False),
@@ -182,6 +184,8 @@ class Connection2:
             self._fresh_static = None
             self._send_cs = None
             self._recv_cs = None
+            if self.is_server and _RECV[_SERVER_WAIT_MSG1] is None:
+                _load_server()
             self._new_session()
             self._enter(_SERVER_WAIT_MSG1 if self.is_server else _CLIENT_SEND_MSG1)
         except MemoryError:
@@ -393,17 +397,6 @@ class Connection2:
 
     # ------------------------------------------------------------------ handshake
 
-    def _recv_msg1(self, buf, off, n, ptype):
-        # -> e: exactly 32 bytes (the payload is empty; trailing bytes are an error).
-        if n != _MSG1_LEN:
-            return self._bad("message 1 has the wrong length")
-        try:
-            self._hs.read_message(memoryview(buf)[off:off + n])
-        except CryptoError:
-            return self._bad("message 1 rejected")
-        self._enter(_SERVER_SEND_MSG2)
-        return -1
-
     def _recv_msg2(self, buf, off, n, ptype):
         # <- e, ee, s, es + payload: the server's Ed25519 key, which must map to its s.
         if n != _MSG2_LEN:
@@ -421,35 +414,6 @@ class Connection2:
             return -1
         self._enter(_WAIT_APPROVAL)
         return UNTRUSTED_KEY
-
-    def _recv_msg3(self, buf, off, n, ptype):
-        # -> s, se + payload: the client's Ed25519 key, or nothing from a keyless client.
-        if n != _MSG3_LEN and n != _MSG3_KEYLESS_LEN:
-            return self._bad("message 3 has the wrong length")
-        try:
-            payload, pair = self._hs.read_message(memoryview(buf)[off:off + n])
-        except CryptoError:
-            return self._bad("handshake decryption failed")
-        self._split(pair)
-        if len(payload) == 0:
-            # Keyless client: encrypted and forward-secret, but nobody in particular.
-            if self.role == AUTH_SERVER:
-                return self._fail(ConnectionFailed("client is not authenticated"))
-            self._enter(_ESTABLISHED)
-            return HANDSHAKE_DONE
-        key = self._peer_identity(payload)
-        if key is None:
-            return self._bad("client identity does not match its static key")
-        self.remote_public_key = key
-        if self.role == UNAUTH_SERVER or key in self._authorized:
-            self._enter(_ESTABLISHED)
-            return HANDSHAKE_DONE
-        if self.tofu_clients:
-            self._enter(_WAIT_APPROVAL)
-            return UNTRUSTED_KEY
-        # A proved identity we refuse: retrying cannot change it, so this is final (the
-        # client, already established after message 3, sees a Disconnect: never a clean close).
-        return self._fail(ConnectionFailed("client key not authorized"))
 
     def _peer_identity(self, payload):
         # The payload is the peer's Ed25519 public key; its X25519 form must be the static key
@@ -614,16 +578,6 @@ class Connection2:
         self._enter(_CLIENT_WAIT_MSG2)
         return self._frame(out, off, _T2_MSG1, msg)
 
-    def _send_msg2(self, out, off):
-        try:
-            msg, _ = self._hs.write_message(self.local_public_key)
-        except CryptoError:
-            # DH with the client's e gave zero (a low-order point): its fault, reset.
-            self._bad("invalid ephemeral key")
-            return self._send_reset(out, off)
-        self._enter(_SERVER_WAIT_MSG3)
-        return self._frame(out, off, _T2_MSG2, msg)
-
     def _send_msg3(self, out, off):
         payload = self.local_public_key if self._identity is not None else b""
         msg, pair = self._hs.write_message(payload)
@@ -758,5 +712,20 @@ class Connection2:
         return CLOSED
 
 
-_RECV = tuple(getattr(Connection2, s[2]) if s[2] else None for s in _STATES)
-_SEND = tuple(getattr(Connection2, s[3]) if s[3] else None for s in _STATES)
+def _handlers(i):
+    # The state table's handlers (column i) resolved to plain functions; the server's are
+    # None until _load_server() fills them in.
+    return [getattr(Connection2, s[i], None) if s[i] else None for s in _STATES]
+
+
+_RECV = _handlers(2)
+_SEND = _handlers(3)
+
+
+def _load_server():
+    # The server's handshake handlers, from _server2.py, into the tables (once).
+    from . import _server2
+    for table, i in ((_RECV, 2), (_SEND, 3)):
+        for st in range(len(_STATES)):
+            if table[st] is None and _STATES[st][i]:
+                table[st] = getattr(_server2, _STATES[st][i])

@@ -70,7 +70,7 @@ from ossuary_micro.wire import const
 
 MAX_RECORD = 256          # largest record either way (docs/design.md); our Connection's max_record
 QUEUE_MAX = 16            # default queue size for a board that does not say (17 B a reading)
-HANDSHAKE_TIMEOUT_MS = 15000
+_HANDSHAKE_TIMEOUT_MS = const(15000)
 _SLICE_MS = const(10)     # longest sleep between two rounds of the main loop
 _WRITE_TIMEOUT_MS = const(5000)  # a transport taking no bytes for this long fails the session
 _READ = const(64)         # bytes read from the transport at a time (the connection buffers)
@@ -404,10 +404,6 @@ class Node:
         self._conn = conn
         self._port = port
         self._rpos = self._rend = 0
-        # Whether the transport says how much is waiting (UART, LinkStream), and whether an
-        # empty read is end of file (sockets; a UART or a raw tty returns 0 when idle).
-        self._any = hasattr(port, "any")
-        self._eof = hasattr(port, "recv")
         if self._out is None:
             # Made once per node: one packet out (a handshake message, or a data record and
             # a REKEY record before it: 24 bytes more), and a small read window.
@@ -466,9 +462,9 @@ class Node:
                         log("collector ended its stream")
                         return
                 if not up:
-                    if time.ticks_diff(board.clock(), since) > HANDSHAKE_TIMEOUT_MS:
+                    if time.ticks_diff(board.clock(), since) > _HANDSHAKE_TIMEOUT_MS:
                         raise ConnectionFailed("handshake not complete after %d ms"
-                                               % HANDSHAKE_TIMEOUT_MS)
+                                               % _HANDSHAKE_TIMEOUT_MS)
                 else:
                     if self._cursor < q.first:
                         # The queue dropped what we were to send: those seqs are skipped
@@ -568,7 +564,8 @@ class Node:
         t = self._port
         n = len(self._in)
         try:
-            if self._any:
+            # A transport that says how much is waiting (UART, LinkStream) is asked first.
+            if hasattr(t, "any"):
                 a = t.any()
                 if a < n:
                     n = a
@@ -581,7 +578,8 @@ class Node:
             raise
         if n is None:
             return 0        # a non-blocking socket with nothing to read
-        if not n and self._eof:
+        if not n and hasattr(t, "recv"):
+            # End of file on a socket (a UART or a raw tty returns 0 when idle).
             raise ConnectionFailed("transport closed before the session was closed")
         return n
 

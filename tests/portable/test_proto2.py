@@ -709,6 +709,10 @@ def test_private_header_length_matches_wire():
                  "MSG3_KEYLESS_LEN", "RECORD_OVERHEAD", "MAX_RECORD", "PROLOGUE"):
         assert getattr(connection2, "_" + name) == getattr(wire2, name), name
     assert connection2.Connection2(0, max_record=100).max_packet == wire2.max_packet(100)
+    # _server2.py's copies of the states its handlers move to.
+    from ossuary_micro import _server2
+    for name in ("_SERVER_SEND_MSG2", "_SERVER_WAIT_MSG3", "_WAIT_APPROVAL", "_ESTABLISHED"):
+        assert getattr(_server2, name) == getattr(connection2, name), name
 
 
 def test_roles_and_events_agree_between_protocols():
