@@ -466,17 +466,7 @@ class Node:
                         raise ConnectionFailed("handshake not complete after %d ms"
                                                % _HANDSHAKE_TIMEOUT_MS)
                 else:
-                    if self._cursor < q.first:
-                        # The queue dropped what we were to send: those seqs are skipped
-                        # (never sent in this session; an ack above them does not cover them).
-                        k = self._skips
-                        if k and k[-1] == self._cursor:
-                            k[-1] = q.first
-                        elif len(k) < 16:
-                            k += [self._cursor, q.first]
-                        else:
-                            k[-1] = q.first   # bounded: at worst acked undercounts
-                        self._cursor = q.first
+                    self._catch_up()
                     while self._cursor < q.next_seq:
                         try:
                             rec = self._record(self._cursor)
@@ -513,6 +503,21 @@ class Node:
                     pass
             conn.close()        # wipes the session keys
             self._conn = self._port = None
+
+    def _catch_up(self):
+        # The full queue dropped readings this session had not sent yet: the cursor skips
+        # them, and remembers them so that an ack above them does not count them (_ack).
+        q = self.queue
+        if self._cursor >= q.first:
+            return
+        k = self._skips
+        if k and k[-1] == self._cursor:
+            k[-1] = q.first
+        elif len(k) < 16:
+            k += [self._cursor, q.first]
+        else:
+            k[-1] = q.first   # bounded: beyond 8 separate gaps, acked may undercount
+        self._cursor = q.first
 
     def _ack(self, n):
         # The collector acknowledged every reading up to seq n (-1: not an ack of ours).

@@ -231,6 +231,7 @@ class Board:
         self.clock = time.ticks_ms
         self.sleep_ms = time.sleep_ms
         self.failures = 0
+        self.acked = -1
 
     def random(self, n):
         # The node's Connection draws its keys and challenge here (32 bytes each): a
@@ -254,6 +255,8 @@ class Board:
     def log(self, text):
         if "out of memory" in text:
             self.failures += 1
+        if text.endswith("acknowledged, done"):
+            self.acked = int(text.split()[0])   # the node's own count: must be all of them
         print("node:", text)
 
     def log_error(self, text):
@@ -305,9 +308,10 @@ def main(count=100, path="heap_node_config.json", oom=0, protocol=1):
     print("session_ms %d\nsamples %d\nheap_start %d\nheap_peak %d\npeer %d\nnode_peak %d\n"
           "block_bytes %d\noom_failures %d" % (ms, _samples, _START, _peak, peer,
                                                _peak - _START - peer, _BLOCK, board.failures))
-    ok = status == 0 and link.readings == count and not link.bad and board.failures == oom
-    print("readings %d %s" % (link.readings, "ok" if ok else "FAILED (status %d, bad %d)"
-                                             % (status, link.bad)))
+    ok = (status == 0 and link.readings == count and not link.bad and board.failures == oom
+          and board.acked == count)
+    print("readings %d %s" % (link.readings, "ok" if ok else "FAILED (status %d, bad %d, acked %d)"
+                                             % (status, link.bad, board.acked)))
 
 
 if __name__ == "__main__":
