@@ -23,8 +23,10 @@ from .errors import (CryptoError, LocalProtocolError, RemoteProtocolError, Conne
 from .keys import check_key
 from .rand import default_random
 from .noise import HandshakeState, key_pair
-from .crypto.ed2curve import (ed25519_sk_to_x25519, ed25519_pk_to_x25519,
-                              ed25519_pk_matches_x25519)
+from .crypto.ed2curve import ed25519_pk_to_x25519, ed25519_pk_matches_x25519
+# Identity has a module of its own: a node derives its keys at boot with only that module
+# (and the Ed25519 code) loaded, before this one; it is part of this module's interface.
+from .identity import Identity  # noqa: F401
 try:
     from ._viper_copy import copy_into
 except (ImportError, SyntaxError, NotImplementedError, ValueError):
@@ -89,27 +91,6 @@ _STATES = (
     ("Failed", 0, None, None, False),
 )
 
-
-
-class Identity:
-    """A long-term identity made once and shared by many connections (a collector or a node
-    that reconnects): the Ed25519 public key and the X25519 static key pair of a 32-byte
-    seed, so creating a Connection2 costs no key derivation. Pass it as `secret_key`.
-    Connections never wipe it; call wipe() when done. Raises KeyFormatError."""
-
-    def __init__(self, seed, backend=None):
-        check_key(seed, "secret key")
-        if backend is None:
-            from .crypto import get_backend
-            backend = get_backend()
-        sk = ed25519_sk_to_x25519(seed, backend.sha512)
-        self.static = key_pair(backend, sk)
-        for i in range(32):
-            sk[i] = 0
-        self.public_key = backend.ed25519_public(bytes(seed))
-
-    def wipe(self):
-        self.static.wipe()
 
 
 class Connection2:

@@ -300,7 +300,7 @@ class Node:
         while True:
             try:
                 port = self.board.open_transport(self.cfg)
-            except (OSError, OssuaryError) as e:
+            except (OSError, OssuaryError, MemoryError) as e:
                 log("cannot open transport: %s; retry in %d ms" % (_reason(e), backoff))
                 self._idle(backoff)
                 backoff = min(backoff * 2, self.cfg["retry_max_ms"])
@@ -365,8 +365,9 @@ class Node:
         # derived once and kept in an Identity; the Ed25519/SHA-512 code that needs is then
         # unloaded (a protocol 2 handshake uses neither). Raises OutOfMemory.
         try:
-            from ossuary_micro.connection2 import Identity
+            from ossuary_micro.identity import Identity
             self._identity = Identity(self.cfg["secret_key"])
+            self.board.log("protocol 2 keys derived")
         except MemoryError:
             raise OutOfMemory("out of memory")
         finally:
@@ -685,6 +686,8 @@ def _unload(name):
 
 def _reason(e):
     # One short line for a log: the message, or the class name if there is none.
+    if isinstance(e, MemoryError):
+        return "out of memory"
     s = str(e)
     return s if s else type(e).__name__
 

@@ -613,6 +613,24 @@ def test_shared_identity_is_not_wiped_by_a_connection():
     assert bytes(ident.static._secret) == bytes(32)
 
 
+def test_identity_from_keys_derived_elsewhere_is_the_same_identity():
+    # Identity.from_keys: the keys a seed derives, stored beforehand (a board then loads no
+    # Ed25519 code to make it); a connection pair runs with it as with Identity(seed).
+    b = get_backend()
+    sk = ed25519_sk_to_x25519(SERVER_SEED, b.sha512)
+    ident = Identity.from_keys(sk, SERVER_PUB)
+    assert ident.public_key == SERVER_PUB
+    assert ident.static.public == Identity(SERVER_SEED).static.public
+    assert bytes(ident._secret) == bytes(32)        # the KeyPair holds it now
+    c = Connection2(CLIENT, authorized_keys=(SERVER_PUB,), random=DetRandom(b"fk"))
+    s = Connection2(UNAUTH_SERVER, secret_key=ident, random=DetRandom(b"fk2"))
+    from tests.portable._pair2 import Link2
+    link = Link2(c, s, None).run()
+    assert link.established() and c.remote_public_key == SERVER_PUB
+    raises(KeyFormatError, Identity.from_keys, sk[:31], SERVER_PUB)
+    raises(KeyFormatError, Identity.from_keys, sk, SERVER_PUB + b"x")
+
+
 def test_cheap_identity_relation_matches_the_conversion():
     b = get_backend()
     from ossuary_micro.crypto.ed2curve import ed25519_pk_matches_x25519
