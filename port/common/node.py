@@ -293,7 +293,10 @@ class Node:
             # needs once is the largest module the node ever loads, and is unloaded after.
             try:
                 self._derive_identity()
-            except OssuaryError as e:
+            except Exception as e:
+                # OutOfMemory above all; anything else (re-importing the Ed25519 module on a
+                # nearly full i386 heap once gave an ImportError) is retried the same way
+                # rather than ending the node.
                 log("cannot derive the node's keys: %s; retry in %d ms" % (_reason(e), backoff))
                 self._idle(backoff)
                 backoff = min(backoff * 2, self.cfg["retry_max_ms"])
