@@ -362,7 +362,7 @@ def node_heap(count=100):
             rows.append(("MicroPython unix x86-64 (64-bit objects)", "128 KiB", proto,
                          board_test.figures(out) if ok else None, "" if ok else out[-300:]))
         for target, heap, label in (("m0", None, "Cortex-M0 emulator (armv6m .mpy, mip-installed)"),
-                                    ("i386", "88K", "i386 unix build (32-bit objects)")):
+                                    ("i386", "80K", "i386 unix build (32-bit objects)")):
             for name, status, detail, fig in board_test.run_target(target, heap, count, work):
                 if status == "SKIPPED" or "session" in name:
                     proto = int(name[-1]) if "protocol" in name else None
@@ -374,8 +374,9 @@ def node_heap(count=100):
 def render_node_heap(rows):
     out = ["## Node heap (whole node from .mpy, 100 readings, in-process collector peer)", "",
            "Peak = highest `gc.mem_alloc()` after `gc.collect()` at every frame the node writes "
-           "or reads; node = peak - what was allocated before the first import - the peer's "
-           "objects (the connection module both use is charged to the node); largest block = "
+           "or reads and every line it logs (its boot included); node = peak - what was "
+           "allocated before the first import - the peer's objects (the connection module both "
+           "use is charged to the node); largest block = "
            "`micropython.mem_info()`'s max blk sz at the high-water marks. "
            "tests/device/node_session.py, tools/board_test.py.", "",
            "| interpreter | heap | protocol | peak (B) | node (B) | peer (B) | largest block (B) |",

@@ -29,7 +29,7 @@ from ossuary_micro.link import NEED_DATA, LINK_UP, LINK_DOWN, PEER_RESET
 
 from .errors import TransportError, TransportClosed
 # The stream helper's notion of "not now" (EAGAIN, timeouts...) and its sleep, shared.
-from .stream import _would_block, _sleep_ms
+from ._transport import _would_block, _sleep_ms
 
 _MICROPYTHON = sys.implementation.name == "micropython"
 

@@ -59,22 +59,6 @@ try:
 except ImportError:  # pragma: no cover - ports without select
     select = None
 
-try:
-    import time
-except ImportError:  # pragma: no cover
-    time = None
-
-try:
-    import errno as _errno
-    _EAGAIN = _errno.EAGAIN
-    _ETIMEDOUT = _errno.ETIMEDOUT
-    _CLOSED_ERRNOS = (_errno.ECONNRESET, _errno.EPIPE, _errno.ENOTCONN, _errno.ECONNABORTED)
-    _EINTR = getattr(_errno, "EINTR", 4)
-    _EWOULDBLOCK = getattr(_errno, "EWOULDBLOCK", _EAGAIN)
-except (ImportError, AttributeError):  # pragma: no cover - Linux values
-    _EAGAIN, _ETIMEDOUT, _EINTR, _EWOULDBLOCK = 11, 110, 4, 11
-    _CLOSED_ERRNOS = (104, 32, 107, 103)
-
 import sys
 
 from ossuary_micro import NEED_DATA, HANDSHAKE_DONE, UNTRUSTED_KEY, DATA, RESET, CLOSED
@@ -83,6 +67,10 @@ from ossuary_micro.errors import OssuaryError, ConnectionClosed, ConnectionFaile
 
 from .errors import (TransportError, TransportClosed, StreamTimeout, HandshakeTimeout, UntrustedKey,
                      PeerChanged)
+# What "not now" looks like on each transport, and a sleep: shared with link.py, which a
+# serial node loads without this module.
+from ._transport import (time, _CLOSED_ERRNOS, _default_clock, _sleep_ms, _errno_of,  # noqa: F401
+                         _would_block)
 
 _MICROPYTHON = sys.implementation.name == "micropython"
 
@@ -90,19 +78,6 @@ _MICROPYTHON = sys.implementation.name == "micropython"
 # here so that a protocol-1-only board never loads connection2; a test checks they agree.
 END_OF_STREAM = 6
 _RECORD_OVERHEAD2 = 24      # wire2.RECORD_OVERHEAD: a REKEY record may precede a data record
-
-# "Not now" errnos. MicroPython reports a socket timeout as OSError(ETIMEDOUT); on CPython the
-# same errno is a real TCP failure, and timeouts come as socket.timeout (no errno) instead.
-if _MICROPYTHON:
-    _RETRY_ERRNOS = (_EAGAIN, _EWOULDBLOCK, _EINTR, _ETIMEDOUT)
-else:
-    _RETRY_ERRNOS = (_EAGAIN, _EWOULDBLOCK, _EINTR)
-
-# Exception types that mean "not now", where the interpreter has them.
-try:
-    _RETRY_TYPES = (BlockingIOError, InterruptedError, TimeoutError)
-except NameError:  # pragma: no cover - MicroPython
-    _RETRY_TYPES = ()
 
 # Ticks arithmetic: differences modulo 2**30, like the core, so time.ticks_ms wrap-around
 # is harmless; a deadline is at most 2**29 ms (6 days) away.
@@ -112,41 +87,6 @@ _MAX_WAIT_MS = 0x1FFFFFFF
 # Longest single wait inside blocking calls, so the core's own timers (handshake wait states,
 # 4 s by default) are checked while we wait for bytes.
 _SLICE_MS = 50
-
-
-def _default_clock():
-    # Monotonic milliseconds: ticks_ms on boards, time.monotonic on CPython.
-    if time is None:  # pragma: no cover
-        return None
-    if hasattr(time, "ticks_ms"):
-        return time.ticks_ms
-    return lambda: int(time.monotonic() * 1000)
-
-
-def _sleep_ms(ms):
-    if time is None:  # pragma: no cover
-        return
-    if hasattr(time, "sleep_ms"):
-        time.sleep_ms(ms)
-    else:
-        time.sleep(ms / 1000)
-
-
-def _errno_of(e):
-    n = getattr(e, "errno", None)
-    if n is None and e.args and isinstance(e.args[0], int):
-        n = e.args[0]  # MicroPython: OSError(11)
-    return n
-
-
-def _would_block(e):
-    # True if the transport exception only means "no data / no room right now".
-    if _RETRY_TYPES and isinstance(e, _RETRY_TYPES):
-        return True
-    if _errno_of(e) in _RETRY_ERRNOS:
-        return True
-    # socket.timeout before Python 3.10, and pyserial's write timeout: named, not numbered.
-    return type(e).__name__ in ("timeout", "SerialTimeoutException")
 
 
 def _transport_error(e, what):

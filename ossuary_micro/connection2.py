@@ -16,15 +16,17 @@
 #  * Records are Noise transport messages whose associated data is their own 8-byte outer
 #    header, so type, length and msg_id are authenticated too.
 
-from . import wire, wire2
+from . import wire
 from .wire import const
 from .errors import (CryptoError, LocalProtocolError, RemoteProtocolError, ConnectionReset,
                      ConnectionFailed, ConnectionClosed, KeyFormatError, OutOfMemory)
 from .keys import check_key
 from .rand import default_random
 from .noise import HandshakeState, key_pair
-from .crypto.ed2curve import (ed25519_sk_to_x25519, ed25519_pk_to_x25519,
-                              ed25519_pk_matches_x25519)
+from .crypto.ed2curve import ed25519_pk_to_x25519, ed25519_pk_matches_x25519
+# Identity has a module of its own: a node derives its keys at boot with only that module
+# (and the Ed25519 code) loaded, before this one; it is part of this module's interface.
+from .identity import Identity  # noqa: F401
 try:
     from ._viper_copy import copy_into
 except (ImportError, SyntaxError, NotImplementedError, ValueError):
@@ -34,6 +36,28 @@ except (ImportError, SyntaxError, NotImplementedError, ValueError):
 # have: the peer half-closed (it will send no more DATA).
 from .events import (CLIENT, AUTH_SERVER, UNAUTH_SERVER, NEED_DATA, HANDSHAKE_DONE,  # noqa: F401
                      UNTRUSTED_KEY, DATA, RESET, CLOSED, END_OF_STREAM, EVENT_NAMES)
+
+_TICKS_MASK = const(0x3FFFFFFF)
+_HEADER_LEN = const(8)      # wire.HEADER_LEN, folded into the bytecode (a test checks it)
+# wire2.py's packet types and sizes, folded into the bytecode the same way, so that a node
+# does not load wire2.py (its names are heap on a board); a test checks they agree.
+_T2_MSG1 = const(0x0201)
+_T2_MSG2 = const(0x0202)
+_T2_MSG3 = const(0x0203)
+_T2_DISCONNECT = const(0x0210)
+_T2_RESET = const(0x0211)
+_T2_DATA = const(0x0220)
+_T2_END = const(0x0221)
+_T2_CLOSE = const(0x0222)
+_T2_REKEY = const(0x0223)
+_TAG_LEN = const(16)
+_MSG1_LEN = const(32)
+_MSG2_LEN = const(128)
+_MSG3_LEN = const(96)
+_MSG3_KEYLESS_LEN = const(64)
+_RECORD_OVERHEAD = const(24)
+_MAX_RECORD = const(16384)
+_PROLOGUE = b"ossuary-micro protocol 2"   # wire2.PROLOGUE
 
 # --- States ---
 _SERVER_WAIT_MSG1 = const(0)
@@ -49,45 +73,24 @@ _RESET_WAIT = const(9)
 _FAILING = const(10)           # CLOSE record or Disconnect to write, then Failed
 _FAILED = const(11)
 
-# name, packet type expected (0: none), receive handler, send handler, timed.
+# name, packet type expected (0: none), receive handler, send handler, timed. The server's
+# handshake handlers (_recv_msg1, _send_msg2, _recv_msg3) are in _server2.py, which the first
+# server connection loads (_load_server): a client never has them on its heap.
 _STATES = (
-    ("ServerWaitMsg1", wire2.T2_MSG1, "_recv_msg1", None, True),
+    ("ServerWaitMsg1", _T2_MSG1, "_recv_msg1", None, True),
     ("ServerSendMsg2", 0, None, "_send_msg2", False),
-    ("ServerWaitMsg3", wire2.T2_MSG3, "_recv_msg3", None, True),
+    ("ServerWaitMsg3", _T2_MSG3, "_recv_msg3", None, True),
     ("ClientSendMsg1", 0, None, "_send_msg1", False),
-    ("ClientWaitMsg2", wire2.T2_MSG2, "_recv_msg2", None, True),
+    ("ClientWaitMsg2", _T2_MSG2, "_recv_msg2", None, True),
     ("ClientSendMsg3", 0, None, "_send_msg3", False),
     ("WaitApproval", 0, None, None, True),
-    ("Established", wire2.T2_DATA, "_recv_record", None, False),
+    ("Established", _T2_DATA, "_recv_record", None, False),
     ("Resetting", 0, None, "_send_reset", False),
-    ("ResetWait", wire2.T2_RESET, None, None, True),
+    ("ResetWait", _T2_RESET, None, None, True),
     ("Failing", 0, None, "_send_final", False),
     ("Failed", 0, None, None, False),
 )
 
-_TICKS_MASK = const(0x3FFFFFFF)
-_HEADER_LEN = const(8)      # wire.HEADER_LEN, folded into the bytecode (a test checks it)
-
-
-class Identity:
-    """A long-term identity made once and shared by many connections (a collector or a node
-    that reconnects): the Ed25519 public key and the X25519 static key pair of a 32-byte
-    seed, so creating a Connection2 costs no key derivation. Pass it as `secret_key`.
-    Connections never wipe it; call wipe() when done. Raises KeyFormatError."""
-
-    def __init__(self, seed, backend=None):
-        check_key(seed, "secret key")
-        if backend is None:
-            from .crypto import get_backend
-            backend = get_backend()
-        sk = ed25519_sk_to_x25519(seed, backend.sha512)
-        self.static = key_pair(backend, sk)
-        for i in range(32):
-            sk[i] = 0
-        self.public_key = backend.ed25519_public(bytes(seed))
-
-    def wipe(self):
-        self.static.wipe()
 
 
 class Connection2:
@@ -99,15 +102,15 @@ class Connection2:
     direction before that direction rekeys (a REKEY record). Raises only OssuaryError
     subclasses; peer errors surface as RESET / CLOSED events with `error` set."""
 
-    def __init__(self, role, secret_key=None, authorized_keys=(), max_record=wire2.MAX_RECORD,
+    def __init__(self, role, secret_key=None, authorized_keys=(), max_record=_MAX_RECORD,
                  backend=None, random=None, clock=None, timeout_ms=4000, max_resets=5,
                  tofu_clients=False, rekey_after=1 << 20):
         # One try around it all, as Connection: a MemoryError anywhere becomes OutOfMemory.
         try:
             if role not in (CLIENT, AUTH_SERVER, UNAUTH_SERVER):
                 raise LocalProtocolError("unknown role %r" % (role,))
-            if not 0 <= max_record <= wire2.MAX_RECORD:
-                raise LocalProtocolError("max_record must be 0..%d" % wire2.MAX_RECORD)
+            if not 0 <= max_record <= _MAX_RECORD:
+                raise LocalProtocolError("max_record must be 0..%d" % _MAX_RECORD)
             if max_resets < 1:
                 raise LocalProtocolError("max_resets must be at least 1")
             if not 1 <= rekey_after <= (1 << 30) - 1:
@@ -129,7 +132,7 @@ class Connection2:
             self.tofu_clients = tofu_clients
             self.rekey_after = rekey_after
             self.max_record = max_record
-            self.max_packet = wire2.max_packet(max_record)
+            self.max_packet = _HEADER_LEN + max_record + _TAG_LEN   # wire2.max_packet
 
             # The identity: a server always has one; a keyless client gets a fresh static X25519
             # key per session and counts as unauthenticated (announces no Ed25519 key).
@@ -162,6 +165,8 @@ class Connection2:
             self._fresh_static = None
             self._send_cs = None
             self._recv_cs = None
+            if self.is_server and _RECV[_SERVER_WAIT_MSG1] is None:
+                _load_server()
             self._new_session()
             self._enter(_SERVER_WAIT_MSG1 if self.is_server else _CLIENT_SEND_MSG1)
         except MemoryError:
@@ -343,17 +348,17 @@ class Connection2:
         st = self._state
 
         if st == _RESET_WAIT:
-            if ptype == wire2.T2_RESET:
+            if ptype == _T2_RESET:
                 self._remote_msg_id = 0
                 self._enter_initial()
             return -1
-        if ptype == wire2.T2_RESET or ptype == wire2.T2_DISCONNECT:
+        if ptype == _T2_RESET or ptype == _T2_DISCONNECT:
             if st == _ESTABLISHED:
                 # Unauthenticated: it may end the session, but it is never a clean close.
                 return self._fail(ConnectionFailed(
                     "unauthenticated %s after the handshake"
-                    % ("Reset" if ptype == wire2.T2_RESET else "Disconnect")))
-            if ptype == wire2.T2_DISCONNECT:
+                    % ("Reset" if ptype == _T2_RESET else "Disconnect")))
+            if ptype == _T2_DISCONNECT:
                 self.reset_count += 1
                 return self._fail(ConnectionFailed("peer disconnected during the handshake"))
             if self._absorb_reset:
@@ -367,26 +372,15 @@ class Connection2:
             return self._bad("Message ID does not match")
         self._remote_msg_id = (msg_id + 1) & 0xFFFF
         if ptype != _STATES[st][1]:
-            if not (st == _ESTABLISHED and wire2.T2_DATA <= ptype <= wire2.T2_REKEY):
+            if not (st == _ESTABLISHED and _T2_DATA <= ptype <= _T2_REKEY):
                 return self._bad("unexpected packet type 0x%04x in %s" % (ptype, _STATES[st][0]))
         return _RECV[st](self, buf, body, body_len, ptype)
 
     # ------------------------------------------------------------------ handshake
 
-    def _recv_msg1(self, buf, off, n, ptype):
-        # -> e: exactly 32 bytes (the payload is empty; trailing bytes are an error).
-        if n != wire2.MSG1_LEN:
-            return self._bad("message 1 has the wrong length")
-        try:
-            self._hs.read_message(memoryview(buf)[off:off + n])
-        except CryptoError:
-            return self._bad("message 1 rejected")
-        self._enter(_SERVER_SEND_MSG2)
-        return -1
-
     def _recv_msg2(self, buf, off, n, ptype):
         # <- e, ee, s, es + payload: the server's Ed25519 key, which must map to its s.
-        if n != wire2.MSG2_LEN:
+        if n != _MSG2_LEN:
             return self._bad("message 2 has the wrong length")
         try:
             payload, _ = self._hs.read_message(memoryview(buf)[off:off + n])
@@ -401,35 +395,6 @@ class Connection2:
             return -1
         self._enter(_WAIT_APPROVAL)
         return UNTRUSTED_KEY
-
-    def _recv_msg3(self, buf, off, n, ptype):
-        # -> s, se + payload: the client's Ed25519 key, or nothing from a keyless client.
-        if n != wire2.MSG3_LEN and n != wire2.MSG3_KEYLESS_LEN:
-            return self._bad("message 3 has the wrong length")
-        try:
-            payload, pair = self._hs.read_message(memoryview(buf)[off:off + n])
-        except CryptoError:
-            return self._bad("handshake decryption failed")
-        self._split(pair)
-        if len(payload) == 0:
-            # Keyless client: encrypted and forward-secret, but nobody in particular.
-            if self.role == AUTH_SERVER:
-                return self._fail(ConnectionFailed("client is not authenticated"))
-            self._enter(_ESTABLISHED)
-            return HANDSHAKE_DONE
-        key = self._peer_identity(payload)
-        if key is None:
-            return self._bad("client identity does not match its static key")
-        self.remote_public_key = key
-        if self.role == UNAUTH_SERVER or key in self._authorized:
-            self._enter(_ESTABLISHED)
-            return HANDSHAKE_DONE
-        if self.tofu_clients:
-            self._enter(_WAIT_APPROVAL)
-            return UNTRUSTED_KEY
-        # A proved identity we refuse: retrying cannot change it, so this is final (the
-        # client, already established after message 3, sees a Disconnect: never a clean close).
-        return self._fail(ConnectionFailed("client key not authorized"))
 
     def _peer_identity(self, payload):
         # The payload is the peer's Ed25519 public key; its X25519 form must be the static key
@@ -466,23 +431,23 @@ class Connection2:
         # A Noise transport message; AD = the 8-byte header it came with (copied out: the
         # input buffer may move before the record is opened, and a window would allocate).
         copy_into(self._ad, 0, buf, off - _HEADER_LEN, _HEADER_LEN)
-        if n < wire2.TAG_LEN or n - wire2.TAG_LEN > self.max_record:
+        if n < _TAG_LEN or n - _TAG_LEN > self.max_record:
             return self._fail(RemoteProtocolError("invalid record length"))
-        if ptype != wire2.T2_DATA and n != wire2.TAG_LEN:
+        if ptype != _T2_DATA and n != _TAG_LEN:
             return self._fail(RemoteProtocolError("control record with a payload"))
-        if self._remote_ended and ptype == wire2.T2_DATA:
+        if self._remote_ended and ptype == _T2_DATA:
             return self._fail(RemoteProtocolError("data after end of stream"))
         try:
             m = self._recv_cs.decrypt_with_ad_into(self._ad, buf, off, n, self.plaintext, 0)
         except CryptoError:
             return self._fail(RemoteProtocolError("record decryption failed"))
-        if ptype == wire2.T2_DATA:
+        if ptype == _T2_DATA:
             self.data_len = m
             return DATA
-        if ptype == wire2.T2_REKEY:
+        if ptype == _T2_REKEY:
             self._recv_cs.rekey()
             return -1
-        if ptype == wire2.T2_END:
+        if ptype == _T2_END:
             if self._remote_ended:
                 return self._fail(RemoteProtocolError("second end of stream"))
             self._remote_ended = True
@@ -500,11 +465,11 @@ class Connection2:
         # AD would allocate two objects per record on MicroPython.
         m = self._local_msg_id
         ad = self._ad
-        wire.put_header(ad, 0, n + wire2.TAG_LEN, m, ptype)
+        wire.put_header(ad, 0, n + _TAG_LEN, m, ptype)
         copy_into(out, off, ad, 0, wire.HEADER_LEN)
         self._send_cs.encrypt_with_ad_into(ad, data, 0, n, out, off + wire.HEADER_LEN)
         self._local_msg_id = (m + 1) & 0xFFFF
-        return wire2.RECORD_OVERHEAD + n
+        return _RECORD_OVERHEAD + n
 
     def _seal_records(self, ptype, data, n, out, off):
         # A REKEY when due, then the record. `out` is checked writable first, so a bad
@@ -528,7 +493,7 @@ class Connection2:
         # sending CipherState rekeys; the peer rekeys when it reads that record.
         if self._sent_since_rekey < self.rekey_after:
             return 0
-        k = self._seal_record(wire2.T2_REKEY, b"", 0, out, off)
+        k = self._seal_record(_T2_REKEY, b"", 0, out, off)
         self._send_cs.rekey()
         self._sent_since_rekey = 0
         return k
@@ -549,9 +514,9 @@ class Connection2:
         if n > self.max_record:
             raise LocalProtocolError("record of %d bytes exceeds max_record %d"
                                      % (n, self.max_record))
-        if len(out) - off < 2 * wire2.RECORD_OVERHEAD + n:
+        if len(out) - off < 2 * _RECORD_OVERHEAD + n:
             raise LocalProtocolError("output buffer too small")
-        return self._seal_records(wire2.T2_DATA, data, n, out, off)
+        return self._seal_records(_T2_DATA, data, n, out, off)
 
     def end_stream(self, out, off=0):
         """Half-close: write an END record into out[off:] (48 bytes of room); return its length.
@@ -561,9 +526,9 @@ class Connection2:
             raise LocalProtocolError("Encrypted channel not established.")
         if self._local_ended:
             raise LocalProtocolError("stream already ended")
-        if len(out) - off < 2 * wire2.RECORD_OVERHEAD:
+        if len(out) - off < 2 * _RECORD_OVERHEAD:
             raise LocalProtocolError("output buffer too small")
-        k = self._seal_records(wire2.T2_END, b"", 0, out, off)
+        k = self._seal_records(_T2_END, b"", 0, out, off)
         self._local_ended = True
         return k
 
@@ -592,17 +557,7 @@ class Connection2:
     def _send_msg1(self, out, off):
         msg, _ = self._hs.write_message(b"")
         self._enter(_CLIENT_WAIT_MSG2)
-        return self._frame(out, off, wire2.T2_MSG1, msg)
-
-    def _send_msg2(self, out, off):
-        try:
-            msg, _ = self._hs.write_message(self.local_public_key)
-        except CryptoError:
-            # DH with the client's e gave zero (a low-order point): its fault, reset.
-            self._bad("invalid ephemeral key")
-            return self._send_reset(out, off)
-        self._enter(_SERVER_WAIT_MSG3)
-        return self._frame(out, off, wire2.T2_MSG2, msg)
+        return self._frame(out, off, _T2_MSG1, msg)
 
     def _send_msg3(self, out, off):
         payload = self.local_public_key if self._identity is not None else b""
@@ -610,10 +565,10 @@ class Connection2:
         self._split(pair)
         self._enter(_ESTABLISHED)
         self._pending_done = True
-        return self._frame(out, off, wire2.T2_MSG3, msg)
+        return self._frame(out, off, _T2_MSG3, msg)
 
     def _send_reset(self, out, off):
-        n = wire.put_control(out, off, wire2.T2_RESET, True)
+        n = wire.put_control(out, off, _T2_RESET, True)
         self._local_msg_id = 0
         if self._initiator:
             self._enter(_RESET_WAIT)
@@ -628,9 +583,9 @@ class Connection2:
         # handshake finished, which the peer cannot tell from a forgery anyway).
         clean = isinstance(self.error, ConnectionClosed)
         if clean and self._send_cs is not None:
-            n = self._seal_record(wire2.T2_CLOSE, b"", 0, out, off)
+            n = self._seal_record(_T2_CLOSE, b"", 0, out, off)
         else:
-            n = wire.put_control(out, off, wire2.T2_DISCONNECT, not clean)
+            n = wire.put_control(out, off, _T2_DISCONNECT, not clean)
         self._enter(_FAILED)
         self._wipe()
         return n
@@ -685,7 +640,7 @@ class Connection2:
         if static is None:
             static = self._fresh_static = key_pair(self.backend, self._rand(32))
         self._hs = HandshakeState(self.backend, self._rand, not self.is_server,
-                                  wire2.PROLOGUE, static)
+                                  _PROLOGUE, static)
         self._absorb_reset = False
         self._partial_t0 = None     # clock when an incomplete packet was first seen
         self._local_msg_id = 0
@@ -738,5 +693,20 @@ class Connection2:
         return CLOSED
 
 
-_RECV = tuple(getattr(Connection2, s[2]) if s[2] else None for s in _STATES)
-_SEND = tuple(getattr(Connection2, s[3]) if s[3] else None for s in _STATES)
+def _handlers(i):
+    # The state table's handlers (column i) resolved to plain functions; the server's are
+    # None until _load_server() fills them in.
+    return [getattr(Connection2, s[i], None) if s[i] else None for s in _STATES]
+
+
+_RECV = _handlers(2)
+_SEND = _handlers(3)
+
+
+def _load_server():
+    # The server's handshake handlers, from _server2.py, into the tables (once).
+    from . import _server2
+    for table, i in ((_RECV, 2), (_SEND, 3)):
+        for st in range(len(_STATES)):
+            if table[st] is None and _STATES[st][i]:
+                table[st] = getattr(_server2, _STATES[st][i])

@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "port", "common"))
 
-from node import ReadingQueue, format_reading, parse_ack  # noqa: E402
+from node import Node, ReadingQueue, format_reading, parse_ack  # noqa: E402
 
 BOOT = "0123456789abcdef"
 
@@ -85,3 +85,113 @@ def test_ack_parser_accepts_only_our_boots_acks():
 def test_ack_parser_never_raises_on_any_bytes(data):
     n = parse_ack(data, BOOT)
     assert n == -1 or n >= 0
+
+
+class _Sensor:
+    name = "t"
+    unit = "C"
+    digits = 2
+
+    def read(self):
+        return 21.0
+
+
+class _Board:
+    # What Node's constructor uses of the board glue.
+    def make_sensors(self, cfgs):
+        return [_Sensor()]
+
+    def random(self, n):
+        return bytes(n)
+
+    def clock(self):
+        return 0
+
+
+def _node(queue_max):
+    cfg = {"name": "n", "interval_ms": 50, "max_readings": 0, "sensors": None,
+           "queue_max": queue_max, "protocol": 2}
+    node = Node(cfg, _Board())
+    # A session has just been established (what HANDSHAKE_DONE does).
+    node._cursor = node._acked_to = node.queue.first
+    node._skips = []
+    return node
+
+
+def _take(node):
+    # One reading into the queue, as Node.sample() queues it.
+    node.queue.append(0, 21.0, 0)
+
+
+def _send(node):
+    # The session loop's sending step, without the record: skip what the queue dropped
+    # unsent, then send everything queued.
+    node._catch_up()
+    node._cursor = node.queue.next_seq
+
+
+def test_acked_counts_readings_the_full_queue_dropped_after_sending_them():
+    # On the M0 the node logged "43 readings acknowledged, done" while the collector had all
+    # 100: readings sent and still in flight were dropped from the full queue (acks had not
+    # been read yet), and an ack counted only what it removed from the queue.
+    node = _node(4)
+    for _ in range(4):
+        _take(node)
+    _send(node)                              # seqs 0-3 in flight
+    _take(node)
+    _take(node)                              # the full queue drops 0 and 1 (sent)
+    assert node.queue.dropped == 2
+    _send(node)                              # 4 and 5
+    node._ack(5)                             # the collector has 0-5
+    assert node.acked == 6 and len(node.queue) == 0
+    node._ack(5)                             # a repeated ack counts nothing
+    node._ack(2)
+    assert node.acked == 6
+
+
+def test_acked_leaves_out_readings_dropped_before_they_were_sent():
+    # Readings the queue dropped unsent leave a gap in seq: an ack above the gap covers only
+    # what was sent (the collector never heard of the rest).
+    node = _node(2)
+    _take(node)
+    _take(node)
+    node._cursor = 1                         # seq 0 sent, seq 1 not yet
+    _take(node)
+    _take(node)                              # drops 0 (sent) and 1 (unsent)
+    _send(node)                              # skips 1, sends 2 and 3
+    assert node._skips == [1, 2]
+    node._ack(0)
+    assert node.acked == 1
+    node._ack(3)
+    assert node.acked == 3 and len(node.queue) == 0 and node._skips == []
+
+
+def test_acked_with_an_ack_inside_a_gap_and_more_gaps_than_remembered():
+    node = _node(1)
+    _take(node)
+    _send(node)                              # 0 sent
+    for _ in range(3):
+        _take(node)                          # 1, 2 dropped unsent; 3 queued
+    _send(node)                              # skips 1-2, sends 3
+    node._ack(1)                             # an ack of a seq the node skipped: covers 0
+    assert node.acked == 1
+    node._ack(3)
+    assert node.acked == 2
+    # Separate gaps (a reading sent, the next dropped unsent, ...): exact for up to 8 gaps
+    # since the last ack; beyond that the bookkeeping stays bounded and acked may only
+    # undercount, never count a reading that was not sent.
+    for gaps in (8, 40):
+        before = node.acked
+        sent = 0
+        for _ in range(gaps):
+            _take(node)
+            _send(node)
+            sent += 1
+            _take(node)
+            _take(node)                      # the queue (1 slot) drops one reading unsent
+        _send(node)
+        sent += 1
+        node._ack(node.queue.next_seq - 1)
+        assert len(node._skips) == 0
+        got = node.acked - before
+        assert got == sent if gaps == 8 else 0 < got <= sent, (gaps, got, sent)

@@ -18,6 +18,7 @@ sys.path.insert(0, os.path.join(ROOT, "port", "common"))
 
 import nodeconfig  # noqa: E402
 import sensors  # noqa: E402
+import mcu_sensors  # noqa: E402
 from nodeconfig import ConfigError, parse_config  # noqa: E402
 
 KEY_A = "11" * 32
@@ -130,35 +131,35 @@ class FakeADC:
 def test_rp2040_formula_at_datasheet_points():
     # 0.706 V is 27 degC by definition; each 1.721 mV lower is one degree warmer.
     raw27 = 0.706 / 3.3 * 65535
-    assert sensors.rp2040_temp_c(raw27) == pytest.approx(27.0, abs=1e-9)
+    assert mcu_sensors.rp2040_temp_c(raw27) == pytest.approx(27.0, abs=1e-9)
     raw_hot = (0.706 - 10 * 0.001721) / 3.3 * 65535
-    assert sensors.rp2040_temp_c(raw_hot) == pytest.approx(37.0, abs=1e-9)
+    assert mcu_sensors.rp2040_temp_c(raw_hot) == pytest.approx(37.0, abs=1e-9)
     # A typical raw value near room temperature (about 14000 counts -> ~25 degC).
-    assert 20 < sensors.rp2040_temp_c(14000) < 30
+    assert 20 < mcu_sensors.rp2040_temp_c(14000) < 30
 
 
 def test_rp2040_sensor_averages_eight_reads():
-    s = sensors.Rp2040Temperature(FakeADC([14000, 14016] * 4))
-    assert s.read() == pytest.approx(sensors.rp2040_temp_c(14008))
+    s = mcu_sensors.Rp2040Temperature(FakeADC([14000, 14016] * 4))
+    assert s.read() == pytest.approx(mcu_sensors.rp2040_temp_c(14008))
     assert (s.name, s.unit) == ("mcu_temp", "C")
 
 
 def test_esp32_temperature_both_apis():
-    s = sensors.Esp32Temperature(types.SimpleNamespace(mcu_temperature=lambda: 41))
+    s = mcu_sensors.Esp32Temperature(types.SimpleNamespace(mcu_temperature=lambda: 41))
     assert s.read() == 41.0
-    s = sensors.Esp32Temperature(types.SimpleNamespace(raw_temperature=lambda: 122))
+    s = mcu_sensors.Esp32Temperature(types.SimpleNamespace(raw_temperature=lambda: 122))
     assert s.read() == pytest.approx(50.0)  # the classic ESP32 reports Fahrenheit
     with pytest.raises(ConfigError):
-        sensors.Esp32Temperature(types.SimpleNamespace())
+        mcu_sensors.Esp32Temperature(types.SimpleNamespace())
 
 
 def test_adc_sensor_scaling_and_calibrated_uv():
-    s = sensors.AdcSensor(FakeADC([65535]))
+    s = mcu_sensors.AdcSensor(FakeADC([65535]))
     assert s.read() == pytest.approx(3.3)
-    s = sensors.AdcSensor(FakeADC([1000]), scale=0.01, offset=-1)
+    s = mcu_sensors.AdcSensor(FakeADC([1000]), scale=0.01, offset=-1)
     assert s.read() == pytest.approx(9.0)
     uv = types.SimpleNamespace(read_uv=lambda: 1250000, read_u16=lambda: 0)
-    assert sensors.AdcSensor(uv).read() == pytest.approx(1.25)
+    assert mcu_sensors.AdcSensor(uv).read() == pytest.approx(1.25)
 
 
 def test_simulated_temperature_walk_is_bounded_and_moves():

@@ -34,7 +34,7 @@
 # oldest holds seq `first + i`. (Every name and string constant here is a qstr that stays on
 # a board's heap: the node keeps few of them.)
 #
-# Sampling never stops: the main loop drives the session without blocking (SecureStream.poll,
+# Sampling never stops: the main loop drives the session without blocking (Node._pump,
 # sends only when the transport can take a whole record at once) and sleeps at most _SLICE_MS
 # between rounds, so a reading is taken when due whether the link is up, down, handshaking
 # or cut. (The one thing it cannot slice is the handshake's own arithmetic, one Connection
@@ -57,18 +57,23 @@ import time
 from array import array
 from binascii import hexlify
 
-from ossuary_micro.events import CLIENT, HANDSHAKE_DONE, DATA, RESET, CLOSED, END_OF_STREAM
-from ossuary_micro.errors import OssuaryError, ConnectionClosed, OutOfMemory
+from ossuary_micro.events import (CLIENT, NEED_DATA, HANDSHAKE_DONE, UNTRUSTED_KEY, DATA, RESET,
+                                  CLOSED, END_OF_STREAM)
+from ossuary_micro.errors import OssuaryError, ConnectionClosed, ConnectionFailed, OutOfMemory
 from ossuary_micro.wire import const
-# ossuary_io and the connection module are imported where a session starts, not here:
-# node.main reads the config with nodeconfig and drops it before the stream code is loaded,
-# so the two are never on the heap together; and only the configured protocol's connection
-# module is ever loaded (protocol 1: connection.py; protocol 2: connection2.py and noise.py).
+# The connection module is imported where a session starts, not here: node.main reads the
+# config with nodeconfig and drops it before the connection code is loaded, so the two are
+# never on the heap together; and only the configured protocol's connection module is ever
+# loaded (protocol 1: connection.py; protocol 2: connection2.py and noise.py). The node drives
+# the connection itself (Node._pump and the methods after it), not with ossuary_io's general
+# SecureStream: ~10 KB less heap on a 32-bit board; only the link layer loads ossuary_io.
 
 MAX_RECORD = 256          # largest record either way (docs/design.md); our Connection's max_record
 QUEUE_MAX = 16            # default queue size for a board that does not say (17 B a reading)
-HANDSHAKE_TIMEOUT_MS = 15000
+_HANDSHAKE_TIMEOUT_MS = const(15000)
 _SLICE_MS = const(10)     # longest sleep between two rounds of the main loop
+_WRITE_TIMEOUT_MS = const(5000)  # a transport taking no bytes for this long fails the session
+_READ = const(64)         # bytes read from the transport at a time (the connection buffers)
 # A protocol 1 data packet around a record: 8-byte header, 4-byte sub-header, 16-byte tag
 # (protocol 2's is 24 bytes: no sub-header; the larger figure serves both).
 _DATA_OVERHEAD = const(28)
@@ -201,7 +206,9 @@ class Node:
         self.sent = 0
         self.acked = 0
         self._cursor = 0       # seq of the next reading to send in this session
-        self._rec = bytearray(MAX_RECORD)  # one received record (the peer's max is ours)
+        self._acked_to = 0     # seqs below this are acknowledged (or were never sent)
+        self._skips = []       # seqs the cursor skipped this session (see _ack)
+        self._conn = self._port = self._out = None   # the session's (_session)
         self._link = None      # the link layer, made on first use and reused (reset) after
         self._up_ms = 0
         self._last_tick = board.clock()
@@ -278,32 +285,33 @@ class Node:
         Transport and protocol failures (and any unexpected exception from a session) are
         logged and retried with backoff; only KeyboardInterrupt / SystemExit leave this method.
         """
-        gc.collect()  # the config's garbage goes before the stream code loads
+        gc.collect()  # the config's garbage goes before the connection code loads
         log = self.board.log
         backoff = self.cfg["retry_min_ms"]
         while self.protocol == 2 and self._identity is None:
-            # Protocol 2's keys, before the stream code loads: the Ed25519/SHA-512 code this
+            # Protocol 2's keys, before the connection code loads: the Ed25519/SHA-512 code this
             # needs once is the largest module the node ever loads, and is unloaded after.
             try:
                 self._derive_identity()
-            except OssuaryError as e:
+            except Exception as e:
+                # OutOfMemory above all; anything else (re-importing the Ed25519 module on a
+                # nearly full i386 heap once gave an ImportError) is retried the same way
+                # rather than ending the node.
                 log("cannot derive the node's keys: %s; retry in %d ms" % (_reason(e), backoff))
                 self._idle(backoff)
                 backoff = min(backoff * 2, self.cfg["retry_max_ms"])
-        UntrustedKey = None
         while True:
             try:
                 port = self.board.open_transport(self.cfg)
-            except (OSError, OssuaryError) as e:
+            except (OSError, OssuaryError, MemoryError) as e:
                 log("cannot open transport: %s; retry in %d ms" % (_reason(e), backoff))
                 self._idle(backoff)
                 backoff = min(backoff * 2, self.cfg["retry_max_ms"])
                 continue
             acked_before = self.acked
             try:
-                # The stream code loads on first use; on a full heap that import is one more
-                # out-of-memory failure, retried after the backoff like the others.
-                from ossuary_io.errors import UntrustedKey
+                # The connection's code (and the link's) loads on first use; on a full heap
+                # that import is one more out-of-memory failure, retried after the backoff.
                 stream = self._stream(port)
                 while True:
                     resets = stream.resets if stream is not port else 0
@@ -316,13 +324,11 @@ class Node:
                         # LinkReset: the collector's end of the link restarted. Nothing is
                         # wrong with the line, so handshake again over it at once.
                         log("session ended: link peer restarted")
-            except MemoryError:   # first: UntrustedKey is None if its import failed
+            except MemoryError:
                 log("session ended: out of memory")
             except _Done:
                 log("%d readings acknowledged, done" % self.acked)
                 return self.acked
-            except UntrustedKey:
-                log("collector key is not the configured collector_key: session refused")
             except OssuaryError as e:
                 log("session ended: %s" % _reason(e))
             except OSError as e:
@@ -362,8 +368,9 @@ class Node:
         # derived once and kept in an Identity; the Ed25519/SHA-512 code that needs is then
         # unloaded (a protocol 2 handshake uses neither). Raises OutOfMemory.
         try:
-            from ossuary_micro.connection2 import Identity
+            from ossuary_micro.identity import Identity
             self._identity = Identity(self.cfg["secret_key"])
+            self.board.log("protocol 2 keys derived")
         except MemoryError:
             raise OutOfMemory("out of memory")
         finally:
@@ -389,66 +396,81 @@ class Node:
         except MemoryError:
             raise OutOfMemory("out of memory")
 
-    def _session(self, stream, link):
+    def _session(self, port, link):
         # One Ossuary session over an open transport: handshake, then send what is queued and
         # take acks, never blocking longer than a slice. Returns when the collector closed
-        # the session; raises OssuaryError/OSError on failure, _Done after max_readings.
-        from ossuary_io.stream import SecureStream
-        from ossuary_io.errors import HandshakeTimeout
+        # the session (or proved another key than collector_key); raises OssuaryError/OSError
+        # on failure, _Done after max_readings.
         board = self.board
         log = board.log
         q = self.queue
         conn = self._connection()
-        s = SecureStream(conn, stream, clock=board.clock)
+        self._conn = conn
+        self._port = port
+        self._rpos = self._rend = 0
+        if self._out is None:
+            # Made once per node: one packet out (a handshake message, or a data record and
+            # a REKEY record before it: 24 bytes more), and a small read window.
+            self._out = memoryview(bytearray(max(conn.max_packet, 208) + 24))
+            self._in = memoryview(bytearray(_READ))
         done = False
         up = False                 # established, readings may be sent
+        refused = False            # the collector proved another key than collector_key
         since = board.clock()      # start of the current handshake
         try:
             while True:
                 busy = self._sample_if_due()
-                ev = s.poll()
-                if ev == DATA:
-                    # An ack covers only readings sent in this session (below the cursor).
-                    # Anything else (another boot's ack, a record of a later protocol
-                    # version) is ignored.
-                    n = parse_ack(bytes(self._rec[:s.recv_into(self._rec)]), self.boot)
-                    if n >= self._cursor:
-                        n = self._cursor - 1
-                    if n >= 0:
-                        self.acked += q.ack(n)
+                while True:
+                    # Every event the line has for us now: all acks waiting are taken before
+                    # anything else is sent, so the queue never fills with readings the
+                    # collector has already acknowledged.
+                    ev = self._pump()
+                    if ev == NEED_DATA:
+                        break
                     busy = True
-                elif ev == HANDSHAKE_DONE:
-                    up = True
-                    self.sessions += 1
-                    # A new session: everything still queued goes again, oldest first.
-                    self._cursor = q.first
-                    log("connected to collector (session %d, %d readings queued)"
-                        % (self.sessions, len(q)))
-                    busy = True
-                elif ev == RESET:
-                    up = False
-                    since = board.clock()
-                    log("session reset (%d so far); handshaking again" % conn.reset_count)
-                    busy = True
-                elif ev == CLOSED:
-                    err = s.error
-                    if err is None or isinstance(err, ConnectionClosed):
-                        log("collector closed the session")
+                    if ev == DATA:
+                        # An ack covers only readings sent in this session (below the
+                        # cursor). Anything else (another boot's ack, a record of a later
+                        # protocol version) is ignored.
+                        self._ack(parse_ack(bytes(conn.plaintext[:conn.data_len]), self.boot))
+                    elif ev == HANDSHAKE_DONE:
+                        up = True
+                        self.sessions += 1
+                        # A new session: everything still queued goes again, oldest first.
+                        self._cursor = self._acked_to = q.first
+                        self._skips = []
+                        log("connected to collector (session %d, %d readings queued)"
+                            % (self.sessions, len(q)))
+                    elif ev == UNTRUSTED_KEY:
+                        # No TOFU on a node: the only key it trusts is collector_key.
+                        refused = True
+                        conn.reject_key()
+                    elif ev == RESET:
+                        up = False
+                        since = board.clock()
+                        log("session reset (%d so far); handshaking again" % conn.reset_count)
+                    elif ev == CLOSED:
+                        err = conn.error
+                        if refused:
+                            log("collector key is not the configured collector_key: "
+                                "session refused")
+                        elif err is None or isinstance(err, ConnectionClosed):
+                            log("collector closed the session")
+                        else:
+                            raise err
                         return
-                    raise err
-                elif ev == END_OF_STREAM:
-                    # Protocol 2: the collector half-closed, so no more acks will come. End
-                    # the session (our close follows in `finally`); unacked readings stay
-                    # queued for the next one.
-                    log("collector ended its stream")
-                    return
+                    elif ev == END_OF_STREAM:
+                        # Protocol 2: the collector half-closed, so no more acks will come.
+                        # End the session (our close follows in `finally`); unacked readings
+                        # stay queued for the next one.
+                        log("collector ended its stream")
+                        return
                 if not up:
-                    if time.ticks_diff(board.clock(), since) > HANDSHAKE_TIMEOUT_MS:
-                        raise HandshakeTimeout("handshake not complete after %d ms"
-                                               % HANDSHAKE_TIMEOUT_MS)
+                    if time.ticks_diff(board.clock(), since) > _HANDSHAKE_TIMEOUT_MS:
+                        raise ConnectionFailed("handshake not complete after %d ms"
+                                               % _HANDSHAKE_TIMEOUT_MS)
                 else:
-                    if self._cursor < q.first:
-                        self._cursor = q.first  # the queue dropped what we were to send
+                    self._catch_up()
                     while self._cursor < q.next_seq:
                         try:
                             rec = self._record(self._cursor)
@@ -459,27 +481,161 @@ class Node:
                             break
                         if rec is not None:
                             # Over the link, only when its window takes the whole packet now:
-                            # a full window would make send() wait for the collector's acks.
-                            # Sockets and UARTs buffer a record at once.
-                            if link and stream.link.writable < len(rec) + _DATA_OVERHEAD:
+                            # a full window would make the write wait for the collector's
+                            # acks. Sockets and UARTs buffer a record at once.
+                            if link and port.link.writable < len(rec) + _DATA_OVERHEAD:
                                 break
-                            s.send(rec)
+                            self._write(conn.send_data(rec, self._out))
                             self.sent += 1
                         self._cursor += 1
                         busy = True
                     if (self.max_readings and q.next_seq >= self.max_readings
                             and not len(q)):
                         done = True
-                        s.close()  # Disconnect, then wait briefly for the collector's echo
+                        self._close(1000)  # Disconnect, then take the collector's echo
                         raise _Done()
                 if not busy:
                     due = self._ms_until_due()
                     board.sleep_ms(_SLICE_MS if due > _SLICE_MS else (due if due > 1 else 1))
         finally:
             if not done:
-                # Tell the collector we are going (best effort: never raises) and wipe the
-                # session keys; no lingering, the transport may be dead.
-                s.close(linger_ms=0)
+                # Tell the collector we are going (best effort: never raises); no lingering,
+                # the transport may be dead.
+                try:
+                    self._close(0)
+                except Exception:
+                    pass
+            conn.close()        # wipes the session keys
+            self._conn = self._port = None
+
+    def _catch_up(self):
+        # The full queue dropped readings this session had not sent yet: the cursor skips
+        # them, and remembers them so that an ack above them does not count them (_ack).
+        q = self.queue
+        if self._cursor >= q.first:
+            return
+        k = self._skips
+        if k and k[-1] == self._cursor:
+            k[-1] = q.first
+        elif len(k) < 16:
+            k += [self._cursor, q.first]
+        else:
+            k[-1] = q.first   # bounded: beyond 8 separate gaps, acked may undercount
+        self._cursor = q.first
+
+    def _ack(self, n):
+        # The collector acknowledged every reading up to seq n (-1: not an ack of ours).
+        # `acked` counts each reading this session sent and had acknowledged once, those the
+        # full queue dropped meanwhile included (the collector has them); only a reading
+        # still queued leaves the queue.
+        if n >= self._cursor:
+            n = self._cursor - 1
+        if n < self._acked_to:
+            return
+        self.queue.ack(n)
+        got = n + 1 - self._acked_to
+        k = self._skips         # [lo, hi, lo, hi...]: seqs this session skipped, ascending
+        while k and k[0] <= n:
+            if k[1] <= n + 1:
+                got -= k[1] - k[0]
+                del k[0:2]
+            else:
+                got -= n + 1 - k[0]
+                k[0] = n + 1
+        self.acked += got
+        self._acked_to = n + 1
+
+    # -- the session's I/O (what ossuary_io's SecureStream does for a host, cut to a node) --
+
+    def _pump(self):
+        # One round without waiting: write what the connection has to send, feed it what the
+        # transport has, and return its next event (NEED_DATA: nothing more for now).
+        conn = self._conn
+        while True:
+            self._flush()
+            ev = conn.next_event()
+            self._flush()
+            if ev != NEED_DATA:
+                return ev
+            if self._rpos >= self._rend:
+                self._rpos = 0
+                self._rend = self._read()
+                if not self._rend:
+                    return NEED_DATA
+            took = conn.receive_data(self._in[self._rpos:self._rend])
+            if not took:
+                return NEED_DATA
+            self._rpos += took
+
+    def _read(self):
+        # Read what the transport has into the read window, without waiting; the count.
+        # Raises ConnectionFailed on end of file, OSError when the transport fails.
+        t = self._port
+        n = len(self._in)
+        try:
+            # A transport that says how much is waiting (UART, LinkStream) is asked first.
+            if hasattr(t, "any"):
+                a = t.any()
+                if a < n:
+                    n = a
+                if n <= 0:
+                    return 0
+            n = t.readinto(self._in, n)
+        except OSError as e:
+            if _again(e):
+                return 0
+            raise
+        if n is None:
+            return 0        # a non-blocking socket with nothing to read
+        if not n and hasattr(t, "recv"):
+            # End of file on a socket (a UART or a raw tty returns 0 when idle).
+            raise ConnectionFailed("transport closed before the session was closed")
+        return n
+
+    def _flush(self):
+        # Write every handshake, Reset or Disconnect packet the connection has.
+        while True:
+            n = self._conn.data_to_send(self._out)
+            if not n:
+                return
+            self._write(n)
+
+    def _write(self, n):
+        # Write the first n bytes of the output buffer whole, looping over partial writes
+        # (a full link window, a non-blocking socket). ConnectionFailed when the transport
+        # takes nothing for _WRITE_TIMEOUT_MS.
+        off = 0
+        since = self.board.clock()
+        while off < n:
+            try:
+                w = self._port.write(self._out[off:n])
+            except OSError as e:
+                if not _again(e):
+                    raise
+                w = 0
+            if w:
+                off += w
+                since = self.board.clock()
+            elif time.ticks_diff(self.board.clock(), since) > _WRITE_TIMEOUT_MS:
+                raise ConnectionFailed("transport accepts no data")
+            else:
+                self.board.sleep_ms(1)
+
+    def _close(self, linger_ms):
+        # Send Disconnect (protocol 2, established: the authenticated CLOSE record); then, for
+        # linger_ms, read and drop what arrives (the collector's echo), so that it does not
+        # meet the next session on a serial line. Stops early on end of file.
+        conn = self._conn
+        if not conn.closed:
+            conn.disconnect()
+        self._flush()
+        end = time.ticks_add(self.board.clock(), linger_ms)
+        while linger_ms and time.ticks_diff(end, self.board.clock()) > 0:
+            try:
+                if not self._read():
+                    self.board.sleep_ms(_SLICE_MS)
+            except ConnectionFailed:
+                return
 
 
 def main(board, path, read_key=None):
@@ -533,5 +689,13 @@ def _unload(name):
 
 def _reason(e):
     # One short line for a log: the message, or the class name if there is none.
+    if isinstance(e, MemoryError):
+        return "out of memory"
     s = str(e)
     return s if s else type(e).__name__
+
+
+def _again(e):
+    # True for a transport error that only means "not now": EAGAIN, EINTR, or ETIMEDOUT (how
+    # MicroPython reports a socket timeout).
+    return (e.args[0] if e.args else 0) in (11, 4, 110)

@@ -14,7 +14,8 @@ import machine
 import micropython
 import esp32
 
-from sensors import ConfigError, Esp32Temperature, AdcSensor, sensor_opts
+from sensors import ConfigError, sensor_opts
+from mcu_sensors import Esp32Temperature, AdcSensor
 from netlink import tcp_connect, wifi_connect
 from boardkit import log, log_error, close_transport  # noqa: F401 (the node calls them)
 

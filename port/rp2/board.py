@@ -16,7 +16,8 @@ import time
 import machine
 import micropython
 
-from sensors import ConfigError, Rp2040Temperature, AdcSensor, sensor_opts
+from sensors import ConfigError, sensor_opts
+from mcu_sensors import Rp2040Temperature, AdcSensor
 from netlink import tcp_connect, wifi_connect
 from boardkit import log, log_error, close_transport  # noqa: F401 (the node calls them)
 

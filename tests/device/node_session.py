@@ -18,6 +18,8 @@
 # Heap figures, printed as `key value` lines (bytes), all after gc.collect():
 #   heap_start       before anything is imported (this module's own code)
 #   heap_peak        the highest gc.mem_alloc() seen at every frame the node writes or reads
+#                    and at every line it logs (one is logged at boot with the Ed25519 code
+#                    that derives protocol 2's keys still loaded)
 #   peer             what the in-process collector-side Connection and its buffers hold
 #   node_peak        heap_peak - heap_start - peer: library and node code (from .mpy), the
 #                    node's objects and its session
@@ -70,6 +72,10 @@ _BLOCK = 16 if sys.maxsize < (1 << 32) else 32
 # Spec 5.5 test keys: the collector's seed, the node's public key (its seed is in CONFIG).
 SERVER_SEED = unhexlify("5029049762bda60771ca2914e383190ea09ed4b71af9c9593ea31c850fc4faa2")
 CLIENT_PUB = unhexlify("be1ca074f4a58bbbd262a7f9523b6fb0bb9e8662287c3389a2e163dc55de281f")
+# ... and the collector's keys in the form protocol 2 uses, derived from SERVER_SEED on the
+# host (clamped SHA-512 of the seed; its Ed25519 public key).
+SERVER_X25519 = unhexlify("7898853908e01e2b97c9128af5544b0263bb2693dbaad5912646c0f810370a51")
+SERVER_PUB = unhexlify("2088558ebd9b461dd09df000daf40f87f73840c55418576074393bb970e14698")
 
 
 def _random(n):
@@ -92,20 +98,25 @@ try:
 except (ImportError, AttributeError, OSError, NotImplementedError):
     _urandom = None
 
-_peak = 0
+_peak = 0          # high-water mark once the peer exists
+_boot = 0          # high-water mark before (the node's boot: config, keys)
+_peer = -1         # the peer's own heap, -1 until it is made
 _samples = 0
 
 
 def sample():
-    # One heap reading after a collection; the high-water mark goes to _peak, and at each new
-    # mark mem_info() prints its "max blk sz" (largest allocated block, in GC blocks).
-    global _peak, _samples
+    # One heap reading after a collection; the high-water mark goes to _boot or _peak, and at
+    # each new mark mem_info() prints its "max blk sz" (largest allocated block, in GC blocks).
+    global _peak, _boot, _samples
     gc.collect()
     a = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
     _samples += 1
-    if a > _peak:
-        _peak = a
-        if _mem_info is not None:
+    if a > (_boot if _peer < 0 else _peak):
+        if _peer < 0:
+            _boot = a
+        else:
+            _peak = a
+        if a >= _boot and a >= _peak and _mem_info is not None:
             _mem_info()
 
 
@@ -118,11 +129,9 @@ class Link:
         self.protocol = protocol
         if protocol == 2:
             from ossuary_micro.connection2 import Identity
-            # The collector's keys made once (as a collector does), then the Ed25519/SHA-512
-            # code unloaded as the node unloads it: what the node loads is charged to the node.
-            self.ident = Identity(SERVER_SEED)
-            import node
-            node._unload("ossuary_micro.crypto._viper_ed")
+            # The collector's keys, derived on the host beforehand (a collector does not run
+            # on the board): the Ed25519 code the node loaded at boot is not loaded again.
+            self.ident = Identity.from_keys(SERVER_X25519, SERVER_PUB)
         self.conn = self.new_conn()
         self.opened = False
         self.out = bytearray(self.conn.max_packet if self.conn.max_packet > 208 else 208)
@@ -221,16 +230,41 @@ class Link:
         pass
 
 
+def make_peer(protocol):
+    # The collector's side, made when the node first opens its transport: after its boot (its
+    # keys derived and the Ed25519 code unloaded), as a board meets its collector. The
+    # connection module the node loads next is loaded first, so that its code is charged to
+    # the node and `peer` is the peer's own objects (and protocol 2's server-only code).
+    global _peer
+    gc.collect()
+    if protocol == 2:
+        import ossuary_micro.connection2  # noqa: F401
+    else:
+        import ossuary_micro.connection  # noqa: F401
+        # ... and protocol 1 signs in every handshake: the backend's Ed25519 code (viper:
+        # crypto/_viper_ed.py, loaded on first use) is the node's too.
+        get_backend().ed25519_public(bytes(32))
+    sample()
+    gc.collect()
+    base = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
+    link = Link(protocol)
+    gc.collect()
+    _peer = (gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0) - base
+    return link
+
+
 class Board:
     """The node's board glue (port/common/node.py's interface) around the in-memory link.
     `oom` > 0: that many sessions fail with MemoryError inside the library (issue 7)."""
 
-    def __init__(self, link, oom):
-        self.link = link
+    def __init__(self, protocol, oom):
+        self.protocol = protocol
+        self.link = None
         self.oom = oom
         self.clock = time.ticks_ms
         self.sleep_ms = time.sleep_ms
         self.failures = 0
+        self.acked = -1
 
     def random(self, n):
         # The node's Connection draws its keys and challenge here (32 bytes each): a
@@ -242,6 +276,8 @@ class Board:
         return _random(n)
 
     def open_transport(self, cfg):
+        if self.link is None:
+            self.link = make_peer(self.protocol)
         self.link.reopen()
         return self.link
 
@@ -252,8 +288,13 @@ class Board:
         return [SimulatedTemperature(_random, s["name"]) for s in cfgs]
 
     def log(self, text):
+        # A heap sample at every line the node logs too: it logs "protocol 2 keys derived"
+        # while the Ed25519 code that took is still loaded (the boot's own high-water mark).
+        sample()
         if "out of memory" in text:
             self.failures += 1
+        if text.endswith("acknowledged, done"):
+            self.acked = int(text.split()[0])   # the node's own count: must be all of them
         print("node:", text)
 
     def log_error(self, text):
@@ -279,21 +320,7 @@ def main(count=100, path="heap_node_config.json", oom=0, protocol=1):
     # 4 KB; the cause inside the firmware's loader was not established.
     gc.collect()
     import node
-    # The peer uses the connection module the node's session loads anyway: load it first, so
-    # that its code is charged to the node and `peer` is the peer's own objects only.
-    if protocol == 2:
-        import ossuary_micro.connection2  # noqa: F401
-    else:
-        import ossuary_micro.connection  # noqa: F401
-        # ... and protocol 1 signs in every handshake: the backend's Ed25519 code (viper:
-        # crypto/_viper_ed.py, loaded on first use) is the node's too.
-        get_backend().ed25519_public(bytes(32))
-    gc.collect()
-    base = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
-    link = Link(protocol)
-    gc.collect()
-    peer = (gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0) - base
-    board = Board(link, oom)
+    board = Board(protocol, oom)
     sample()
     t0 = time.ticks_ms()
     status = node.main(board, path)     # the node's real entry point (port/*/main.py)
@@ -302,12 +329,16 @@ def main(count=100, path="heap_node_config.json", oom=0, protocol=1):
     # One format string, not eight labels: every string constant is a qstr, and qstrs live in
     # pools on the heap that double in size when full, so the harness's own names could push
     # the run over a pool boundary and charge a pool to the node.
-    print("session_ms %d\nsamples %d\nheap_start %d\nheap_peak %d\npeer %d\nnode_peak %d\n"
-          "block_bytes %d\noom_failures %d" % (ms, _samples, _START, _peak, peer,
-                                               _peak - _START - peer, _BLOCK, board.failures))
-    ok = status == 0 and link.readings == count and not link.bad and board.failures == oom
-    print("readings %d %s" % (link.readings, "ok" if ok else "FAILED (status %d, bad %d)"
-                                             % (status, link.bad)))
+    link = board.link
+    node_peak = max(_boot - _START, _peak - _START - _peer)
+    print("session_ms %d\nsamples %d\nheap_start %d\nheap_peak %d\nboot_peak %d\npeer %d\n"
+          "node_peak %d\nblock_bytes %d\noom_failures %d"
+          % (ms, _samples, _START, max(_peak, _boot), _boot, _peer, node_peak, _BLOCK,
+             board.failures))
+    ok = (status == 0 and link.readings == count and not link.bad and board.failures == oom
+          and board.acked == count)
+    print("readings %d %s" % (link.readings, "ok" if ok else "FAILED (status %d, bad %d, acked %d)"
+                                             % (status, link.bad, board.acked)))
 
 
 if __name__ == "__main__":

@@ -613,6 +613,24 @@ def test_shared_identity_is_not_wiped_by_a_connection():
     assert bytes(ident.static._secret) == bytes(32)
 
 
+def test_identity_from_keys_derived_elsewhere_is_the_same_identity():
+    # Identity.from_keys: the keys a seed derives, stored beforehand (a board then loads no
+    # Ed25519 code to make it); a connection pair runs with it as with Identity(seed).
+    b = get_backend()
+    sk = ed25519_sk_to_x25519(SERVER_SEED, b.sha512)
+    ident = Identity.from_keys(sk, SERVER_PUB)
+    assert ident.public_key == SERVER_PUB
+    assert ident.static.public == Identity(SERVER_SEED).static.public
+    assert bytes(ident._secret) == bytes(32)        # the KeyPair holds it now
+    c = Connection2(CLIENT, authorized_keys=(SERVER_PUB,), random=DetRandom(b"fk"))
+    s = Connection2(UNAUTH_SERVER, secret_key=ident, random=DetRandom(b"fk2"))
+    from tests.portable._pair2 import Link2
+    link = Link2(c, s, None).run()
+    assert link.established() and c.remote_public_key == SERVER_PUB
+    raises(KeyFormatError, Identity.from_keys, sk[:31], SERVER_PUB)
+    raises(KeyFormatError, Identity.from_keys, sk, SERVER_PUB + b"x")
+
+
 def test_cheap_identity_relation_matches_the_conversion():
     b = get_backend()
     from ossuary_micro.crypto.ed2curve import ed25519_pk_matches_x25519
@@ -700,8 +718,19 @@ def test_private_header_length_matches_wire():
     import sys
     if sys.implementation.name == "micropython":
         return
-    from ossuary_micro import connection2, wire
+    from ossuary_micro import connection2, wire, wire2
     assert connection2._HEADER_LEN == wire.HEADER_LEN
+    # ... and so are wire2's packet types and sizes, which connection2 keeps as private
+    # consts so that a node never loads wire2.py.
+    for name in ("T2_MSG1", "T2_MSG2", "T2_MSG3", "T2_DISCONNECT", "T2_RESET", "T2_DATA",
+                 "T2_END", "T2_CLOSE", "T2_REKEY", "TAG_LEN", "MSG1_LEN", "MSG2_LEN", "MSG3_LEN",
+                 "MSG3_KEYLESS_LEN", "RECORD_OVERHEAD", "MAX_RECORD", "PROLOGUE"):
+        assert getattr(connection2, "_" + name) == getattr(wire2, name), name
+    assert connection2.Connection2(0, max_record=100).max_packet == wire2.max_packet(100)
+    # _server2.py's copies of the states its handlers move to.
+    from ossuary_micro import _server2
+    for name in ("_SERVER_SEND_MSG2", "_SERVER_WAIT_MSG3", "_WAIT_APPROVAL", "_ESTABLISHED"):
+        assert getattr(_server2, name) == getattr(connection2, name), name
 
 
 def test_roles_and_events_agree_between_protocols():

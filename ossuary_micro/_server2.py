@@ -1,0 +1,70 @@
+# Protocol 2's server side of the handshake: Connection2's handlers for message 1 (read),
+# message 2 (write) and message 3 (read), as plain functions of the connection (`self`).
+#
+# Their own module so that a client, which never runs them, never has them on its heap (a
+# board node is a client): connection2.py loads this module when the first server connection
+# is made and puts these functions into its state table (_STATES names them).
+
+from .wire2 import MSG1_LEN, MSG3_LEN, MSG3_KEYLESS_LEN, T2_MSG2
+from .wire import const
+from .errors import CryptoError, ConnectionFailed
+from .events import AUTH_SERVER, UNAUTH_SERVER, HANDSHAKE_DONE, UNTRUSTED_KEY
+
+# connection2.py's states these handlers move to (a test checks they agree).
+_SERVER_SEND_MSG2 = const(1)
+_SERVER_WAIT_MSG3 = const(2)
+_WAIT_APPROVAL = const(6)
+_ESTABLISHED = const(7)
+
+
+def _recv_msg1(self, buf, off, n, ptype):
+    # -> e: exactly 32 bytes (the payload is empty; trailing bytes are an error).
+    if n != MSG1_LEN:
+        return self._bad("message 1 has the wrong length")
+    try:
+        self._hs.read_message(memoryview(buf)[off:off + n])
+    except CryptoError:
+        return self._bad("message 1 rejected")
+    self._enter(_SERVER_SEND_MSG2)
+    return -1
+
+
+def _send_msg2(self, out, off):
+    try:
+        msg, _ = self._hs.write_message(self.local_public_key)
+    except CryptoError:
+        # DH with the client's e gave zero (a low-order point): its fault, reset.
+        self._bad("invalid ephemeral key")
+        return self._send_reset(out, off)
+    self._enter(_SERVER_WAIT_MSG3)
+    return self._frame(out, off, T2_MSG2, msg)
+
+
+def _recv_msg3(self, buf, off, n, ptype):
+    # -> s, se + payload: the client's Ed25519 key, or nothing from a keyless client.
+    if n != MSG3_LEN and n != MSG3_KEYLESS_LEN:
+        return self._bad("message 3 has the wrong length")
+    try:
+        payload, pair = self._hs.read_message(memoryview(buf)[off:off + n])
+    except CryptoError:
+        return self._bad("handshake decryption failed")
+    self._split(pair)
+    if len(payload) == 0:
+        # Keyless client: encrypted and forward-secret, but nobody in particular.
+        if self.role == AUTH_SERVER:
+            return self._fail(ConnectionFailed("client is not authenticated"))
+        self._enter(_ESTABLISHED)
+        return HANDSHAKE_DONE
+    key = self._peer_identity(payload)
+    if key is None:
+        return self._bad("client identity does not match its static key")
+    self.remote_public_key = key
+    if self.role == UNAUTH_SERVER or key in self._authorized:
+        self._enter(_ESTABLISHED)
+        return HANDSHAKE_DONE
+    if self.tofu_clients:
+        self._enter(_WAIT_APPROVAL)
+        return UNTRUSTED_KEY
+    # A proved identity we refuse: retrying cannot change it, so this is final (the
+    # client, already established after message 3, sees a Disconnect: never a clean close).
+    return self._fail(ConnectionFailed("client key not authorized"))
