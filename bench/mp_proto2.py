@@ -3,7 +3,8 @@
 # live heap of a Connection2 and the largest live heap between handshake steps.
 #
 #   .venv/bin/micropython bench/mp_proto2.py [ROUNDS]
-#   ../shared/tools/board-emulator/m0 --icount ./m0tty   (then, with the .mpy files built:)
+#   ../shared/tools/board-emulator/m0 --icount ./m0tty   (then, with the .mpy files built and
+#   bench/mp_bench.py copied into build/armv6m, since this script imports it:)
 #   mpremote connect ./m0tty mount build/armv6m run bench/mp_proto2.py
 #
 # Prints `R <metric> <backend> <value>` lines like bench/mp_bench.py:
@@ -14,35 +15,19 @@
 #   p2_conn_heap_b, p2_hs_peak_b                             live heap (after gc.collect)
 # Under the M0 emulator's --icount one tick_us is 1000 executed instructions.
 
-import sys
 import gc
+import hashlib
+import sys
 
-try:
-    import time
-
-    _ticks_us = time.ticks_us
-    _diff = time.ticks_diff
-except AttributeError:  # CPython
-    import time
-
-    def _ticks_us():
-        return time.perf_counter_ns() // 1000
-
-    def _diff(a, b):
-        return a - b
-
-for _p in ("", "."):
-    if _p not in sys.path:
-        sys.path.append(_p)
-
-import hashlib  # noqa: E402
+# The clock (time.ticks_us, or perf_counter on CPython), the import path (the project root)
+# and gc.mem_alloc come from mp_bench.py, which sits beside this script.
+from mp_bench import _ticks_us, _diff, _MEM
 
 from ossuary_micro import Connection, CLIENT, AUTH_SERVER, NEED_DATA, get_backend  # noqa: E402
 from ossuary_micro.connection2 import Connection2, Identity  # noqa: E402
 
 SEED_C = bytes(range(33, 65))
 SEED_S = bytes(range(1, 33))
-_MEM = getattr(gc, "mem_alloc", None)
 
 
 class DetRandom:

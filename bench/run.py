@@ -153,27 +153,53 @@ def group_sizes(sizes):
     # (connection2, noise, hkdf, wire2) are modules of their own, loaded only when used, and
     # counted apart (extra_sizes).
     core = sum(v or 0 for k, v in sizes.items() if k.replace(os.sep, "/") in CORE_MODULES)
-    crypto = os.path.join("ossuary_micro", "crypto") + os.sep
-    # The viper set is what an armv6m board loads (viper.py and _viper_ed.py, its Ed25519 and
-    # SHA-512 part): viper.py imports the Thumb field module there
-    # and never _viper_field.py (the ESP32's and unix ports' field code; see viper_fallback_size).
-    viper = sum(v or 0 for k, v in sizes.items() if k.startswith(crypto) and os.path.basename(k)
-                in ("__init__.py", "viper.py", "_viper_ed.py", "_viper_thumb.py"))
-    pure = sum(v or 0 for k, v in sizes.items() if k.startswith(crypto) and os.path.basename(k) in (
+    # The viper set is what an ARM board loads: viper.py imports the Thumb field module there
+    # and never _viper_field.py (see crypto_set), plus _viper_ed.py, its Ed25519 and SHA-512.
+    viper = crypto_set(sizes, "_viper_thumb.py")
+    pure = sum(v or 0 for k, v in sizes.items() if _crypto_name(k) in (
         "__init__.py", "pure.py", "_chacha.py", "_curve25519.py", "_sha512.py"))
     io = sum(v or 0 for k, v in sizes.items() if k.startswith("ossuary_io" + os.sep))
     return core, viper, pure, io
 
 
-def viper_fallback_size(sizes):
-    """The viper set where there is no Thumb assembler (ESP32, unix): _viper_field for
-    _viper_thumb, counted from the same armv6m .mpy files."""
+def _crypto_name(rel):
+    # "viper.py" for ossuary_micro/crypto/viper.py, None outside crypto/.
     crypto = os.path.join("ossuary_micro", "crypto") + os.sep
-    return sum(v or 0 for k, v in sizes.items() if k.startswith(crypto) and os.path.basename(k)
-               in ("__init__.py", "viper.py", "_viper_ed.py", "_viper_field.py"))
+    return os.path.basename(rel) if rel.startswith(crypto) else None
 
 
-def targets(results, sizes):
+def crypto_set(sizes, field):
+    """The viper backend's modules as a node loads them: crypto/__init__, viper, _viper_ed and
+    one field module, `field`: _viper_thumb.py where the Thumb assembler exists (ARM),
+    _viper_field.py elsewhere (ESP32, RISC-V, unix)."""
+    return sum(v or 0 for k, v in sizes.items() if _crypto_name(k)
+               in ("__init__.py", "viper.py", "_viper_ed.py", field))
+
+
+# The architectures ossuary-deploy compiles for (--board rp2 / esp32, and --arch rv32imc for an
+# ESP32-C3) with the field module each one's viper set loads: the crypto set target applies
+# to every one of them.
+CRYPTO_SETS = (
+    ("armv6m", "_viper_thumb.py", "RP2040, Thumb assembler"),
+    ("armv6m", "_viper_field.py", "no Thumb assembler"),
+    ("xtensawin", "_viper_field.py", "ESP32"),
+    ("rv32imc", "_viper_field.py", "ESP32-C3"),
+)
+
+
+def crypto_set_rows(sizes):
+    """[(arch, field module, what, bytes)] for CRYPTO_SETS; armv6m from `sizes`, the other
+    architectures compiled here."""
+    by_arch = {"armv6m": sizes}
+    rows = []
+    for arch, field, what in CRYPTO_SETS:
+        if arch not in by_arch:
+            by_arch[arch] = mpy_sizes(arch)
+        rows.append((arch, field, what, crypto_set(by_arch[arch], field)))
+    return rows
+
+
+def targets(results, sizes, crypto_rows=None):
     """(target, measured, verdict) rows; verdict MET / MISSED / NOT MEASURED."""
     def num(interp, metric, backend):
         v = results.get(interp, {}).get((metric, backend))
@@ -204,16 +230,13 @@ def targets(results, sizes):
     c = num("unix", "conn_heap_b", "viper")
     add("Connection with 1 KiB records <= 8 KiB heap", c, c is not None and c <= 8192,
         "%s B" % fmt("bytes", c))
-    core, viper, pure, _ = group_sizes(sizes)
+    core, _, pure, _ = group_sizes(sizes)
     add("core .mpy <= 12 KiB (armv6m)", core or None, core <= 12288, "%d B" % core)
-    # A board loads one of the two viper sets; each must fit. The xtensawin figure (ESP32's
-    # native code) of the second is shown beside it, the target being stated for armv6m.
-    add("crypto .mpy <= 16 KiB (armv6m, viper set on ARM: with _viper_thumb)", viper or None,
-        viper <= 16384, "%d B (pure set: %d B)" % (viper, pure))
-    fb = viper_fallback_size(sizes)
-    add("crypto .mpy <= 16 KiB (armv6m, viper set without Thumb, e.g. ESP32: with _viper_field)",
-        fb or None, fb <= 16384,
-        "%d B (xtensawin: %d B)" % (fb, viper_fallback_size(mpy_sizes("xtensawin"))))
+    # Every architecture deploy compiles for loads its own viper set; each must fit.
+    for arch, field, what, n in crypto_rows if crypto_rows is not None else crypto_set_rows(sizes):
+        add("crypto .mpy <= 16 KiB (%s, %s: viper set with %s)" % (arch, what, field[:-3]),
+            n or None, n <= 16384, "%d B (%d B to spare)" % (n, 16384 - n)
+            + (" (pure set: %d B)" % pure if field == "_viper_thumb.py" else ""))
     m = num("m0", "m0_hs_client_minstr", "viper")
     add("handshake client side <= 90 M instructions (Cortex-M0 emulator, viper from .mpy)", m,
         m is not None and m <= 90, "%s M instructions" % fmt("ms", m))
@@ -413,9 +436,10 @@ def render(results, headers, sizes, mach, m0_skipped=None, heap_rows=()):
         out.append("| %s | %s |" % (k, sizes[k] if sizes[k] is not None else "compile failed"))
     core, viper, pure, io = group_sizes(sizes)
     out.append("| **core** (ossuary_micro/*.py) | **%d** |" % core)
-    out.append("| **crypto, viper set on ARM** (crypto/__init__, viper, _viper_thumb) | **%d** |" % viper)
-    out.append("| **crypto, viper set without Thumb** (crypto/__init__, viper, _viper_field) | **%d** |"
-               % viper_fallback_size(sizes))
+    crypto_rows = crypto_set_rows(sizes)
+    for arch, field, what, n in crypto_rows:
+        out.append("| **crypto, viper set, %s** (%s; crypto/__init__, viper, _viper_ed, %s) | **%d** |"
+                   % (arch, what, field[:-3], n))
     out.append("| **crypto, pure set** (crypto/__init__, pure, _chacha, _curve25519, _sha512) | **%d** |" % pure)
     out.append("| **ossuary_io** | **%d** |" % io)
     out.append("")
@@ -423,7 +447,7 @@ def render(results, headers, sizes, mach, m0_skipped=None, heap_rows=()):
     out.append("")
     out.append("| target | measured | verdict |")
     out.append("|---|---|---|")
-    for what, show, verdict in targets(results, sizes):
+    for what, show, verdict in targets(results, sizes, crypto_rows):
         out.append("| %s | %s | %s |" % (what, show, verdict))
     out.append("")
     if heap_rows:

@@ -8,7 +8,9 @@ Markdown table and the target verdicts; writes side_by_side.json and side_by_sid
   .venv/bin/python bench/side_by_side.py [--quick] [--tcp-mb 1000] [--out DIR]
 
 The contenders:
-  ossuary/<backend>  this project's Connection pair (protocol 1), each backend usable on CPython
+  ossuary/<backend>  this project's Connection pair (protocol 1), each backend usable on CPython;
+                     with cryptography, records take the host record path
+                     (ossuary_micro/_record_host.py), the others connection.py's general path
   tls13              ssl.SSLObject over ssl.MemoryBIO, Ed25519 certificates made in the run,
                      no session tickets; the negotiated suite is printed (Python cannot choose
                      TLS 1.3 suites)
@@ -174,7 +176,15 @@ class CountingBackend:
 
 def crypto_calls(backend, mutual, keys):
     """The handshake's own crypto calls, counted in a real handshake: ({name: count},
-    {name: callable making one such call}) so each can be timed alone beside it."""
+    {name: callable making one such call}) so each can be timed alone beside it.
+
+    What is counted: every backend call the two Connections make, constructors included
+    (x25519_base for each ephemeral key, ed25519_public for each long-term key), and the
+    session's AEAD context setup (aead_record). Each is priced with the inputs and cache
+    state it has in the handshake: the DH right after its own x25519_base (whose key object
+    it takes), seeds whose Ed25519 key objects are already loaded, a 76-byte signed message,
+    128-byte AEAD messages under a key whose context exists (the handshake's seal/open reuse
+    aead_record's). Everything else the handshake takes is the Connections' own Python."""
     cb = CountingBackend(backend)
     oss_handshake(cb, mutual, keys)
     seed, pub = keys[1], keys[3]

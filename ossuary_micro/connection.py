@@ -34,20 +34,14 @@ from .crypto import aead_record as _aead_record
 
 # copy_into(dst, doff, src, soff, n) without allocating: a right-hand slice allocates on
 # MicroPython, so the data path uses viper there; a MicroPython without viper (the
-# WebAssembly port) copies byte by byte, still allocation-free; CPython slices, its fastest.
+# WebAssembly port) copies byte by byte, still allocation-free. CPython takes
+# _record_host.py's memoryview copy instead (the end of this file).
 try:
     from ._viper_copy import copy_into
 except (ImportError, SyntaxError, NotImplementedError, ValueError):
-    import sys as _sys
-    if _sys.implementation.name == "micropython":
-        def copy_into(dst, doff, src, soff, n):
-            for i in range(n):
-                dst[doff + i] = src[soff + i]
-    else:
-        def copy_into(dst, doff, src, soff, n):
-            # memoryview on both sides: a bytearray slice assigned from another buffer is
-            # first copied into a temporary bytearray (n bytes allocated per record).
-            memoryview(dst)[doff:doff + n] = memoryview(src)[soff:soff + n]
+    def copy_into(dst, doff, src, soff, n):
+        for i in range(n):
+            dst[doff + i] = src[soff + i]
 
 # wire.py's sizes and packet types, as private constants of this module: MicroPython folds
 # a `_NAME = const(n)` into the bytecode, where `wire.NAME` is a module attribute looked up at
@@ -156,7 +150,7 @@ class Connection:
             self.max_resets = max_resets
             self.tofu_clients = tofu_clients
             self.max_record = max_record
-            self.max_packet = wire.max_packet(max_record)
+            self.max_packet = max_record + _DATA_OVERHEAD     # wire.max_packet
 
             # Long-term key (spec 2.1): a server always has one; a client may have none.
             if secret_key is None and self.is_server:
@@ -305,16 +299,6 @@ class Connection:
         anything the peer sent. Running out of heap (e.g. the pure backend's big ints on a
         board) closes the connection: CLOSED, with `error` an OutOfMemory."""
         try:
-            if self._state == _ENCRYPTED and not self._pending_done:
-                # The record path (issue 10): in Encrypted with no event pending, the first
-                # round of _next_event's loop comes down to _parse_one (no timeout, nothing
-                # to send), so a data packet goes straight there and on to _recv_data. With
-                # nothing buffered the answer is NEED_DATA, as the general path would say.
-                if self._in_end == self._in_start:
-                    return _NEED_DATA
-                ev = self._parse_one()
-                if ev >= 0:
-                    return ev
             return self._next_event()
         except MemoryError:
             return self._fail(OutOfMemory("out of memory"))
@@ -421,7 +405,7 @@ class Connection:
 
     def _recv_client_handshake(self, buf, off, n):
         # Spec 2.2: ClientHandshake, server side.
-        why = wire.check_hs_prefix(buf, off, n, _CLIENT_HS_LEN)
+        why = wire.check_handshake(buf, off, n, _CLIENT_HS_LEN)
         if why:
             return self._bad(why)
         peer_eph = bytes(buf[off + 8:off + 40])
@@ -436,8 +420,7 @@ class Connection:
 
     def _recv_server_handshake(self, buf, off, n):
         # Spec 2.3: ServerHandshake, client side, checks in the reference's order.
-        why = (wire.check_hs_prefix(buf, off, n, _SERVER_HS_LEN)
-               or wire.check_sub_packet(buf, off + 52, n - 52, _SERVER_HS_PT_LEN))
+        why = wire.check_handshake(buf, off, n, _SERVER_HS_LEN, _SERVER_HS_PT_LEN)
         if why:
             return self._bad(why)
         peer_eph = bytes(buf[off + 8:off + 40])
@@ -466,8 +449,7 @@ class Connection:
 
     def _recv_client_auth(self, buf, off, n):
         # Spec 2.4: ClientAuthentication, server side.
-        why = (wire.check_hs_prefix(buf, off, n, _CLIENT_AUTH_LEN)
-               or wire.check_sub_packet(buf, off + 8, n - 8, _CLIENT_AUTH_PT_LEN))
+        why = wire.check_handshake(buf, off, n, _CLIENT_AUTH_LEN, _CLIENT_AUTH_PT_LEN)
         if why:
             return self._bad(why)
         pt = self._open(buf, off + 12, _CLIENT_AUTH_PT_LEN)
@@ -529,13 +511,13 @@ class Connection:
 
     def _hs_frame(self, out, off, body_len, ptype):
         # Outer header plus the handshake body prefix (spec 1.1, 2.2-2.4); returns the
-        # body's offset.
-        body = off + _HEADER_LEN
+        # body's offset. Header: len, msg_id, type, reserved 0 (big-endian); prefix: inner len
+        # (little-endian), version 1, five reserved zeros.
         m = self._lid
-        wire.put_header(out, off, body_len, (m[0] << 8) | m[1], ptype)
+        _pack_into(">HBBHxxBBB5x", out, off, body_len, m[0], m[1], ptype, body_len & 0xFF,
+                   body_len >> 8, 1)
         wire.nonce_increment(m)
-        wire.put_hs_prefix(out, body, body_len)
-        return body
+        return off + _HEADER_LEN
 
     def _send_client_handshake(self, out, off):
         # Spec 2.2: inner len 84, version, ephemeral public, starting nonce, challenge.
@@ -575,7 +557,7 @@ class Connection:
             signed = bytes(self._eph_public) + bytes(self._local_nonce) + self._peer_challenge
             pt = (self.local_public_key + mid
                   + self.backend.ed25519_sign(bytes(self._secret), signed))
-        wire.put_sub_header(out, at, len(pt))
+        _pack_into("<HH", out, at, len(pt), _TAG_LEN)     # EncryptedPacket: data_len, tag_len
         self.backend.aead_seal(self._key, self._local_nonce, pt, 0, len(pt), out, at + 4)
         wire.nonce_increment(self._local_nonce)
 
@@ -723,9 +705,8 @@ class Connection:
     def _check_signature(self, key, challenge, sig, signed):
         # Spec 2.3 steps 4-7 plus section 11: an all-zero challenge or signature and a
         # small-order key (the all-zero key is one) are refused.
-        return not (wire.is_all_zero(challenge) or wire.is_all_zero(sig)
-                    or wire.is_small_order_key(key)) and self.backend.ed25519_verify(
-                        key, signed, sig)
+        return (any(challenge) and any(sig) and not wire.is_small_order_key(key)
+                and self.backend.ed25519_verify(key, signed, sig))
 
     def _reset(self, err, initiator=True):
         # Spec 4.4 step 1 (initiator) or step 3 (responder).
@@ -768,3 +749,13 @@ def _handlers(i):
 
 _RECV = _handlers(2)
 _SEND = _handlers(3)
+
+
+# CPython with pyca/cryptography: the same class with issue 10's record fast path, a
+# memoryview copy_into and a _zero without a Python loop (_record_host.py: host-only, never
+# deployed; on a board, or without cryptography, this import fails and all of the above
+# stands).
+try:
+    from ._record_host import Connection, copy_into, _zero
+except ImportError:
+    pass

@@ -67,15 +67,6 @@ def be16(buf, off):
     return (buf[off] << 8) | buf[off + 1]
 
 
-def le16(buf, off):
-    return buf[off] | (buf[off + 1] << 8)
-
-
-def put_le16(out, off, v):
-    out[off] = v & 0xFF
-    out[off + 1] = v >> 8
-
-
 # --- Nonce counter (spec 2.5): 96-bit big-endian, +1 mod 2^96, in place; any length (the
 # connection steps its 16-bit msg_ids with it too) ---
 
@@ -89,64 +80,41 @@ def nonce_increment(nonce):
         i -= 1
 
 
-# --- Handshake body prefix (spec 2.2-2.4): inner len (LE u16), version, 5 reserved ---
+# --- Handshake bodies (spec 2.2-2.4): inner len (LE u16), version, 5 reserved, then fields;
+# messages 2 and 3 end in an EncryptedPacket: data_len (LE u16), tag_len (LE u16, 16), data,
+# tag. Connection writes the prefix and the sub-header with struct.pack_into. ---
 
-def put_hs_prefix(out, off, inner_len):
-    put_le16(out, off, inner_len)
-    out[off + 2] = _PROTOCOL_VERSION
-    for i in range(3, 8):
-        out[off + i] = 0
-
-
-def check_hs_prefix(buf, off, body_len, expected_len):
+def check_handshake(buf, off, body_len, expected_len, sub_len=0):
     """Return None if a handshake body is well formed, else a short reason string.
 
-    Checks, in the reference's order: body long enough, version, inner length. Extra
-    trailing bytes are ignored (spec 1.1)."""
+    Checks, in the reference's order: body long enough, version, inner length; then, when
+    `sub_len` is given, the EncryptedPacket that ends the body: tag_len 16 and data_len
+    `sub_len`. Unlike the reference (spec 8.1.1), all before anything is sliced or
+    decrypted. Extra trailing bytes are ignored (spec 1.1)."""
     if body_len < expected_len:
         return "handshake packet too short"
     if buf[off + 2] != _PROTOCOL_VERSION:
         return "wrong protocol version"
-    if le16(buf, off) != expected_len:
+    if buf[off] | buf[off + 1] << 8 != expected_len:
         return "unexpected handshake inner length"
+    if sub_len:
+        off += expected_len - sub_len - _SUB_HEADER_LEN - _TAG_LEN     # the sub-header
+        if buf[off + 2] | buf[off + 3] << 8 != _TAG_LEN:
+            return "invalid tag length"
+        if buf[off] | buf[off + 1] << 8 != sub_len:
+            return "invalid encrypted sub-packet length"
     return None
-
-
-def check_sub_packet(buf, off, avail, expected_data_len):
-    """Validate an EncryptedPacket at buf[off:off+avail] inside a handshake body.
-
-    Returns None or a reason. Unlike the reference (spec 8.1.1), data_len is checked
-    against the bytes present before anything is sliced or decrypted."""
-    if avail < _SUB_HEADER_LEN + _TAG_LEN:
-        return "encrypted sub-packet too short"
-    data_len = le16(buf, off)
-    if le16(buf, off + 2) != _TAG_LEN:
-        return "invalid tag length"
-    if data_len != expected_data_len or _SUB_HEADER_LEN + data_len + _TAG_LEN > avail:
-        return "invalid encrypted sub-packet length"
-    return None
-
-
-def put_sub_header(out, off, data_len):
-    put_le16(out, off, data_len)
-    put_le16(out, off + 2, _TAG_LEN)
 
 
 # --- Reset / Disconnect body (spec 1.5): len (we write 4, ignore on receive), error, 0 ---
 
 def put_control(out, off, ptype, error):
     put_header(out, off, RESET_BODY_LEN, 0, ptype)
-    put_le16(out, off + HEADER_LEN, RESET_BODY_LEN)
+    out[off + HEADER_LEN] = RESET_BODY_LEN
+    out[off + HEADER_LEN + 1] = 0
     out[off + HEADER_LEN + 2] = 1 if error else 0
     out[off + HEADER_LEN + 3] = 0
     return HEADER_LEN + RESET_BODY_LEN
-
-
-def is_all_zero(buf):
-    acc = 0
-    for b in buf:
-        acc |= b
-    return acc == 0
 
 
 # Encodings of the eight small-order Edwards points (with the sign bit masked off), as

@@ -297,20 +297,25 @@ def test_several_nodes_over_ptys_and_tcp_at_once(env):
     assert "20 readings stored" in s and "pty-1" in s and "tcp-0" in s
 
 
-def test_tofu_pins_first_key_and_refuses_a_changed_one(env, logs):
+def tofu_pin_then_changed_key(env, logs, node_cls, name):
+    """The TOFU story both protocols' tests start with (node_cls: SimNode, or SimNode2 of
+    test_collect_proto2): a node pins its key under `name` with three readings; a node with
+    the same name and another key is then refused loudly: nothing of it stored, the pin
+    unchanged. Returns (env, the pty link, the refused node's seed, the refused_changed_key
+    log records)."""
     e = env(tofu=True)
     link = e.pty()
     seed1, pub1 = e.node_key()
-    n1 = SimNode(link, seed1, e.pub, [reading("shed", s) for s in range(3)])
+    n1 = node_cls(link, seed1, e.pub, [reading(name, s) for s in range(3)])
     n1.start()
     assert e.wait_rows(3)
     n1.join(10)
-    pinned = KnownNodes(e.known.path).by_name("shed")
+    pinned = KnownNodes(e.known.path).by_name(name)
     assert pinned is not None and pinned.key == pub1
     assert events(logs, "key_pinned")
     # Same name, another key: refused loudly, nothing stored, the pin unchanged.
     seed2, pub2 = e.node_key()
-    n2 = SimNode(link, seed2, e.pub, [reading("shed", s, 99.0) for s in range(3)], gap=0.1)
+    n2 = node_cls(link, seed2, e.pub, [reading(name, s, 99.0) for s in range(3)], gap=0.1)
     n2.start()
     n2.join(15)
     assert n2.closed_by_peer
@@ -319,11 +324,16 @@ def test_tofu_pins_first_key_and_refuses_a_changed_one(env, logs):
     assert not [r for r in e.rows() if r[1] == format_key(pub2)]
     warn = events(logs, "refused_changed_key")
     assert warn and warn[0].levelno == logging.WARNING
-    text = warn[0].getMessage()
-    assert "NODE KEY CHANGED" in text and "shed" in text and "nothing stored" in text
     assert warn[0].fields["pinned_key"] == format_key(pub1)
     assert warn[0].fields["presented_key"] == format_key(pub2)
-    assert KnownNodes(e.known.path).by_name("shed").key == pub1
+    assert KnownNodes(e.known.path).by_name(name).key == pub1
+    return e, link, seed2, warn
+
+
+def test_tofu_pins_first_key_and_refuses_a_changed_one(env, logs):
+    e, link, seed2, warn = tofu_pin_then_changed_key(env, logs, SimNode, "shed")
+    text = warn[0].getMessage()
+    assert "NODE KEY CHANGED" in text and "shed" in text and "nothing stored" in text
     assert e.col.refused == {"changed_key": 1}
     # It tries again at once (as a node does after a failed session): refused again, but the
     # log stays readable: the repeat is counted and logged at DEBUG, not another WARNING.

@@ -12,8 +12,8 @@ from ossuary_micro import CLIENT, MAX_CONTROL_PACKET, wire2
 from ossuary_micro.connection2 import Connection2
 from ossuary_micro.keys import format_key
 from ossuary_io import SecureStream
-from host_tools.known_nodes import KnownNodes
-from tests.test_collect import (SimNode, SockLink, reading, ms, env, logs, events)  # noqa: F401
+from tests.test_collect import (SimNode, SockLink, reading, ms, env, logs, events,  # noqa: F401
+                                tofu_pin_then_changed_key)
 from tests.test_collect_readings import V2Node, open_pty, keys_of
 from tests.test_collect_link import LinkedPort, serve
 
@@ -95,24 +95,7 @@ def test_one_key_both_protocols_and_no_downgrade_after_protocol_2(env, logs):
 
 
 def test_tofu_in_protocol_2_pins_and_refuses_a_changed_key(env, logs):
-    e = env(tofu=True)
-    link = e.pty()
-    seed1, pub1 = e.node_key()
-    n1 = SimNode2(link, seed1, e.pub, [reading("shed2", s) for s in range(3)])
-    n1.start()
-    assert e.wait_rows(3)
-    n1.join(10)
-    assert KnownNodes(e.known.path).by_name("shed2").key == pub1
-    seed2, pub2 = e.node_key()
-    n2 = SimNode2(link, seed2, e.pub, [reading("shed2", s, 99.0) for s in range(3)], gap=0.1)
-    n2.start()
-    n2.join(15)
-    assert n2.closed_by_peer
-    time.sleep(0.3)
-    assert e.store.count() == 3
-    warn = events(logs, "refused_changed_key")
-    assert warn and warn[0].fields["presented_key"] == format_key(pub2)
-    assert KnownNodes(e.known.path).by_name("shed2").key == pub1
+    tofu_pin_then_changed_key(env, logs, SimNode2, "shed2")
 
 
 def test_protocol_option_refuses_the_other_protocol(env, logs):

@@ -295,6 +295,7 @@ def test_package_json_matches_module_list():
     dests = [d for d, _ in pj["urls"]]
     assert "ossuary_micro/crypto/pyca.py" not in dests  # CPython-only backend stays home
     assert "ossuary_micro/_hkdf_host.py" not in dests  # and so does the CPython Noise HKDF
+    assert "ossuary_micro/_record_host.py" not in dests  # and protocol 1's CPython record path
     assert "node.py" in dests and "ossuary_io/stream.py" in dests
     for board in ("rp2", "esp32"):
         with open(os.path.join(ROOT, "port", board, "package.json")) as f:

@@ -9,8 +9,8 @@
 import micropython
 
 from .viper import (_bcopy, _wipe, _fe, _FE0, _FE1, _mul, _addk, _cswap, _frombytes, _copy,
-                    _reduce, _tobytes, _is_zero, _sqn, _pow_2_250_1, _invert, _X1, _X2, _Z2,
-                    _X3, _Z3, _A, _AA, _B, _BB, _C, _D, _E, _I0)
+                    _reduce, _limbs, _is_zero, _sqn, _pow_2_250_1, _invert, _X1, _X2, _Z2,
+                    _X3, _Z3, _A, _AA, _B, _BB, _C, _D, _I0)
 from .viper import _SCRATCH as _XSCRATCH
 
 # ==================== SHA-512
@@ -112,26 +112,27 @@ def _compress(blk, off):
     # round; after 80 rounds each is back at its own pair.
     w = _SW
     v = _SV
+    addf = _addf; sk = _SK  # locals: see _TMP
     _bcopy(w, 0, blk, off, 128, 3)  # W[0..15]: big-endian halves
     _bcopy(v, 0, _SH, 0, 64, 0)
     for t in range(80):
         s = (t & 15) << 1
         if t >= 16:
-            _addf(w, s, w, (t - 7 & 15) << 1, 20)
-            _addf(w, s, w, (t - 2 & 15) << 1, 9)
-            _addf(w, s, w, (t - 15 & 15) << 1, 6)
+            addf(w, s, w, (t - 7 & 15) << 1, 20)
+            addf(w, s, w, (t - 2 & 15) << 1, 9)
+            addf(w, s, w, (t - 15 & 15) << 1, 6)
         h = (7 - t & 7) << 1
         # h += S1(e) + Ch(e, f, g) + K[t] + W[t]: this is T1
-        _addf(v, h, v, (4 - t & 7) << 1, 0)
-        _addf(v, h, v, t, 12)
-        _addf(v, h, w, s, 20)
-        _addf(v, h, _SK, 2 * t, 20)
+        addf(v, h, v, (4 - t & 7) << 1, 0)
+        addf(v, h, v, t, 12)
+        addf(v, h, w, s, 20)
+        addf(v, h, sk, 2 * t, 20)
         # e' = d + T1 (over d); a' = T1 + S0(a) + Maj(a, b, c) (over h)
-        _addf(v, (3 - t & 7) << 1, v, h, 20)
-        _addf(v, h, v, (-t & 7) << 1, 3)
-        _addf(v, h, v, t, 16)
+        addf(v, (3 - t & 7) << 1, v, h, 20)
+        addf(v, h, v, (-t & 7) << 1, 3)
+        addf(v, h, v, t, 16)
     for i in range(0, 16, 2):
-        _addf(_SH, i, v, i, 20)
+        addf(_SH, i, v, i, 20)
 
 
 def _sinit():
@@ -225,6 +226,7 @@ def _init_constants():
 
 
 _init_constants()
+del _init_constants, _root  # run once: their bytecode need not stay on the heap
 
 
 # ==================== Ed25519
@@ -250,8 +252,9 @@ def _pt():
 
 # Temporaries for point arithmetic and decoding.
 # X25519 and Ed25519 never run at the same time: the point temporaries are the ladder's
-# elements under other names (11 fewer resident elements; _E and _I0.._I3 stay apart, since
-# _encode's inversion uses them).
+# elements under other names (11 fewer resident elements). _E, and _BB, _C, _D (the inversion
+# chain's _I0.._I2, and the comb's candidate sum _P below) are left alone, since _encode's and
+# _decode's exponentiations use them while the point temporaries hold live values.
 _TA = _X1; _TB = _X2; _TC = _Z2; _TD = _X3
 _TE = _Z3; _TF = _A; _TG = _AA; _TH = _B
 _Q = _pt()
@@ -263,27 +266,40 @@ _DIG = bytearray(64)
 _H = bytearray(64)  # SHA-512 of the seed: the secret scalar a, then the nonce prefix
 
 
+# The point functions and the loops that call them keep functions and elements in locals (a
+# one-byte load; a global is a dictionary look-up, much of the interpreter's time on a
+# Cortex-M0): the temporaries come in one unpacking of _TMP.
+_TMP = (_TA, _TB, _TC, _TD, _TE, _TF, _TG, _TH)
+
+
 def _p_add(o, p, q):
     # o = p + q (add-2008-hwcd-3, a = -1, complete: also right when p == q); o may alias p.
-    _addk(_TA, p[1], p[0], -1); _addk(_TE, q[1], q[0], -1); _mul(_TA, _TA, _TE)   # A = (Y1-X1)(Y2-X2)
-    _addk(_TB, p[1], p[0], 1); _addk(_TE, q[1], q[0], 1); _mul(_TB, _TB, _TE)   # B = (Y1+X1)(Y2+X2)
-    _mul(_TC, p[3], q[3]); _mul(_TC, _TC, _D2)                           # C = T1 2d T2
-    _mul(_TD, p[2], q[2]); _addk(_TD, _TD, _TD, 1)                           # D = 2 Z1 Z2
-    _addk(_TE, _TB, _TA, -1); _addk(_TF, _TD, _TC, -1); _addk(_TG, _TD, _TC, 1); _addk(_TH, _TB, _TA, 1)
-    _mul(o[0], _TE, _TF); _mul(o[1], _TG, _TH); _mul(o[3], _TE, _TH); _mul(o[2], _TF, _TG)
+    mul = _mul; addk = _addk
+    ta, tb, tc, td, te, tf, tg, th = _TMP
+    x1, y1, z1, t1 = p
+    x2, y2, z2, t2 = q
+    addk(ta, y1, x1, -1); addk(te, y2, x2, -1); mul(ta, ta, te)   # A = (Y1-X1)(Y2-X2)
+    addk(tb, y1, x1, 1); addk(te, y2, x2, 1); mul(tb, tb, te)     # B = (Y1+X1)(Y2+X2)
+    mul(tc, t1, t2); mul(tc, tc, _D2)                             # C = T1 2d T2
+    mul(td, z1, z2); addk(td, td, td, 1)                          # D = 2 Z1 Z2
+    addk(te, tb, ta, -1); addk(tf, td, tc, -1); addk(tg, td, tc, 1); addk(th, tb, ta, 1)
+    mul(o[0], te, tf); mul(o[1], tg, th); mul(o[3], te, th); mul(o[2], tf, tg)
 
 
 def _p_dbl(o, p):
     # o = 2p (dbl-2008-hwcd, a = -1); o may alias p.
-    _mul(_TA, p[0], p[0])                        # A = X^2
-    _mul(_TB, p[1], p[1])                        # B = Y^2
-    _mul(_TC, p[2], p[2]); _addk(_TC, _TC, _TC, 1)   # C = 2 Z^2
-    _addk(_TE, p[0], p[1], 1); _mul(_TE, _TE, _TE)
-    _addk(_TE, _TE, _TA, -1); _addk(_TE, _TE, _TB, -1)  # E = (X+Y)^2 - A - B
-    _addk(_TG, _TB, _TA, -1)                   # G = -A + B
-    _addk(_TF, _TG, _TC, -1)                   # F = G - C
-    _addk(_TH, _TA, _TB, 1); _addk(_TH, _FE0, _TH, -1)  # H = -A - B
-    _mul(o[0], _TE, _TF); _mul(o[1], _TG, _TH); _mul(o[3], _TE, _TH); _mul(o[2], _TF, _TG)
+    mul = _mul; addk = _addk
+    ta, tb, tc, td, te, tf, tg, th = _TMP
+    x, y, z, _ = p
+    mul(ta, x, x)                               # A = X^2
+    mul(tb, y, y)                               # B = Y^2
+    mul(tc, z, z); addk(tc, tc, tc, 1)          # C = 2 Z^2
+    addk(te, x, y, 1); mul(te, te, te)
+    addk(te, te, ta, -1); addk(te, te, tb, -1)  # E = (X+Y)^2 - A - B
+    addk(tg, tb, ta, -1)                        # G = -A + B
+    addk(tf, tg, tc, -1)                        # F = G - C
+    addk(th, ta, tb, 1); addk(th, _FE0, th, -1)  # H = -A - B
+    mul(o[0], te, tf); mul(o[1], tg, th); mul(o[3], te, th); mul(o[2], tf, tg)
 
 
 def _p_zero(o):
@@ -296,7 +312,7 @@ def _encode(out, p):
     _invert(_TA, p[2])
     _mul(_TB, p[0], _TA); _reduce(_TB, 20, 8, 19)
     _mul(_TC, p[1], _TA); _reduce(_TC, 20, 8, 19)
-    _tobytes(out, 0, _TC)
+    _limbs(_TC, out, 0, 0, 0, -1)  # to bytes
     out[31] |= (_TB[0] & 1) << 7
 
 
@@ -304,39 +320,40 @@ def _decode(o, s, neg):
     # Strict decoding (RFC 8032 5.1.3) of the 32 bytes s into the point o, negated when neg
     # is 1 (verification wants -A): False for y >= p, no square root, or x == 0 with the
     # sign bit set. Public data only, so plain comparisons.
+    mul = _mul; addk = _addk  # locals: see _TMP
     y = o[1]
     _frombytes(y, s, 0)
     _reduce(y, 20, 8, 19)  # a reduced element is loose too
     sign = s[31] >> 7
-    _tobytes(_CHK, 0, y)
+    _limbs(y, _CHK, 0, 0, 0, -1)  # to bytes
     _CHK[31] |= sign << 7
     if _CHK != s:
         return False  # y was not canonical
-    _mul(_TB, y, y)
-    _addk(_TC, _TB, _FE1, -1)         # u = y^2 - 1
-    _mul(_TD, _TB, _DC); _addk(_TD, _TD, _FE1, 1)  # v = d y^2 + 1
+    mul(_TB, y, y)
+    addk(_TC, _TB, _FE1, -1)                # u = y^2 - 1
+    mul(_TD, _TB, _DC); addk(_TD, _TD, _FE1, 1)  # v = d y^2 + 1
     # x = u v^3 (u v^7)^((p-5)/8)
-    _mul(_TE, _TD, _TD); _mul(_TE, _TE, _TD)         # v^3
-    _mul(_TF, _TE, _TE); _mul(_TF, _TF, _TD)         # v^7
-    _mul(_TF, _TF, _TC)                        # u v^7
-    _pow_2_250_1(_TF, _TG)                     # _I0 = (u v^7)^(2^250 - 1)
+    mul(_TE, _TD, _TD); mul(_TE, _TE, _TD)  # v^3
+    mul(_TF, _TE, _TE); mul(_TF, _TF, _TD)  # v^7
+    mul(_TF, _TF, _TC)                      # u v^7
+    _pow_2_250_1(_TF, _TG)                  # _I0 = (u v^7)^(2^250 - 1)
     _sqn(_I0, _I0, 2)
-    _mul(_TF, _I0, _TF)                        # ^(2^252 - 3)
-    _mul(_TF, _TF, _TE); _mul(o[0], _TF, _TC)  # x
+    mul(_TF, _I0, _TF)                      # ^(2^252 - 3)
+    mul(_TF, _TF, _TE); mul(o[0], _TF, _TC)  # x
     # check v x^2 == u, or == -u (then x *= sqrt(-1))
-    _mul(_TG, o[0], o[0]); _mul(_TG, _TG, _TD)
-    _addk(_TH, _TG, _TC, -1)
+    mul(_TG, o[0], o[0]); mul(_TG, _TG, _TD)
+    addk(_TH, _TG, _TC, -1)
     if not _is_zero(_TH):
-        _addk(_TH, _TG, _TC, 1)
+        addk(_TH, _TG, _TC, 1)
         if not _is_zero(_TH):
             return False
-        _mul(o[0], o[0], _SQRTM1)
+        mul(o[0], o[0], _SQRTM1)
     if _is_zero(o[0]) and sign:  # reduces x: its parity is bit 0 of byte 0
         return False
     if o[0][0] & 1 != sign ^ neg:
-        _addk(o[0], _FE0, o[0], -1)
+        addk(o[0], _FE0, o[0], -1)
     _copy(o[2], _FE1)
-    _mul(o[3], o[0], y)
+    mul(o[3], o[0], y)
     return True
 
 
@@ -350,16 +367,18 @@ _BT = (_pt(), _pt(), _pt(), _pt())
 def _comb(o, k):
     # o = [k]B for the secret 32-byte little-endian k: every step adds each tooth and keeps or
     # drops the sum by cswap, so neither branches nor addresses depend on the bits of k.
+    add = _p_add; cswap = _cswap; s = _P; bt = _BT
+    x, y, z, w = o
+    sx, sy, sz, sw = s
     _p_zero(o)
     for i in range(63, -1, -1):
         if i != 63:  # public loop position, not a secret
             _p_dbl(o, o)
         for t in range(4):
             j = i + 64 * t
-            _p_add(_P, o, _BT[t])
+            add(s, o, bt[t])
             b = (k[j >> 3] >> (j & 7)) & 1
-            for c in range(4):
-                _cswap(o[c], _P[c], b)
+            cswap(x, sx, b); cswap(y, sy, b); cswap(z, sz, b); cswap(w, sw, b)
 
 
 def _hash_mod_l(*parts):
@@ -407,14 +426,15 @@ def _ed_verify(pub, msg, sig):
     k = _hash_mod_l(memoryview(sig)[0:32], pub, msg).to_bytes(32, "little")
     # [S]B + [k](-A) in one double-and-add over both scalars (Straus; both < L < 2**253):
     # public data, so it branches on their bits and needs no table.
-    _p_zero(_Q)
+    q = _Q; a = _R; b = _BT[0]; add = _p_add; dbl = _p_dbl
+    _p_zero(q)
     for i in range(252, -1, -1):
-        _p_dbl(_Q, _Q)
+        dbl(q, q)
         if (sig[32 + (i >> 3)] >> (i & 7)) & 1:
-            _p_add(_Q, _Q, _BT[0])
+            add(q, q, b)
         if (k[i >> 3] >> (i & 7)) & 1:
-            _p_add(_Q, _Q, _R)
-    _encode(_ENC, _Q)
+            add(q, q, a)
+    _encode(_ENC, q)
     return _ENC == bytes(sig[0:32])
 
 
@@ -434,7 +454,7 @@ def _init_constants_ed():
     _invert(_TA, _TA)
     _addk(_TA, _FE0, _TA, 4)
     _reduce(_TA, 20, 8, 19)
-    _tobytes(_ENC, 0, _TA)
+    _limbs(_TA, _ENC, 0, 0, 0, -1)  # to bytes
     if not _decode(_BT[0], _ENC, 0):
         raise ImportError("ed25519 base point")
     for t in range(1, 4):
@@ -445,6 +465,7 @@ def _init_constants_ed():
 
 
 _init_constants_ed()
+del _init_constants_ed, _pt
 
 # Scratch that holds secrets or values derived from them after an X25519 or a signature, wiped
 # by _ladder and _ed_sign before they return (the AEAD wipes its own, _SECRETS below): the

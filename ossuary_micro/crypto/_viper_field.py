@@ -6,33 +6,21 @@
 
 import micropython
 
-_T = bytearray(160)  # 40-word product scratch for mul
-# 64*p with limbs >= 15168 each, so a + _BIAS - b never goes negative for loose b.
-_BIAS = bytearray(80)
+_T = bytearray(160)  # 40-word product scratch for mul, and its two halves as elements
+_TL = memoryview(_T)[0:80]
+_TH = memoryview(_T)[80:160]
 # Scratch holding values of secret computations, for viper.py's wipe.
 SCRATCH = (_T,)
 
 
 @micropython.viper
-def _carry(o):
-    p = ptr32(o)
-    for k in range(2):
-        c = uint(0)
-        for i in range(20):
-            v = uint(p[i]) + c
-            p[i] = v & 0x1FFF
-            c = v >> 13
-        p[0] = uint(p[0]) + c * 608
-
-
-@micropython.viper
-def mul(o, a, b):
-    # o = a * b (o may be a or b): schoolbook columns into _T with a running carry, then fold
-    # columns 20..39 down with 2**260 = 608. Column k pairs x[i] y[j] with x[j] y[i] (i < j,
-    # i + j = k), plus x[i] y[i] when k is even; a square (a is b) takes each pair's product
-    # once and doubles the sum. Whether it is a square is the caller's choice, not data.
-    x = ptr32(a)
-    y = ptr32(b)
+def mul(o, x: ptr32, y: ptr32):
+    # o = x * y (o may be x or y): schoolbook columns into _T with a running carry, then fold
+    # columns 20..39 down with 2**260 = 608, by addk (T[39] < 2**15, so 608 * T[39] is within
+    # its bounds; the same sums and carries as the Thumb mul's). Column k pairs x[i] y[j] with
+    # x[j] y[i] (i < j, i + j = k), plus x[i] y[i] when k is even; a square (x is y) takes each
+    # pair's product once and doubles the sum. Whether it is a square is the caller's choice,
+    # not data.
     s = int(x) == int(y)
     t = ptr32(_T)
     c = uint(0)
@@ -57,50 +45,42 @@ def mul(o, a, b):
         t[k] = acc & 0x1FFF
         c = acc >> 13
     t[39] = c
-    p = ptr32(o)
-    for i in range(20):
-        p[i] = uint(t[i]) + uint(t[i + 20]) * 608
-    _carry(o)
+    addk(o, _TL, _TH, 608)  # the fold: o = T[0:20] + 608 T[20:40], carried
 
 
 @micropython.viper
-def addk(o, a, b, k: int):
-    # o = a + k*b for k = 1 (add), k = -1 (subtract: + 64p keeps every limb positive, since
-    # each _BIAS limb exceeds a loose limb) or 0 < k < 2**17 (a = _FE0 for k * b; the ladder's
-    # AA + 121665 * E). Signed words: k * b limb < 2**17 * 8799 < 1.16e9, plus a loose limb,
-    # so the sum stays in [0, 2**31).
-    x = ptr32(a)
-    y = ptr32(b)
-    z = ptr32(_BIAS)
+def addk(o, x: ptr32, y: ptr32, k: int):
+    # o = x + k*y for k = 1 (add), k = -1 (subtract: + 64p keeps every limb positive) or
+    # 0 < k < 2**17 (x = _FE0 for k * y; the ladder's AA + 121665 * E; mul's fold, k = 608).
+    # 64p = 2**261 - 1216 is written with borrowed limbs, each above a loose limb: 16382
+    # (8191 + 8192 - 1), limb 0 1214 less (15168), as the Thumb addk makes them; checked
+    # against the integer in tests. Signed words: k * y limb < 2**17 * 8799 < 1.16e9, plus a
+    # loose limb, so the sum stays in [0, 2**31).
     p = ptr32(o)
-    bm = 0
+    bias = 0
     if k < 0:  # which operation, not data
-        bm = -1
+        bias = 16382
     for i in range(20):
-        p[i] = int(x[i]) + k * int(y[i]) + (int(z[i]) & bm)
-    _carry(o)
+        p[i] = int(x[i]) + k * int(y[i]) + bias
+    if k < 0:
+        p[0] = p[0] - 1214
+    # The carry (see viper.py's field section): two passes, each leaving limbs 1..19 at 13 bits
+    # and folding the carry out of limb 19 (2**260 = 608 mod p) into limb 0.
+    for r in range(2):
+        c = uint(0)
+        for i in range(20):
+            v = uint(p[i]) + c
+            p[i] = v & 0x1FFF
+            c = v >> 13
+        p[0] = uint(p[0]) + c * 608
 
 
 @micropython.viper
-def cswap(a, b, bit: uint):
-    # Swap a and b when bit == 1, without a branch.
-    x = ptr32(a)
-    y = ptr32(b)
+def cswap(x: ptr32, y: ptr32, bit: uint):
+    # Swap the elements x and y when bit == 1, without a branch.
     m = uint(0) - bit
     for i in range(20):
         t = (uint(x[i]) ^ uint(y[i])) & m
         x[i] = uint(x[i]) ^ t
         y[i] = uint(y[i]) ^ t
 
-
-def _init_bias():
-    # 64p = 2**261 - 1216 written with borrowed limbs: limb0 = 8191-1215+8192, limbs 1..18 =
-    # 8191+8192-1, limb 19 = 2**14-1-1 (bits 247..260). Checked against the integer in tests.
-    limbs = [6976 + 8192] + [8191 + 8192 - 1] * 18 + [16383 - 1]
-    for i in range(20):
-        v = limbs[i]
-        _BIAS[4 * i] = v & 0xFF
-        _BIAS[4 * i + 1] = v >> 8
-
-
-_init_bias()

@@ -29,9 +29,10 @@ SCRATCH = ()
 def mul(r0, r1, r2):
     # o = a * b (o may alias a or b): operand scanning into the 40-word stack scratch T
     # (T[i + j] += a[i] b[j], a row of 20 products unrolled), then viper _mul's carries: one
-    # pass over the 39 columns (13-bit words, T[39] = carry), the fold o[i] = T[i] + 608 T[i+20]
-    # (2**260 = 608 mod p) fused with _carry's first pass, then its second pass. Column sums
-    # stay below 20 * 14654**2 < 2**32 for loose inputs, as in viper _mul.
+    # pass over the 39 columns (13-bit words, T[39] = carry), the fold
+    # o[i] = T[i] + 608 T[i+20] (2**260 = 608 mod p) fused with the carry's first pass (viper
+    # addk's), then its second pass. Column sums stay below 20 * 14654**2 < 2**32 for loose
+    # inputs, as in viper _mul.
     mov(r3, sp)
     sub(r3, 160)
     mov(sp, r3)
@@ -219,7 +220,7 @@ def mul(r0, r1, r2):
 @micropython.asm_thumb
 def addk(r0, r1, r2, r3):
     # o = a + k*b, plus 64p when k < 0 (viper _addk): the bias limbs are 16382, limb 0 15168,
-    # made in registers and masked by the sign of k; then _carry's two passes.
+    # made in registers and masked by the sign of k; then the carry's two passes (as viper addk).
     mov(r4, r3)
     asr(r4, r4, 31)
     mov(r5, 1)
@@ -249,7 +250,7 @@ def addk(r0, r1, r2, r3):
     ldr(r5, [r0, 0])
     sub(r5, r5, r6)
     str(r5, [r0, 0])
-    # _carry: two passes, the carry out of limb 19 folded into limb 0 as * 608
+    # the carry: two passes, the carry out of limb 19 folded into limb 0 as * 608
     mov(r1, 19)
     lsl(r1, r1, 5)
     mov(r4, 1)

@@ -217,8 +217,17 @@ class Backend:
         call names the same buffers, offsets and length (records of one size: no allocation
         at all). So the last `dst` of seal stays exported: a bytearray given to
         Connection.send_data as `out` cannot be resized (BufferError) until a call with
-        another buffer, offset or length, or the end of the session, releases it."""
-        aead = ChaCha20Poly1305(need(key, 32, "key"))
+        another buffer, offset or length, or the end of the session, releases it.
+
+        seal.aead is the ChaCha20Poly1305 context both share: ossuary_micro/_record_host.py
+        (CPython's record path) calls encrypt_into/decrypt_into on it directly."""
+        k = need(key, 32, "key")
+        aead = ChaCha20Poly1305(k)
+        # Also the context aead_seal / aead_open use for this key: the handshake seals and
+        # opens its last two messages under the session key right after this call, and would
+        # otherwise set up a second context for them.
+        self._aead = aead
+        self._key[:] = k
         sd = od = os_ = None    # the buffers of the cached windows
         sw = ow_s = ow_d = None
         so = sn = oo = on = odo = -1
@@ -266,6 +275,7 @@ class Backend:
             except (TypeError, ValueError, OverflowError):
                 raise CryptoError("nonce not 12 bytes, or an unusable buffer")
 
+        seal.aead = aead        # the context itself, for _record_host.py's record path
         return seal, open_
 
     def _ed_key(self, seed):

@@ -42,19 +42,22 @@ class Clock:
 
 def make_pair(client_key=None, server_role=UNAUTH_SERVER, server_key=SERVER_SEED,
               trust_server=True, authorize_client=True, clock=None, backend=None,
-              max_record=16384, tofu_clients=False, seed=b"pair"):
+              max_record=16384, tofu_clients=False, seed=b"pair", conn=Connection, link=None,
+              **extra):
+    """A Link between a client and a server of class `conn` (protocol 1's Connection; _pair2
+    passes Connection2 and Link2), `extra` keyword arguments going to both."""
     clock = clock if clock is not None else Clock()
-    client = Connection(CLIENT, secret_key=client_key,
-                        authorized_keys=(SERVER_PUB,) if trust_server else (),
-                        random=DetRandom(seed + b"-c"), clock=clock, backend=backend,
-                        max_record=max_record)
+    client = conn(CLIENT, secret_key=client_key,
+                  authorized_keys=(SERVER_PUB,) if trust_server else (),
+                  random=DetRandom(seed + b"-c"), clock=clock, backend=backend,
+                  max_record=max_record, **extra)
     auth = ()
     if server_role == AUTH_SERVER and authorize_client and client_key is not None:
         auth = (client.local_public_key,)
-    server = Connection(server_role, secret_key=server_key, authorized_keys=auth,
-                        random=DetRandom(seed + b"-s"), clock=clock, backend=backend,
-                        max_record=max_record, tofu_clients=tofu_clients)
-    return Link(client, server, clock)
+    server = conn(server_role, secret_key=server_key, authorized_keys=auth,
+                  random=DetRandom(seed + b"-s"), clock=clock, backend=backend,
+                  max_record=max_record, tofu_clients=tofu_clients, **extra)
+    return (link or Link)(client, server, clock)
 
 
 class Link:
@@ -62,6 +65,9 @@ class Link:
 
     `tamper` (optional) is called as tamper(sender_name, frame_bytearray) for every frame
     in flight and returns the bytes to deliver (or None to drop the frame)."""
+
+    event_names = EVENT_NAMES   # the protocol's names of its events, for self.events
+    out_slack = 0               # bytes of the output buffer beyond the largest packet
 
     def __init__(self, client, server, clock):
         self.client = client
@@ -72,7 +78,7 @@ class Link:
         self.received = {"client": [], "server": []}
         self.tamper = None
         self.on_untrusted = None        # callable(conn) deciding TOFU, default accept
-        self._out = bytearray(max(client.max_packet, server.max_packet, 208))
+        self._out = bytearray(max(client.max_packet, server.max_packet, 208) + self.out_slack)
 
     def ends(self):
         return (("client", self.client, self.server, "server"),
@@ -99,7 +105,7 @@ class Link:
                 return
             if ev == CLOSED and self.events[name][-1:] == ["CLOSED"]:
                 return          # CLOSED repeats on every call once dead; record it once
-            self.events[name].append(EVENT_NAMES[ev])
+            self.events[name].append(self.event_names[ev])
             if ev == DATA:
                 self.received[name].append(bytes(conn.plaintext[:conn.data_len]))
             elif ev == UNTRUSTED_KEY:
