@@ -42,6 +42,7 @@ _DATA = 3
 _RECORD_OVERHEAD = 24
 _NO_SEND = (None, -1, -1, None, None, None, None)
 _NO_OPEN = (None, -1, -1, None, None, None, 0, None)
+_SLACK = 256        # receive_data: bytes of `data` past n it may copy rather than slice
 
 
 class Connection2(_Connection2):
@@ -154,7 +155,7 @@ class Connection2(_Connection2):
                 return _Connection2.send_data(self, data, out, off, n)
         nonce = c[6]
         f = self._srk_fast
-        if f[0] >= self._srk_room:
+        if nonce[4] == 0xFF or f[0] >= self._srk_room:
             # A nonce carry (and the exhaustion check) or a REKEY due: the general path.
             return _Connection2.send_data(self, data, out, off, n)
         h = self._shdr
@@ -203,13 +204,23 @@ class Connection2(_Connection2):
     # ------------------------------------------------------------------ receiving
 
     def receive_data(self, data, n=-1):
-        # Established with nothing buffered, offered what fits: one store.
+        # Established with nothing buffered, offered what fits: one store. Callers pass a
+        # fixed buffer and a count (ossuary_io; the bench: a frame in a buffer sized for a
+        # REKEY too), and a window of `data` for exactly n bytes allocates a memoryview per
+        # call; so when all of `data` fits and is at most _SLACK bytes longer than n, all of
+        # it is stored and the first n bytes count (_in_end): the rest lies past _in_end like
+        # the bytes of records already read, and is never parsed.
         if self._in_end == 0 and self._state == _ESTABLISHED:
             k = len(data)
-            if (n < 0 or n == k) and 0 < k <= self._cap:
-                self._in_mv[:k] = data
-                self._in_end = k
-                return k
+            if n < 0 or n > k:
+                n = k
+            if 0 < n <= self._cap:
+                if k <= self._cap and k - n <= _SLACK:
+                    self._in_mv[:k] = data
+                else:
+                    self._in_mv[:n] = memoryview(data)[:n]
+                self._in_end = n
+                return n
         return _Connection2.receive_data(self, data, n)
 
     def next_event(self):

@@ -190,6 +190,39 @@ def test_bad_tag_at_every_position_releases_no_plaintext():
         assert trace[0] == trace[1], at
 
 
+def test_receive_data_takes_n_bytes_of_a_longer_buffer_as_the_general_path():
+    # receive_data(buf, n) with bytes after n: the record path stores all of a short tail
+    # (never parsed) or a window of n bytes; either way only n count. Frames are fed in
+    # pieces of a buffer whose tail is another record's bytes, so a parser that read past
+    # n would see a valid-looking record there.
+    results = []
+    for cls in (Connection2, _Base):
+        link = _pair_of(cls, max_record=1000)
+        c, s = link.client, link.server
+        got = []
+        for size, cut, slack in ((40, None, 0), (40, None, 24), (40, None, 300),
+                                 (900, None, 200), (40, 10, 24), (40, 30, 300),
+                                 (900, 500, 100), (0, None, 24), (0, 3, 0)):
+            out = bytearray(size + 48 + slack + 100)
+            n = c.send_data(bytes((size & 0xFF,)) * size, out)
+            m = c.send_data(b"next", out, n)         # a whole record beyond n: unread
+            pieces = [(0, n)] if cut is None else [(0, cut), (cut, n)]
+            for a, b in pieces:
+                buf = bytearray(out[a:b + m]) + bytes(slack)
+                got.append(s.receive_data(buf, b - a))
+                while True:
+                    ev = s.next_event()
+                    got.append((ev, bytes(s.data) if ev == DATA else None))
+                    if ev == NEED_DATA:
+                        break
+            c._local_msg_id -= 1                     # "next" was never delivered: resend
+            c._send_cs.set_nonce(c._send_cs.n - 1)
+        got.append(_counters(s))
+        results.append(got)
+    assert results[0] == results[1]
+    assert results[0].count((DATA, b"\x28" * 40)) == 5
+
+
 def _sends(conn, out):
     # send_data's answers (frame length or the error type) to a set of unusual arguments.
     got = []
