@@ -13,9 +13,10 @@
 # connection and the msg_id counters live inside them (_local_msg_id and _remote_msg_id are
 # properties over their msg_id bytes): sending copies the header in one store, receiving
 # checks length, msg_id, type and reserved bytes with one bytearray.startswith. The Noise
-# nonces (CipherState._nonce: 4 zero bytes, n little-endian) and the records-since-rekey count
-# step in place by their low byte only; when a step would carry (every 256th record), or a
-# REKEY is due, the record goes to the general path, which does the carry and checks nonce
+# nonces (CipherState._nonce: 4 zero bytes, n little-endian) step in place by their low byte
+# only, and the sending one also counts the records sent since the last rekey (each send
+# window notes where the low byte started); when a step would carry (every 256th record), or
+# a REKEY is due, the record goes to the general path, which does the carry and checks nonce
 # exhaustion and the rekey point itself. So no Python int above 256 and no object is made
 # per record of one size.
 #
@@ -40,7 +41,7 @@ _ESTABLISHED = 7
 _NEED_DATA = 0
 _DATA = 3
 _RECORD_OVERHEAD = 24
-_NO_SEND = (None, -1, -1, None, None, None, None)
+_NO_SEND = (None, -1, -1, None, None, None, None, 0, 0)
 _NO_OPEN = (None, -1, -1, None, None, None, 0, None)
 _SLACK = 256        # receive_data: bytes of `data` past n it may copy rather than slice
 
@@ -49,7 +50,7 @@ class Connection2(_Connection2):
     __doc__ = _Connection2.__doc__
     # The attributes the record path touches, as slots (faster than the instance dict;
     # _record_host.py says why). connection2.py's own methods use them the same way.
-    __slots__ = ("_sw", "_ow", "_shdr", "_rhdr", "_srk", "_srk_fast", "_srk_room",
+    __slots__ = ("_sw", "_ow", "_shdr", "_rhdr", "_srk",
                  "_sctx", "_skey", "_rctx", "_rkey", "_state", "_in", "_in_mv", "_in_start",
                  "_in_end", "_cap", "_send_cs", "_recv_cs", "_local_ended", "_remote_ended",
                  "_pending_done", "_partial_t0", "max_record", "data_len", "plaintext")
@@ -60,11 +61,10 @@ class Connection2(_Connection2):
         # msg_id bytes *are* the msg_id counters (the properties below).
         self._shdr = bytearray(b"\0\0\0\0\x02\x20\0\0")
         self._rhdr = bytearray(b"\0\0\0\0\x02\x20\0\0")
-        # Records sent since the last rekey: _srk (an int, set by the general path) plus
-        # _srk_fast[0] (stepped in place by send_data, at most _srk_room <= 255).
+        # Records sent since the last rekey: _srk (an int, kept by the general path) plus
+        # those send_data sent through its current window, which is how far the nonce's low
+        # byte has moved since the window was made (_sent_since_rekey below).
         self._srk = 0
-        self._srk_fast = bytearray(1)
-        self._srk_room = 0
         self._sctx = self._rctx = None
         self._skey = bytearray(32)
         self._rkey = bytearray(32)
@@ -96,22 +96,31 @@ class Connection2(_Connection2):
 
     @property
     def _sent_since_rekey(self):
-        return self._srk + self._srk_fast[0]
+        c = self._sw
+        return self._srk + (c[6][4] - c[8] if c[0] is not None else 0)
 
     @_sent_since_rekey.setter
     def _sent_since_rekey(self, v):
+        self._drop_send()
         self._srk = v
-        self._srk_fast[0] = 0
-        self._srk_room = min(255, self.rekey_after - v)
+
+    def _drop_send(self):
+        # Drops send_data's windows, first adding the records sent through them to _srk.
+        # Every general-path change to the sending side (a seal, a rekey, a state change,
+        # the session's end) comes through here before it touches the nonce.
+        c = self._sw
+        if c[0] is not None:
+            self._srk += c[6][4] - c[8]
+        self._sw = _NO_SEND         # (also releases the last `out` of send_data)
 
     def _enter(self, st):
+        self._drop_send()
         _Connection2._enter(self, st)
-        self._sw = _NO_SEND
         self._ow = _NO_OPEN
 
     def _wipe(self):
+        self._drop_send()
         _Connection2._wipe(self)
-        self._sw = _NO_SEND         # releases the last `out` of send_data
         self._ow = _NO_OPEN
         self._sctx = self._rctx = None
         self._skey[:] = bytes(32)
@@ -121,7 +130,7 @@ class Connection2(_Connection2):
         # Every record the general path seals (DATA it was handed, END, and the REKEY before
         # either) comes through here: the send windows are dropped first, so the next record
         # checks state, local_ended, the rekey count and the key again.
-        self._sw = _NO_SEND
+        self._drop_send()
         return _Connection2._seal_records(self, ptype, data, n, out, off)
 
     def _context(self, cs, ctx, copy):
@@ -154,8 +163,7 @@ class Connection2(_Connection2):
             if c is None:
                 return _Connection2.send_data(self, data, out, off, n)
         nonce = c[6]
-        f = self._srk_fast
-        if nonce[4] == 0xFF or f[0] >= self._srk_room:
+        if nonce[4] >= c[7]:
             # A nonce carry (and the exhaustion check) or a REKEY due: the general path.
             return _Connection2.send_data(self, data, out, off, n)
         h = self._shdr
@@ -172,14 +180,13 @@ class Connection2(_Connection2):
         else:
             h[3] = 0
             h[2] = (h[2] + 1) & 0xFF
-        nonce[4] += 1
-        f[0] += 1
+        nonce[4] += 1              # (below 255: no carry; also counts the record sent)
         return n + _RECORD_OVERHEAD
 
     def _send_window(self, out, off, n):
         # send_data's windows on out[off:] for n-byte records, or None: the general path
         # (another state or backend, or arguments it refuses with the precise error).
-        self._sw = _NO_SEND
+        self._drop_send()
         if (self._state != _ESTABLISHED or self._local_ended or n > self.max_record
                 or off < 0):
             return None
@@ -197,8 +204,13 @@ class Connection2(_Connection2):
         h = self._shdr
         h[0] = (n + 16) >> 8
         h[1] = (n + 16) & 0xFF
+        # The window's end: the nonce's low byte may go up to 255 (no carry, so no exhaustion
+        # either) and no further than the record that makes a REKEY due.
+        nonce = cs._nonce
+        n0 = nonce[4]
+        lim = min(255, n0 + self.rekey_after - self._srk)
         c = self._sw = (out, off, n, mv[off:off + 8], mv[off + 8:off + n + _RECORD_OVERHEAD],
-                        ctx, cs._nonce)
+                        ctx, nonce, lim, n0)
         return c
 
     # ------------------------------------------------------------------ receiving

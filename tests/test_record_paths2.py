@@ -241,10 +241,13 @@ def _sends(conn, out):
 def test_host_send_data_answers_unusual_arguments_as_the_general_path():
     fast, slow = _pair_of(Connection2, max_record=64), _pair_of(_Base, max_record=64)
     assert _sends(fast.client, bytearray(120)) == _sends(slow.client, bytearray(120))
+    out = bytearray(120)
+    for _ in range(3):
+        fast.client.send_data(b"same size", out)          # a kept window on `out`
     fast.client.disconnect()
     slow.client.disconnect()
     with pytest.raises(LocalProtocolError):
-        fast.client.send_data(b"after close", bytearray(120))  # the kept window is gone
+        fast.client.send_data(b"same size", out)          # the kept window is gone
 
 
 def test_host_path_clears_the_partial_packet_timer_as_the_general_path():
