@@ -34,7 +34,7 @@ ARCH = {"rp2": "armv6m", "esp32": "xtensawin"}
 # Noise HKDF (hkdf.py falls back to its generic form when the import fails) and protocol 1's
 # CPython record path (connection.py keeps its own class when the import fails).
 HOST_ONLY = ("ossuary_micro/crypto/pyca.py", "ossuary_micro/_hkdf_host.py",
-             "ossuary_micro/_record_host.py")
+             "ossuary_micro/_record_host.py", "ossuary_micro/_record2_host.py")
 # Inline Thumb assembler: compiles only for ARM (Thumb) targets; elsewhere it is left out and
 # the viper backend uses its own field code.
 THUMB_ONLY = ("ossuary_micro/crypto/_viper_thumb.py",)

@@ -514,7 +514,7 @@ class Connection2:
         if n > self.max_record:
             raise LocalProtocolError("record of %d bytes exceeds max_record %d"
                                      % (n, self.max_record))
-        if len(out) - off < 2 * _RECORD_OVERHEAD + n:
+        if off < 0 or len(out) - off < 2 * _RECORD_OVERHEAD + n:
             raise LocalProtocolError("output buffer too small")
         return self._seal_records(_T2_DATA, data, n, out, off)
 
@@ -526,7 +526,7 @@ class Connection2:
             raise LocalProtocolError("Encrypted channel not established.")
         if self._local_ended:
             raise LocalProtocolError("stream already ended")
-        if len(out) - off < 2 * _RECORD_OVERHEAD:
+        if off < 0 or len(out) - off < 2 * _RECORD_OVERHEAD:
             raise LocalProtocolError("output buffer too small")
         k = self._seal_records(_T2_END, b"", 0, out, off)
         self._local_ended = True
@@ -710,3 +710,11 @@ def _load_server():
         for st in range(len(_STATES)):
             if table[st] is None and _STATES[st][i]:
                 table[st] = getattr(_server2, _STATES[st][i])
+
+
+# CPython with pyca/cryptography: the same class with issue 10's record fast path
+# (_record2_host.py: host-only, never deployed; on a board this import fails).
+try:
+    from ._record2_host import Connection2
+except ImportError:
+    pass
