@@ -4,7 +4,13 @@
 # protocol 1's connection.py, which is ~11 KB of heap on a 32-bit board. connection.py
 # keeps private consts of the same values; tests/portable/test_proto2.py checks they agree.
 
-from .wire import const
+# const from micropython, not from wire.py: a protocol 2 program never loads wire.py (its
+# names would stay interned on a board's heap).
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
 
 # --- Roles ---
 CLIENT = const(0)
@@ -22,3 +28,5 @@ CLOSED = const(5)
 END_OF_STREAM = const(6)     # protocol 2 only: the peer half-closed (it sends no more DATA)
 EVENT_NAMES = ("NEED_DATA", "HANDSHAKE_DONE", "UNTRUSTED_KEY", "DATA", "RESET", "CLOSED",
                "END_OF_STREAM")
+
+del const  # not part of the package's namespace (`from .events import *`)

@@ -60,7 +60,11 @@ from binascii import hexlify
 from ossuary_micro.events import (CLIENT, NEED_DATA, HANDSHAKE_DONE, UNTRUSTED_KEY, DATA, RESET,
                                   CLOSED, END_OF_STREAM)
 from ossuary_micro.errors import OssuaryError, ConnectionClosed, ConnectionFailed, OutOfMemory
-from ossuary_micro.wire import const
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
 # The connection module is imported where a session starts, not here: node.main reads the
 # config with nodeconfig and drops it before the connection code is loaded, so the two are
 # never on the heap together; and only the configured protocol's connection module is ever
