@@ -411,7 +411,7 @@ class Node:
         conn = self._connection()
         self._conn = conn
         self._port = port
-        self._rpos = self._rend = 0
+        self._in_start = self._in_end = 0
         if self._out is None:
             # Made once per node: one packet out (a handshake message, or a data record and
             # a REKEY record before it: 24 bytes more), and a small read window.
@@ -561,15 +561,15 @@ class Node:
             self._flush()
             if ev != NEED_DATA:
                 return ev
-            if self._rpos >= self._rend:
-                self._rpos = 0
-                self._rend = self._read()
-                if not self._rend:
+            if self._in_start >= self._in_end:
+                self._in_start = 0
+                self._in_end = self._read()
+                if not self._in_end:
                     return NEED_DATA
-            took = conn.receive_data(self._in[self._rpos:self._rend])
+            took = conn.receive_data(self._in[self._in_start:self._in_end])
             if not took:
                 return NEED_DATA
-            self._rpos += took
+            self._in_start += took
 
     def _read(self):
         # Read what the transport has into the read window, without waiting; the count.
