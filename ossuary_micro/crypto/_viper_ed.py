@@ -196,17 +196,6 @@ def sha512(data):
     return bytes(out)
 
 
-def _root(v, k):
-    # floor(v ** (1 / k)) for k = 2 or 3 by integer Newton steps from above (v < 2**201,
-    # so 2**70 is above the root); the sequence decreases until it reaches the floor.
-    x = 1 << 70
-    while True:
-        y = ((k - 1) * x + v // x ** (k - 1)) // k
-        if y >= x:
-            return x
-        x = y
-
-
 def _init_constants():
     # FIPS 180-4 4.2.3 / 5.3.5, as (hi, lo) little-endian 32-bit words.
     p = 2
@@ -218,7 +207,17 @@ def _init_constants():
         if q == p:  # p is prime
             for k, shift, i, top in ((3, 192, n, 80), (2, 128, n + 80, 88)):
                 if i < top:
-                    frac = _root(p << shift, k) & ((1 << 64) - 1)
+                    # floor(v ** (1 / k)) for k = 2 or 3 by integer Newton steps from above
+                    # (v < 2**201, so 2**70 is above the root); the sequence decreases until
+                    # it reaches the floor. (Inline: a function's name would stay interned.)
+                    v = p << shift
+                    x = 1 << 70
+                    while True:
+                        y = ((k - 1) * x + v // x ** (k - 1)) // k
+                        if y >= x:
+                            break
+                        x = y
+                    frac = x & ((1 << 64) - 1)
                     for j in range(4):
                         _SK[8 * i + j] = (frac >> (32 + 8 * j)) & 255
                         _SK[8 * i + 4 + j] = (frac >> (8 * j)) & 255
@@ -227,7 +226,7 @@ def _init_constants():
 
 
 _init_constants()
-del _init_constants, _root  # run once: their bytecode need not stay on the heap
+del _init_constants  # run once: its bytecode need not stay on the heap
 
 
 # ==================== Ed25519

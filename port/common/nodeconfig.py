@@ -67,17 +67,15 @@ def check_unit(value, what):
 
 
 def _int(cfg, key, what, lo, hi, default=None):
+    # An integer lo..hi; any number (float too) when the bounds are floats. One function for
+    # both: one interned name fewer on a board's heap.
     v = cfg.get(key, default)
+    num = isinstance(lo, float)
     # bool is an int subclass on CPython: "true" is not a baud rate.
-    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-        raise ConfigError("%s must be an integer %d..%d" % (what, lo, hi))
-    return v
-
-
-def _number(cfg, key, what, lo, hi, default=None):
-    v = cfg.get(key, default)
-    if not isinstance(v, (int, float)) or isinstance(v, bool) or not lo <= v <= hi:
-        raise ConfigError("%s must be a number %s..%s" % (what, lo, hi))
+    if (not (isinstance(v, int) or num and isinstance(v, float)) or isinstance(v, bool)
+            or not lo <= v <= hi):
+        raise ConfigError("%s must be %s %s..%s" % (what, "a number" if num else "an integer",
+                                                    lo, hi))
     return v
 
 
@@ -144,7 +142,7 @@ def _check_sensors(sensors):
             check_unit(s["unit"], at + "unit")
         for k in ("scale", "offset", "start", "step", "min", "max"):
             if k in s:
-                _number(s, k, at + k, -1e9, 1e9)
+                _int(s, k, at + k, -1e9, 1e9)
         if "pin" in s:
             _int(s, "pin", at + "pin", 0, 63)
         out.append(c)
@@ -167,7 +165,7 @@ def parse_config(cfg, read_key=None):
             raise ConfigError("unknown config key %r" % (k,))
     out = {"name": check_name(cfg.get("name"), "name"),
            "transport": _check_transport(cfg.get("transport"))}
-    out["interval_ms"] = int(_number(cfg, "interval_s", "interval_s", 0.05, 86400, 10) * 1000)
+    out["interval_ms"] = int(_int(cfg, "interval_s", "interval_s", 0.05, 86400, 10) * 1000)
     out["max_readings"] = _int(cfg, "max_readings", "max_readings", 0, 1 << 30, 0)
     out["retry_min_ms"] = _int(cfg, "retry_min_ms", "retry_min_ms", 10, 600000, 500)
     out["retry_max_ms"] = _int(cfg, "retry_max_ms", "retry_max_ms", out["retry_min_ms"],
