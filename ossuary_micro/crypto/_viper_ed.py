@@ -259,7 +259,6 @@ _Q = _pt()
 _R = _pt()
 _P = (_BB, _C, _D, _fe())
 _ENC = bytearray(32)
-_CHK = bytearray(32)
 _DIG = bytearray(64)
 _H = bytearray(64)  # SHA-512 of the seed: the secret scalar a, then the nonce prefix
 
@@ -327,9 +326,10 @@ def _decode(o, s, neg):
     _frombytes(y, s, 0)
     _reduce(y, 20, 8, 19)  # a reduced element is loose too
     sign = s[31] >> 7
-    _limbs(y, _CHK, 0, 0, 0, -1)  # to bytes
-    _CHK[31] |= sign << 7
-    if _CHK != s:
+    chk = _DIG  # its first 32 bytes (free here: the hashes that use it come later)
+    _limbs(y, chk, 0, 0, 0, -1)  # to bytes
+    chk[31] |= sign << 7
+    if chk[0:32] != s:
         return False  # y was not canonical
     mul(tb, y, y)
     addk(tc, tb, _FE1, -1)                # u = y^2 - 1
@@ -476,6 +476,6 @@ del _init_constants, _pt
 # before it returns: X25519's (viper.py: the ladder's elements, which the point code uses under
 # other names, inversion temporaries, product scratch), and the SHA-512 state, schedule and
 # block (the seed, h, the nonce r), the comb's last candidate sum (_P). Not wiped: the public
-# results (_Q: A or R, _ENC, _CHK, _R: -A of verification), Python ints holding the scalars mod
+# results (_Q: A or R, _ENC, _R: -A of verification), Python ints holding the scalars mod
 # L (immutable, freed by the collector).
 _SCRATCH = _SCRATCH + (_SH, _SV, _SW, _SBUF, _DIG, _H, _P[3])

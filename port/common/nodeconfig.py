@@ -37,20 +37,18 @@ except ImportError:  # CPython
 # (a log, a firmware image) cannot exhaust a board's heap. A private const: no interned name.
 _MAX_CONFIG_BYTES = const(4096)
 
-# Names that go into readings: 1-32 chars of [A-Za-z0-9_.-] (docs/design.md, "Sensor readings").
-_NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"
-
-_TOP_KEYS = ("name", "transport", "wifi", "interval_s", "secret_key", "secret_key_file",
-             "collector_key", "sensors", "max_readings", "retry_min_ms", "retry_max_ms",
-             "repl_uart", "queue_max", "protocol", "comment")
+# (The tables below are constants inside the functions that use them, not module-level
+# names: every name of a loaded module stays interned on a board's heap.)
 
 
 def check_name(value, what):
     """Return `value` if it is a valid node/sensor name, else raise ConfigError."""
     if not isinstance(value, str) or not 1 <= len(value) <= 32:
         raise ConfigError("%s must be a string of 1-32 characters" % what)
+    # Names that go into readings: [A-Za-z0-9_.-] (docs/design.md, "Sensor readings").
+    chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"
     for c in value:
-        if c not in _NAME_CHARS:
+        if c not in chars:
             raise ConfigError("%s may only use letters, digits, '_', '.' and '-'" % what)
     return value
 
@@ -159,8 +157,11 @@ def parse_config(cfg, read_key=None):
     """
     if not isinstance(cfg, dict):
         raise ConfigError("the config must be a JSON object")
+    keys = ("name", "transport", "wifi", "interval_s", "secret_key", "secret_key_file",
+            "collector_key", "sensors", "max_readings", "retry_min_ms", "retry_max_ms",
+            "repl_uart", "queue_max", "protocol", "comment")
     for k in cfg:
-        if k not in _TOP_KEYS:
+        if k not in keys:
             # A misspelt key silently falling back to a default is worse than an error.
             raise ConfigError("unknown config key %r" % (k,))
     out = {"name": check_name(cfg.get("name"), "name"),
