@@ -721,6 +721,9 @@ def test_private_header_length_matches_wire():
     from ossuary_micro import connection2, wire, wire2
     assert connection2._HEADER_LEN == wire.HEADER_LEN
     assert connection2._MAX_CONTROL_PACKET == wire.MAX_CONTROL_PACKET
+    import ossuary_micro   # the package's copies (it does not load wire.py either)
+    assert ossuary_micro.MAX_RECORD == wire.MAX_RECORD
+    assert ossuary_micro.MAX_CONTROL_PACKET == wire.MAX_CONTROL_PACKET
     # connection2's copies of wire's header and control packet writers (it does not load wire)
     for args in ((4, 0, 0x0211, True), (4, 0, 0x0210, False)):
         a, b = bytearray(12), bytearray(12)
