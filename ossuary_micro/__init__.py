@@ -7,13 +7,17 @@
 # On a board every module loaded is heap, and `import ossuary_micro.connection2` runs this
 # file first. It loads what both protocols use (star imports: the smallest .mpy); protocol
 # 1's Connection comes on first use through a module __getattr__ (PEP 562, which MicroPython
-# has too), so a protocol 2 node never loads connection.py.
+# has too), so a protocol 2 node never loads connection.py; and MAX_RECORD and
+# MAX_CONTROL_PACKET are wire.py's values written here (a test checks they agree), so that it
+# never loads wire.py either (every name of a loaded module stays interned on a board's heap).
 
 from .errors import *
 from .events import *
 from .keys import parse_key, format_key, generate_keypair
 from .crypto import get_backend, available_backends
-from .wire import MAX_RECORD, MAX_CONTROL_PACKET
+
+MAX_RECORD = 16384          # wire.MAX_RECORD: libossuary's largest plaintext per data packet
+MAX_CONTROL_PACKET = 208    # wire.MAX_CONTROL_PACKET: the largest non-data frame we write
 
 __version__ = "0.1.0"
 

@@ -5,8 +5,11 @@
 # board node is a client): connection2.py loads this module when the first server connection
 # is made and puts these functions into its state table (_STATES names them).
 
-from .wire2 import MSG1_LEN, MSG3_LEN, MSG3_KEYLESS_LEN, T2_MSG2
-from .wire import const
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
 from .errors import CryptoError, ConnectionFailed
 from .events import AUTH_SERVER, UNAUTH_SERVER, HANDSHAKE_DONE, UNTRUSTED_KEY
 
@@ -15,11 +18,17 @@ _SERVER_SEND_MSG2 = const(1)
 _SERVER_WAIT_MSG3 = const(2)
 _WAIT_APPROVAL = const(6)
 _ESTABLISHED = const(7)
+# ... and wire2.py's sizes and type, as private consts too (not loading wire2.py and wire.py
+# keeps their names off a board's heap; a test checks they agree).
+_MSG1_LEN = const(32)
+_MSG3_LEN = const(96)
+_MSG3_KEYLESS_LEN = const(64)
+_T2_MSG2 = const(0x0202)
 
 
 def _recv_msg1(self, buf, off, n, ptype):
     # -> e: exactly 32 bytes (the payload is empty; trailing bytes are an error).
-    if n != MSG1_LEN:
+    if n != _MSG1_LEN:
         return self._bad("message 1 has the wrong length")
     try:
         self._hs.read_message(memoryview(buf)[off:off + n])
@@ -37,12 +46,12 @@ def _send_msg2(self, out, off):
         self._bad("invalid ephemeral key")
         return self._send_reset(out, off)
     self._enter(_SERVER_WAIT_MSG3)
-    return self._frame(out, off, T2_MSG2, msg)
+    return self._frame(out, off, _T2_MSG2, msg)
 
 
 def _recv_msg3(self, buf, off, n, ptype):
     # -> s, se + payload: the client's Ed25519 key, or nothing from a keyless client.
-    if n != MSG3_LEN and n != MSG3_KEYLESS_LEN:
+    if n != _MSG3_LEN and n != _MSG3_KEYLESS_LEN:
         return self._bad("message 3 has the wrong length")
     try:
         payload, pair = self._hs.read_message(memoryview(buf)[off:off + n])

@@ -16,8 +16,13 @@
 #  * Records are Noise transport messages whose associated data is their own 8-byte outer
 #    header, so type, length and msg_id are authenticated too.
 
-from . import wire
-from .wire import const
+# Not wire.py (protocol 1's layouts): its header writer and sizes are private here, so a
+# protocol 2 node never loads it (its names would stay interned on a board's heap).
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
 from .errors import (CryptoError, LocalProtocolError, RemoteProtocolError, ConnectionReset,
                      ConnectionFailed, ConnectionClosed, KeyFormatError, OutOfMemory)
 from .keys import check_key
@@ -39,6 +44,7 @@ from .events import (CLIENT, AUTH_SERVER, UNAUTH_SERVER, NEED_DATA, HANDSHAKE_DO
 
 _TICKS_MASK = const(0x3FFFFFFF)
 _HEADER_LEN = const(8)      # wire.HEADER_LEN, folded into the bytecode (a test checks it)
+_MAX_CONTROL_PACKET = const(208)  # wire's MAX_CONTROL_PACKET (a test checks it)
 # wire2.py's packet types and sizes, folded into the bytecode the same way, so that a node
 # does not load wire2.py (its names are heap on a board); a test checks they agree.
 _T2_MSG1 = const(0x0201)
@@ -148,12 +154,12 @@ class Connection2:
             for k in authorized_keys:
                 self.add_authorized_key(k)
 
-            self._in = bytearray(max(self.max_packet, wire.MAX_CONTROL_PACKET))
+            self._in = bytearray(max(self.max_packet, _MAX_CONTROL_PACKET))
             self._in_start = 0
             self._in_end = 0
             self.plaintext = bytearray(max_record)
             self.data_len = 0
-            self._ad = bytearray(wire.HEADER_LEN)   # a record's header (sent or received): its AD
+            self._ad = bytearray(_HEADER_LEN)   # a record's header (sent or received): its AD
 
             self.reset_count = 0
             self.error = None
@@ -329,7 +335,7 @@ class Connection2:
             return self._partial(avail)
         buf = self._in
         p = self._in_start
-        # The 8-byte header (wire.put_header): len, msg_id, type, reserved; big-endian.
+        # The 8-byte header (_put_header below): len, msg_id, type, reserved; big-endian.
         body_len = (buf[p] << 8) | buf[p + 1]
         end = p + _HEADER_LEN + body_len
         if _HEADER_LEN + body_len > len(buf):
@@ -465,9 +471,9 @@ class Connection2:
         # AD would allocate two objects per record on MicroPython.
         m = self._local_msg_id
         ad = self._ad
-        wire.put_header(ad, 0, n + _TAG_LEN, m, ptype)
-        copy_into(out, off, ad, 0, wire.HEADER_LEN)
-        self._send_cs.encrypt_with_ad_into(ad, data, 0, n, out, off + wire.HEADER_LEN)
+        _put_header(ad, 0, n + _TAG_LEN, m, ptype)
+        copy_into(out, off, ad, 0, _HEADER_LEN)
+        self._send_cs.encrypt_with_ad_into(ad, data, 0, n, out, off + _HEADER_LEN)
         self._local_msg_id = (m + 1) & 0xFFFF
         return _RECORD_OVERHEAD + n
 
@@ -540,7 +546,7 @@ class Connection2:
         sender = _SEND[self._state]
         if sender is None:
             return 0
-        if len(out) - off < wire.MAX_CONTROL_PACKET:
+        if len(out) - off < _MAX_CONTROL_PACKET:
             raise LocalProtocolError("output buffer too small for a handshake packet")
         try:
             return sender(self, out, off)
@@ -550,9 +556,9 @@ class Connection2:
             return 0
 
     def _frame(self, out, off, ptype, msg):
-        wire.put_header(out, off, len(msg), self._next_msg_id(), ptype)
-        out[off + wire.HEADER_LEN:off + wire.HEADER_LEN + len(msg)] = msg
-        return wire.HEADER_LEN + len(msg)
+        _put_header(out, off, len(msg), self._next_msg_id(), ptype)
+        out[off + _HEADER_LEN:off + _HEADER_LEN + len(msg)] = msg
+        return _HEADER_LEN + len(msg)
 
     def _send_msg1(self, out, off):
         msg, _ = self._hs.write_message(b"")
@@ -568,7 +574,7 @@ class Connection2:
         return self._frame(out, off, _T2_MSG3, msg)
 
     def _send_reset(self, out, off):
-        n = wire.put_control(out, off, _T2_RESET, True)
+        n = _put_control(out, off, _T2_RESET, True)
         self._local_msg_id = 0
         if self._initiator:
             self._enter(_RESET_WAIT)
@@ -585,7 +591,7 @@ class Connection2:
         if clean and self._send_cs is not None:
             n = self._seal_record(_T2_CLOSE, b"", 0, out, off)
         else:
-            n = wire.put_control(out, off, _T2_DISCONNECT, not clean)
+            n = _put_control(out, off, _T2_DISCONNECT, not clean)
         self._enter(_FAILED)
         self._wipe()
         return n
@@ -691,6 +697,30 @@ class Connection2:
         self._pending_done = False
         self._enter(_FAILING)
         return CLOSED
+
+
+def _put_header(out, off, body_len, msg_id, ptype):
+    # The 8-byte outer header (wire.put_header's layout, spec 1.1): len, msg_id, type,
+    # reserved; big-endian u16 each. A copy, so that a protocol 2 node never loads wire.py.
+    out[off] = body_len >> 8
+    out[off + 1] = body_len & 0xFF
+    out[off + 2] = msg_id >> 8
+    out[off + 3] = msg_id & 0xFF
+    out[off + 4] = ptype >> 8
+    out[off + 5] = ptype & 0xFF
+    out[off + 6] = 0
+    out[off + 7] = 0
+
+
+def _put_control(out, off, ptype, error):
+    # A clear Reset or Disconnect packet (wire.put_control's layout): header and the 4-byte
+    # body (len 4, error flag). Returns its length.
+    _put_header(out, off, 4, 0, ptype)
+    out[off + _HEADER_LEN] = 4
+    out[off + _HEADER_LEN + 1] = 0
+    out[off + _HEADER_LEN + 2] = 1 if error else 0
+    out[off + _HEADER_LEN + 3] = 0
+    return _HEADER_LEN + 4
 
 
 def _handlers(i):

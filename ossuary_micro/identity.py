@@ -34,29 +34,28 @@ class Identity:
         self._secret = ed25519_sk_to_x25519(seed, backend.sha512)   # a bytearray
         self.public_key = backend.ed25519_public(bytes(seed))
 
-    @classmethod
-    def from_keys(cls, x25519_secret, ed25519_public, backend=None):
-        """The identity of keys derived elsewhere (the X25519 form of the seed and its Ed25519
-        public key, 32 bytes each), so that no Ed25519/SHA-512 code is loaded to make it.
-        Raises KeyFormatError."""
-        return cls(x25519_secret, backend, ed25519_public)
+    @staticmethod
+    def from_keys(secret, ed25519_public, backend=None):
+        """The identity of keys derived elsewhere (`secret`: the X25519 form of the seed, and
+        its Ed25519 public key, 32 bytes each), so that no Ed25519/SHA-512 code is loaded to
+        make it. Raises KeyFormatError."""
+        return Identity(secret, backend, ed25519_public)
 
     @property
     def static(self):
         """The X25519 static key pair (noise.KeyPair), made on first use."""
         if self._static is None:
             from .noise import key_pair
-            self._static = key_pair(self._backend, self._secret)
-            self.wipe_secret()
+            st = key_pair(self._backend, self._secret)
+            # The seed's X25519 form, now that the KeyPair holds its own copy: wipe() wipes
+            # it, and not the new pair, which is set only afterwards.
+            self.wipe()
+            self._static = st
         return self._static
 
-    def wipe_secret(self):
-        # The seed's X25519 form, once the KeyPair holds its own copy.
+    def wipe(self):
         s = self._secret
         for i in range(len(s)):
             s[i] = 0
-
-    def wipe(self):
-        self.wipe_secret()
         if self._static is not None:
             self._static.wipe()

@@ -55,3 +55,31 @@ def generate_keypair(random=None, backend=None):
     b = backend if backend is not None else get_backend()
     seed = bytes(rnd(KEY_LEN))
     return seed, b.ed25519_public(seed)
+
+
+def is_small_order_key(pub):
+    """True if `pub` encodes a small-order Edwards point (any sign bit)."""
+    # Encodings of the eight small-order Edwards points (with the sign bit masked off), as
+    # libsodium's blocklist, 32 bytes each: the identity `01 00..00`, `00..00` (order 4), p-1
+    # (order 2) and the two order-8 points. A long-term key equal to one of these lets anyone
+    # forge a "signature" (spec 8.2.12), so we never accept one as a peer identity. One bytes
+    # literal: the smallest .mpy (no sign bit is set in any of them).
+    # (A constant of this function, not a module-level name: one interned name fewer.)
+    blocklist = (
+        b"\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+        b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+        b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+        b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+        b"\xec\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
+        b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x7f"
+        b"\x26\xe8\x95\x8f\xc2\xb2\x27\xb0\x45\xc3\xf4\x89\xf2\xef\x98\xf0"
+        b"\xd5\xdf\xac\x05\xd3\xc6\x33\x39\xb1\x38\x02\x88\x6d\x53\xfc\x05"
+        b"\xc7\x17\x6a\x70\x3d\x4d\xd8\x4f\xba\x3c\x0b\x76\x0d\x10\x67\x0f"
+        b"\x2a\x20\x53\xfa\x2c\x39\xcc\xc6\x4e\xc7\xfd\x77\x92\xac\x03\x7a"
+    )
+    k = bytearray(pub)
+    k[31] &= 0x7F
+    for i in range(0, len(blocklist), 32):
+        if k == blocklist[i:i + 32]:
+            return True
+    return False

@@ -14,6 +14,9 @@ except ImportError:  # CPython
     def const(x):
         return x
 
+# The small-order key check lives in keys.py: a protocol 2 node needs it without this module.
+from .keys import is_small_order_key  # noqa: F401
+
 # --- Packet types (spec 1.2) ---
 _T_UNKNOWN = const(0x0000)          # never sent; any unrecognised value acts like it
 T_CLIENT_HANDSHAKE = const(0x0001)
@@ -115,32 +118,3 @@ def put_control(out, off, ptype, error):
     out[off + HEADER_LEN + 2] = 1 if error else 0
     out[off + HEADER_LEN + 3] = 0
     return HEADER_LEN + RESET_BODY_LEN
-
-
-# Encodings of the eight small-order Edwards points (with the sign bit masked off), as
-# libsodium's blocklist, 32 bytes each: the identity `01 00..00`, `00..00` (order 4), p-1
-# (order 2) and the two order-8 points. A long-term key equal to one of these lets anyone
-# forge a "signature" (spec 8.2.12), so we never accept one as a peer identity. One bytes
-# literal: the smallest .mpy (no sign bit is set in any of them).
-_SMALL_ORDER = (
-    b"\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
-    b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
-    b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
-    b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
-    b"\xec\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
-    b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x7f"
-    b"\x26\xe8\x95\x8f\xc2\xb2\x27\xb0\x45\xc3\xf4\x89\xf2\xef\x98\xf0"
-    b"\xd5\xdf\xac\x05\xd3\xc6\x33\x39\xb1\x38\x02\x88\x6d\x53\xfc\x05"
-    b"\xc7\x17\x6a\x70\x3d\x4d\xd8\x4f\xba\x3c\x0b\x76\x0d\x10\x67\x0f"
-    b"\x2a\x20\x53\xfa\x2c\x39\xcc\xc6\x4e\xc7\xfd\x77\x92\xac\x03\x7a"
-)
-
-
-def is_small_order_key(pub):
-    """True if `pub` encodes a small-order Edwards point (any sign bit)."""
-    k = bytearray(pub)
-    k[31] &= 0x7F
-    for i in range(0, len(_SMALL_ORDER), 32):
-        if k == _SMALL_ORDER[i:i + 32]:
-            return True
-    return False

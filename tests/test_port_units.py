@@ -111,7 +111,7 @@ def test_load_config_file_errors(tmp_path):
     p.write_text("[1, 2")
     with pytest.raises(ConfigError, match="not valid JSON"):
         nodeconfig.load_config(str(p))
-    p.write_text("x" * (nodeconfig.MAX_CONFIG_BYTES + 1))
+    p.write_text("x" * (nodeconfig._MAX_CONFIG_BYTES + 1))
     with pytest.raises(ConfigError, match="larger than"):
         nodeconfig.load_config(str(p))
     p.write_text(json.dumps(base(name="ok-1")))

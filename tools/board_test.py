@@ -8,15 +8,16 @@ Runs, from .mpy files (tools/board_emulator.py builds the trees):
     mpremote's `mip install --target /remote/lib` installed the armv6m package of
     `ossuary-deploy --write-mip-package` (the issue 7 item 3 install path);
   * i386 unix build (31-bit small ints, 4-byte words): the node sessions with `-X
-    heapsize=80K` (--heap; the smallest that fits is 76K for protocol 2 and 68K for protocol 1,
-    this machine, 2026-12-02: 80K leaves a margin), the self-test with 96K (--selftest-heap: it
-    also loads the pure backend). Issue 7 asks for 64K: that target is printed as MISSED.
+    heapsize=72K` (--heap; `make board-test` passes BOARD_HEAP, 72K: protocol 2 fits in 68K
+    and protocol 1 in 64K, this machine, 2026-12-02, 72K passed three runs of both), the
+    self-test with 96K (--selftest-heap: it also loads the pure backend). Issue 7 asks for
+    64K: that target is printed as MISSED when the run used more.
 Each emulator that is not installed here (../shared/tools/board-emulator, qemu-system-arm,
 libc6-i386) is reported as SKIPPED with the reason. Prints one line per run with the heap
 figures, then `N passed, N failed, N skipped`. Exit 0 when nothing failed (skips included),
 1 otherwise.
 
-    python tools/board_test.py [--heap 80K] [--selftest-heap 96K] [--only m0|i386] [--json]
+    python tools/board_test.py [--heap 72K] [--selftest-heap 96K] [--only m0|i386] [--json]
 """
 
 import argparse
@@ -133,7 +134,7 @@ def run_target(target, heap, count, work, selftest_heap=None, protocols=(1, 2)):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--heap", default="80K", help="i386 heap of the node sessions (default 80K)")
+    ap.add_argument("--heap", default="72K", help="i386 heap of the node sessions (default 72K)")
     ap.add_argument("--selftest-heap", default="96K", help="i386 heap of the self-test (96K)")
     ap.add_argument("--only", choices=("m0", "i386"))
     ap.add_argument("--count", type=int, default=100, help="readings in the node session")

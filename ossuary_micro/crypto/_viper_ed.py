@@ -10,8 +10,8 @@ import micropython
 
 from .viper import (_bcopy, _wipe, _fe, _FE0, _FE1, _mul, _addk, _cswap, _frombytes, _copy,
                     _reduce, _limbs, _is_zero, _sqn, _pow_2_250_1, _invert, _X1, _X2, _Z2,
-                    _X3, _Z3, _A, _AA, _B, _BB, _C, _D, _I0)
-from .viper import _SCRATCH as _XSCRATCH
+                    _X3, _Z3, _A, _AA, _B, _BB, _C, _D)
+from .viper import _SCRATCH  # X25519's scratch; this module's is added at the end
 
 # ==================== SHA-512
 # SHA-512 (FIPS 180-4) in MicroPython viper, with 64-bit words as 32-bit (hi, lo) halves.
@@ -37,8 +37,9 @@ from .viper import _SCRATCH as _XSCRATCH
 # Streaming API on one module-level context: _sinit(), _supdate(buf, off, n),
 # _sfinal(out, off). Nothing is allocated per block.
 
-_SK = bytearray(640)   # 80 round constants as (hi, lo), native little-endian 32-bit words
-_SIV = bytearray(64)
+# 80 round constants, then the 8 words of the initial value, as (hi, lo), native
+# little-endian 32-bit words (one buffer: one name fewer on a board's heap)
+_SK = bytearray(704)
 _SH = bytearray(64)    # state, 8 words as (hi, lo)
 _SV = bytearray(64)    # working variables a..h, rotated through by index (see _compress)
 _SW = bytearray(128)   # message schedule: a window of 16 words as (hi, lo)
@@ -137,7 +138,7 @@ def _compress(blk, off):
 
 def _sinit():
     """Start a new hash (the previous one, if any, is discarded)."""
-    _bcopy(_SH, 0, _SIV, 0, 64, 0)
+    _bcopy(_SH, 0, _SK, 640, 64, 0)
     _SN[0] = 0
     _SN[1] = 0
 
@@ -195,17 +196,6 @@ def sha512(data):
     return bytes(out)
 
 
-def _root(v, k):
-    # floor(v ** (1 / k)) for k = 2 or 3 by integer Newton steps from above (v < 2**201,
-    # so 2**70 is above the root); the sequence decreases until it reaches the floor.
-    x = 1 << 70
-    while True:
-        y = ((k - 1) * x + v // x ** (k - 1)) // k
-        if y >= x:
-            return x
-        x = y
-
-
 def _init_constants():
     # FIPS 180-4 4.2.3 / 5.3.5, as (hi, lo) little-endian 32-bit words.
     p = 2
@@ -215,18 +205,28 @@ def _init_constants():
         while p % q:
             q += 1
         if q == p:  # p is prime
-            for tbl, k, shift, i in ((_SK, 3, 192, n), (_SIV, 2, 128, n)):
-                if i < len(tbl) // 8:
-                    frac = _root(p << shift, k) & ((1 << 64) - 1)
+            for k, shift, i, top in ((3, 192, n, 80), (2, 128, n + 80, 88)):
+                if i < top:
+                    # floor(v ** (1 / k)) for k = 2 or 3 by integer Newton steps from above
+                    # (v < 2**201, so 2**70 is above the root); the sequence decreases until
+                    # it reaches the floor. (Inline: a function's name would stay interned.)
+                    v = p << shift
+                    x = 1 << 70
+                    while True:
+                        y = ((k - 1) * x + v // x ** (k - 1)) // k
+                        if y >= x:
+                            break
+                        x = y
+                    frac = x & ((1 << 64) - 1)
                     for j in range(4):
-                        tbl[8 * i + j] = (frac >> (32 + 8 * j)) & 255
-                        tbl[8 * i + 4 + j] = (frac >> (8 * j)) & 255
+                        _SK[8 * i + j] = (frac >> (32 + 8 * j)) & 255
+                        _SK[8 * i + 4 + j] = (frac >> (8 * j)) & 255
             n += 1
         p += 1
 
 
 _init_constants()
-del _init_constants, _root  # run once: their bytecode need not stay on the heap
+del _init_constants  # run once: its bytecode need not stay on the heap
 
 
 # ==================== Ed25519
@@ -252,16 +252,13 @@ def _pt():
 
 # Temporaries for point arithmetic and decoding.
 # X25519 and Ed25519 never run at the same time: the point temporaries are the ladder's
-# elements under other names (11 fewer resident elements). _E, and _BB, _C, _D (the inversion
-# chain's _I0.._I2, and the comb's candidate sum _P below) are left alone, since _encode's and
+# elements (_TMP below; 11 fewer resident elements). _E, and _BB, _C, _D (the inversion
+# chain's temporaries, and the comb's candidate sum _P below) are left alone, since _encode's and
 # _decode's exponentiations use them while the point temporaries hold live values.
-_TA = _X1; _TB = _X2; _TC = _Z2; _TD = _X3
-_TE = _Z3; _TF = _A; _TG = _AA; _TH = _B
 _Q = _pt()
 _R = _pt()
 _P = (_BB, _C, _D, _fe())
 _ENC = bytearray(32)
-_CHK = bytearray(32)
 _DIG = bytearray(64)
 _H = bytearray(64)  # SHA-512 of the seed: the secret scalar a, then the nonce prefix
 
@@ -269,7 +266,9 @@ _H = bytearray(64)  # SHA-512 of the seed: the secret scalar a, then the nonce p
 # The point functions and the loops that call them keep functions and elements in locals (a
 # one-byte load; a global is a dictionary look-up, much of the interpreter's time on a
 # Cortex-M0): the temporaries come in one unpacking of _TMP.
-_TMP = (_TA, _TB, _TC, _TD, _TE, _TF, _TG, _TH)
+# The eight are the ladder's _X1, _X2, _Z2, _X3, _Z3, _A, _AA, _B, called ta .. th here (not
+# module-level names of their own: every name of a loaded module stays interned on the heap).
+_TMP = (_X1, _X2, _Z2, _X3, _Z3, _A, _AA, _B)
 
 
 def _p_add(o, p, q):
@@ -309,43 +308,46 @@ def _p_zero(o):
 def _encode(out, p):
     # out[0:32] = y with the sign (parity) of x in bit 255 (RFC 8032 5.1.2). A reduced
     # element's parity is bit 0 of its first limb, the first byte of the (little-endian) array.
-    _invert(_TA, p[2])
-    _mul(_TB, p[0], _TA); _reduce(_TB, 20, 8, 19)
-    _mul(_TC, p[1], _TA); _reduce(_TC, 20, 8, 19)
-    _limbs(_TC, out, 0, 0, 0, -1)  # to bytes
-    out[31] |= (_TB[0] & 1) << 7
+    ta, tb, tc, td, te, tf, tg, th = _TMP
+    _invert(ta, p[2])
+    _mul(tb, p[0], ta); _reduce(tb, 20, 8, 19)
+    _mul(tc, p[1], ta); _reduce(tc, 20, 8, 19)
+    _limbs(tc, out, 0, 0, 0, -1)  # to bytes
+    out[31] |= (tb[0] & 1) << 7
 
 
 def _decode(o, s, neg):
     # Strict decoding (RFC 8032 5.1.3) of the 32 bytes s into the point o, negated when neg
     # is 1 (verification wants -A): False for y >= p, no square root, or x == 0 with the
     # sign bit set. Public data only, so plain comparisons.
+    ta, tb, tc, td, te, tf, tg, th = _TMP
     mul = _mul; addk = _addk  # locals: see _TMP
     y = o[1]
     _frombytes(y, s, 0)
     _reduce(y, 20, 8, 19)  # a reduced element is loose too
     sign = s[31] >> 7
-    _limbs(y, _CHK, 0, 0, 0, -1)  # to bytes
-    _CHK[31] |= sign << 7
-    if _CHK != s:
+    chk = _DIG  # its first 32 bytes (free here: the hashes that use it come later)
+    _limbs(y, chk, 0, 0, 0, -1)  # to bytes
+    chk[31] |= sign << 7
+    if chk[0:32] != s:
         return False  # y was not canonical
-    mul(_TB, y, y)
-    addk(_TC, _TB, _FE1, -1)                # u = y^2 - 1
-    mul(_TD, _TB, _DC); addk(_TD, _TD, _FE1, 1)  # v = d y^2 + 1
+    mul(tb, y, y)
+    addk(tc, tb, _FE1, -1)                # u = y^2 - 1
+    mul(td, tb, _DC); addk(td, td, _FE1, 1)  # v = d y^2 + 1
     # x = u v^3 (u v^7)^((p-5)/8)
-    mul(_TE, _TD, _TD); mul(_TE, _TE, _TD)  # v^3
-    mul(_TF, _TE, _TE); mul(_TF, _TF, _TD)  # v^7
-    mul(_TF, _TF, _TC)                      # u v^7
-    _pow_2_250_1(_TF, _TG)                  # _I0 = (u v^7)^(2^250 - 1)
-    _sqn(_I0, _I0, 2)
-    mul(_TF, _I0, _TF)                      # ^(2^252 - 3)
-    mul(_TF, _TF, _TE); mul(o[0], _TF, _TC)  # x
+    mul(te, td, td); mul(te, te, td)  # v^3
+    mul(tf, te, te); mul(tf, tf, td)  # v^7
+    mul(tf, tf, tc)                      # u v^7
+    _pow_2_250_1(tf, tg)                  # _BB = (u v^7)^(2^250 - 1)
+    _sqn(_BB, _BB, 2)
+    mul(tf, _BB, tf)                      # ^(2^252 - 3)
+    mul(tf, tf, te); mul(o[0], tf, tc)  # x
     # check v x^2 == u, or == -u (then x *= sqrt(-1))
-    mul(_TG, o[0], o[0]); mul(_TG, _TG, _TD)
-    addk(_TH, _TG, _TC, -1)
-    if not _is_zero(_TH):
-        addk(_TH, _TG, _TC, 1)
-        if not _is_zero(_TH):
+    mul(tg, o[0], o[0]); mul(tg, tg, td)
+    addk(th, tg, tc, -1)
+    if not _is_zero(th):
+        addk(th, tg, tc, 1)
+        if not _is_zero(th):
             return False
         mul(o[0], o[0], _SQRTM1)
     if _is_zero(o[0]) and sign:  # reduces x: its parity is bit 0 of byte 0
@@ -438,23 +440,24 @@ def _ed_verify(pub, msg, sig):
     return _ENC == bytes(sig[0:32])
 
 
-def _init_constants_ed():
+def _init_constants():  # the SHA-512 one's name again: one name fewer on the heap
     # d, 2d and sqrt(-1) from their definitions (RFC 8032 5.1, 5.1.3), then the base point B:
     # y = 4/5 with x even. Checked against the RFC's values by the Ed25519 test vectors.
+    ta, tb, tc, td, te, tf, tg, th = _TMP
     _addk(_DC, _FE0, _FE1, 121666)
     _invert(_DC, _DC)
     _addk(_DC, _FE0, _DC, 121665)
     _addk(_DC, _FE0, _DC, -1)
     _addk(_D2, _DC, _DC, 1)
     _addk(_SQRTM1, _FE0, _FE1, 2)
-    _pow_2_250_1(_SQRTM1, _TG)          # _I0 = 2 ** (2**250 - 1)
-    _sqn(_I0, _I0, 3)                   # 2 ** (2**253 - 8)
-    _addk(_SQRTM1, _FE0, _I0, 8)        # 2 ** (2**253 - 5) = 2 ** ((p - 1) / 4)
-    _addk(_TA, _FE0, _FE1, 5)
-    _invert(_TA, _TA)
-    _addk(_TA, _FE0, _TA, 4)
-    _reduce(_TA, 20, 8, 19)
-    _limbs(_TA, _ENC, 0, 0, 0, -1)  # to bytes
+    _pow_2_250_1(_SQRTM1, tg)          # _BB = 2 ** (2**250 - 1)
+    _sqn(_BB, _BB, 3)                   # 2 ** (2**253 - 8)
+    _addk(_SQRTM1, _FE0, _BB, 8)        # 2 ** (2**253 - 5) = 2 ** ((p - 1) / 4)
+    _addk(ta, _FE0, _FE1, 5)
+    _invert(ta, ta)
+    _addk(ta, _FE0, ta, 4)
+    _reduce(ta, 20, 8, 19)
+    _limbs(ta, _ENC, 0, 0, 0, -1)  # to bytes
     if not _decode(_BT[0], _ENC, 0):
         raise ImportError("ed25519 base point")
     for t in range(1, 4):
@@ -464,8 +467,8 @@ def _init_constants_ed():
             _p_dbl(_BT[t], _BT[t])
 
 
-_init_constants_ed()
-del _init_constants_ed, _pt
+_init_constants()
+del _init_constants, _pt
 
 # Scratch that holds secrets or values derived from them after an X25519 or a signature, wiped
 # by _ladder and _ed_sign before they return (the AEAD wipes its own, _SECRETS below): the
@@ -473,6 +476,6 @@ del _init_constants_ed, _pt
 # before it returns: X25519's (viper.py: the ladder's elements, which the point code uses under
 # other names, inversion temporaries, product scratch), and the SHA-512 state, schedule and
 # block (the seed, h, the nonce r), the comb's last candidate sum (_P). Not wiped: the public
-# results (_Q: A or R, _ENC, _CHK, _R: -A of verification), Python ints holding the scalars mod
+# results (_Q: A or R, _ENC, _R: -A of verification), Python ints holding the scalars mod
 # L (immutable, freed by the collector).
-_SCRATCH = _XSCRATCH + (_SH, _SV, _SW, _SBUF, _DIG, _H, _P[3])
+_SCRATCH = _SCRATCH + (_SH, _SV, _SW, _SBUF, _DIG, _H, _P[3])

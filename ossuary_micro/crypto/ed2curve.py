@@ -14,7 +14,7 @@
 # can complete a handshake with it, so it cannot stand in for anyone else's key.
 
 from ..errors import KeyFormatError
-from ..wire import is_small_order_key
+from ..keys import is_small_order_key
 
 P = (1 << 255) - 19
 

@@ -186,10 +186,10 @@ def _is_zero(a):
 
 _X1 = _fe(); _X2 = _fe(); _Z2 = _fe(); _X3 = _fe(); _Z3 = _fe()
 _A = _fe(); _AA = _fe(); _B = _fe(); _BB = _fe(); _E = _fe(); _C = _fe(); _D = _fe()
-# The inversion chain's temporaries are ladder elements free once the loop is done (and free
-# wherever _viper_ed.py calls the chain: they are not its point temporaries, and the comb's
-# candidate sum _P, which shares them, is dead there).
-_I0 = _BB; _I1 = _C; _I2 = _D
+# The inversion chain's temporaries (t0, t1, t2 in _pow_2_250_1) are the ladder elements _BB,
+# _C, _D, free once the loop is done (and free wherever _viper_ed.py calls the chain: they
+# are not its point temporaries, and the comb's candidate sum _P, which shares them, is dead
+# there). Used under their own names: no aliases, whose names would stay interned on a heap.
 _XK = bytearray(32)
 _U9 = bytearray(32)
 _U9[0] = 9
@@ -204,9 +204,9 @@ def _sqn(o, a, n):
 
 
 def _pow_2_250_1(z, z11):
-    # Leaves z ** (2**250 - 1) in _I0 and z ** 11 in z11 (ref10's chain; shared by inversion
-    # and by Ed25519's square root). Uses _I0.._I2, which must not be z or z11.
-    t0 = _I0; t1 = _I1; t2 = _I2; mul = _mul; sqn = _sqn  # locals: see _ladder
+    # Leaves z ** (2**250 - 1) in _BB and z ** 11 in z11 (ref10's chain; shared by inversion
+    # and by Ed25519's square root). Uses _BB, _C, _D, which must not be z or z11.
+    t0 = _BB; t1 = _C; t2 = _D; mul = _mul; sqn = _sqn  # locals: see _ladder
     mul(t0, z, z)               # z^2
     sqn(t1, t0, 2)              # z^8
     mul(t1, z, t1)              # z^9
@@ -232,8 +232,8 @@ def _pow_2_250_1(z, z11):
 def _invert(o, z):
     # o = z ** (p - 2) = z ** (2**255 - 21); 0 maps to 0.
     _pow_2_250_1(z, _E)
-    _sqn(_I0, _I0, 5)
-    _mul(o, _I0, _E)
+    _sqn(_BB, _BB, 5)
+    _mul(o, _BB, _E)
 
 
 def _ladder(scalar, u):

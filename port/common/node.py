@@ -60,7 +60,11 @@ from binascii import hexlify
 from ossuary_micro.events import (CLIENT, NEED_DATA, HANDSHAKE_DONE, UNTRUSTED_KEY, DATA, RESET,
                                   CLOSED, END_OF_STREAM)
 from ossuary_micro.errors import OssuaryError, ConnectionClosed, ConnectionFailed, OutOfMemory
-from ossuary_micro.wire import const
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
 # The connection module is imported where a session starts, not here: node.main reads the
 # config with nodeconfig and drops it before the connection code is loaded, so the two are
 # never on the heap together; and only the configured protocol's connection module is ever
@@ -87,11 +91,11 @@ class ReadingQueue:
     the queue was full: cumulative), `len(q)`."""
 
     def __init__(self, n):
-        # Capacity n >= 1 (nodeconfig checks queue_max); len(self._sensor) is the capacity.
-        # _value holds each reading's value and up_ms, side by side (a double holds every
+        # Capacity n >= 1 (nodeconfig checks queue_max); len(self.sensor) is the capacity.
+        # value holds each reading's value and up_ms, side by side (a double holds every
         # uptime up to 2**53 ms exactly).
-        self._sensor = bytearray(n)
-        self._value = array("d", bytearray(16 * n))
+        self.sensor = bytearray(n)
+        self.value = array("d", bytearray(16 * n))
         self._head = 0       # slot of the oldest reading
         self._count = 0
         self.first = 0
@@ -104,16 +108,16 @@ class ReadingQueue:
     def append(self, sensor, value, up_ms):
         """Queue one reading of sensor index `sensor` (0..255); return its seq. A full queue
         first drops its oldest reading (counted in `dropped`)."""
-        cap = len(self._sensor)
+        cap = len(self.sensor)
         if self._count == cap:
             self._head = (self._head + 1) % cap
             self._count -= 1
             self.first += 1
             self.dropped += 1
         i = (self._head + self._count) % cap
-        self._sensor[i] = sensor
-        self._value[2 * i] = value
-        self._value[2 * i + 1] = up_ms
+        self.sensor[i] = sensor
+        self.value[2 * i] = value
+        self.value[2 * i + 1] = up_ms
         self._count += 1
         seq = self.next_seq
         self.next_seq += 1
@@ -124,8 +128,8 @@ class ReadingQueue:
         k = seq - self.first
         if not 0 <= k < self._count:
             raise IndexError
-        i = (self._head + k) % len(self._sensor)
-        return self._sensor[i], self._value[2 * i], int(self._value[2 * i + 1])
+        i = (self._head + k) % len(self.sensor)
+        return self.sensor[i], self.value[2 * i], int(self.value[2 * i + 1])
 
     def ack(self, seq):
         """Remove every queued reading up to and including `seq`; return how many left."""
@@ -134,7 +138,7 @@ class ReadingQueue:
             return 0
         if n > self._count:
             n = self._count
-        self._head = (self._head + n) % len(self._sensor)
+        self._head = (self._head + n) % len(self.sensor)
         self._count -= n
         self.first += n
         return n
@@ -208,9 +212,12 @@ class Node:
         self._cursor = 0       # seq of the next reading to send in this session
         self._acked_to = 0     # seqs below this are acknowledged (or were never sent)
         self._skips = []       # seqs the cursor skipped this session (see _ack)
-        self._conn = self._port = self._out = None   # the session's (_session)
-        self._link = None      # the link layer, made on first use and reused (reset) after
-        self._up_ms = 0
+        # Internal state under names the node's modules intern anyway (port, out, link,
+        # up_ms: config keys and argument names): each distinct name is a qstr that stays on
+        # a board's heap. Not an interface.
+        self._conn = self.port = self.out = None   # the session's (_session)
+        self.link = None      # the link layer, made on first use and reused (reset) after
+        self.up_ms = 0
         self._last_tick = board.clock()
         self._next_due = self._last_tick
 
@@ -219,9 +226,9 @@ class Node:
     def uptime_ms(self):
         """Milliseconds since the Node was made; accumulated so ticks_ms wrap-around is harmless."""
         now = self.board.clock()
-        self._up_ms += time.ticks_diff(now, self._last_tick)
+        self.up_ms += time.ticks_diff(now, self._last_tick)
         self._last_tick = now
-        return self._up_ms
+        return self.up_ms
 
     def _ms_until_due(self):
         return time.ticks_diff(self._next_due, self.board.clock())
@@ -239,7 +246,7 @@ class Node:
                 value = s.read()
                 ok = value - value == 0   # not NaN or +-inf: JSON cannot carry those
             except Exception as e:  # a flaky sensor must not stop the node
-                self.board.log("sensor %s failed: %s" % (s.name, _reason(e)))
+                self.board.log("sensor %s failed: %s" % (s.name, _why(e)))
                 ok = False
             if not ok:
                 continue  # no reading, so no seq: a gap in seq always means a drop
@@ -297,14 +304,14 @@ class Node:
                 # OutOfMemory above all; anything else (re-importing the Ed25519 module on a
                 # nearly full i386 heap once gave an ImportError) is retried the same way
                 # rather than ending the node.
-                log("cannot derive the node's keys: %s; retry in %d ms" % (_reason(e), backoff))
+                log("cannot derive the node's keys: %s; retry in %d ms" % (_why(e), backoff))
                 self._idle(backoff)
                 backoff = min(backoff * 2, self.cfg["retry_max_ms"])
         while True:
             try:
                 port = self.board.open_transport(self.cfg)
             except (OSError, OssuaryError, MemoryError) as e:
-                log("cannot open transport: %s; retry in %d ms" % (_reason(e), backoff))
+                log("cannot open transport: %s; retry in %d ms" % (_why(e), backoff))
                 self._idle(backoff)
                 backoff = min(backoff * 2, self.cfg["retry_max_ms"])
                 continue
@@ -330,12 +337,12 @@ class Node:
                 log("%d readings acknowledged, done" % self.acked)
                 return self.acked
             except OssuaryError as e:
-                log("session ended: %s" % _reason(e))
+                log("session ended: %s" % _why(e))
             except OSError as e:
-                log("transport error: %s" % _reason(e))
+                log("transport error: %s" % _why(e))
             except Exception as e:
                 # A bug below us must not end a node in the field: log it by type, reconnect.
-                log("unexpected %s: %s" % (type(e).__name__, _reason(e)))
+                log("unexpected %s: %s" % (type(e).__name__, _why(e)))
             finally:
                 self.board.close_transport(port)
             if self.acked > acked_before:
@@ -355,13 +362,13 @@ class Node:
         # Imported here: a TCP or bare node never loads the link's code (heap on a board).
         from ossuary_micro.link import Link
         from ossuary_io.link import LinkStream
-        if self._link is None:
-            self._link = Link(self.board.clock, self.board.random, baud=t["baud"])
+        if self.link is None:
+            self.link = Link(self.board.clock, self.board.random, baud=t["baud"])
         else:
             # A reopened port: a new link session, so the collector's end discards whatever
             # of the last session was still in flight (a half-written packet included).
-            self._link.reset()
-        return LinkStream(self._link, port)
+            self.link.reset()
+        return LinkStream(self.link, port)
 
     def _derive_identity(self):
         # Protocol 2's keys (the X25519 form of the seed, the Ed25519 public key it announces),
@@ -406,12 +413,12 @@ class Node:
         q = self.queue
         conn = self._connection()
         self._conn = conn
-        self._port = port
-        self._rpos = self._rend = 0
-        if self._out is None:
+        self.port = port
+        self._in_start = self._in_end = 0
+        if self.out is None:
             # Made once per node: one packet out (a handshake message, or a data record and
             # a REKEY record before it: 24 bytes more), and a small read window.
-            self._out = memoryview(bytearray(max(conn.max_packet, 208) + 24))
+            self.out = memoryview(bytearray(max(conn.max_packet, 208) + 24))
             self._in = memoryview(bytearray(_READ))
         done = False
         up = False                 # established, readings may be sent
@@ -485,7 +492,7 @@ class Node:
                             # acks. Sockets and UARTs buffer a record at once.
                             if link and port.link.writable < len(rec) + _DATA_OVERHEAD:
                                 break
-                            self._write(conn.send_data(rec, self._out))
+                            self._write(conn.send_data(rec, self.out))
                             self.sent += 1
                         self._cursor += 1
                         busy = True
@@ -506,7 +513,7 @@ class Node:
                 except Exception:
                     pass
             conn.close()        # wipes the session keys
-            self._conn = self._port = None
+            self._conn = self.port = None
 
     def _catch_up(self):
         # The full queue dropped readings this session had not sent yet: the cursor skips
@@ -557,20 +564,20 @@ class Node:
             self._flush()
             if ev != NEED_DATA:
                 return ev
-            if self._rpos >= self._rend:
-                self._rpos = 0
-                self._rend = self._read()
-                if not self._rend:
+            if self._in_start >= self._in_end:
+                self._in_start = 0
+                self._in_end = self._read()
+                if not self._in_end:
                     return NEED_DATA
-            took = conn.receive_data(self._in[self._rpos:self._rend])
+            took = conn.receive_data(self._in[self._in_start:self._in_end])
             if not took:
                 return NEED_DATA
-            self._rpos += took
+            self._in_start += took
 
     def _read(self):
         # Read what the transport has into the read window, without waiting; the count.
         # Raises ConnectionFailed on end of file, OSError when the transport fails.
-        t = self._port
+        t = self.port
         n = len(self._in)
         try:
             # A transport that says how much is waiting (UART, LinkStream) is asked first.
@@ -595,7 +602,7 @@ class Node:
     def _flush(self):
         # Write every handshake, Reset or Disconnect packet the connection has.
         while True:
-            n = self._conn.data_to_send(self._out)
+            n = self._conn.data_to_send(self.out)
             if not n:
                 return
             self._write(n)
@@ -608,7 +615,7 @@ class Node:
         since = self.board.clock()
         while off < n:
             try:
-                w = self._port.write(self._out[off:n])
+                w = self.port.write(self.out[off:n])
             except OSError as e:
                 if not _again(e):
                     raise
@@ -687,7 +694,7 @@ def _unload(name):
             pass
 
 
-def _reason(e):
+def _why(e):  # (nodeconfig's name for its own: one interned name for both)
     # One short line for a log: the message, or the class name if there is none.
     if isinstance(e, MemoryError):
         return "out of memory"

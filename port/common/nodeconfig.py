@@ -27,24 +27,28 @@ from ossuary_micro.keys import parse_key
 from ossuary_micro.errors import KeyFormatError
 from sensors import ConfigError  # noqa: F401 (part of this module's interface)
 
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
 # Largest config file we read: a real one is well under 1 KiB; bounded so a wrong path
-# (a log, a firmware image) cannot exhaust a board's heap.
-MAX_CONFIG_BYTES = 4096
+# (a log, a firmware image) cannot exhaust a board's heap. A private const: no interned name.
+_MAX_CONFIG_BYTES = const(4096)
 
-# Names that go into readings: 1-32 chars of [A-Za-z0-9_.-] (docs/design.md, "Sensor readings").
-_NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"
-
-_TOP_KEYS = ("name", "transport", "wifi", "interval_s", "secret_key", "secret_key_file",
-             "collector_key", "sensors", "max_readings", "retry_min_ms", "retry_max_ms",
-             "repl_uart", "queue_max", "protocol", "comment")
+# (The tables below are constants inside the functions that use them, not module-level
+# names: every name of a loaded module stays interned on a board's heap.)
 
 
 def check_name(value, what):
     """Return `value` if it is a valid node/sensor name, else raise ConfigError."""
     if not isinstance(value, str) or not 1 <= len(value) <= 32:
         raise ConfigError("%s must be a string of 1-32 characters" % what)
+    # Names that go into readings: [A-Za-z0-9_.-] (docs/design.md, "Sensor readings").
+    chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"
     for c in value:
-        if c not in _NAME_CHARS:
+        if c not in chars:
             raise ConfigError("%s may only use letters, digits, '_', '.' and '-'" % what)
     return value
 
@@ -54,30 +58,29 @@ def check_unit(value, what):
     if not isinstance(value, str) or len(value) > 8:
         raise ConfigError("%s must be a string of at most 8 characters" % what)
     for c in value:
-        if not " " <= c <= "~" or c in "\"\\":
+        c = ord(c)  # codes, not one-character strings: fewer interned strings on a board
+        if c < 32 or c > 126 or c == 34 or c == 92:  # outside " " .. "~", or '"' or '\'
             raise ConfigError("%s must be printable ASCII without quotes" % what)
     return value
 
 
 def _int(cfg, key, what, lo, hi, default=None):
+    # An integer lo..hi; any number (float too) when the bounds are floats. One function for
+    # both: one interned name fewer on a board's heap.
     v = cfg.get(key, default)
+    num = isinstance(lo, float)
     # bool is an int subclass on CPython: "true" is not a baud rate.
-    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-        raise ConfigError("%s must be an integer %d..%d" % (what, lo, hi))
+    if (not (isinstance(v, int) or num and isinstance(v, float)) or isinstance(v, bool)
+            or not lo <= v <= hi):
+        raise ConfigError("%s must be %s %s..%s" % (what, "a number" if num else "an integer",
+                                                    lo, hi))
     return v
 
 
-def _number(cfg, key, what, lo, hi, default=None):
+def _str(cfg, key, what, hi=64, default=None):
     v = cfg.get(key, default)
-    if not isinstance(v, (int, float)) or isinstance(v, bool) or not lo <= v <= hi:
-        raise ConfigError("%s must be a number %s..%s" % (what, lo, hi))
-    return v
-
-
-def _str(cfg, key, what, maxlen=64, default=None):
-    v = cfg.get(key, default)
-    if not isinstance(v, str) or not 1 <= len(v) <= maxlen:
-        raise ConfigError("%s must be a string of 1-%d characters" % (what, maxlen))
+    if not isinstance(v, str) or not 1 <= len(v) <= hi:
+        raise ConfigError("%s must be a string of 1-%d characters" % (what, hi))
     return v
 
 
@@ -101,7 +104,7 @@ def _check_transport(t):
             out["id"] = _int(t, "id", "transport.id", 0, 7, 0)
             for pin in ("tx", "rx"):
                 if pin in t:
-                    out[pin] = _int(t, pin, "transport." + pin, 0, 63)
+                    out[pin] = _int(t, pin, "transport.%s" % pin, 0, 63)
         out["timeout_ms"] = _int(t, "timeout_ms", "transport.timeout_ms", 1, 10000, 50)
         link = t.get("link", True)
         if not isinstance(link, bool):
@@ -114,31 +117,32 @@ def _check_transport(t):
     raise ConfigError("transport.type must be \"uart\" or \"tcp\"")
 
 
-def _check_sensors(lst):
-    if lst is None:
+def _check_sensors(sensors):
+    if sensors is None:
         return None  # the board's default sensors
-    if not isinstance(lst, list) or not 1 <= len(lst) <= 8:
+    if not isinstance(sensors, list) or not 1 <= len(sensors) <= 8:
         raise ConfigError("sensors must be a list of 1-8 objects")
     out = []
     names = []
-    for i, s in enumerate(lst):
+    for i, s in enumerate(sensors):
         what = "sensors[%d]" % i
+        at = what + "."  # + the field's name (short string constants are interned names)
         if not isinstance(s, dict):
             raise ConfigError("%s must be an object" % what)
         c = dict(s)
-        c["type"] = check_name(s.get("type"), what + ".type")
+        c["type"] = check_name(s.get("type"), at + "type")
         if "name" in s:
-            check_name(s["name"], what + ".name")
+            check_name(s["name"], at + "name")
             if s["name"] in names:
                 raise ConfigError("%s.name %s is used twice" % (what, s["name"]))
             names.append(s["name"])
         if "unit" in s:
-            check_unit(s["unit"], what + ".unit")
+            check_unit(s["unit"], at + "unit")
         for k in ("scale", "offset", "start", "step", "min", "max"):
             if k in s:
-                _number(s, k, what + "." + k, -1e9, 1e9)
+                _int(s, k, at + k, -1e9, 1e9)
         if "pin" in s:
-            _int(s, "pin", what + ".pin", 0, 63)
+            _int(s, "pin", at + "pin", 0, 63)
         out.append(c)
     return out
 
@@ -153,13 +157,16 @@ def parse_config(cfg, read_key=None):
     """
     if not isinstance(cfg, dict):
         raise ConfigError("the config must be a JSON object")
+    keys = ("name", "transport", "wifi", "interval_s", "secret_key", "secret_key_file",
+            "collector_key", "sensors", "max_readings", "retry_min_ms", "retry_max_ms",
+            "repl_uart", "queue_max", "protocol", "comment")
     for k in cfg:
-        if k not in _TOP_KEYS:
+        if k not in keys:
             # A misspelt key silently falling back to a default is worse than an error.
             raise ConfigError("unknown config key %r" % (k,))
     out = {"name": check_name(cfg.get("name"), "name"),
            "transport": _check_transport(cfg.get("transport"))}
-    out["interval_ms"] = int(_number(cfg, "interval_s", "interval_s", 0.05, 86400, 10) * 1000)
+    out["interval_ms"] = int(_int(cfg, "interval_s", "interval_s", 0.05, 86400, 10) * 1000)
     out["max_readings"] = _int(cfg, "max_readings", "max_readings", 0, 1 << 30, 0)
     out["retry_min_ms"] = _int(cfg, "retry_min_ms", "retry_min_ms", 10, 600000, 500)
     out["retry_max_ms"] = _int(cfg, "retry_max_ms", "retry_max_ms", out["retry_min_ms"],
@@ -217,9 +224,9 @@ def _why(e):
     return str(e) or type(e).__name__
 
 
-def _read_small(path, limit):
-    # Read a text file of at most `limit` bytes; ValueError if it is bigger. In chunks:
-    # f.read(limit + 1) makes MicroPython ask for limit + 1 contiguous bytes up front, whatever
+def _read_small(path, hi):
+    # Read a text file of at most `hi` bytes; ValueError if it is bigger. In chunks:
+    # f.read(hi + 1) makes MicroPython ask for hi + 1 contiguous bytes up front, whatever
     # the file's size, which a board's fragmented heap may not have.
     parts = []
     n = 0
@@ -229,8 +236,8 @@ def _read_small(path, limit):
             if not chunk:
                 break
             n += len(chunk)
-            if n > limit:
-                raise ValueError("file is larger than %d bytes" % limit)
+            if n > hi:
+                raise ValueError("file is larger than %d bytes" % hi)
             parts.append(chunk)
     return b"".join(parts).decode()
 
@@ -242,7 +249,7 @@ def load_config(path, read_key=None):
     Raises ConfigError (missing/unreadable file, not JSON, invalid field).
     """
     try:
-        text = _read_small(path, MAX_CONFIG_BYTES)
+        text = _read_small(path, _MAX_CONFIG_BYTES)
     except (OSError, ValueError) as e:
         # UnicodeError is a ValueError on both interpreters.
         raise ConfigError("cannot read config %s: %s" % (path, _why(e)))

@@ -49,6 +49,6 @@ class SimulatedTemperature:
         return v
 
 
-def sensor_opts(s, default_name, default_unit=None):
-    """(name, unit) for a sensor config entry, with the board's defaults."""
-    return s.get("name", default_name), s.get("unit", default_unit)
+def sensor_opts(s, name, unit=None):
+    """(name, unit) for a sensor config entry, `name` and `unit` the board's defaults."""
+    return s.get("name", name), s.get("unit", unit)

@@ -720,6 +720,19 @@ def test_private_header_length_matches_wire():
         return
     from ossuary_micro import connection2, wire, wire2
     assert connection2._HEADER_LEN == wire.HEADER_LEN
+    assert connection2._MAX_CONTROL_PACKET == wire.MAX_CONTROL_PACKET
+    import ossuary_micro   # the package's copies (it does not load wire.py either)
+    assert ossuary_micro.MAX_RECORD == wire.MAX_RECORD
+    assert ossuary_micro.MAX_CONTROL_PACKET == wire.MAX_CONTROL_PACKET
+    # connection2's copies of wire's header and control packet writers (it does not load wire)
+    for args in ((4, 0, 0x0211, True), (4, 0, 0x0210, False)):
+        a, b = bytearray(12), bytearray(12)
+        assert connection2._put_control(a, 0, args[2], args[3]) == wire.put_control(
+            b, 0, args[2], args[3]) and a == b
+    a, b = bytearray(8), bytearray(8)
+    connection2._put_header(a, 0, 0x1234, 0xABCD, 0x0220)
+    wire.put_header(b, 0, 0x1234, 0xABCD, 0x0220)
+    assert a == b
     # ... and so are wire2's packet types and sizes, which connection2 keeps as private
     # consts so that a node never loads wire2.py.
     for name in ("T2_MSG1", "T2_MSG2", "T2_MSG3", "T2_DISCONNECT", "T2_RESET", "T2_DATA",
@@ -730,6 +743,8 @@ def test_private_header_length_matches_wire():
     # _server2.py's copies of the states its handlers move to.
     from ossuary_micro import _server2
     for name in ("_SERVER_SEND_MSG2", "_SERVER_WAIT_MSG3", "_WAIT_APPROVAL", "_ESTABLISHED"):
+        assert getattr(_server2, name) == getattr(connection2, name), name
+    for name in ("_MSG1_LEN", "_MSG3_LEN", "_MSG3_KEYLESS_LEN", "_T2_MSG2"):
         assert getattr(_server2, name) == getattr(connection2, name), name
 
 
