@@ -21,6 +21,7 @@ from ossuary_micro.errors import LocalProtocolError, ConnectionClosed  # noqa: E
 from tests.portable._pair import (Clock, DetRandom, CLIENT_SEED, SERVER_SEED,  # noqa: E402
                                   SERVER_PUB)
 from tests.portable._pair2 import Link2  # noqa: E402
+from tests.test_record_paths import check_partial_timer_cleared  # noqa: E402
 
 _Base = _host._Connection2      # connection2.py's own class: the general path only
 
@@ -251,25 +252,7 @@ def test_host_send_data_answers_unusual_arguments_as_the_general_path():
 
 
 def test_host_path_clears_the_partial_packet_timer_as_the_general_path():
-    for cls in (Connection2, _Base):
-        clock = Clock()
-        link = _pair_of(cls, clock)
-        c, s = link.client, link.server
-        out = bytearray(100)
-        for _ in range(3):
-            n = c.send_data(b"r" * 50, out)
-            s.receive_data(out, 30)                 # a partial packet starts the timer
-            assert s.next_event() == NEED_DATA
-            clock.now += 3000                      # below timeout_ms (4000)
-            s.receive_data(out[30:n])
-            assert s.next_event() == DATA and s.next_event() == NEED_DATA
-        # Had the timer survived the completed packets, this partial one would time out.
-        n = c.send_data(b"r" * 50, out)
-        s.receive_data(out, 10)
-        clock.now += 3000
-        assert s.next_event() == NEED_DATA, cls
-        s.receive_data(out[10:n])
-        assert s.next_event() == DATA, cls
+    check_partial_timer_cleared((Connection2, _Base), _pair_of)
 
 
 # ---------------------------------------------------------------- differential, hypothesis
