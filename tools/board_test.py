@@ -40,6 +40,9 @@ def figures(out):
     f = {}
     for k, v in re.findall(r"^([a-z_]+) (-?\d+)\s*$", out, re.M):
         f[k] = int(v)
+    m = re.search(r"n_qstr=(\d+)", out)
+    if m:
+        f["qstrs"] = int(m.group(1))
     blocks = [int(b) for b in re.findall(r"max blk sz: (\d+)", out)]
     if blocks and "block_bytes" in f:
         f["max_block"] = max(blocks) * f["block_bytes"]
@@ -154,8 +157,9 @@ def main(argv=None):
         heap = ""
         if "heap_peak" in fig:
             heap = (" heap peak %d B (node %d B, in-process peer %d B, boot %d B, largest block"
-                    " %s B)" % (fig["heap_peak"], fig["node_peak"], fig["peer"],
-                                fig.get("boot_peak", 0), fig.get("max_block", "?")))
+                    " %s B, %s qstrs)" % (fig["heap_peak"], fig["node_peak"], fig["peer"],
+                                fig.get("boot_peak", 0), fig.get("max_block", "?"),
+                                fig.get("qstrs", "?")))
         print("%-7s %s%s%s" % (status, name, heap, (": " + detail) if detail else ""))
     for proto in (2, 1):
         peaks = [(n.split(":")[0], f["node_peak"]) for n, _, _, f in rows

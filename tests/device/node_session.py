@@ -335,6 +335,10 @@ def main(count=100, path="heap_node_config.json", oom=0, protocol=1):
           "node_peak %d\nblock_bytes %d\noom_failures %d"
           % (ms, _samples, _START, max(_peak, _boot), _boot, _peer, node_peak, _BLOCK,
              board.failures))
+    if _mem_info is not None:
+        # "qstr pool: n_pool=.., n_qstr=N, ..": the names interned so far (the node's, the
+        # harness's and the peer's); tools/board_test.py reads n_qstr.
+        micropython.qstr_info()
     ok = (status == 0 and link.readings == count and not link.bad and board.failures == oom
           and board.acked == count)
     print("readings %d %s" % (link.readings, "ok" if ok else "FAILED (status %d, bad %d, acked %d)"
