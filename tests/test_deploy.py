@@ -154,6 +154,39 @@ def test_dry_run_prints_commands_and_changes_nothing(env):
     assert "public key" in r.stdout
 
 
+def test_board_code_is_compiled_without_line_numbers_unless_asked(env):
+    # ossuary-deploy compiles with mpy-cross -O3 (MPY_OPT): no line-number tables, a smaller
+    # heap on the board. --line-numbers keeps them: the same module is then larger, and a
+    # traceback from it names the real line.
+    sizes = {}
+    for extra in ((), ("--line-numbers",)):
+        build = env["tmp"] / ("build" + "".join(extra))
+        r = subprocess.run([sys.executable, "-m", "host_tools.deploy", "--config", str(env["cfg"]),
+                            "--build-dir", str(build), "--port", "/dev/ttyACM9", "--board", "rp2",
+                            "--dry-run"] + list(extra), env=env["env"], cwd=str(env["tmp"]),
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        sizes[extra] = os.path.getsize(str(build / "rp2" / "lib" / "node.mpy"))
+    assert sizes[()] < sizes[("--line-numbers",)] * 0.97, sizes
+
+
+def test_board_code_has_no_assert_statements():
+    # -O3 (and -O1 already) compiles `assert` away: a check written as one would vanish on the
+    # board. Everything deploy installs must use plain `if ...: raise` instead.
+    import ast
+    sys.path.insert(0, ROOT)
+    from host_tools import deploy as d
+    srcs = [s for _, s in d.library_files()] + [s for _, s in d.board_files("rp2")
+                                                + d.board_files("esp32")]
+    assert len(srcs) > 20
+    found = []
+    for src in srcs:
+        with open(os.path.join(ROOT, src)) as f:
+            tree = ast.parse(f.read())
+        found += ["%s:%d" % (src, n.lineno) for n in ast.walk(tree) if isinstance(n, ast.Assert)]
+    assert not found, found
+
+
 def test_no_such_port(env):
     r = deploy(env, "--port", "/dev/ttyNOPE", "--board", "rp2")
     assert r.returncode == 3

@@ -39,7 +39,7 @@ _TREE = (
 
 
 sys.path.insert(0, ROOT)
-from host_tools.deploy import HOST_ONLY, THUMB_ARCHS, THUMB_ONLY  # noqa: E402
+from host_tools.deploy import HOST_ONLY, MPY_OPT, THUMB_ARCHS, THUMB_ONLY  # noqa: E402
 
 
 class EmulatorError(Exception):
@@ -132,10 +132,12 @@ def build_mpy(arch, out_dir):
 
 
 def compile_one(arch, src, dst, exe=None):
-    """mpy-cross -march=ARCH SRC -o DST (folders made). Raises EmulatorError when it fails."""
+    """mpy-cross -march=ARCH SRC -o DST (folders made), with the options ossuary-deploy
+    gives a board (MPY_OPT). Raises EmulatorError when it fails."""
     os.makedirs(os.path.dirname(dst), exist_ok=True)
-    p = subprocess.run([exe or _mpy_cross(), "-march=" + arch, "-s", os.path.relpath(src, ROOT),
-                        "-o", dst, src], capture_output=True, text=True, timeout=120)
+    p = subprocess.run([exe or _mpy_cross()] + list(MPY_OPT)
+                       + ["-march=" + arch, "-s", os.path.relpath(src, ROOT), "-o", dst, src],
+                       capture_output=True, text=True, timeout=120)
     if p.returncode != 0:
         raise EmulatorError("mpy-cross -march=%s %s: %s" % (
             arch, os.path.relpath(src, ROOT), (p.stderr or p.stdout).strip()))
