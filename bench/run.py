@@ -370,7 +370,7 @@ def node_heap(count=100):
             rows.append(("MicroPython unix x86-64 (64-bit objects)", "128 KiB", proto,
                          board_test.figures(out) if ok else None, "" if ok else out[-300:]))
         for target, heap, label in (("m0", None, "Cortex-M0 emulator (armv6m .mpy, mip-installed)"),
-                                    ("i386", "80K", "i386 unix build (32-bit objects)")):
+                                    ("i386", board_test.HEAP, "i386 unix build (32-bit objects)")):
             for name, status, detail, fig in board_test.run_target(target, heap, count, work):
                 if status == "SKIPPED" or "session" in name:
                     proto = int(name[-1]) if "protocol" in name else None

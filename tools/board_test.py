@@ -31,6 +31,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import board_emulator  # noqa: E402
 
 SELFTEST = "import sys; sys.path.append('tests/device'); import selftest; selftest.main()\n"
+# The i386 node sessions' heap (make board-test's BOARD_HEAP and bench/run.py use it too).
+HEAP = "72K"
+
 SESSION = ("import sys; sys.path.append('tests/device'); import node_session; "
            "node_session.main(%d, protocol=%d)\n")
 
@@ -137,7 +140,7 @@ def run_target(target, heap, count, work, selftest_heap=None, protocols=(1, 2)):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--heap", default="72K", help="i386 heap of the node sessions (default 72K)")
+    ap.add_argument("--heap", default=HEAP, help="i386 heap of the node sessions (default %s)" % HEAP)
     ap.add_argument("--selftest-heap", default="96K", help="i386 heap of the self-test (96K)")
     ap.add_argument("--only", choices=("m0", "i386"))
     ap.add_argument("--count", type=int, default=100, help="readings in the node session")
@@ -162,8 +165,9 @@ def main(argv=None):
                                 fig.get("qstrs", "?")))
         print("%-7s %s%s%s" % (status, name, heap, (": " + detail) if detail else ""))
     for proto in (2, 1):
-        peaks = [(n.split(":")[0], f["node_peak"]) for n, _, _, f in rows
-                 if "node_peak" in f and n.endswith("protocol %d" % proto)]
+        # Only runs that passed: a failed run's peak is that of a node that never got far.
+        peaks = [(n.split(":")[0], f["node_peak"]) for n, st, _, f in rows
+                 if st == "ok" and "node_peak" in f and n.endswith("protocol %d" % proto)]
         if peaks:
             # Issue 7's target for a 32-bit board, code loaded from .mpy included; protocol 2
             # is what the node runs by default once the collector speaks it.
