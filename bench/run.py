@@ -371,10 +371,14 @@ def node_heap(count=100):
                          board_test.figures(out) if ok else None, "" if ok else out[-300:]))
         for target, heap, label in (("m0", None, "Cortex-M0 emulator (armv6m .mpy, mip-installed)"),
                                     ("i386", board_test.HEAP, "i386 unix build (32-bit objects)")):
-            for name, status, detail, fig in board_test.run_target(target, heap, count, work):
+            for name, status, detail, fig in board_test.run_target(
+                    target, heap, count, work, link_heap=board_test.LINK_HEAP):
                 if status == "SKIPPED" or "session" in name:
-                    proto = int(name[-1]) if "protocol" in name else None
-                    rows.append((label, "140 KiB" if target == "m0" else heap.replace("K", " KiB"),
+                    # "2 + link": the serial node over the link layer (a UART's default).
+                    proto = (None if "protocol" not in name else "2 + link"
+                             if name.endswith("link layer") else int(name[-1]))
+                    h = board_test.LINK_HEAP if proto == "2 + link" else heap
+                    rows.append((label, "140 KiB" if target == "m0" else h.replace("K", " KiB"),
                                  proto, fig if status == "ok" else None, detail))
     return rows
 
@@ -395,10 +399,10 @@ def render_node_heap(rows):
             out.append("| %s | %s | %s | %s | | | |" % (where, heap, proto or "-",
                                                       "not run: " + (note or "failed")))
             continue
-        out.append("| %s | %s | %d | %d | %d | %d | %s |" % (
+        out.append("| %s | %s | %s | %d | %d | %d | %s |" % (
             where, heap, proto, fig["heap_peak"], fig["node_peak"], fig["peer"],
             fig.get("max_block", "-")))
-        if "32-bit" in where or "armv6m" in where:
+        if ("32-bit" in where or "armv6m" in where) and proto in (1, 2):
             worst[proto] = max(worst.get(proto, 0), fig["node_peak"])
     out.append("")
     for proto in (2, 1):

@@ -33,9 +33,18 @@
 # allocation on the data path (copies go through copy_into, viper on boards), CRC-32 in
 # 16-bit halves (small ints are 31 bits on boards), nonces compared byte by byte.
 
-from .wire import const
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
 from .errors import LocalProtocolError, CryptoError
-from .connection import copy_into
+try:
+    # Viper on boards. Not connection.py's copy: a protocol 2 node on a serial line would
+    # load all of protocol 1's Connection (~10 KB of heap on a 32-bit board) for this.
+    from ._viper_copy import copy_into
+except (ImportError, SyntaxError, NotImplementedError, ValueError):
+    from .connection import copy_into   # CPython, or no viper emitter: the portable copy
 
 # --- Events returned by next_event() ---
 NEED_DATA = const(0)       # nothing latched: do I/O

@@ -4,9 +4,16 @@
 # in-memory UART-like stream (readinto / write / any, like machine.UART). Each write is handed
 # to an AUTH_SERVER Connection in the same process (the collector's side: it authenticates the
 # node's key, counts and checks the readings and acknowledges each); what it answers goes back
-# to the node's read side. The node runs the bare secure channel here ("link": false): the
-# peer is a Connection (protocol 1) or Connection2 (protocol 2), not a link end. Made to run from .mpy files on the MicroPython unix port, the i386 build and the
-# Cortex-M0 emulator (tools/board_emulator.py), and from source on CPython.
+# to the node's read side. By default the node runs the bare secure channel ("link": false):
+# the peer is a Connection (protocol 1) or Connection2 (protocol 2). main(link=True) runs the
+# node as a UART node is configured by default, over the serial link layer (docs/LINK.md): the
+# peer is then link_peer.py's, a link end in front of the Connection, as ossuary-collect runs
+# on a serial line. Made to run from .mpy files on the MicroPython unix port, the i386 build
+# and the Cortex-M0 emulator (tools/board_emulator.py), and from source on CPython.
+#
+# Every name in this file is interned when it loads (a qstr, on the heap on a board): names
+# added here move the node's own names towards a qstr pool boundary, so the link-only code
+# lives in link_peer.py, loaded only by a link run.
 #
 #   micropython -X heapsize=128K tests/device/node_session.py [N]        (cwd: an .mpy tree)
 #   micropython -X heapsize=128K -c "import node_session; node_session.main(100)"  (from .mpy)
@@ -230,7 +237,7 @@ class Link:
         pass
 
 
-def make_peer(protocol):
+def make_peer(protocol, link):
     # The collector's side, made when the node first opens its transport: after its boot (its
     # keys derived and the Ed25519 code unloaded), as a board meets its collector. The
     # connection module the node loads next is loaded first, so that its code is charged to
@@ -244,10 +251,18 @@ def make_peer(protocol):
         # ... and protocol 1 signs in every handshake: the backend's Ed25519 code (viper:
         # crypto/_viper_ed.py, loaded on first use) is the node's too.
         get_backend().ed25519_public(bytes(32))
+    if link:
+        # ... and the link layer's, which the node loads for its transport next.
+        import ossuary_micro.link  # noqa: F401
+        import ossuary_io.link  # noqa: F401
     sample()
     gc.collect()
     base = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
-    link = Link(protocol)
+    if link:
+        import link_peer    # the harness's, charged to the peer
+        link = link_peer.Link(protocol)
+    else:
+        link = Link(protocol)
     gc.collect()
     _peer = (gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0) - base
     return link
@@ -257,9 +272,9 @@ class Board:
     """The node's board glue (port/common/node.py's interface) around the in-memory link.
     `oom` > 0: that many sessions fail with MemoryError inside the library (issue 7)."""
 
-    def __init__(self, protocol, oom):
+    def __init__(self, protocol, oom, link):
         self.protocol = protocol
-        self.link = None
+        self.link = link      # True/False until the peer is made: with the link layer or not
         self.oom = oom
         self.clock = time.ticks_ms
         self.sleep_ms = time.sleep_ms
@@ -276,8 +291,8 @@ class Board:
         return _random(n)
 
     def open_transport(self, cfg):
-        if self.link is None:
-            self.link = make_peer(self.protocol)
+        if isinstance(self.link, bool):
+            self.link = make_peer(self.protocol, self.link)
         self.link.reopen()
         return self.link
 
@@ -309,24 +324,24 @@ class Board:
 # readings must all wait in the queue (a smaller one would drop, and count, the oldest).
 # retry_max_ms 2000: in a heap too small for the node, its 8 "out of memory" retries (then the
 # harness ends it) take ~15 s, not minutes of 30 s backoffs.
-CONFIG = ('{"name": "heap-node", "transport": {"type": "uart", "id": 0, "link": false}, "interval_s": 0.05,'
+CONFIG = ('{"name": "heap-node", "transport": {"type": "uart", "id": 0, "link": %s}, "interval_s": 0.05,'
           ' "max_readings": %d, "queue_max": 24, "protocol": %d, "retry_max_ms": 2000,'
           ' "secret_key": "10866ec48a11f3c56d77a64b2f54aa066c0cb475d8c87d35b491eed6ac0bdebc",'
           ' "collector_key": "2088558ebd9b461dd09df000daf40f87f73840c55418576074393bb970e14698",'
           ' "sensors": [{"type": "sim_temp", "name": "t1"}, {"type": "sim_temp", "name": "t2"}]}')
 
 
-def main(count=100, path="heap_node_config.json", oom=0, protocol=1):
+def main(count=100, path="heap_node_config.json", oom=0, protocol=1, link=False):
     # The config file is written to `path` (default: the current directory, which is the
     # .mpy tree's temporary folder in every run of tests/ and bench/).
     with open(path, "w") as f:
-        f.write(CONFIG % (count, protocol))
+        f.write(CONFIG % (repr(link).lower(), count, protocol))
     # As port/rp2/main.py does: collect before the node's modules load. Without it, importing
     # them on the M0 emulator fails ("allocating 640 bytes") with 67 KB free in runs of up to
     # 4 KB; the cause inside the firmware's loader was not established.
     gc.collect()
     import node
-    board = Board(protocol, oom)
+    board = Board(protocol, oom, link)
     sample()
     t0 = time.ticks_ms()
     status = node.main(board, path)     # the node's real entry point (port/*/main.py)
@@ -336,8 +351,8 @@ def main(count=100, path="heap_node_config.json", oom=0, protocol=1):
     # pools on the heap that double in size when full, so the harness's own names could push
     # the run over a pool boundary and charge a pool to the node.
     link = board.link
-    # (None: the node never opened its transport, out of memory before that)
-    got, bad = (link.readings, link.bad) if link is not None else (0, 0)
+    # (a bool: the node never opened its transport, out of memory before that)
+    got, bad = (0, 0) if isinstance(link, bool) else (link.readings, link.bad)
     node_peak = max(_boot - _START, _peak - _START - _peer)
     print("session_ms %d\nsamples %d\nheap_start %d\nheap_peak %d\nboot_peak %d\npeer %d\n"
           "node_peak %d\nblock_bytes %d\noom_failures %d"
