@@ -54,18 +54,18 @@ PEER_RESET = const(3)      # the peer restarted: both buffers were discarded, re
 EVENT_NAMES = ("NEED_DATA", "LINK_UP", "LINK_DOWN", "PEER_RESET")
 
 # --- Frame types (L2): low nibble of byte 0; flags in the high nibble ---
-T_DATA = const(1)
-T_ACK = const(2)
-T_SYN = const(3)
-F_UP = const(0x10)         # SYN: the sender is synchronised (no reply wanted)
-F_NAK = const(0x20)        # DATA/ACK: a frame after `ack` arrived, `ack` itself is missing
+_T_DATA = const(1)
+_T_ACK = const(2)
+_T_SYN = const(3)
+_F_UP = const(0x10)         # SYN: the sender is synchronised (no reply wanted)
+_F_NAK = const(0x20)        # DATA/ACK: a frame after `ack` arrived, `ack` itself is missing
 
-HEADER_LEN = const(4)      # type|flags, seq, ack, win
-CRC_LEN = const(4)
-SYN_BODY_LEN = const(8)    # sender nonce, echo of the peer's nonce
-NONCE_LEN = const(4)
-MAX_PAYLOAD = const(255)
-MAX_WINDOW = const(16)     # well under half the 8-bit sequence space (go-back-N needs < 256)
+_HEADER_LEN = const(4)      # type|flags, seq, ack, win
+_CRC_LEN = const(4)
+_SYN_BODY_LEN = const(8)    # sender nonce, echo of the peer's nonce
+_NONCE_LEN = const(4)
+_MAX_PAYLOAD = const(255)
+_MAX_WINDOW = const(16)     # well under half the 8-bit sequence space (go-back-N needs < 256)
 
 # --- States (L3, L6). The table owns the rules: name, DATA/ACK frames accepted, SYN
 # retransmission timer running, silence (down_ms) timer running. Transitions:
@@ -197,10 +197,10 @@ class Link:
 
     def __init__(self, clock, random=None, max_payload=128, window=4, rx_size=None,
                  baud=115200, rto_ms=None, max_rto_ms=1000, keepalive_ms=1000, down_ms=3000):
-        if not 1 <= max_payload <= MAX_PAYLOAD:
-            raise LocalProtocolError("max_payload must be 1..%d" % MAX_PAYLOAD)
-        if not 1 <= window <= MAX_WINDOW:
-            raise LocalProtocolError("window must be 1..%d" % MAX_WINDOW)
+        if not 1 <= max_payload <= _MAX_PAYLOAD:
+            raise LocalProtocolError("max_payload must be 1..%d" % _MAX_PAYLOAD)
+        if not 1 <= window <= _MAX_WINDOW:
+            raise LocalProtocolError("window must be 1..%d" % _MAX_WINDOW)
         if rx_size is None:
             rx_size = window * max_payload
         if rx_size < max_payload:
@@ -215,8 +215,8 @@ class Link:
         self.max_payload = max_payload
         self.window = window
         # The largest raw frame: a full DATA frame, or a SYN when payloads are tiny.
-        body_max = max_payload if max_payload > SYN_BODY_LEN else SYN_BODY_LEN
-        raw_max = HEADER_LEN + body_max + CRC_LEN
+        body_max = max_payload if max_payload > _SYN_BODY_LEN else _SYN_BODY_LEN
+        raw_max = _HEADER_LEN + body_max + _CRC_LEN
         # Size of an output buffer that holds any frame data_to_send() writes.
         self.max_frame = encoded_max(raw_max)
         if rto_ms is None:
@@ -236,9 +236,9 @@ class Link:
         self._tx = bytearray(window * max_payload)
         self._tlen = bytearray(window)    # bytes in each slot (max_payload <= 255)
         self._rx = bytearray(rx_size)
-        self._crc = bytearray(CRC_LEN)     # a received frame's CRC, computed for comparison
-        self._nonce = bytearray(NONCE_LEN)
-        self._peer = bytearray(NONCE_LEN)  # all zero: no peer known
+        self._crc = bytearray(_CRC_LEN)     # a received frame's CRC, computed for comparison
+        self._nonce = bytearray(_NONCE_LEN)
+        self._peer = bytearray(_NONCE_LEN)  # all zero: no peer known
 
         # Counters (L7), for tests, benchmarks and logs.
         self.frames_sent = 0
@@ -258,13 +258,13 @@ class Link:
     def _start(self, now):
         # A new session of ours (L3): fresh nonce, empty buffers, Sync.
         while True:
-            b = self._random(NONCE_LEN)
-            if b is None or len(b) != NONCE_LEN:
+            b = self._random(_NONCE_LEN)
+            if b is None or len(b) != _NONCE_LEN:
                 raise CryptoError("random source returned a wrong length")
             if b[0] | b[1] | b[2] | b[3]:
                 break                   # all-zero means "unknown" in the echo field
-        copy_into(self._nonce, 0, b, 0, NONCE_LEN)
-        for i in range(NONCE_LEN):
+        copy_into(self._nonce, 0, b, 0, _NONCE_LEN)
+        for i in range(_NONCE_LEN):
             self._peer[i] = 0
         self._clear()
         self._state = _SYNC
@@ -416,10 +416,10 @@ class Link:
         # One delimited block: decode, check, dispatch (L2). Bad frames only count.
         fr = self._fr
         n = cobs_decode(fr, n)
-        if n < HEADER_LEN + CRC_LEN:
+        if n < _HEADER_LEN + _CRC_LEN:
             self.bad_frames += 1
             return
-        n -= CRC_LEN
+        n -= _CRC_LEN
         c = self._crc
         crc32_into(fr, 0, n, c, 0)
         if c[0] != fr[n] or c[1] != fr[n + 1] or c[2] != fr[n + 2] or c[3] != fr[n + 3]:
@@ -427,19 +427,19 @@ class Link:
             return
         typ = fr[0] & 0x0F
         flags = fr[0] & 0xF0
-        if typ == T_SYN:
-            if n != HEADER_LEN + SYN_BODY_LEN:
+        if typ == _T_SYN:
+            if n != _HEADER_LEN + _SYN_BODY_LEN:
                 self.bad_frames += 1
                 return
             self.frames_received += 1
             self._recv_syn(flags, fr[3])
             return
-        if typ == T_DATA:
-            plen = n - HEADER_LEN
+        if typ == _T_DATA:
+            plen = n - _HEADER_LEN
             if plen < 1 or plen > self.max_payload:
                 self.bad_frames += 1
                 return
-        elif typ != T_ACK or n != HEADER_LEN:
+        elif typ != _T_ACK or n != _HEADER_LEN:
             self.bad_frames += 1
             return
         self.frames_received += 1
@@ -447,9 +447,9 @@ class Link:
             return              # Sync: DATA/ACK belong to a session we do not have (yet)
         now = self._clock()
         self._heard(now)
-        self._recv_ack(fr[2], fr[3], flags & F_NAK, now)
-        if typ == T_DATA:
-            self._recv_data(fr[1], n - HEADER_LEN)
+        self._recv_ack(fr[2], fr[3], flags & _F_NAK, now)
+        if typ == _T_DATA:
+            self._recv_data(fr[1], n - _HEADER_LEN)
 
     def _heard(self, now):
         self._t_rx = now
@@ -461,7 +461,7 @@ class Link:
         # L3: the SYN exchange. fr[4:8] is the sender's nonce, fr[8:12] its echo of ours.
         fr = self._fr
         same = True
-        for i in range(NONCE_LEN):
+        for i in range(_NONCE_LEN):
             if fr[4 + i] != self._nonce[i]:
                 same = False
                 break
@@ -469,7 +469,7 @@ class Link:
             self.bad_frames += 1   # our own nonce: a looped-back line, not a peer
             return
         known = True
-        for i in range(NONCE_LEN):
+        for i in range(_NONCE_LEN):
             if fr[4 + i] != self._peer[i]:
                 known = False
                 break
@@ -481,11 +481,11 @@ class Link:
                 self._events |= 1 << PEER_RESET
                 self._clear()
                 self._state = _SYNC
-            for i in range(NONCE_LEN):
+            for i in range(_NONCE_LEN):
                 self._peer[i] = fr[4 + i]
         if self._state == _SYNC:
             echoed = True
-            for i in range(NONCE_LEN):
+            for i in range(_NONCE_LEN):
                 if fr[8 + i] != self._nonce[i]:
                     echoed = False
                     break
@@ -502,7 +502,7 @@ class Link:
                 self._t_rx = now
         else:
             self._heard(now)
-        if not flags & F_UP:
+        if not flags & _F_UP:
             self._syn_pending = True      # the peer is not synchronised: answer
 
     def _recv_ack(self, ack, win, nak, now):
@@ -547,7 +547,7 @@ class Link:
             k = plen - done
             if tail + k > size:
                 k = size - tail
-            copy_into(self._rx, tail, self._fr, HEADER_LEN + done, k)
+            copy_into(self._rx, tail, self._fr, _HEADER_LEN + done, k)
             tail = (tail + k) % size
             done += k
         self._rlen += plen
@@ -600,13 +600,13 @@ class Link:
         raw = self._raw
         if self._syn_pending:
             self._syn_pending = False
-            raw[0] = T_SYN | (0 if self._state == _SYNC else F_UP)
+            raw[0] = _T_SYN | (0 if self._state == _SYNC else _F_UP)
             raw[1] = 0
             raw[2] = 0
             raw[3] = self._advertise()
-            copy_into(raw, 4, self._nonce, 0, NONCE_LEN)
-            copy_into(raw, 8, self._peer, 0, NONCE_LEN)
-            return self._emit(HEADER_LEN + SYN_BODY_LEN, out, off, now)
+            copy_into(raw, 4, self._nonce, 0, _NONCE_LEN)
+            copy_into(raw, 8, self._peer, 0, _NONCE_LEN)
+            return self._emit(_HEADER_LEN + _SYN_BODY_LEN, out, off, now)
         if self._state == _SYNC:
             return 0
         k = self._next_off
@@ -620,12 +620,12 @@ class Link:
             self._next_off = k + 1
             if self._next_off > self._hi_off:
                 self._hi_off = self._next_off
-            self._header(T_DATA, (self._base + k) & 0xFF)
-            copy_into(raw, HEADER_LEN, self._tx, s * self.max_payload, plen)
-            return self._emit(HEADER_LEN + plen, out, off, now)
+            self._header(_T_DATA, (self._base + k) & 0xFF)
+            copy_into(raw, _HEADER_LEN, self._tx, s * self.max_payload, plen)
+            return self._emit(_HEADER_LEN + plen, out, off, now)
         if self._ack_pending:
-            self._header(T_ACK, 0)
-            return self._emit(HEADER_LEN, out, off, now)
+            self._header(_T_ACK, 0)
+            return self._emit(_HEADER_LEN, out, off, now)
         return 0
 
     def _advertise(self):
@@ -634,7 +634,7 @@ class Link:
 
     def _header(self, typ, seq):
         raw = self._raw
-        raw[0] = typ | (F_NAK if self._nak_pending else 0)
+        raw[0] = typ | (_F_NAK if self._nak_pending else 0)
         raw[1] = seq
         raw[2] = self._expect
         raw[3] = self._advertise()
@@ -646,7 +646,7 @@ class Link:
         raw = self._raw
         crc32_into(raw, 0, n, raw, n)
         out[off] = 0
-        m = cobs_encode(raw, n + CRC_LEN, out, off + 1)
+        m = cobs_encode(raw, n + _CRC_LEN, out, off + 1)
         out[off + 1 + m] = 0
         self._t_tx = now
         self.frames_sent += 1

@@ -2,12 +2,14 @@
 # handshake, reliable ordered delivery, flow control, liveness, peer restarts, and the secure
 # channel running over it. Portable: runs under pytest and under the MicroPython runner.
 
-from ossuary_micro import link as L
 from ossuary_micro.link import Link, crc32, cobs_encode, cobs_decode
 from ossuary_micro import LocalProtocolError
 from ._util import h, raises
 from ._pair import Clock, DetRandom
 from ._linkpair import LinkPair, Feeder, SecurePair
+
+# Frame types, as docs/LINK.md (L2) numbers them: link.py keeps its own as private consts.
+T_DATA, T_ACK, T_SYN = 1, 2, 3
 
 
 def _enc(data):
@@ -112,7 +114,7 @@ def test_first_frame_is_a_syn_with_nonce_and_no_echo():
     f = _frames(link)
     assert len(f) == 1
     raw = _raw(f[0])
-    assert raw[0] == L.T_SYN and raw[1] == 0 and raw[2] == 0
+    assert raw[0] == T_SYN and raw[1] == 0 and raw[2] == 0
     assert raw[3] == 4                                   # credit: rx_size // max_payload
     assert raw[4:8] == DetRandom(b"syn")(4)              # our nonce
     assert raw[8:12] == b"\x00\x00\x00\x00"              # peer unknown
@@ -127,13 +129,13 @@ def test_data_frame_layout_and_piggybacked_ack():
     assert p.a.send(b"hello") == 5
     f = _frames(p.a)
     raw = _raw(f[0])
-    assert raw[0] == L.T_DATA and raw[1] == 0 and raw[2] == 0 and raw[4:] == b"hello"
+    assert raw[0] == T_DATA and raw[1] == 0 and raw[2] == 0 and raw[4:] == b"hello"
     assert raw[3] == 4
     p.b.receive_data(f[0])
     g = _frames(p.b)
     raw = _raw(g[0])
     # ack: next expected seq is 1; credit 3: 5 unread bytes leave room for 3 full frames
-    assert raw == bytes((L.T_ACK, 0, 1, 3))
+    assert raw == bytes((T_ACK, 0, 1, 3))
     assert p.b.readable == 5
 
 
