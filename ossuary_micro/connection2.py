@@ -27,7 +27,7 @@ from .errors import (CryptoError, LocalProtocolError, RemoteProtocolError, Conne
                      ConnectionFailed, ConnectionClosed, KeyFormatError, OutOfMemory)
 from .keys import check_key
 from .rand import default_random
-from .noise import HandshakeState, key_pair
+from .noise import HandshakeState, KeyPair
 from .crypto.ed2curve import ed25519_pk_to_x25519, ed25519_pk_matches_x25519
 # Identity has a module of its own: a node derives its keys at boot with only that module
 # (and the Ed25519 code) loaded, before this one; it is part of this module's interface.
@@ -644,7 +644,7 @@ class Connection2:
         self._wipe()
         static = self._static
         if static is None:
-            static = self._fresh_static = key_pair(self.backend, self._rand(32))
+            static = self._fresh_static = KeyPair(self.backend, self._rand(32))
         self._hs = HandshakeState(self.backend, self._rand, not self.is_server,
                                   _PROLOGUE, static)
         self._absorb_reset = False
