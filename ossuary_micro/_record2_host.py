@@ -52,8 +52,8 @@ class Connection2(_Connection2):
     # The attributes the record path touches, as slots (faster than the instance dict;
     # _record_host.py says why). connection2.py's own methods use them the same way.
     __slots__ = ("_sw", "_ow", "_shdr", "_rhdr", "_srk",
-                 "_sctx", "_skey", "_rctx", "_rkey", "_state", "_in", "_in_mv", "_in_start",
-                 "_in_end", "_cap", "_send_cs", "_recv_cs", "_local_ended", "_remote_ended",
+                 "_sctx", "_skey", "_rctx", "_rkey", "state", "_in", "_in_mv", "_in_start",
+                 "_in_end", "_cap", "_send_cs", "_recv_cs", "local_ended", "remote_ended",
                  "_pending_done", "_partial_t0", "max_record", "data_len", "plaintext")
 
     def __init__(self, *args, **kwargs):
@@ -189,7 +189,7 @@ class Connection2(_Connection2):
         # send_data's windows on out[off:] for n-byte records, or None: the general path
         # (another state or backend, or arguments it refuses with the precise error).
         self._drop_send()
-        if (self._state != _ESTABLISHED or self._local_ended or n > self.max_record
+        if (self.state != _ESTABLISHED or self.local_ended or n > self.max_record
                 or off < 0):
             return None
         cs = self._send_cs
@@ -224,7 +224,7 @@ class Connection2(_Connection2):
         # call; so when all of `data` fits and is at most _SLACK bytes longer than n, all of
         # it is stored and the first n bytes count (_in_end): the rest lies past _in_end like
         # the bytes of records already read, and is never parsed.
-        if self._in_end == 0 and self._state == _ESTABLISHED:
+        if self._in_end == 0 and self.state == _ESTABLISHED:
             k = len(data)
             if n < 0 or n > k:
                 n = k
@@ -287,7 +287,7 @@ class Connection2(_Connection2):
         # windows are dropped first, so a kept window also says _partial_t0 is None (the
         # general path's _partial may set it; the record that completes it clears it).
         self._ow = _NO_OPEN
-        if (self._state != _ESTABLISHED or self._pending_done or self._remote_ended
+        if (self.state != _ESTABLISHED or self._pending_done or self.remote_ended
                 or e - p < _RECORD_OVERHEAD or self._absorb_reset):
             return None
         cs = self._recv_cs

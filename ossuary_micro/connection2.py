@@ -149,7 +149,15 @@ class Connection2:
             self._static = None
             self.local_public_key = None
             if secret_key is not None:
-                self.set_secret_key(secret_key)
+                # The 32-byte protocol 1 Ed25519 seed, or an Identity: its Ed25519 public key
+                # is announced, its X25519 form is the Noise static key (KeyFormatError).
+                if isinstance(secret_key, Identity):
+                    self._identity = secret_key
+                else:
+                    self._identity = Identity(secret_key, backend)
+                    self._owned = True
+                self._static = self._identity.static
+                self.local_public_key = self._identity.public_key
             self._authorized = []
             for k in authorized_keys:
                 self.add_authorized_key(k)
@@ -180,19 +188,6 @@ class Connection2:
 
     # ------------------------------------------------------------------ keys and trust
 
-    def set_secret_key(self, seed):
-        """Use `seed` (32 bytes, the protocol 1 Ed25519 seed, or an Identity) as the identity:
-        its Ed25519 public key is announced, its X25519 form is the Noise static key.
-        Raises KeyFormatError."""
-        if isinstance(seed, Identity):
-            self._identity = seed
-            self._owned = False
-        else:
-            self._identity = Identity(seed, self.backend)
-            self._owned = True
-        self._static = self._identity.static
-        self.local_public_key = self._identity.public_key
-
     def add_authorized_key(self, key):
         """Trust a peer Ed25519 public key (32 bytes). Raises KeyFormatError."""
         check_key(key, "authorized key")
@@ -207,7 +202,7 @@ class Connection2:
     def accept_key(self):
         """Trust the key announced by UNTRUSTED_KEY and continue. LocalProtocolError when no
         decision is pending."""
-        if self._state != _WAIT_APPROVAL:
+        if self.state != _WAIT_APPROVAL:
             raise LocalProtocolError("no key is waiting for approval")
         self.add_authorized_key(self.remote_public_key)
         if self.is_server:
@@ -218,41 +213,24 @@ class Connection2:
 
     def reject_key(self):
         """Refuse the key announced by UNTRUSTED_KEY: the connection fails permanently."""
-        if self._state != _WAIT_APPROVAL:
+        if self.state != _WAIT_APPROVAL:
             raise LocalProtocolError("no key is waiting for approval")
         self._fail(ConnectionFailed("peer key rejected"))
 
     # ------------------------------------------------------------------ status
 
-    @property
-    def state(self):
-        return self._state
+    # Plain attributes, kept by _enter() and _new_session() (a property costs a board's heap
+    # a function each): `state` (one of the _STATES indexes), `established`, `closed`;
+    # `local_ended`: True once we sent END (half-close), send_data is refused from then on;
+    # `remote_ended`: True once the peer's END arrived, it sends no more DATA.
 
     @property
     def state_name(self):
-        return _STATES[self._state][0]
-
-    @property
-    def established(self):
-        return self._state == _ESTABLISHED
-
-    @property
-    def closed(self):
-        return self._state == _FAILED
+        return _STATES[self.state][0]
 
     @property
     def data(self):
         return memoryview(self.plaintext)[:self.data_len]
-
-    @property
-    def local_ended(self):
-        """True once we sent END (half-close): send_data is refused from then on."""
-        return self._local_ended
-
-    @property
-    def remote_ended(self):
-        """True once the peer's END arrived: it sends no more DATA."""
-        return self._remote_ended
 
     # ------------------------------------------------------------------ input
 
@@ -261,9 +239,9 @@ class Connection2:
         Only stores; fewer are taken when the bounded buffer is full."""
         if n < 0 or n > len(data):
             n = len(data)
-        if self._state == _FAILED or n == 0:
+        if self.state == _FAILED or n == 0:
             return n
-        if self._idle and self._state == _SERVER_WAIT_MSG1:
+        if self._idle and self.state == _SERVER_WAIT_MSG1:
             self._idle = False
             self._enter(_SERVER_WAIT_MSG1)
         cap = len(self._in)
@@ -286,35 +264,29 @@ class Connection2:
         Never raises for anything the peer sent. Running out of heap closes the connection:
         CLOSED, with `error` an OutOfMemory."""
         try:
-            return self._next_event()
+            while True:
+                st = self.state
+                if st == _FAILING or st == _FAILED:
+                    return CLOSED
+                if self._pending_done:
+                    self._pending_done = False
+                    return HANDSHAKE_DONE
+                # A timed state (an idle server's first wait excepted) ends after timeout_ms.
+                clock = self._clock
+                if (clock is not None and _STATES[st][4]
+                        and not (st == _SERVER_WAIT_MSG1 and self._idle)
+                        and ((clock() - self._t0) & _TICKS_MASK) >= self.timeout_ms):
+                    if st == _RESET_WAIT:
+                        self._enter_initial()
+                        continue
+                    return self._reset(ConnectionReset("handshake timeout in " + _STATES[st][0]))
+                if _STATES[st][1] == 0:
+                    return NEED_DATA
+                ev = self._parse_one()
+                if ev >= 0:
+                    return ev
         except MemoryError:
             return self._fail(OutOfMemory("out of memory"))
-
-    def _next_event(self):
-        while True:
-            st = self._state
-            if st == _FAILING or st == _FAILED:
-                return CLOSED
-            if self._pending_done:
-                self._pending_done = False
-                return HANDSHAKE_DONE
-            if self._timed_out():
-                if st == _RESET_WAIT:
-                    self._enter_initial()
-                    continue
-                return self._reset(ConnectionReset("handshake timeout in " + _STATES[st][0]))
-            if _STATES[st][1] == 0:
-                return NEED_DATA
-            ev = self._parse_one()
-            if ev >= 0:
-                return ev
-
-    def _timed_out(self):
-        if self._clock is None or not _STATES[self._state][4]:
-            return False
-        if self._state == _SERVER_WAIT_MSG1 and self._idle:
-            return False
-        return ((self._clock() - self._t0) & _TICKS_MASK) >= self.timeout_ms
 
     def _partial(self, avail):
         # Protocol 1's rule (design.md): a packet begun must be whole within timeout_ms.
@@ -351,7 +323,7 @@ class Connection2:
         else:
             self._in_start = end
         body = p + _HEADER_LEN
-        st = self._state
+        st = self.state
 
         if st == _RESET_WAIT:
             if ptype == _T2_RESET:
@@ -441,7 +413,7 @@ class Connection2:
             return self._fail(RemoteProtocolError("invalid record length"))
         if ptype != _T2_DATA and n != _TAG_LEN:
             return self._fail(RemoteProtocolError("control record with a payload"))
-        if self._remote_ended and ptype == _T2_DATA:
+        if self.remote_ended and ptype == _T2_DATA:
             return self._fail(RemoteProtocolError("data after end of stream"))
         try:
             m = self._recv_cs.decrypt_with_ad_into(self._ad, buf, off, n, self.plaintext, 0)
@@ -454,9 +426,9 @@ class Connection2:
             self._recv_cs.rekey()
             return -1
         if ptype == _T2_END:
-            if self._remote_ended:
+            if self.remote_ended:
                 return self._fail(RemoteProtocolError("second end of stream"))
-            self._remote_ended = True
+            self.remote_ended = True
             return END_OF_STREAM
         # T2_CLOSE: the one clean close, authenticated like any record.
         self.error = ConnectionClosed("peer closed the connection")
@@ -486,22 +458,18 @@ class Connection2:
         except (TypeError, ValueError):
             raise LocalProtocolError("output buffer is not writable")
         try:
-            k = self._rekey_if_due(out, off)
+            k = 0
+            if self._sent_since_rekey >= self.rekey_after:
+                # After rekey_after records, a REKEY record goes out under the old key, then
+                # the sending CipherState rekeys; the peer rekeys when it reads that record.
+                k = self._seal_record(_T2_REKEY, b"", 0, out, off)
+                self._send_cs.rekey()
+                self._sent_since_rekey = 0
             k += self._seal_record(ptype, data, n, out, off + k)
         except MemoryError:
             self._fail(OutOfMemory("out of memory"))
             raise OutOfMemory("out of memory")
         self._sent_since_rekey += 1
-        return k
-
-    def _rekey_if_due(self, out, off):
-        # After rekey_after records, a REKEY record goes out under the old key, then the
-        # sending CipherState rekeys; the peer rekeys when it reads that record.
-        if self._sent_since_rekey < self.rekey_after:
-            return 0
-        k = self._seal_record(_T2_REKEY, b"", 0, out, off)
-        self._send_cs.rekey()
-        self._sent_since_rekey = 0
         return k
 
     def send_data(self, data, out, off=0, n=-1):
@@ -513,9 +481,9 @@ class Connection2:
             n = len(data)
         elif n > len(data):
             raise LocalProtocolError("n is larger than the data")
-        if self._state != _ESTABLISHED:
+        if self.state != _ESTABLISHED:
             raise LocalProtocolError("Encrypted channel not established.")
-        if self._local_ended:
+        if self.local_ended:
             raise LocalProtocolError("stream already ended")
         if n > self.max_record:
             raise LocalProtocolError("record of %d bytes exceeds max_record %d"
@@ -528,14 +496,14 @@ class Connection2:
         """Half-close: write an END record into out[off:] (48 bytes of room); return its length.
         We send no more data; the peer may go on sending. LocalProtocolError when not
         established or already ended."""
-        if self._state != _ESTABLISHED:
+        if self.state != _ESTABLISHED:
             raise LocalProtocolError("Encrypted channel not established.")
-        if self._local_ended:
+        if self.local_ended:
             raise LocalProtocolError("stream already ended")
         if off < 0 or len(out) - off < 2 * _RECORD_OVERHEAD:
             raise LocalProtocolError("output buffer too small")
         k = self._seal_records(_T2_END, b"", 0, out, off)
-        self._local_ended = True
+        self.local_ended = True
         return k
 
     # ------------------------------------------------------------------ output
@@ -543,7 +511,7 @@ class Connection2:
     def data_to_send(self, out, off=0):
         """Write the pending handshake, Reset, Disconnect or CLOSE packet into out[off:];
         return its length, 0 when nothing is pending. `out` needs MAX_CONTROL_PACKET bytes."""
-        sender = _SEND[self._state]
+        sender = _SEND[self.state]
         if sender is None:
             return 0
         if len(out) - off < _MAX_CONTROL_PACKET:
@@ -556,7 +524,9 @@ class Connection2:
             return 0
 
     def _frame(self, out, off, ptype, msg):
-        _put_header(out, off, len(msg), self._next_msg_id(), ptype)
+        m = self._local_msg_id
+        self._local_msg_id = (m + 1) & 0xFFFF
+        _put_header(out, off, len(msg), m, ptype)
         out[off + _HEADER_LEN:off + _HEADER_LEN + len(msg)] = msg
         return _HEADER_LEN + len(msg)
 
@@ -599,10 +569,10 @@ class Connection2:
     def disconnect(self, error=False):
         """Close: the next data_to_send() writes a CLOSE record (clean, established) or a
         Disconnect. A no-op on a connection that is already failing or failed."""
-        if self._state in (_FAILING, _FAILED):
+        if self.state in (_FAILING, _FAILED):
             return
         self.reset_count += 1
-        if self._state != _ESTABLISHED:
+        if self.state != _ESTABLISHED:
             self._wipe()     # a half-made session has no channel to close on: Disconnect
         self._fail(ConnectionFailed("disconnected locally") if error
                    else ConnectionClosed("closed locally"))
@@ -625,18 +595,15 @@ class Connection2:
         return bytes(b)
 
     def _enter(self, st):
-        self._state = st
+        self.state = st
+        self.established = st == _ESTABLISHED
+        self.closed = st == _FAILED
         if self._clock is not None and _STATES[st][4]:
             self._t0 = self._clock()
 
     def _enter_initial(self):
         self._idle = True
         self._enter(_SERVER_WAIT_MSG1 if self.is_server else _CLIENT_SEND_MSG1)
-
-    def _next_msg_id(self):
-        m = self._local_msg_id
-        self._local_msg_id = (m + 1) & 0xFFFF
-        return m
 
     def _new_session(self):
         # Fresh handshake: new HandshakeState (new e when it writes), msg_ids to 0. A keyless
@@ -651,8 +618,8 @@ class Connection2:
         self._partial_t0 = None     # clock when an incomplete packet was first seen
         self._local_msg_id = 0
         self._remote_msg_id = 0
-        self._local_ended = False
-        self._remote_ended = False
+        self.local_ended = False
+        self.remote_ended = False
         self._sent_since_rekey = 0
         self.remote_public_key = None
         self.handshake_hash = None
@@ -688,7 +655,7 @@ class Connection2:
     def _bad(self, reason):
         # During the handshake a broken rule is recoverable (a Reset exchange); once
         # established it ends the session (no unauthenticated restart of a stream).
-        if self._state == _ESTABLISHED:
+        if self.state == _ESTABLISHED:
             return self._fail(RemoteProtocolError(reason))
         return self._reset(RemoteProtocolError(reason))
 
@@ -723,14 +690,10 @@ def _put_control(out, off, ptype, error):
     return _HEADER_LEN + 4
 
 
-def _handlers(i):
-    # The state table's handlers (column i) resolved to plain functions; the server's are
-    # None until _load_server() fills them in.
-    return [getattr(Connection2, s[i], None) if s[i] else None for s in _STATES]
-
-
-_RECV = _handlers(2)
-_SEND = _handlers(3)
+# The state table's handlers resolved to plain functions; the server's are None until
+# _load_server() fills them in.
+_RECV = [getattr(Connection2, s[2], None) if s[2] else None for s in _STATES]
+_SEND = [getattr(Connection2, s[3], None) if s[3] else None for s in _STATES]
 
 
 def _load_server():

@@ -148,15 +148,19 @@ class CipherState:
         self.k = None if key is None else bytearray(key)
         self._nonce = bytearray(12)
 
-    def _aead(self, op, ad, src, soff, n, dst, doff):
-        # ENCRYPT or DECRYPT (backend.aead_seal / aead_open: `op`) with k and n, then n++; the
-        # nonce steps only once `op` returned (a failed tag check raises first). 5.1: n =
-        # 2^64-1 is reserved; once n reaches it, further encryption or decryption signals an
-        # error (the caller must have rekeyed or ended the session well before).
+    def _aead(self, seal, ad, src, soff, n, dst, doff):
+        # ENCRYPT (seal) or DECRYPT with k and n, then n++; the nonce steps only once the
+        # backend returned (a failed tag check raises first). 5.1: n = 2^64-1 is reserved;
+        # once n reaches it, further encryption or decryption signals an error (the caller
+        # must have rekeyed or ended the session well before). (The backend's methods are
+        # called here, not passed in: a bound method is an allocation per record on a board.)
         nonce = self._nonce
         if nonce[4] == 0xFF and bytes(nonce[4:12]) == _MAX_NONCE_BYTES:
             raise CryptoError("nonce exhausted")
-        op(self.k, nonce, src, soff, n, dst, doff, ad)
+        if seal:
+            self.backend.aead_seal(self.k, nonce, src, soff, n, dst, doff, ad)
+        else:
+            self.backend.aead_open(self.k, nonce, src, soff, n, dst, doff, ad)
         i = 4
         while i < 12:
             v = (nonce[i] + 1) & 0xFF
@@ -172,7 +176,7 @@ class CipherState:
         if self.k is None:
             dst[doff:doff + n] = memoryview(src)[soff:soff + n]
             return n
-        self._aead(self.backend.aead_seal, ad, src, soff, n, dst, doff)
+        self._aead(True, ad, src, soff, n, dst, doff)
         return n + _TAGLEN
 
     def decrypt_with_ad_into(self, ad, src, soff, n, dst, doff):
@@ -187,7 +191,7 @@ class CipherState:
             return n
         if n < _TAGLEN:
             raise CryptoError("ciphertext shorter than a tag")
-        self._aead(self.backend.aead_open, ad, src, soff, n - _TAGLEN, dst, doff)
+        self._aead(False, ad, src, soff, n - _TAGLEN, dst, doff)
         return n - _TAGLEN
 
     def rekey(self):

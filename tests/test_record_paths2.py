@@ -152,7 +152,7 @@ def test_data_after_end_and_send_after_end_fail_as_the_general_path():
         link.end("client")
         with pytest.raises(LocalProtocolError):
             c.send_data(b"q" * 30, link._out)
-        c._local_ended = False          # a peer that ignores its own END
+        c.local_ended = False          # a peer that ignores its own END
         link.send("client", b"q" * 30)
         results.append((link.events["server"], link.received["server"], str(s.error),
                         _counters(c), _counters(s)))
