@@ -63,7 +63,7 @@ _MSG3_LEN = const(96)
 _MSG3_KEYLESS_LEN = const(64)
 _RECORD_OVERHEAD = const(24)
 _MAX_RECORD = const(16384)
-_PROLOGUE = b"ossuary-micro protocol 2"   # wire2.PROLOGUE
+_PROLOGUE = const(b"ossuary-micro protocol 2")   # wire2.PROLOGUE
 
 # --- States ---
 _SERVER_WAIT_MSG1 = const(0)
@@ -81,7 +81,8 @@ _FAILED = const(11)
 
 # name, packet type expected (0: none), receive handler, send handler, timed. The server's
 # handshake handlers (_recv_msg1, _send_msg2, _recv_msg3) are in _server2.py, which the first
-# server connection loads (_load_server): a client never has them on its heap.
+# server connection imports (its import puts them into _RECV and _SEND): a client never has
+# them on its heap.
 _STATES = (
     ("ServerWaitMsg1", _T2_MSG1, "_recv_msg1", None, True),
     ("ServerSendMsg2", 0, None, "_send_msg2", False),
@@ -180,7 +181,7 @@ class Connection2:
             self._send_cs = None
             self._recv_cs = None
             if self.is_server and _RECV[_SERVER_WAIT_MSG1] is None:
-                _load_server()
+                from . import _server2  # noqa: F401 (its import fills _RECV and _SEND)
             self._new_session()
             self._enter(_SERVER_WAIT_MSG1 if self.is_server else _CLIENT_SEND_MSG1)
         except MemoryError:
@@ -277,12 +278,66 @@ class Connection2:
                         and not (st == _SERVER_WAIT_MSG1 and self._idle)
                         and ((clock() - self._t0) & _TICKS_MASK) >= self.timeout_ms):
                     if st == _RESET_WAIT:
-                        self._enter_initial()
+                        self._idle = True
+                        self._enter(_SERVER_WAIT_MSG1 if self.is_server else _CLIENT_SEND_MSG1)
                         continue
                     return self._reset(ConnectionReset("handshake timeout in " + _STATES[st][0]))
                 if _STATES[st][1] == 0:
                     return NEED_DATA
-                ev = self._parse_one()
+                # Parse one packet; a handler's -1 means "no event yet": go round again.
+                avail = self._in_end - self._in_start
+                if avail < _HEADER_LEN:
+                    return self._partial(avail)
+                buf = self._in
+                p = self._in_start
+                # The 8-byte header (_put_header below): len, msg_id, type, reserved;
+                # big-endian.
+                body_len = (buf[p] << 8) | buf[p + 1]
+                end = p + _HEADER_LEN + body_len
+                if _HEADER_LEN + body_len > len(buf):
+                    self._in_start = self._in_end = 0
+                    return self._fail(RemoteProtocolError("Oversized packet"))
+                if end > self._in_end:
+                    return self._partial(avail)
+                self._partial_t0 = None
+                msg_id = (buf[p + 2] << 8) | buf[p + 3]
+                ptype = (buf[p + 4] << 8) | buf[p + 5]
+                if end == self._in_end:
+                    self._in_start = self._in_end = 0
+                else:
+                    self._in_start = end
+
+                if st == _RESET_WAIT:
+                    if ptype == _T2_RESET:
+                        self._remote_msg_id = 0
+                        self._idle = True
+                        self._enter(_SERVER_WAIT_MSG1 if self.is_server else _CLIENT_SEND_MSG1)
+                    continue
+                if ptype == _T2_RESET or ptype == _T2_DISCONNECT:
+                    if st == _ESTABLISHED:
+                        # Unauthenticated: it may end the session, but it is never a clean
+                        # close.
+                        return self._fail(ConnectionFailed(
+                            "unauthenticated %s after the handshake"
+                            % ("Reset" if ptype == _T2_RESET else "Disconnect")))
+                    if ptype == _T2_DISCONNECT:
+                        self.reset_count += 1
+                        return self._fail(ConnectionFailed("peer disconnected during the handshake"))
+                    if self._absorb_reset:
+                        self._absorb_reset = False
+                        continue
+                    return self._reset(ConnectionReset("peer sent Reset"), initiator=False)
+                self._absorb_reset = False
+                if buf[p + 6] or buf[p + 7]:
+                    return self._bad("reserved header field not zero")
+                if msg_id != self._remote_msg_id:
+                    return self._bad("Message ID does not match")
+                self._remote_msg_id = (msg_id + 1) & 0xFFFF
+                if ptype != _STATES[st][1]:
+                    if not (st == _ESTABLISHED and _T2_DATA <= ptype <= _T2_REKEY):
+                        return self._bad("unexpected packet type 0x%04x in %s"
+                                         % (ptype, _STATES[st][0]))
+                ev = _RECV[st](self, buf, p + _HEADER_LEN, body_len, ptype)
                 if ev >= 0:
                     return ev
         except MemoryError:
@@ -300,59 +355,6 @@ class Connection2:
         elif ((now - self._partial_t0) & _TICKS_MASK) >= self.timeout_ms:
             return self._bad("partial packet timed out")
         return NEED_DATA
-
-    def _parse_one(self):
-        avail = self._in_end - self._in_start
-        if avail < _HEADER_LEN:
-            return self._partial(avail)
-        buf = self._in
-        p = self._in_start
-        # The 8-byte header (_put_header below): len, msg_id, type, reserved; big-endian.
-        body_len = (buf[p] << 8) | buf[p + 1]
-        end = p + _HEADER_LEN + body_len
-        if _HEADER_LEN + body_len > len(buf):
-            self._in_start = self._in_end = 0
-            return self._fail(RemoteProtocolError("Oversized packet"))
-        if end > self._in_end:
-            return self._partial(avail)
-        self._partial_t0 = None
-        msg_id = (buf[p + 2] << 8) | buf[p + 3]
-        ptype = (buf[p + 4] << 8) | buf[p + 5]
-        if end == self._in_end:
-            self._in_start = self._in_end = 0
-        else:
-            self._in_start = end
-        body = p + _HEADER_LEN
-        st = self.state
-
-        if st == _RESET_WAIT:
-            if ptype == _T2_RESET:
-                self._remote_msg_id = 0
-                self._enter_initial()
-            return -1
-        if ptype == _T2_RESET or ptype == _T2_DISCONNECT:
-            if st == _ESTABLISHED:
-                # Unauthenticated: it may end the session, but it is never a clean close.
-                return self._fail(ConnectionFailed(
-                    "unauthenticated %s after the handshake"
-                    % ("Reset" if ptype == _T2_RESET else "Disconnect")))
-            if ptype == _T2_DISCONNECT:
-                self.reset_count += 1
-                return self._fail(ConnectionFailed("peer disconnected during the handshake"))
-            if self._absorb_reset:
-                self._absorb_reset = False
-                return -1
-            return self._reset(ConnectionReset("peer sent Reset"), initiator=False)
-        self._absorb_reset = False
-        if buf[p + 6] or buf[p + 7]:
-            return self._bad("reserved header field not zero")
-        if msg_id != self._remote_msg_id:
-            return self._bad("Message ID does not match")
-        self._remote_msg_id = (msg_id + 1) & 0xFFFF
-        if ptype != _STATES[st][1]:
-            if not (st == _ESTABLISHED and _T2_DATA <= ptype <= _T2_REKEY):
-                return self._bad("unexpected packet type 0x%04x in %s" % (ptype, _STATES[st][0]))
-        return _RECV[st](self, buf, body, body_len, ptype)
 
     # ------------------------------------------------------------------ handshake
 
@@ -450,9 +452,20 @@ class Connection2:
         return _RECORD_OVERHEAD + n
 
     def _seal_records(self, ptype, data, n, out, off):
-        # A REKEY when due, then the record. `out` is checked writable first, so a bad
-        # buffer consumes nothing; running out of heap half-way (the REKEY may already be
-        # applied) ends the connection, since the two sides could no longer agree on keys.
+        # send_data's and end_stream's checks, then a REKEY when due, then the record. `out`
+        # is checked writable first, so a bad buffer consumes nothing; running out of heap
+        # half-way (the REKEY may already be applied) ends the connection, since the two
+        # sides could no longer agree on keys.
+        if self.state != _ESTABLISHED:
+            raise LocalProtocolError("Encrypted channel not established.")
+        if self.local_ended:
+            raise LocalProtocolError("stream already ended")
+        if n > self.max_record:
+            raise LocalProtocolError("record of %d bytes exceeds max_record %d"
+                                     % (n, self.max_record))
+        # (room for a REKEY record before this one)
+        if off < 0 or len(out) - off < 2 * _RECORD_OVERHEAD + n:
+            raise LocalProtocolError("output buffer too small")
         try:
             out[off] = out[off]
         except (TypeError, ValueError):
@@ -481,27 +494,12 @@ class Connection2:
             n = len(data)
         elif n > len(data):
             raise LocalProtocolError("n is larger than the data")
-        if self.state != _ESTABLISHED:
-            raise LocalProtocolError("Encrypted channel not established.")
-        if self.local_ended:
-            raise LocalProtocolError("stream already ended")
-        if n > self.max_record:
-            raise LocalProtocolError("record of %d bytes exceeds max_record %d"
-                                     % (n, self.max_record))
-        if off < 0 or len(out) - off < 2 * _RECORD_OVERHEAD + n:
-            raise LocalProtocolError("output buffer too small")
         return self._seal_records(_T2_DATA, data, n, out, off)
 
     def end_stream(self, out, off=0):
         """Half-close: write an END record into out[off:] (48 bytes of room); return its length.
         We send no more data; the peer may go on sending. LocalProtocolError when not
         established or already ended."""
-        if self.state != _ESTABLISHED:
-            raise LocalProtocolError("Encrypted channel not established.")
-        if self.local_ended:
-            raise LocalProtocolError("stream already ended")
-        if off < 0 or len(out) - off < 2 * _RECORD_OVERHEAD:
-            raise LocalProtocolError("output buffer too small")
         k = self._seal_records(_T2_END, b"", 0, out, off)
         self.local_ended = True
         return k
@@ -549,7 +547,8 @@ class Connection2:
         if self._initiator:
             self._enter(_RESET_WAIT)
         else:
-            self._enter_initial()
+            self._idle = True
+            self._enter(_SERVER_WAIT_MSG1 if self.is_server else _CLIENT_SEND_MSG1)
             self._absorb_reset = True
         return n
 
@@ -600,10 +599,6 @@ class Connection2:
         self.closed = st == _FAILED
         if self._clock is not None and _STATES[st][4]:
             self._t0 = self._clock()
-
-    def _enter_initial(self):
-        self._idle = True
-        self._enter(_SERVER_WAIT_MSG1 if self.is_server else _CLIENT_SEND_MSG1)
 
     def _new_session(self):
         # Fresh handshake: new HandshakeState (new e when it writes), msg_ids to 0. A keyless
@@ -694,15 +689,6 @@ def _put_control(out, off, ptype, error):
 # _load_server() fills them in.
 _RECV = [getattr(Connection2, s[2], None) if s[2] else None for s in _STATES]
 _SEND = [getattr(Connection2, s[3], None) if s[3] else None for s in _STATES]
-
-
-def _load_server():
-    # The server's handshake handlers, from _server2.py, into the tables (once).
-    from . import _server2
-    for table, i in ((_RECV, 2), (_SEND, 3)):
-        for st in range(len(_STATES)):
-            if table[st] is None and _STATES[st][i]:
-                table[st] = getattr(_server2, _STATES[st][i])
 
 
 # CPython with pyca/cryptography: the same class with issue 10's record fast path
