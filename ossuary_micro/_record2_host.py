@@ -114,9 +114,9 @@ class Connection2(_Connection2):
             self._srk += c[6][4] - c[8]
         self._sw = _NO_SEND         # (also releases the last `out` of send_data)
 
-    def _enter(self, st):
+    def _enter(self, state):
         self._drop_send()
-        _Connection2._enter(self, st)
+        _Connection2._enter(self, state)
         self._ow = _NO_OPEN
 
     def _wipe(self):

@@ -87,9 +87,9 @@ _STATES = (
     ("ServerWaitMsg1", _T2_MSG1, "_recv_msg1", None, True),
     ("ServerSendMsg2", 0, None, "_send_msg2", False),
     ("ServerWaitMsg3", _T2_MSG3, "_recv_msg3", None, True),
-    ("ClientSendMsg1", 0, None, "_send_msg1", False),
+    ("ClientSendMsg1", 0, None, "_send_msg", False),
     ("ClientWaitMsg2", _T2_MSG2, "_recv_msg2", None, True),
-    ("ClientSendMsg3", 0, None, "_send_msg3", False),
+    ("ClientSendMsg3", 0, None, "_send_msg", False),
     ("WaitApproval", 0, None, None, True),
     ("Established", _T2_DATA, "_recv_record", None, False),
     ("Resetting", 0, None, "_send_reset", False),
@@ -528,14 +528,16 @@ class Connection2:
         out[off + _HEADER_LEN:off + _HEADER_LEN + len(msg)] = msg
         return _HEADER_LEN + len(msg)
 
-    def _send_msg1(self, out, off):
-        msg, _ = self._hs.write_message(b"")
-        self._enter(_CLIENT_WAIT_MSG2)
-        return self._frame(out, off, _T2_MSG1, msg)
-
-    def _send_msg3(self, out, off):
-        payload = self.local_public_key if self._identity is not None else b""
-        msg, pair = self._hs.write_message(payload)
+    def _send_msg(self, out, off):
+        # The client's handshake messages (one sender for both states).
+        if self.state == _CLIENT_SEND_MSG1:
+            # -> e, with an empty payload.
+            msg, _ = self._hs.write_message(b"")
+            self._enter(_CLIENT_WAIT_MSG2)
+            return self._frame(out, off, _T2_MSG1, msg)
+        # -> s, se + payload: our Ed25519 key, or nothing from a keyless client.
+        msg, pair = self._hs.write_message(
+            self.local_public_key if self._identity is not None else b"")
         self._split(pair)
         self._enter(_ESTABLISHED)
         self._pending_done = True
@@ -593,11 +595,11 @@ class Connection2:
             raise CryptoError("random source returned a wrong length")
         return bytes(b)
 
-    def _enter(self, st):
-        self.state = st
-        self.established = st == _ESTABLISHED
-        self.closed = st == _FAILED
-        if self._clock is not None and _STATES[st][4]:
+    def _enter(self, state):
+        self.state = state
+        self.established = state == _ESTABLISHED
+        self.closed = state == _FAILED
+        if self._clock is not None and _STATES[state][4]:
             self._t0 = self._clock()
 
     def _new_session(self):
@@ -634,8 +636,8 @@ class Connection2:
         self._send_cs = None
         self._recv_cs = None
 
-    def _reset(self, err, initiator=True):
-        self.error = err
+    def _reset(self, error, initiator=True):
+        self.error = error
         self.reset_count += 1
         self._in_start = self._in_end = 0
         self._pending_done = False
@@ -654,8 +656,8 @@ class Connection2:
             return self._fail(RemoteProtocolError(reason))
         return self._reset(RemoteProtocolError(reason))
 
-    def _fail(self, err):
-        self.error = err
+    def _fail(self, error):
+        self.error = error
         self._pending_done = False
         self._enter(_FAILING)
         return CLOSED

@@ -226,10 +226,10 @@ class SymmetricState:
         # Calls InitializeKey(empty).
         self.cs = CipherState(backend)
 
-    def mix_key(self, input_key_material):
+    def mix_key(self, ikm):
         """MixKey(input_key_material)."""
         # Sets ck, temp_k = HKDF(ck, input_key_material, 2).
-        ck, temp_k = noise_hkdf(self.ck, input_key_material, 2)
+        ck, temp_k = noise_hkdf(self.ck, ikm, 2)
         self.ck[:] = ck
         # If HASHLEN is 64, then truncates temp_k to 32 bytes (not here: HASHLEN is 32).
         # Calls InitializeKey(temp_k).
