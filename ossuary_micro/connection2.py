@@ -322,7 +322,8 @@ class Connection2:
                             % ("Reset" if ptype == _T2_RESET else "Disconnect")))
                     if ptype == _T2_DISCONNECT:
                         self.reset_count += 1
-                        return self._fail(ConnectionFailed("peer disconnected during the handshake"))
+                        return self._fail(
+                            ConnectionFailed("peer disconnected during the handshake"))
                     if self._absorb_reset:
                         self._absorb_reset = False
                         continue

@@ -323,7 +323,7 @@ class HandshakeState:
 
         Raises LocalProtocolError when it is not our turn, CryptoError for a bad DH."""
         nxt = self._next
-        if nxt >= _N_MESSAGES or (nxt % 2 == 0) != self.initiator:        # finished, or not my turn
+        if nxt >= _N_MESSAGES or (nxt % 2 == 0) != self.initiator:    # finished, or not my turn
             raise LocalProtocolError("not our turn to write a handshake message")
         out = bytearray()
         # Fetches and deletes the next message pattern from message_patterns, then
