@@ -359,6 +359,30 @@ def test_records_half_close_and_authenticated_close():
     assert link.client.closed and link.server.closed
 
 
+def test_status_attributes_follow_the_state():
+    # state, established and closed are plain attributes kept by every state change (no
+    # properties on a board); state_name names the state, local_ended/remote_ended start False.
+    def check(c):
+        assert c.established == (c.state == 7) and c.closed == (c.state == 11), c.state_name
+    link = make_pair2(client_key=CLIENT_SEED, server_role=AUTH_SERVER)
+    for c in (link.client, link.server):
+        check(c)
+        assert not (c.established or c.closed or c.local_ended or c.remote_ended)
+    assert (link.client.state_name, link.server.state_name) == ("ClientSendMsg1",
+                                                                "ServerWaitMsg1")
+    link.run()
+    for c in (link.client, link.server):
+        check(c)
+        assert c.established and c.state_name == "Established"
+    link.client.disconnect()
+    check(link.client)
+    assert link.client.state_name == "Failing" and not link.client.closed
+    link.run()
+    for c in (link.client, link.server):
+        check(c)
+        assert c.closed and not c.established and c.state_name == "Failed"
+
+
 def test_record_header_is_authenticated():
     # Changing the type (DATA -> END), msg_id or reserved bytes of a record breaks the tag.
     for pos, val in ((5, 0x21), (3, 0x05), (7, 0x01), (1, 0)):
