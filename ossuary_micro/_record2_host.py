@@ -251,10 +251,10 @@ class Connection2(_Connection2):
             if c is None:
                 return _Connection2.next_event(self)
         # A whole DATA record with the expected msg_id (header checked in full): consumed as
-        # _parse_one consumes it, then opened as _recv_record opens it.
+        # next_event's general path consumes it, then opened as _recv_record opens it.
         end = c[2]
         if end == e:
-            self._in_start = self._in_end = 0       # front-aligned, as _parse_one
+            self._in_start = self._in_end = 0       # front-aligned, as next_event
         else:
             self._in_start = end
         nonce = c[7]
@@ -268,7 +268,7 @@ class Connection2(_Connection2):
             # wiped before anything else runs.
             c[5][:] = bytes(c[6])
             ok = False
-        v = h[3] + 1                # msg_id steps either way, as in _parse_one
+        v = h[3] + 1                # msg_id steps either way, as in next_event
         if v < 256:
             h[3] = v
         else:
@@ -283,7 +283,7 @@ class Connection2(_Connection2):
     def _open_window(self, p, e):
         # next_event's windows for the DATA record at _in[p:e], or None: the general path
         # (another state or backend, an event pending, a partial or other packet, a nonce
-        # carry). Checked: what _parse_one and _recv_record accept of a DATA record. The old
+        # carry). Checked: what next_event and _recv_record accept of a DATA record. The old
         # windows are dropped first, so a kept window also says _partial_t0 is None (the
         # general path's _partial may set it; the record that completes it clears it).
         self._ow = _NO_OPEN

@@ -689,7 +689,7 @@ def _put_control(out, off, ptype, error):
 
 
 # The state table's handlers resolved to plain functions; the server's are None until
-# _load_server() fills them in.
+# importing _server2.py fills them in.
 _RECV = [getattr(Connection2, s[2], None) if s[2] else None for s in _STATES]
 _SEND = [getattr(Connection2, s[3], None) if s[3] else None for s in _STATES]
 
