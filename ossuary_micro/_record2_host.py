@@ -52,8 +52,8 @@ class Connection2(_Connection2):
     # The attributes the record path touches, as slots (faster than the instance dict;
     # _record_host.py says why). connection2.py's own methods use them the same way.
     __slots__ = ("_sw", "_ow", "_shdr", "_rhdr", "_srk",
-                 "_sctx", "_skey", "_rctx", "_rkey", "_state", "_in", "_in_mv", "_in_start",
-                 "_in_end", "_cap", "_send_cs", "_recv_cs", "_local_ended", "_remote_ended",
+                 "_sctx", "_skey", "_rctx", "_rkey", "state", "_in", "_in_mv", "_in_start",
+                 "_in_end", "_cap", "_send_cs", "_recv_cs", "local_ended", "remote_ended",
                  "_pending_done", "_partial_t0", "max_record", "data_len", "plaintext")
 
     def __init__(self, *args, **kwargs):
@@ -114,9 +114,9 @@ class Connection2(_Connection2):
             self._srk += c[6][4] - c[8]
         self._sw = _NO_SEND         # (also releases the last `out` of send_data)
 
-    def _enter(self, st):
+    def _enter(self, state):
         self._drop_send()
-        _Connection2._enter(self, st)
+        _Connection2._enter(self, state)
         self._ow = _NO_OPEN
 
     def _wipe(self):
@@ -189,7 +189,7 @@ class Connection2(_Connection2):
         # send_data's windows on out[off:] for n-byte records, or None: the general path
         # (another state or backend, or arguments it refuses with the precise error).
         self._drop_send()
-        if (self._state != _ESTABLISHED or self._local_ended or n > self.max_record
+        if (self.state != _ESTABLISHED or self.local_ended or n > self.max_record
                 or off < 0):
             return None
         cs = self._send_cs
@@ -224,7 +224,7 @@ class Connection2(_Connection2):
         # call; so when all of `data` fits and is at most _SLACK bytes longer than n, all of
         # it is stored and the first n bytes count (_in_end): the rest lies past _in_end like
         # the bytes of records already read, and is never parsed.
-        if self._in_end == 0 and self._state == _ESTABLISHED:
+        if self._in_end == 0 and self.state == _ESTABLISHED:
             k = len(data)
             if n < 0 or n > k:
                 n = k
@@ -251,10 +251,10 @@ class Connection2(_Connection2):
             if c is None:
                 return _Connection2.next_event(self)
         # A whole DATA record with the expected msg_id (header checked in full): consumed as
-        # _parse_one consumes it, then opened as _recv_record opens it.
+        # next_event's general path consumes it, then opened as _recv_record opens it.
         end = c[2]
         if end == e:
-            self._in_start = self._in_end = 0       # front-aligned, as _parse_one
+            self._in_start = self._in_end = 0       # front-aligned, as next_event
         else:
             self._in_start = end
         nonce = c[7]
@@ -268,7 +268,7 @@ class Connection2(_Connection2):
             # wiped before anything else runs.
             c[5][:] = bytes(c[6])
             ok = False
-        v = h[3] + 1                # msg_id steps either way, as in _parse_one
+        v = h[3] + 1                # msg_id steps either way, as in next_event
         if v < 256:
             h[3] = v
         else:
@@ -283,11 +283,11 @@ class Connection2(_Connection2):
     def _open_window(self, p, e):
         # next_event's windows for the DATA record at _in[p:e], or None: the general path
         # (another state or backend, an event pending, a partial or other packet, a nonce
-        # carry). Checked: what _parse_one and _recv_record accept of a DATA record. The old
+        # carry). Checked: what next_event and _recv_record accept of a DATA record. The old
         # windows are dropped first, so a kept window also says _partial_t0 is None (the
         # general path's _partial may set it; the record that completes it clears it).
         self._ow = _NO_OPEN
-        if (self._state != _ESTABLISHED or self._pending_done or self._remote_ended
+        if (self.state != _ESTABLISHED or self._pending_done or self.remote_ended
                 or e - p < _RECORD_OVERHEAD or self._absorb_reset):
             return None
         cs = self._recv_cs

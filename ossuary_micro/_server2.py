@@ -2,8 +2,9 @@
 # message 2 (write) and message 3 (read), as plain functions of the connection (`self`).
 #
 # Their own module so that a client, which never runs them, never has them on its heap (a
-# board node is a client): connection2.py loads this module when the first server connection
-# is made and puts these functions into its state table (_STATES names them).
+# board node is a client): connection2.py imports this module when the first server
+# connection is made, and the import puts these functions into its state table's handler
+# lists (_STATES names them; _install below).
 
 try:
     from micropython import const
@@ -77,3 +78,17 @@ def _recv_msg3(self, buf, off, n, ptype):
     # A proved identity we refuse: retrying cannot change it, so this is final (the
     # client, already established after message 3, sees a Disconnect: never a clean close).
     return self._fail(ConnectionFailed("client key not authorized"))
+
+
+def _install():
+    # The handlers above into connection2's _RECV / _SEND, where _STATES names them (once).
+    from .connection2 import _STATES, _RECV, _SEND
+    g = globals()
+    for st, row in enumerate(_STATES):
+        if row[2] and _RECV[st] is None:
+            _RECV[st] = g[row[2]]
+        if row[3] and _SEND[st] is None:
+            _SEND[st] = g[row[3]]
+
+
+_install()

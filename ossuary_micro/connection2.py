@@ -27,7 +27,7 @@ from .errors import (CryptoError, LocalProtocolError, RemoteProtocolError, Conne
                      ConnectionFailed, ConnectionClosed, KeyFormatError, OutOfMemory)
 from .keys import check_key
 from .rand import default_random
-from .noise import HandshakeState, key_pair
+from .noise import HandshakeState, KeyPair
 from .crypto.ed2curve import ed25519_pk_to_x25519, ed25519_pk_matches_x25519
 # Identity has a module of its own: a node derives its keys at boot with only that module
 # (and the Ed25519 code) loaded, before this one; it is part of this module's interface.
@@ -63,7 +63,7 @@ _MSG3_LEN = const(96)
 _MSG3_KEYLESS_LEN = const(64)
 _RECORD_OVERHEAD = const(24)
 _MAX_RECORD = const(16384)
-_PROLOGUE = b"ossuary-micro protocol 2"   # wire2.PROLOGUE
+_PROLOGUE = const(b"ossuary-micro protocol 2")   # wire2.PROLOGUE
 
 # --- States ---
 _SERVER_WAIT_MSG1 = const(0)
@@ -81,14 +81,15 @@ _FAILED = const(11)
 
 # name, packet type expected (0: none), receive handler, send handler, timed. The server's
 # handshake handlers (_recv_msg1, _send_msg2, _recv_msg3) are in _server2.py, which the first
-# server connection loads (_load_server): a client never has them on its heap.
+# server connection imports (its import puts them into _RECV and _SEND): a client never has
+# them on its heap.
 _STATES = (
     ("ServerWaitMsg1", _T2_MSG1, "_recv_msg1", None, True),
     ("ServerSendMsg2", 0, None, "_send_msg2", False),
     ("ServerWaitMsg3", _T2_MSG3, "_recv_msg3", None, True),
-    ("ClientSendMsg1", 0, None, "_send_msg1", False),
+    ("ClientSendMsg1", 0, None, "_send_msg", False),
     ("ClientWaitMsg2", _T2_MSG2, "_recv_msg2", None, True),
-    ("ClientSendMsg3", 0, None, "_send_msg3", False),
+    ("ClientSendMsg3", 0, None, "_send_msg", False),
     ("WaitApproval", 0, None, None, True),
     ("Established", _T2_DATA, "_recv_record", None, False),
     ("Resetting", 0, None, "_send_reset", False),
@@ -149,7 +150,15 @@ class Connection2:
             self._static = None
             self.local_public_key = None
             if secret_key is not None:
-                self.set_secret_key(secret_key)
+                # The 32-byte protocol 1 Ed25519 seed, or an Identity: its Ed25519 public key
+                # is announced, its X25519 form is the Noise static key (KeyFormatError).
+                if isinstance(secret_key, Identity):
+                    self._identity = secret_key
+                else:
+                    self._identity = Identity(secret_key, backend)
+                    self._owned = True
+                self._static = self._identity.static
+                self.local_public_key = self._identity.public_key
             self._authorized = []
             for k in authorized_keys:
                 self.add_authorized_key(k)
@@ -172,26 +181,13 @@ class Connection2:
             self._send_cs = None
             self._recv_cs = None
             if self.is_server and _RECV[_SERVER_WAIT_MSG1] is None:
-                _load_server()
+                from . import _server2  # noqa: F401 (its import fills _RECV and _SEND)
             self._new_session()
             self._enter(_SERVER_WAIT_MSG1 if self.is_server else _CLIENT_SEND_MSG1)
         except MemoryError:
             raise OutOfMemory("out of memory")
 
     # ------------------------------------------------------------------ keys and trust
-
-    def set_secret_key(self, seed):
-        """Use `seed` (32 bytes, the protocol 1 Ed25519 seed, or an Identity) as the identity:
-        its Ed25519 public key is announced, its X25519 form is the Noise static key.
-        Raises KeyFormatError."""
-        if isinstance(seed, Identity):
-            self._identity = seed
-            self._owned = False
-        else:
-            self._identity = Identity(seed, self.backend)
-            self._owned = True
-        self._static = self._identity.static
-        self.local_public_key = self._identity.public_key
 
     def add_authorized_key(self, key):
         """Trust a peer Ed25519 public key (32 bytes). Raises KeyFormatError."""
@@ -207,7 +203,7 @@ class Connection2:
     def accept_key(self):
         """Trust the key announced by UNTRUSTED_KEY and continue. LocalProtocolError when no
         decision is pending."""
-        if self._state != _WAIT_APPROVAL:
+        if self.state != _WAIT_APPROVAL:
             raise LocalProtocolError("no key is waiting for approval")
         self.add_authorized_key(self.remote_public_key)
         if self.is_server:
@@ -218,41 +214,24 @@ class Connection2:
 
     def reject_key(self):
         """Refuse the key announced by UNTRUSTED_KEY: the connection fails permanently."""
-        if self._state != _WAIT_APPROVAL:
+        if self.state != _WAIT_APPROVAL:
             raise LocalProtocolError("no key is waiting for approval")
         self._fail(ConnectionFailed("peer key rejected"))
 
     # ------------------------------------------------------------------ status
 
-    @property
-    def state(self):
-        return self._state
+    # Plain attributes, kept by _enter() and _new_session() (a property costs a board's heap
+    # a function each): `state` (one of the _STATES indexes), `established`, `closed`;
+    # `local_ended`: True once we sent END (half-close), send_data is refused from then on;
+    # `remote_ended`: True once the peer's END arrived, it sends no more DATA.
 
     @property
     def state_name(self):
-        return _STATES[self._state][0]
-
-    @property
-    def established(self):
-        return self._state == _ESTABLISHED
-
-    @property
-    def closed(self):
-        return self._state == _FAILED
+        return _STATES[self.state][0]
 
     @property
     def data(self):
         return memoryview(self.plaintext)[:self.data_len]
-
-    @property
-    def local_ended(self):
-        """True once we sent END (half-close): send_data is refused from then on."""
-        return self._local_ended
-
-    @property
-    def remote_ended(self):
-        """True once the peer's END arrived: it sends no more DATA."""
-        return self._remote_ended
 
     # ------------------------------------------------------------------ input
 
@@ -261,9 +240,9 @@ class Connection2:
         Only stores; fewer are taken when the bounded buffer is full."""
         if n < 0 or n > len(data):
             n = len(data)
-        if self._state == _FAILED or n == 0:
+        if self.state == _FAILED or n == 0:
             return n
-        if self._idle and self._state == _SERVER_WAIT_MSG1:
+        if self._idle and self.state == _SERVER_WAIT_MSG1:
             self._idle = False
             self._enter(_SERVER_WAIT_MSG1)
         cap = len(self._in)
@@ -286,35 +265,84 @@ class Connection2:
         Never raises for anything the peer sent. Running out of heap closes the connection:
         CLOSED, with `error` an OutOfMemory."""
         try:
-            return self._next_event()
+            while True:
+                st = self.state
+                if st == _FAILING or st == _FAILED:
+                    return CLOSED
+                if self._pending_done:
+                    self._pending_done = False
+                    return HANDSHAKE_DONE
+                # A timed state (an idle server's first wait excepted) ends after timeout_ms.
+                clock = self._clock
+                if (clock is not None and _STATES[st][4]
+                        and not (st == _SERVER_WAIT_MSG1 and self._idle)
+                        and ((clock() - self._t0) & _TICKS_MASK) >= self.timeout_ms):
+                    if st == _RESET_WAIT:
+                        self._idle = True
+                        self._enter(_SERVER_WAIT_MSG1 if self.is_server else _CLIENT_SEND_MSG1)
+                        continue
+                    return self._reset(ConnectionReset("handshake timeout in " + _STATES[st][0]))
+                if _STATES[st][1] == 0:
+                    return NEED_DATA
+                # Parse one packet; a handler's -1 means "no event yet": go round again.
+                avail = self._in_end - self._in_start
+                if avail < _HEADER_LEN:
+                    return self._partial(avail)
+                buf = self._in
+                p = self._in_start
+                # The 8-byte header (_put_header below): len, msg_id, type, reserved;
+                # big-endian.
+                body_len = (buf[p] << 8) | buf[p + 1]
+                end = p + _HEADER_LEN + body_len
+                if _HEADER_LEN + body_len > len(buf):
+                    self._in_start = self._in_end = 0
+                    return self._fail(RemoteProtocolError("Oversized packet"))
+                if end > self._in_end:
+                    return self._partial(avail)
+                self._partial_t0 = None
+                msg_id = (buf[p + 2] << 8) | buf[p + 3]
+                ptype = (buf[p + 4] << 8) | buf[p + 5]
+                if end == self._in_end:
+                    self._in_start = self._in_end = 0
+                else:
+                    self._in_start = end
+
+                if st == _RESET_WAIT:
+                    if ptype == _T2_RESET:
+                        self._remote_msg_id = 0
+                        self._idle = True
+                        self._enter(_SERVER_WAIT_MSG1 if self.is_server else _CLIENT_SEND_MSG1)
+                    continue
+                if ptype == _T2_RESET or ptype == _T2_DISCONNECT:
+                    if st == _ESTABLISHED:
+                        # Unauthenticated: it may end the session, but it is never a clean
+                        # close.
+                        return self._fail(ConnectionFailed(
+                            "unauthenticated %s after the handshake"
+                            % ("Reset" if ptype == _T2_RESET else "Disconnect")))
+                    if ptype == _T2_DISCONNECT:
+                        self.reset_count += 1
+                        return self._fail(
+                            ConnectionFailed("peer disconnected during the handshake"))
+                    if self._absorb_reset:
+                        self._absorb_reset = False
+                        continue
+                    return self._reset(ConnectionReset("peer sent Reset"), initiator=False)
+                self._absorb_reset = False
+                if buf[p + 6] or buf[p + 7]:
+                    return self._bad("reserved header field not zero")
+                if msg_id != self._remote_msg_id:
+                    return self._bad("Message ID does not match")
+                self._remote_msg_id = (msg_id + 1) & 0xFFFF
+                if ptype != _STATES[st][1]:
+                    if not (st == _ESTABLISHED and _T2_DATA <= ptype <= _T2_REKEY):
+                        return self._bad("unexpected packet type 0x%04x in %s"
+                                         % (ptype, _STATES[st][0]))
+                ev = _RECV[st](self, buf, p + _HEADER_LEN, body_len, ptype)
+                if ev >= 0:
+                    return ev
         except MemoryError:
             return self._fail(OutOfMemory("out of memory"))
-
-    def _next_event(self):
-        while True:
-            st = self._state
-            if st == _FAILING or st == _FAILED:
-                return CLOSED
-            if self._pending_done:
-                self._pending_done = False
-                return HANDSHAKE_DONE
-            if self._timed_out():
-                if st == _RESET_WAIT:
-                    self._enter_initial()
-                    continue
-                return self._reset(ConnectionReset("handshake timeout in " + _STATES[st][0]))
-            if _STATES[st][1] == 0:
-                return NEED_DATA
-            ev = self._parse_one()
-            if ev >= 0:
-                return ev
-
-    def _timed_out(self):
-        if self._clock is None or not _STATES[self._state][4]:
-            return False
-        if self._state == _SERVER_WAIT_MSG1 and self._idle:
-            return False
-        return ((self._clock() - self._t0) & _TICKS_MASK) >= self.timeout_ms
 
     def _partial(self, avail):
         # Protocol 1's rule (design.md): a packet begun must be whole within timeout_ms.
@@ -328,59 +356,6 @@ class Connection2:
         elif ((now - self._partial_t0) & _TICKS_MASK) >= self.timeout_ms:
             return self._bad("partial packet timed out")
         return NEED_DATA
-
-    def _parse_one(self):
-        avail = self._in_end - self._in_start
-        if avail < _HEADER_LEN:
-            return self._partial(avail)
-        buf = self._in
-        p = self._in_start
-        # The 8-byte header (_put_header below): len, msg_id, type, reserved; big-endian.
-        body_len = (buf[p] << 8) | buf[p + 1]
-        end = p + _HEADER_LEN + body_len
-        if _HEADER_LEN + body_len > len(buf):
-            self._in_start = self._in_end = 0
-            return self._fail(RemoteProtocolError("Oversized packet"))
-        if end > self._in_end:
-            return self._partial(avail)
-        self._partial_t0 = None
-        msg_id = (buf[p + 2] << 8) | buf[p + 3]
-        ptype = (buf[p + 4] << 8) | buf[p + 5]
-        if end == self._in_end:
-            self._in_start = self._in_end = 0
-        else:
-            self._in_start = end
-        body = p + _HEADER_LEN
-        st = self._state
-
-        if st == _RESET_WAIT:
-            if ptype == _T2_RESET:
-                self._remote_msg_id = 0
-                self._enter_initial()
-            return -1
-        if ptype == _T2_RESET or ptype == _T2_DISCONNECT:
-            if st == _ESTABLISHED:
-                # Unauthenticated: it may end the session, but it is never a clean close.
-                return self._fail(ConnectionFailed(
-                    "unauthenticated %s after the handshake"
-                    % ("Reset" if ptype == _T2_RESET else "Disconnect")))
-            if ptype == _T2_DISCONNECT:
-                self.reset_count += 1
-                return self._fail(ConnectionFailed("peer disconnected during the handshake"))
-            if self._absorb_reset:
-                self._absorb_reset = False
-                return -1
-            return self._reset(ConnectionReset("peer sent Reset"), initiator=False)
-        self._absorb_reset = False
-        if buf[p + 6] or buf[p + 7]:
-            return self._bad("reserved header field not zero")
-        if msg_id != self._remote_msg_id:
-            return self._bad("Message ID does not match")
-        self._remote_msg_id = (msg_id + 1) & 0xFFFF
-        if ptype != _STATES[st][1]:
-            if not (st == _ESTABLISHED and _T2_DATA <= ptype <= _T2_REKEY):
-                return self._bad("unexpected packet type 0x%04x in %s" % (ptype, _STATES[st][0]))
-        return _RECV[st](self, buf, body, body_len, ptype)
 
     # ------------------------------------------------------------------ handshake
 
@@ -441,7 +416,7 @@ class Connection2:
             return self._fail(RemoteProtocolError("invalid record length"))
         if ptype != _T2_DATA and n != _TAG_LEN:
             return self._fail(RemoteProtocolError("control record with a payload"))
-        if self._remote_ended and ptype == _T2_DATA:
+        if self.remote_ended and ptype == _T2_DATA:
             return self._fail(RemoteProtocolError("data after end of stream"))
         try:
             m = self._recv_cs.decrypt_with_ad_into(self._ad, buf, off, n, self.plaintext, 0)
@@ -454,9 +429,9 @@ class Connection2:
             self._recv_cs.rekey()
             return -1
         if ptype == _T2_END:
-            if self._remote_ended:
+            if self.remote_ended:
                 return self._fail(RemoteProtocolError("second end of stream"))
-            self._remote_ended = True
+            self.remote_ended = True
             return END_OF_STREAM
         # T2_CLOSE: the one clean close, authenticated like any record.
         self.error = ConnectionClosed("peer closed the connection")
@@ -478,30 +453,37 @@ class Connection2:
         return _RECORD_OVERHEAD + n
 
     def _seal_records(self, ptype, data, n, out, off):
-        # A REKEY when due, then the record. `out` is checked writable first, so a bad
-        # buffer consumes nothing; running out of heap half-way (the REKEY may already be
-        # applied) ends the connection, since the two sides could no longer agree on keys.
+        # send_data's and end_stream's checks, then a REKEY when due, then the record. `out`
+        # is checked writable first, so a bad buffer consumes nothing; running out of heap
+        # half-way (the REKEY may already be applied) ends the connection, since the two
+        # sides could no longer agree on keys.
+        if self.state != _ESTABLISHED:
+            raise LocalProtocolError("Encrypted channel not established.")
+        if self.local_ended:
+            raise LocalProtocolError("stream already ended")
+        if n > self.max_record:
+            raise LocalProtocolError("record of %d bytes exceeds max_record %d"
+                                     % (n, self.max_record))
+        # (room for a REKEY record before this one)
+        if off < 0 or len(out) - off < 2 * _RECORD_OVERHEAD + n:
+            raise LocalProtocolError("output buffer too small")
         try:
             out[off] = out[off]
         except (TypeError, ValueError):
             raise LocalProtocolError("output buffer is not writable")
         try:
-            k = self._rekey_if_due(out, off)
+            k = 0
+            if self._sent_since_rekey >= self.rekey_after:
+                # After rekey_after records, a REKEY record goes out under the old key, then
+                # the sending CipherState rekeys; the peer rekeys when it reads that record.
+                k = self._seal_record(_T2_REKEY, b"", 0, out, off)
+                self._send_cs.rekey()
+                self._sent_since_rekey = 0
             k += self._seal_record(ptype, data, n, out, off + k)
         except MemoryError:
             self._fail(OutOfMemory("out of memory"))
             raise OutOfMemory("out of memory")
         self._sent_since_rekey += 1
-        return k
-
-    def _rekey_if_due(self, out, off):
-        # After rekey_after records, a REKEY record goes out under the old key, then the
-        # sending CipherState rekeys; the peer rekeys when it reads that record.
-        if self._sent_since_rekey < self.rekey_after:
-            return 0
-        k = self._seal_record(_T2_REKEY, b"", 0, out, off)
-        self._send_cs.rekey()
-        self._sent_since_rekey = 0
         return k
 
     def send_data(self, data, out, off=0, n=-1):
@@ -513,29 +495,14 @@ class Connection2:
             n = len(data)
         elif n > len(data):
             raise LocalProtocolError("n is larger than the data")
-        if self._state != _ESTABLISHED:
-            raise LocalProtocolError("Encrypted channel not established.")
-        if self._local_ended:
-            raise LocalProtocolError("stream already ended")
-        if n > self.max_record:
-            raise LocalProtocolError("record of %d bytes exceeds max_record %d"
-                                     % (n, self.max_record))
-        if off < 0 or len(out) - off < 2 * _RECORD_OVERHEAD + n:
-            raise LocalProtocolError("output buffer too small")
         return self._seal_records(_T2_DATA, data, n, out, off)
 
     def end_stream(self, out, off=0):
         """Half-close: write an END record into out[off:] (48 bytes of room); return its length.
         We send no more data; the peer may go on sending. LocalProtocolError when not
         established or already ended."""
-        if self._state != _ESTABLISHED:
-            raise LocalProtocolError("Encrypted channel not established.")
-        if self._local_ended:
-            raise LocalProtocolError("stream already ended")
-        if off < 0 or len(out) - off < 2 * _RECORD_OVERHEAD:
-            raise LocalProtocolError("output buffer too small")
         k = self._seal_records(_T2_END, b"", 0, out, off)
-        self._local_ended = True
+        self.local_ended = True
         return k
 
     # ------------------------------------------------------------------ output
@@ -543,7 +510,7 @@ class Connection2:
     def data_to_send(self, out, off=0):
         """Write the pending handshake, Reset, Disconnect or CLOSE packet into out[off:];
         return its length, 0 when nothing is pending. `out` needs MAX_CONTROL_PACKET bytes."""
-        sender = _SEND[self._state]
+        sender = _SEND[self.state]
         if sender is None:
             return 0
         if len(out) - off < _MAX_CONTROL_PACKET:
@@ -556,18 +523,22 @@ class Connection2:
             return 0
 
     def _frame(self, out, off, ptype, msg):
-        _put_header(out, off, len(msg), self._next_msg_id(), ptype)
+        m = self._local_msg_id
+        self._local_msg_id = (m + 1) & 0xFFFF
+        _put_header(out, off, len(msg), m, ptype)
         out[off + _HEADER_LEN:off + _HEADER_LEN + len(msg)] = msg
         return _HEADER_LEN + len(msg)
 
-    def _send_msg1(self, out, off):
-        msg, _ = self._hs.write_message(b"")
-        self._enter(_CLIENT_WAIT_MSG2)
-        return self._frame(out, off, _T2_MSG1, msg)
-
-    def _send_msg3(self, out, off):
-        payload = self.local_public_key if self._identity is not None else b""
-        msg, pair = self._hs.write_message(payload)
+    def _send_msg(self, out, off):
+        # The client's handshake messages (one sender for both states).
+        if self.state == _CLIENT_SEND_MSG1:
+            # -> e, with an empty payload.
+            msg, _ = self._hs.write_message(b"")
+            self._enter(_CLIENT_WAIT_MSG2)
+            return self._frame(out, off, _T2_MSG1, msg)
+        # -> s, se + payload: our Ed25519 key, or nothing from a keyless client.
+        msg, pair = self._hs.write_message(
+            self.local_public_key if self._identity is not None else b"")
         self._split(pair)
         self._enter(_ESTABLISHED)
         self._pending_done = True
@@ -579,7 +550,8 @@ class Connection2:
         if self._initiator:
             self._enter(_RESET_WAIT)
         else:
-            self._enter_initial()
+            self._idle = True
+            self._enter(_SERVER_WAIT_MSG1 if self.is_server else _CLIENT_SEND_MSG1)
             self._absorb_reset = True
         return n
 
@@ -599,10 +571,10 @@ class Connection2:
     def disconnect(self, error=False):
         """Close: the next data_to_send() writes a CLOSE record (clean, established) or a
         Disconnect. A no-op on a connection that is already failing or failed."""
-        if self._state in (_FAILING, _FAILED):
+        if self.state in (_FAILING, _FAILED):
             return
         self.reset_count += 1
-        if self._state != _ESTABLISHED:
+        if self.state != _ESTABLISHED:
             self._wipe()     # a half-made session has no channel to close on: Disconnect
         self._fail(ConnectionFailed("disconnected locally") if error
                    else ConnectionClosed("closed locally"))
@@ -624,19 +596,12 @@ class Connection2:
             raise CryptoError("random source returned a wrong length")
         return bytes(b)
 
-    def _enter(self, st):
-        self._state = st
-        if self._clock is not None and _STATES[st][4]:
+    def _enter(self, state):
+        self.state = state
+        self.established = state == _ESTABLISHED
+        self.closed = state == _FAILED
+        if self._clock is not None and _STATES[state][4]:
             self._t0 = self._clock()
-
-    def _enter_initial(self):
-        self._idle = True
-        self._enter(_SERVER_WAIT_MSG1 if self.is_server else _CLIENT_SEND_MSG1)
-
-    def _next_msg_id(self):
-        m = self._local_msg_id
-        self._local_msg_id = (m + 1) & 0xFFFF
-        return m
 
     def _new_session(self):
         # Fresh handshake: new HandshakeState (new e when it writes), msg_ids to 0. A keyless
@@ -644,15 +609,15 @@ class Connection2:
         self._wipe()
         static = self._static
         if static is None:
-            static = self._fresh_static = key_pair(self.backend, self._rand(32))
+            static = self._fresh_static = KeyPair(self.backend, self._rand(32))
         self._hs = HandshakeState(self.backend, self._rand, not self.is_server,
                                   _PROLOGUE, static)
         self._absorb_reset = False
         self._partial_t0 = None     # clock when an incomplete packet was first seen
         self._local_msg_id = 0
         self._remote_msg_id = 0
-        self._local_ended = False
-        self._remote_ended = False
+        self.local_ended = False
+        self.remote_ended = False
         self._sent_since_rekey = 0
         self.remote_public_key = None
         self.handshake_hash = None
@@ -672,8 +637,8 @@ class Connection2:
         self._send_cs = None
         self._recv_cs = None
 
-    def _reset(self, err, initiator=True):
-        self.error = err
+    def _reset(self, error, initiator=True):
+        self.error = error
         self.reset_count += 1
         self._in_start = self._in_end = 0
         self._pending_done = False
@@ -688,12 +653,12 @@ class Connection2:
     def _bad(self, reason):
         # During the handshake a broken rule is recoverable (a Reset exchange); once
         # established it ends the session (no unauthenticated restart of a stream).
-        if self._state == _ESTABLISHED:
+        if self.state == _ESTABLISHED:
             return self._fail(RemoteProtocolError(reason))
         return self._reset(RemoteProtocolError(reason))
 
-    def _fail(self, err):
-        self.error = err
+    def _fail(self, error):
+        self.error = error
         self._pending_done = False
         self._enter(_FAILING)
         return CLOSED
@@ -723,23 +688,10 @@ def _put_control(out, off, ptype, error):
     return _HEADER_LEN + 4
 
 
-def _handlers(i):
-    # The state table's handlers (column i) resolved to plain functions; the server's are
-    # None until _load_server() fills them in.
-    return [getattr(Connection2, s[i], None) if s[i] else None for s in _STATES]
-
-
-_RECV = _handlers(2)
-_SEND = _handlers(3)
-
-
-def _load_server():
-    # The server's handshake handlers, from _server2.py, into the tables (once).
-    from . import _server2
-    for table, i in ((_RECV, 2), (_SEND, 3)):
-        for st in range(len(_STATES)):
-            if table[st] is None and _STATES[st][i]:
-                table[st] = getattr(_server2, _STATES[st][i])
+# The state table's handlers resolved to plain functions; the server's are None until
+# importing _server2.py fills them in.
+_RECV = [getattr(Connection2, s[2], None) if s[2] else None for s in _STATES]
+_SEND = [getattr(Connection2, s[3], None) if s[3] else None for s in _STATES]
 
 
 # CPython with pyca/cryptography: the same class with issue 10's record fast path

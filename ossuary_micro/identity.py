@@ -45,8 +45,8 @@ class Identity:
     def static(self):
         """The X25519 static key pair (noise.KeyPair), made on first use."""
         if self._static is None:
-            from .noise import key_pair
-            st = key_pair(self._backend, self._secret)
+            from .noise import KeyPair
+            st = KeyPair(self._backend, self._secret)
             # The seed's X25519 form, now that the KeyPair holds its own copy: wipe() wipes
             # it, and not the new pair, which is set only afterwards.
             self.wipe()

@@ -12,7 +12,7 @@ from ossuary_micro.errors import (OssuaryError, CryptoError, AuthenticationFaile
                                   ConnectionClosed, ConnectionReset, KeyFormatError)
 from ossuary_micro import hkdf as hk
 from ossuary_micro import wire2
-from ossuary_micro.noise import HandshakeState, CipherState, SymmetricState, key_pair
+from ossuary_micro.noise import HandshakeState, CipherState, KeyPair, hmac_sha256
 from ossuary_micro.crypto.ed2curve import ed25519_sk_to_x25519, ed25519_pk_to_x25519
 from ossuary_micro.connection2 import Connection2, Identity, END_OF_STREAM
 from tests.portable._util import h, hx, raises, load_wycheproof, tally, _here
@@ -20,6 +20,29 @@ from tests.portable._pair import DetRandom, Clock, SERVER_SEED, SERVER_PUB, CLIE
 from tests.portable._pair2 import make_pair2
 
 _OUT = 300
+
+
+def nonce_of(cs):
+    # A CipherState's n as an int (noise.py keeps it as the ChaChaPoly nonce's last 8 bytes,
+    # little-endian, and has no accessor: a board would carry it for the tests alone).
+    return int.from_bytes(bytes(cs._nonce[4:12]), "little")
+
+
+def set_nonce(cs, n):
+    # SetNonce(n) (Noise 5.1), for the tests: n from 0 to 2^64-1.
+    cs._nonce[4:12] = n.to_bytes(8, "little")
+
+
+def encrypt_with_ad(cs, ad, plaintext):
+    # EncryptWithAd(ad, plaintext) -> bytes, on CipherState's buffer form.
+    out = bytearray(len(plaintext) + 16)
+    return bytes(out[:cs.encrypt_with_ad_into(ad, plaintext, 0, len(plaintext), out, 0)])
+
+
+def decrypt_with_ad(cs, ad, ciphertext):
+    # DecryptWithAd(ad, ciphertext) -> bytes, on CipherState's buffer form.
+    out = bytearray(len(ciphertext))
+    return bytes(out[:cs.decrypt_with_ad_into(ad, ciphertext, 0, len(ciphertext), out, 0)])
 
 
 # ------------------------------------------------------------------ HMAC, HKDF
@@ -60,13 +83,15 @@ def test_noise_hkdf_is_rfc5869_with_chaining_key_as_salt():
     assert hk.noise_hkdf(ck, ikm, 2) == (o1, o2)
 
 
-def test_noise_hkdf_fast_path_equals_the_generic_steps():
-    # CPython's noise_hkdf spells HMAC out on hashlib (or OpenSSL's one-shot HMAC for a
-    # chaining key that is not 32 bytes); it must be the spec's steps.
+def test_noise_hkdf_every_chaining_key_is_rfc5869():
+    # noise.py's noise_hkdf (on CPython _hkdf_host.py's, which spells HMAC out on hashlib, or
+    # OpenSSL's one-shot HMAC for a chaining key that is not 32 bytes; on MicroPython the
+    # generic steps) must be the spec's HKDF: RFC 5869 with the chaining key as salt.
     for ck in (bytes(32), bytearray(range(32)), b"\xff" * 32, bytes(range(16)), b"\x07" * 80):
         for ikm in (b"", b"\x02" * 32, bytes(range(70)), memoryview(b"\x09" * 32)):
+            okm = hk.hkdf(ck, bytes(ikm), b"", 96)
             for k in (2, 3):
-                assert hk.noise_hkdf(ck, ikm, k) == hk._noise_hkdf_generic(ck, ikm, k)
+                assert b"".join(hk.noise_hkdf(ck, ikm, k)) == okm[:32 * k]
 
 
 # ------------------------------------------------------------------ Noise vectors
@@ -90,7 +115,7 @@ def test_cacophony_xx_vector_every_backend():
         b = get_backend(name)
 
         def keypair(sk_hex):
-            return key_pair(b, h(sk_hex))
+            return KeyPair(b, h(sk_hex))
 
         init = HandshakeState(b, _no_random, True, h(v["init_prologue"]),
                               keypair(v["init_static"]), keypair(v["init_ephemeral"]))
@@ -114,47 +139,55 @@ def test_cacophony_xx_vector_every_backend():
             c = 1 if i % 2 == 1 else 0
             sender = pairs[c == 0][c]
             receiver = pairs[c == 1][c]
-            ct = sender.encrypt_with_ad(b"", payload)
+            ct = encrypt_with_ad(sender, b"", payload)
             assert hx(ct) == m["ciphertext"], (name, i)
-            assert receiver.decrypt_with_ad(b"", ct) == payload
+            assert decrypt_with_ad(receiver, b"", ct) == payload
         assert hx(init.get_handshake_hash()) == v["handshake_hash"], name
         assert resp.get_handshake_hash() == init.get_handshake_hash()
 
 
 def test_cipherstate_failed_decrypt_keeps_nonce_and_ceiling():
     b = get_backend()
-    cs = CipherState(b)
-    cs.initialize_key(b"\x07" * 32)
-    rx = CipherState(b)
-    rx.initialize_key(b"\x07" * 32)
-    ct = bytearray(cs.encrypt_with_ad(b"ad", b"hello"))
+    cs = CipherState(b, b"\x07" * 32)
+    rx = CipherState(b, b"\x07" * 32)
+    ct = bytearray(encrypt_with_ad(cs, b"ad", b"hello"))
     ct[0] ^= 1
-    raises(AuthenticationFailed, rx.decrypt_with_ad, b"ad", bytes(ct))
-    assert rx.n == 0                  # 5.1: a failed decryption does not advance n
+    raises(AuthenticationFailed, decrypt_with_ad, rx, b"ad", bytes(ct))
+    assert nonce_of(rx) == 0          # 5.1: a failed decryption does not advance n
     ct[0] ^= 1
-    raises(AuthenticationFailed, rx.decrypt_with_ad, b"other ad", bytes(ct))
-    assert rx.decrypt_with_ad(b"ad", bytes(ct)) == b"hello" and rx.n == 1
+    raises(AuthenticationFailed, decrypt_with_ad, rx, b"other ad", bytes(ct))
+    assert decrypt_with_ad(rx, b"ad", bytes(ct)) == b"hello" and nonce_of(rx) == 1
     # n = 2^64 - 1 is reserved: the last usable nonce is 2^64 - 2.
-    cs.set_nonce((1 << 64) - 2)
-    cs.encrypt_with_ad(b"", b"x")
-    assert cs.n == (1 << 64) - 1
-    raises(CryptoError, cs.encrypt_with_ad, b"", b"x")
-    rx.set_nonce((1 << 64) - 1)
-    raises(CryptoError, rx.decrypt_with_ad, b"", bytes(16))
-    raises(LocalProtocolError, cs.set_nonce, 1 << 64)
+    set_nonce(cs, (1 << 64) - 2)
+    encrypt_with_ad(cs, b"", b"x")
+    assert nonce_of(cs) == (1 << 64) - 1
+    raises(CryptoError, encrypt_with_ad, cs, b"", b"x")
+    set_nonce(rx, (1 << 64) - 1)
+    raises(CryptoError, decrypt_with_ad, rx, b"", bytes(16))
+    # The nonce steps with its carries: 255 -> 256, 2^32 - 1 -> 2^32.
+    for n in (255, (1 << 32) - 1):
+        set_nonce(cs, n)
+        encrypt_with_ad(cs, b"", b"x")
+        assert nonce_of(cs) == n + 1
+    # A ciphertext shorter than a tag is refused before the nonce is looked at.
+    raises(CryptoError, decrypt_with_ad, CipherState(b, bytes(32)), b"", bytes(15))
+    # Without a key (InitializeKey(empty)) the plaintext passes as it is, n unchanged.
+    clear = CipherState(b)
+    assert encrypt_with_ad(clear, b"ad", b"hi") == b"hi" and nonce_of(clear) == 0
+    assert decrypt_with_ad(clear, b"ad", b"hi") == b"hi"
 
 
 def test_rekey_is_noise_rekey():
     # REKEY(k) = first 32 bytes of ENCRYPT(k, 2^64-1, zerolen, zeros(32)); n is unchanged.
     b = get_backend()
-    cs = CipherState(b)
     k = b"\x42" * 32
-    cs.initialize_key(k)
-    cs.set_nonce(5)
+    cs = CipherState(b, k)
+    set_nonce(cs, 5)
     out = bytearray(48)
     b.aead_seal(k, b"\x00" * 4 + b"\xff" * 8, bytes(32), 0, 32, out, 0)
     cs.rekey()
-    assert bytes(cs.k) == bytes(out[:32]) and cs.n == 5
+    assert bytes(cs.k) == bytes(out[:32]) and nonce_of(cs) == 5
+    raises(LocalProtocolError, CipherState(b).rekey)
 
 
 def test_prologue_mismatch_fails_the_handshake():
@@ -163,7 +196,7 @@ def test_prologue_mismatch_fails_the_handshake():
     rnd = DetRandom(b"prologue")
 
     def kp():
-        return key_pair(b, rnd(32))
+        return KeyPair(b, rnd(32))
 
     i = HandshakeState(b, rnd, True, wire2.PROLOGUE, kp())
     r = HandshakeState(b, rnd, False, b"ossuary-micro protocol 1", kp())
@@ -175,7 +208,7 @@ def test_prologue_mismatch_fails_the_handshake():
 def test_handshake_turns_are_enforced():
     b = get_backend()
     rnd = DetRandom(b"turns")
-    hs = HandshakeState(b, rnd, True, b"", key_pair(b, rnd(32)))
+    hs = HandshakeState(b, rnd, True, b"", KeyPair(b, rnd(32)))
     raises(LocalProtocolError, hs.read_message, bytes(32))
     hs.write_message(b"")
     raises(LocalProtocolError, hs.write_message, b"")
@@ -326,6 +359,30 @@ def test_records_half_close_and_authenticated_close():
     assert link.client.closed and link.server.closed
 
 
+def test_status_attributes_follow_the_state():
+    # state, established and closed are plain attributes kept by every state change (no
+    # properties on a board); state_name names the state, local_ended/remote_ended start False.
+    def check(c):
+        assert c.established == (c.state == 7) and c.closed == (c.state == 11), c.state_name
+    link = make_pair2(client_key=CLIENT_SEED, server_role=AUTH_SERVER)
+    for c in (link.client, link.server):
+        check(c)
+        assert not (c.established or c.closed or c.local_ended or c.remote_ended)
+    assert (link.client.state_name, link.server.state_name) == ("ClientSendMsg1",
+                                                                "ServerWaitMsg1")
+    link.run()
+    for c in (link.client, link.server):
+        check(c)
+        assert c.established and c.state_name == "Established"
+    link.client.disconnect()
+    check(link.client)
+    assert link.client.state_name == "Failing" and not link.client.closed
+    link.run()
+    for c in (link.client, link.server):
+        check(c)
+        assert c.closed and not c.established and c.state_name == "Failed"
+
+
 def test_record_header_is_authenticated():
     # Changing the type (DATA -> END), msg_id or reserved bytes of a record breaks the tag.
     for pos, val in ((5, 0x21), (3, 0x05), (7, 0x01), (1, 0)):
@@ -407,7 +464,7 @@ def test_rekey_after_n_records_both_directions():
     # 10 data records, a REKEY before the 4th, 7th and 10th: 3 extra records of 24 bytes.
     data_frames = link.frames["client"][2:]
     assert sum(len(f) for f in data_frames) == 10 * (24 + 2) + 3 * 24
-    assert link.client._send_cs.n == 13 and link.server._recv_cs.n == 13
+    assert nonce_of(link.client._send_cs) == 13 and nonce_of(link.server._recv_cs) == 13
 
 
 def test_send_rules_and_sizes():
@@ -430,9 +487,9 @@ def test_send_rules_and_sizes():
 
 def test_nonce_ceiling_on_the_connection():
     link = make_pair2().run()
-    link.client._send_cs.set_nonce((1 << 64) - 1)
+    set_nonce(link.client._send_cs, (1 << 64) - 1)
     raises(CryptoError, link.client.send_data, b"x", bytearray(_OUT))
-    link.server._recv_cs.set_nonce((1 << 64) - 1)
+    set_nonce(link.server._recv_cs, (1 << 64) - 1)
     out = bytearray(_OUT)
     fresh = make_pair2().run()
     n = fresh.client.send_data(b"x", out)
@@ -652,11 +709,12 @@ def test_cheap_identity_relation_matches_the_conversion():
 
 
 def test_hmac_fallback_equals_the_fast_path():
-    # CPython takes the C HMAC; boards the hashlib-only loop. Both must agree everywhere.
+    # CPython's hkdf.hmac_sha256 takes the C HMAC; noise.py (what boards run) the hashlib-only
+    # loop. Both must agree everywhere.
     for klen in (0, 1, 32, 64, 65, 131):
         key = bytes(range(klen % 256)) if klen < 256 else bytes(klen)
-        assert hk._hmac_sha256_py(key, b"data" * 9) == hk.hmac_sha256(key, b"data" * 9), klen
-    assert hx(hk._hmac_sha256_py(b"Jefe", b"what do ya want for nothing?")) == (
+        assert hmac_sha256(key, b"data" * 9) == hk.hmac_sha256(key, b"data" * 9), klen
+    assert hx(hmac_sha256(b"Jefe", b"what do ya want for nothing?")) == (
         "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
 
 
