@@ -31,7 +31,7 @@ VERSION = "0.1.0"
 ARCH = {"rp2": "armv6m", "esp32": "xtensawin"}
 
 # Modules that never go to a board: the pyca/cryptography backend, the CPython-only fast
-# Noise HKDF (hkdf.py falls back to its generic form when the import fails) and protocol 1's
+# Noise HKDF (noise.py falls back to its generic form when the import fails) and protocol 1's
 # CPython record path (connection.py keeps its own class when the import fails).
 HOST_ONLY = ("ossuary_micro/crypto/pyca.py", "ossuary_micro/_hkdf_host.py",
              "ossuary_micro/_record_host.py", "ossuary_micro/_record2_host.py")
