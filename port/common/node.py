@@ -649,27 +649,17 @@ def main(board, path, read_key=None):
     """Load the config at `path`, build the Node and run it. Returns an exit status:
     0 (max_readings sent), 2 (configuration error, reported as one line), 130 (Ctrl-C).
     `read_key(path) -> 32 bytes` reads secret_key_file (default: keystore.read_or_create)."""
-    from nodeconfig import ConfigError, load_config
-    if read_key is None:
-        def read_key(p):
-            # A missing secret_key_file is created on the spot, so the node's secret key can
-            # be born on the board and never leave it (port/common/keystore.py).
-            import keystore
-            from ossuary_micro.crypto import get_backend
-            return keystore.read_or_create(p, board.random, get_backend().ed25519_public,
-                                           board.log)
-    try:
-        cfg = load_config(path, read_key)
-        node = Node(cfg, board)
-    except ConfigError as e:
-        board.log_error("config error: %s" % e)
-        return 2
-    # The config is checked and the key read: their modules are not needed again, and on a
-    # board a loaded module is heap (nodeconfig alone is ~6 KB on a 32-bit port). Only
-    # ConfigError, which sensors.py holds, stays alive.
-    del load_config
+    from nodeconfig import make_node
+    node = make_node(board, path, read_key)
+    # The config is checked and the key read: their modules (and the boot code in nodeconfig)
+    # are not needed again, and on a board a loaded module is heap (nodeconfig alone is ~6 KB
+    # on a 32-bit port). Only ConfigError, which sensors.py holds, stays alive.
+    del make_node
     for m in ("nodeconfig", "keystore"):
         _unload(m)
+    if node is None:
+        return 2
+    cfg = node.cfg
     board.log("node %s starting: %d sensor(s), every %d ms"
               % (cfg["name"], len(node.sensors), cfg["interval_ms"]))
     try:

@@ -1,4 +1,5 @@
-# Sensor-node configuration: load node_config.json and check every field before the node uses it.
+# Sensor-node configuration: load node_config.json, check every field before the node uses it,
+# and build the node from it (make_node: the boot code node.main unloads with this module).
 #
 # One JSON file on the board holds everything the node needs (docs/boards.md, "Configuration"):
 #
@@ -261,3 +262,24 @@ def load_config(path, read_key=None):
         return parse_config(cfg, read_key)
     except ConfigError as e:
         raise ConfigError("config %s: %s" % (path, e))
+
+
+def make_node(board, path, read_key=None):
+    """The node's boot (node.main's arguments): load the config at `path` and build the Node.
+    Returns it, or None after a configuration error, reported as one line with
+    board.log_error. Here rather than in node.py: node.main unloads this module before the
+    node runs, and this code with it (on a board a loaded module is heap)."""
+    from node import Node
+    if read_key is None:
+        def read_key(p):
+            # A missing secret_key_file is created on the spot, so the node's secret key can
+            # be born on the board and never leave it (port/common/keystore.py).
+            import keystore
+            from ossuary_micro.crypto import get_backend
+            return keystore.read_or_create(p, board.random, get_backend().ed25519_public,
+                                           board.log)
+    try:
+        return Node(load_config(path, read_key), board)
+    except ConfigError as e:
+        board.log_error("config error: %s" % e)
+        return None
