@@ -92,43 +92,39 @@ class ReadingQueue:
 
     def __init__(self, n):
         # Capacity n >= 1 (nodeconfig checks queue_max); len(self.sensor) is the capacity.
-        # value holds each reading's value and up_ms, side by side (a double holds every
-        # uptime up to 2**53 ms exactly).
+        # Reading `seq` is in slot seq % capacity: the queued seqs are consecutive and at
+        # most a capacity of them, so no two share a slot, and first / next_seq say which
+        # slots are in use. value holds each reading's value and up_ms, side by side (a
+        # double holds every uptime up to 2**53 ms exactly).
         self.sensor = bytearray(n)
         self.value = array("d", bytearray(16 * n))
-        self._head = 0       # slot of the oldest reading
-        self._count = 0
         self.first = 0
         self.next_seq = 0
         self.dropped = 0
 
     def __len__(self):
-        return self._count
+        return self.next_seq - self.first
 
     def append(self, sensor, value, up_ms):
         """Queue one reading of sensor index `sensor` (0..255); return its seq. A full queue
         first drops its oldest reading (counted in `dropped`)."""
+        seq = self.next_seq
         cap = len(self.sensor)
-        if self._count == cap:
-            self._head = (self._head + 1) % cap
-            self._count -= 1
+        if seq - self.first == cap:
             self.first += 1
             self.dropped += 1
-        i = (self._head + self._count) % cap
+        i = seq % cap
         self.sensor[i] = sensor
         self.value[2 * i] = value
         self.value[2 * i + 1] = up_ms
-        self._count += 1
-        seq = self.next_seq
-        self.next_seq += 1
+        self.next_seq = seq + 1
         return seq
 
     def get(self, seq):
         """(sensor index, value, up_ms) of queued reading `seq`. IndexError if not queued."""
-        k = seq - self.first
-        if not 0 <= k < self._count:
+        if not self.first <= seq < self.next_seq:
             raise IndexError
-        i = (self._head + k) % len(self.sensor)
+        i = seq % len(self.sensor)
         return self.sensor[i], self.value[2 * i], int(self.value[2 * i + 1])
 
     def ack(self, seq):
@@ -136,10 +132,8 @@ class ReadingQueue:
         n = seq + 1 - self.first
         if n <= 0:
             return 0
-        if n > self._count:
-            n = self._count
-        self._head = (self._head + n) % len(self.sensor)
-        self._count -= n
+        if n > self.next_seq - self.first:
+            n = self.next_seq - self.first
         self.first += n
         return n
 
@@ -154,9 +148,9 @@ def format_reading(node, boot, seq, sensor, value, unit, up_ms, dropped, digits=
     """
     if value - value != 0:  # NaN or +-inf: JSON has no spelling for them
         return None
-    rec = ('{"v":2,"node":"%s","boot":"%s","seq":%d,"sensor":"%s","value":%s,"unit":"%s",'
+    rec = ('{"v":2,"node":"%s","boot":"%s","seq":%d,"sensor":"%s","value":%.*f,"unit":"%s",'
            '"up_ms":%d,"dropped":%d}'
-           % (node, boot, seq, sensor, "%.*f" % (digits, value), unit, up_ms, dropped))
+           % (node, boot, seq, sensor, digits, value, unit, up_ms, dropped))
     if len(rec) > MAX_RECORD:
         return None
     return rec.encode()
@@ -177,11 +171,6 @@ def parse_ack(data, boot):
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         return -1
     return n
-
-
-class _Done(Exception):
-    # max_readings taken and acknowledged: unwinds out of the session loop.
-    pass
 
 
 class Node:
@@ -221,18 +210,6 @@ class Node:
         self._last_tick = board.clock()
         self._next_due = self._last_tick
 
-    # -- time ------------------------------------------------------------------------------
-
-    def uptime_ms(self):
-        """Milliseconds since the Node was made; accumulated so ticks_ms wrap-around is harmless."""
-        now = self.board.clock()
-        self.up_ms += time.ticks_diff(now, self._last_tick)
-        self._last_tick = now
-        return self.up_ms
-
-    def _ms_until_due(self):
-        return time.ticks_diff(self._next_due, self.board.clock())
-
     # -- readings --------------------------------------------------------------------------
 
     def sample(self):
@@ -250,12 +227,17 @@ class Node:
                 ok = False
             if not ok:
                 continue  # no reading, so no seq: a gap in seq always means a drop
-            self.queue.append(i, value, self.uptime_ms())
+            # up_ms: milliseconds since the Node was made, accumulated so that ticks_ms
+            # wrap-around is harmless.
+            now = self.board.clock()
+            self.up_ms += time.ticks_diff(now, self._last_tick)
+            self._last_tick = now
+            self.queue.append(i, value, self.up_ms)
 
     def _sample_if_due(self):
         # Take a sample if the interval has passed; schedule the next one. After a long stall
         # (more than one interval late) restart the schedule instead of sampling in a burst.
-        late = -self._ms_until_due()
+        late = time.ticks_diff(self.board.clock(), self._next_due)
         if late < 0:
             return False
         self.sample()
@@ -273,15 +255,8 @@ class Node:
             left = time.ticks_diff(end, self.board.clock())
             if left <= 0:
                 return
-            due = self._ms_until_due()
+            due = time.ticks_diff(self._next_due, self.board.clock())
             self.board.sleep_ms(max(1, min(left, due)))
-
-    def _record(self, seq):
-        # The record of queued reading `seq`, carrying the drop count as of now.
-        idx, value, up_ms = self.queue.get(seq)
-        s = self.sensors[idx]
-        return format_reading(self.name, self.boot, seq, s.name, value, s.unit, up_ms,
-                              self.queue.dropped, s.digits)
 
     # -- the session -----------------------------------------------------------------------
 
@@ -296,14 +271,22 @@ class Node:
         log = self.board.log
         backoff = self.cfg["retry_min_ms"]
         while self.protocol == 2 and self._identity is None:
-            # Protocol 2's keys, before the connection code loads: the Ed25519/SHA-512 code this
-            # needs once is the largest module the node ever loads, and is unloaded after.
+            # Protocol 2's keys (the X25519 form of the seed, the Ed25519 public key it
+            # announces), derived once before the connection code loads and kept in an
+            # Identity. The Ed25519/SHA-512 code that takes is the largest module the node ever
+            # loads, and is unloaded after (a protocol 2 handshake uses neither).
             try:
-                self._derive_identity()
+                try:
+                    from ossuary_micro.identity import Identity
+                    self._identity = Identity(self.cfg["secret_key"])
+                    log("protocol 2 keys derived")
+                finally:
+                    _unload("ossuary_micro.crypto._viper_ed")
+                    gc.collect()
             except Exception as e:
-                # OutOfMemory above all; anything else (re-importing the Ed25519 module on a
-                # nearly full i386 heap once gave an ImportError) is retried the same way
-                # rather than ending the node.
+                # A full heap above all ("out of memory"); anything else (re-importing the
+                # Ed25519 module on a nearly full i386 heap once gave an ImportError) is
+                # retried the same way rather than ending the node.
                 log("cannot derive the node's keys: %s; retry in %d ms" % (_why(e), backoff))
                 self._idle(backoff)
                 backoff = min(backoff * 2, self.cfg["retry_max_ms"])
@@ -323,7 +306,9 @@ class Node:
                 while True:
                     resets = stream.resets if stream is not port else 0
                     try:
-                        self._session(stream, stream is not port)
+                        if self._session(stream, stream is not port):
+                            log("%d readings acknowledged, done" % self.acked)
+                            return self.acked
                         break
                     except OssuaryError:
                         if stream is port or stream.resets == resets:
@@ -333,9 +318,6 @@ class Node:
                         log("session ended: link peer restarted")
             except MemoryError:
                 log("session ended: out of memory")
-            except _Done:
-                log("%d readings acknowledged, done" % self.acked)
-                return self.acked
             except OssuaryError as e:
                 log("session ended: %s" % _why(e))
             except OSError as e:
@@ -370,48 +352,33 @@ class Node:
             self.link.reset()
         return LinkStream(self.link, port)
 
-    def _derive_identity(self):
-        # Protocol 2's keys (the X25519 form of the seed, the Ed25519 public key it announces),
-        # derived once and kept in an Identity; the Ed25519/SHA-512 code that needs is then
-        # unloaded (a protocol 2 handshake uses neither). Raises OutOfMemory.
-        try:
-            from ossuary_micro.identity import Identity
-            self._identity = Identity(self.cfg["secret_key"])
-            self.board.log("protocol 2 keys derived")
-        except MemoryError:
-            raise OutOfMemory("out of memory")
-        finally:
-            _unload("ossuary_micro.crypto._viper_ed")
-            gc.collect()
-
-    def _connection(self):
-        # A new client Connection (protocol 1) or Connection2 (protocol 2, with the Identity
-        # run() derived) for one session. Raises OutOfMemory (a full heap: the caller logs it
-        # and retries after its backoff).
-        cfg = self.cfg
-        board = self.board
-        try:
-            if self.protocol == 1:
-                from ossuary_micro.connection import Connection
-                return Connection(CLIENT, secret_key=cfg["secret_key"],
-                                  authorized_keys=(cfg["collector_key"],),
-                                  max_record=MAX_RECORD, random=board.random, clock=board.clock)
-            from ossuary_micro.connection2 import Connection2
-            return Connection2(CLIENT, secret_key=self._identity,
-                               authorized_keys=(cfg["collector_key"],),
-                               max_record=MAX_RECORD, random=board.random, clock=board.clock)
-        except MemoryError:
-            raise OutOfMemory("out of memory")
-
     def _session(self, port, link):
         # One Ossuary session over an open transport: handshake, then send what is queued and
         # take acks, never blocking longer than a slice. Returns when the collector closed
-        # the session (or proved another key than collector_key); raises OssuaryError/OSError
-        # on failure, _Done after max_readings.
+        # the session (or proved another key than collector_key), True after max_readings
+        # were taken and acknowledged; raises OssuaryError/OSError on failure, OutOfMemory
+        # when the Connection cannot be made (a full heap: the caller logs it and retries
+        # after its backoff).
         board = self.board
         log = board.log
         q = self.queue
-        conn = self._connection()
+        cfg = self.cfg
+        try:
+            # A client Connection (protocol 1) or Connection2 (protocol 2, with the Identity
+            # run() derived).
+            if self.protocol == 1:
+                from ossuary_micro.connection import Connection
+                conn = Connection(CLIENT, secret_key=cfg["secret_key"],
+                                  authorized_keys=(cfg["collector_key"],),
+                                  max_record=MAX_RECORD, random=board.random, clock=board.clock)
+            else:
+                from ossuary_micro.connection2 import Connection2
+                conn = Connection2(CLIENT, secret_key=self._identity,
+                                   authorized_keys=(cfg["collector_key"],),
+                                   max_record=MAX_RECORD, random=board.random,
+                                   clock=board.clock)
+        except MemoryError:
+            raise OutOfMemory("out of memory")
         self._conn = conn
         self.port = port
         self._in_start = self._in_end = 0
@@ -480,7 +447,12 @@ class Node:
                     self._catch_up()
                     while self._cursor < q.next_seq:
                         try:
-                            rec = self._record(self._cursor)
+                            # The record of the reading at the cursor, carrying the drop
+                            # count as of now.
+                            idx, value, up_ms = q.get(self._cursor)
+                            s = self.sensors[idx]
+                            rec = format_reading(self.name, self.boot, self._cursor, s.name,
+                                                 value, s.unit, up_ms, q.dropped, s.digits)
                         except MemoryError:
                             # A full heap (garbage not yet collected): the reading stays
                             # queued and goes next round; the node carries on.
@@ -500,9 +472,9 @@ class Node:
                             and not len(q)):
                         done = True
                         self._close(1000)  # Disconnect, then take the collector's echo
-                        raise _Done()
+                        return True
                 if not busy:
-                    due = self._ms_until_due()
+                    due = time.ticks_diff(self._next_due, board.clock())
                     board.sleep_ms(_SLICE_MS if due > _SLICE_MS else (due if due > 1 else 1))
         finally:
             if not done:
