@@ -186,8 +186,6 @@ class Node:
         self.cfg = cfg
         self.board = board
         self.name = cfg["name"]
-        self.interval_ms = cfg["interval_ms"]
-        self.max_readings = cfg["max_readings"]
         self.sensors = board.make_sensors(cfg["sensors"])
         cap = cfg.get("queue_max") or getattr(board, "QUEUE_MAX", QUEUE_MAX)
         self.queue = ReadingQueue(cap)
@@ -215,8 +213,9 @@ class Node:
     def sample(self):
         """Read every sensor once and queue one reading per sensor that gave a number. With
         max_readings set, no reading beyond that many is taken."""
+        most = self.cfg["max_readings"]
         for i in range(len(self.sensors)):
-            if self.max_readings and self.queue.next_seq >= self.max_readings:
+            if most and self.queue.next_seq >= most:
                 return
             s = self.sensors[i]
             try:
@@ -241,10 +240,11 @@ class Node:
         if late < 0:
             return False
         self.sample()
-        if late >= self.interval_ms:
-            self._next_due = time.ticks_add(self.board.clock(), self.interval_ms)
+        ms = self.cfg["interval_ms"]
+        if late >= ms:
+            self._next_due = time.ticks_add(self.board.clock(), ms)
         else:
-            self._next_due = time.ticks_add(self._next_due, self.interval_ms)
+            self._next_due = time.ticks_add(self._next_due, ms)
         return True
 
     def _idle(self, ms):
@@ -302,7 +302,21 @@ class Node:
             try:
                 # The connection's code (and the link's) loads on first use; on a full heap
                 # that import is one more out-of-memory failure, retried after the backoff.
-                stream = self._stream(port)
+                stream = port   # what the secure channel runs over: the port or the link on it
+                t = self.cfg["transport"]
+                if t["type"] == "uart" and t.get("link", True):
+                    # Imported here: a TCP or bare node never loads the link's code (heap on a
+                    # board).
+                    from ossuary_micro.link import Link
+                    from ossuary_io.link import LinkStream
+                    if self.link is None:
+                        self.link = Link(self.board.clock, self.board.random, baud=t["baud"])
+                    else:
+                        # A reopened port: a new link session, so the collector's end discards
+                        # whatever of the last session was still in flight (a half-written
+                        # packet included).
+                        self.link.reset()
+                    stream = LinkStream(self.link, port)
                 while True:
                     resets = stream.resets if stream is not port else 0
                     try:
@@ -335,22 +349,6 @@ class Node:
             log("reconnect in %d ms" % backoff)
             self._idle(backoff)
             backoff = min(backoff * 2, self.cfg["retry_max_ms"])
-
-    def _stream(self, port):
-        # What the secure channel runs over: the port itself, or the link layer on it.
-        t = self.cfg["transport"]
-        if t["type"] != "uart" or not t.get("link", True):
-            return port
-        # Imported here: a TCP or bare node never loads the link's code (heap on a board).
-        from ossuary_micro.link import Link
-        from ossuary_io.link import LinkStream
-        if self.link is None:
-            self.link = Link(self.board.clock, self.board.random, baud=t["baud"])
-        else:
-            # A reopened port: a new link session, so the collector's end discards whatever
-            # of the last session was still in flight (a half-written packet included).
-            self.link.reset()
-        return LinkStream(self.link, port)
 
     def _session(self, port, link):
         # One Ossuary session over an open transport: handshake, then send what is queued and
@@ -468,8 +466,8 @@ class Node:
                             self.sent += 1
                         self._cursor += 1
                         busy = True
-                    if (self.max_readings and q.next_seq >= self.max_readings
-                            and not len(q)):
+                    most = cfg["max_readings"]
+                    if most and q.next_seq >= most and not len(q):
                         done = True
                         self._close(1000)  # Disconnect, then take the collector's echo
                         return True
@@ -600,16 +598,16 @@ class Node:
             else:
                 self.board.sleep_ms(1)
 
-    def _close(self, linger_ms):
+    def _close(self, ms):
         # Send Disconnect (protocol 2, established: the authenticated CLOSE record); then, for
-        # linger_ms, read and drop what arrives (the collector's echo), so that it does not
+        # `ms` milliseconds, read and drop what arrives (the collector's echo), so that it does not
         # meet the next session on a serial line. Stops early on end of file.
         conn = self._conn
         if not conn.closed:
             conn.disconnect()
         self._flush()
-        end = time.ticks_add(self.board.clock(), linger_ms)
-        while linger_ms and time.ticks_diff(end, self.board.clock()) > 0:
+        end = time.ticks_add(self.board.clock(), ms)
+        while ms and time.ticks_diff(end, self.board.clock()) > 0:
             try:
                 if not self._read():
                     self.board.sleep_ms(_SLICE_MS)
