@@ -243,6 +243,26 @@ def test_rp2_board_uart_and_sensors(fake_board):
         b.open_transport(parse_config(base(transport={"type": "uart", "id": 2})))
 
 
+def test_boards_load_the_network_code_only_for_tcp(fake_board, monkeypatch):
+    # A UART node never imports netlink (on a board a loaded module is heap); a TCP one joins
+    # Wi-Fi, then connects.
+    load, calls, Pin = fake_board
+    monkeypatch.delitem(sys.modules, "netlink", raising=False)
+    for board in ("rp2", "esp32"):
+        load(board).open_transport(parse_config(base()))
+        assert "netlink" not in sys.modules, board
+    fake = types.SimpleNamespace(
+        wifi_connect=lambda ssid, password, log: calls.append(("wifi", ssid, password)),
+        tcp_connect=lambda host, port: calls.append(("tcp", host, port)) or "socket")
+    monkeypatch.setitem(sys.modules, "netlink", fake)
+    cfg = parse_config(base(transport={"type": "tcp", "host": "h", "port": 7700},
+                            wifi={"ssid": "net", "password": "pw"}))
+    for board in ("rp2", "esp32"):
+        del calls[:]
+        assert load(board).open_transport(cfg) == "socket"
+        assert calls == [("wifi", "net", "pw"), ("tcp", "h", 7700)], board
+
+
 def test_esp32_board_uart_and_sensors(fake_board):
     load, calls, Pin = fake_board
     b = load("esp32")

@@ -16,7 +16,6 @@ import esp32
 
 from sensors import ConfigError, sensor_opts
 from mcu_sensors import Esp32Temperature, AdcSensor
-from netlink import tcp_connect, wifi_connect
 from boardkit import log, log_error, close_transport  # noqa: F401 (the node calls them)
 
 random = os.urandom
@@ -34,6 +33,9 @@ def open_transport(cfg):
     """A machine.UART, or a TCP socket after joining Wi-Fi. Raises OSError, ConfigError."""
     t = cfg["transport"]
     if t["type"] == "tcp":
+        # Imported here: a UART node never loads the network code (on a board a loaded
+        # module is heap).
+        from netlink import tcp_connect, wifi_connect
         if "wifi" not in cfg:
             raise ConfigError("tcp transport on the ESP32 needs a \"wifi\" section")
         wifi_connect(cfg["wifi"]["ssid"], cfg["wifi"]["password"], log)

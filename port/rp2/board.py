@@ -18,7 +18,6 @@ import micropython
 
 from sensors import ConfigError, sensor_opts
 from mcu_sensors import Rp2040Temperature, AdcSensor
-from netlink import tcp_connect, wifi_connect
 from boardkit import log, log_error, close_transport  # noqa: F401 (the node calls them)
 
 random = os.urandom
@@ -35,6 +34,9 @@ def open_transport(cfg):
     """A machine.UART, or a TCP socket after joining Wi-Fi (Pico W). Raises OSError, ConfigError."""
     t = cfg["transport"]
     if t["type"] == "tcp":
+        # Imported here: a UART node never loads the network code (on a board a loaded
+        # module is heap).
+        from netlink import tcp_connect, wifi_connect
         if "wifi" in cfg:
             wifi_connect(cfg["wifi"]["ssid"], cfg["wifi"]["password"], log)
         return tcp_connect(t["host"], t["port"])
