@@ -57,14 +57,23 @@ import time
 from array import array
 from binascii import hexlify
 
-from ossuary_micro.events import (CLIENT, NEED_DATA, HANDSHAKE_DONE, UNTRUSTED_KEY, DATA, RESET,
-                                  CLOSED, END_OF_STREAM)
-from ossuary_micro.errors import OssuaryError, ConnectionClosed, ConnectionFailed, OutOfMemory
+from ossuary_micro.errors import OssuaryError, ConnectionClosed, ConnectionFailed
 try:
     from micropython import const
 except ImportError:  # CPython
     def const(x):
         return x
+
+# ossuary_micro/events.py's values (tests/test_node_queue.py checks that they match), as
+# private constants: compiled into the code, not looked up in this module's globals.
+_CLIENT = const(0)
+_NEED_DATA = const(0)
+_HANDSHAKE_DONE = const(1)
+_UNTRUSTED_KEY = const(2)
+_DATA = const(3)
+_RESET = const(4)
+_CLOSED = const(5)
+_END_OF_STREAM = const(6)
 # The connection module is imported where a session starts, not here: node.main reads the
 # config with nodeconfig and drops it before the connection code is loaded, so the two are
 # never on the heap together; and only the configured protocol's connection module is ever
@@ -330,9 +339,8 @@ class Node:
                         # LinkReset: the collector's end of the link restarted. Nothing is
                         # wrong with the line, so handshake again over it at once.
                         log("session ended: link peer restarted")
-            except MemoryError:
-                log("session ended: out of memory")
-            except OssuaryError as e:
+            except (MemoryError, OssuaryError) as e:
+                # A full heap (MemoryError, or the library's OutOfMemory) is "out of memory".
                 log("session ended: %s" % _why(e))
             except OSError as e:
                 log("transport error: %s" % _why(e))
@@ -354,29 +362,25 @@ class Node:
         # One Ossuary session over an open transport: handshake, then send what is queued and
         # take acks, never blocking longer than a slice. Returns when the collector closed
         # the session (or proved another key than collector_key), True after max_readings
-        # were taken and acknowledged; raises OssuaryError/OSError on failure, OutOfMemory
+        # were taken and acknowledged; raises OssuaryError/OSError on failure, MemoryError
         # when the Connection cannot be made (a full heap: the caller logs it and retries
         # after its backoff).
         board = self.board
         log = board.log
         q = self.queue
         cfg = self.cfg
-        try:
-            # A client Connection (protocol 1) or Connection2 (protocol 2, with the Identity
-            # run() derived).
-            if self.protocol == 1:
-                from ossuary_micro.connection import Connection
-                conn = Connection(CLIENT, secret_key=cfg["secret_key"],
-                                  authorized_keys=(cfg["collector_key"],),
-                                  max_record=MAX_RECORD, random=board.random, clock=board.clock)
-            else:
-                from ossuary_micro.connection2 import Connection2
-                conn = Connection2(CLIENT, secret_key=self._identity,
-                                   authorized_keys=(cfg["collector_key"],),
-                                   max_record=MAX_RECORD, random=board.random,
-                                   clock=board.clock)
-        except MemoryError:
-            raise OutOfMemory("out of memory")
+        # A client Connection (protocol 1) or Connection2 (protocol 2, with the Identity
+        # run() derived).
+        if self.protocol == 1:
+            from ossuary_micro.connection import Connection
+            conn = Connection(_CLIENT, secret_key=cfg["secret_key"],
+                              authorized_keys=(cfg["collector_key"],),
+                              max_record=MAX_RECORD, random=board.random, clock=board.clock)
+        else:
+            from ossuary_micro.connection2 import Connection2
+            conn = Connection2(_CLIENT, secret_key=self._identity,
+                               authorized_keys=(cfg["collector_key"],),
+                               max_record=MAX_RECORD, random=board.random, clock=board.clock)
         self._conn = conn
         self.port = port
         self._in_start = self._in_end = 0
@@ -397,15 +401,15 @@ class Node:
                     # anything else is sent, so the queue never fills with readings the
                     # collector has already acknowledged.
                     ev = self._pump()
-                    if ev == NEED_DATA:
+                    if ev == _NEED_DATA:
                         break
                     busy = True
-                    if ev == DATA:
+                    if ev == _DATA:
                         # An ack covers only readings sent in this session (below the
                         # cursor). Anything else (another boot's ack, a record of a later
                         # protocol version) is ignored.
                         self._ack(parse_ack(bytes(conn.plaintext[:conn.data_len]), self.boot))
-                    elif ev == HANDSHAKE_DONE:
+                    elif ev == _HANDSHAKE_DONE:
                         up = True
                         self.sessions += 1
                         # A new session: everything still queued goes again, oldest first.
@@ -413,15 +417,15 @@ class Node:
                         self._skips = []
                         log("connected to collector (session %d, %d readings queued)"
                             % (self.sessions, len(q)))
-                    elif ev == UNTRUSTED_KEY:
+                    elif ev == _UNTRUSTED_KEY:
                         # No TOFU on a node: the only key it trusts is collector_key.
                         refused = True
                         conn.reject_key()
-                    elif ev == RESET:
+                    elif ev == _RESET:
                         up = False
                         since = board.clock()
                         log("session reset (%d so far); handshaking again" % conn.reset_count)
-                    elif ev == CLOSED:
+                    elif ev == _CLOSED:
                         err = conn.error
                         if refused:
                             log("collector key is not the configured collector_key: "
@@ -431,7 +435,7 @@ class Node:
                         else:
                             raise err
                         return
-                    elif ev == END_OF_STREAM:
+                    elif ev == _END_OF_STREAM:
                         # Protocol 2: the collector half-closed, so no more acks will come.
                         # End the session (our close follows in `finally`); unacked readings
                         # stay queued for the next one.
@@ -526,22 +530,22 @@ class Node:
 
     def _pump(self):
         # One round without waiting: write what the connection has to send, feed it what the
-        # transport has, and return its next event (NEED_DATA: nothing more for now).
+        # transport has, and return its next event (_NEED_DATA: nothing more for now).
         conn = self._conn
         while True:
             self._flush()
             ev = conn.next_event()
             self._flush()
-            if ev != NEED_DATA:
+            if ev != _NEED_DATA:
                 return ev
             if self._in_start >= self._in_end:
                 self._in_start = 0
                 self._in_end = self._read()
                 if not self._in_end:
-                    return NEED_DATA
+                    return _NEED_DATA
             took = conn.receive_data(self._in[self._in_start:self._in_end])
             if not took:
-                return NEED_DATA
+                return _NEED_DATA
             self._in_start += took
 
     def _read(self):
