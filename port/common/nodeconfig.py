@@ -73,8 +73,10 @@ def _int(cfg, key, what, lo, hi, default=None):
     # bool is an int subclass on CPython: "true" is not a baud rate.
     if (not (isinstance(v, int) or num and isinstance(v, float)) or isinstance(v, bool)
             or not lo <= v <= hi):
-        raise ConfigError("%s must be %s %s..%s" % (what, "a number" if num else "an integer",
-                                                    lo, hi))
+        # Whole messages, not "a number" / "an integer" pieces: a string constant of under 10
+        # characters is an interned name on a board.
+        raise ConfigError(("%s must be a number %s..%s" if num else "%s must be an integer %s..%s")
+                          % (what, lo, hi))
     return v
 
 
@@ -90,62 +92,6 @@ def _key(text, what):
         return parse_key(text)
     except KeyFormatError:
         raise ConfigError("%s must be 64 hex characters" % what)
-
-
-def _check_transport(t):
-    if not isinstance(t, dict):
-        raise ConfigError("transport must be an object with a \"type\"")
-    kind = t.get("type")
-    if kind == "uart":
-        out = {"type": "uart", "baud": _int(t, "baud", "transport.baud", 300, 4000000, 115200)}
-        if "device" in t:
-            # unix port: a serial device path (a pty slave in the demo and tests)
-            out["device"] = _str(t, "device", "transport.device", 256)
-        else:
-            out["id"] = _int(t, "id", "transport.id", 0, 7, 0)
-            for pin in ("tx", "rx"):
-                if pin in t:
-                    out[pin] = _int(t, pin, "transport.%s" % pin, 0, 63)
-        out["timeout_ms"] = _int(t, "timeout_ms", "transport.timeout_ms", 1, 10000, 50)
-        link = t.get("link", True)
-        if not isinstance(link, bool):
-            raise ConfigError("transport.link must be true or false")
-        out["link"] = link
-        return out
-    if kind == "tcp":
-        return {"type": "tcp", "host": _str(t, "host", "transport.host", 253),
-                "port": _int(t, "port", "transport.port", 1, 65535)}
-    raise ConfigError("transport.type must be \"uart\" or \"tcp\"")
-
-
-def _check_sensors(sensors):
-    if sensors is None:
-        return None  # the board's default sensors
-    if not isinstance(sensors, list) or not 1 <= len(sensors) <= 8:
-        raise ConfigError("sensors must be a list of 1-8 objects")
-    out = []
-    names = []
-    for i, s in enumerate(sensors):
-        what = "sensors[%d]" % i
-        at = what + "."  # + the field's name (short string constants are interned names)
-        if not isinstance(s, dict):
-            raise ConfigError("%s must be an object" % what)
-        c = dict(s)
-        c["type"] = check_name(s.get("type"), at + "type")
-        if "name" in s:
-            check_name(s["name"], at + "name")
-            if s["name"] in names:
-                raise ConfigError("%s.name %s is used twice" % (what, s["name"]))
-            names.append(s["name"])
-        if "unit" in s:
-            check_unit(s["unit"], at + "unit")
-        for k in ("scale", "offset", "start", "step", "min", "max"):
-            if k in s:
-                _int(s, k, at + k, -1e9, 1e9)
-        if "pin" in s:
-            _int(s, "pin", at + "pin", 0, 63)
-        out.append(c)
-    return out
 
 
 def parse_config(cfg, read_key=None):
@@ -165,8 +111,34 @@ def parse_config(cfg, read_key=None):
         if k not in keys:
             # A misspelt key silently falling back to a default is worse than an error.
             raise ConfigError("unknown config key %r" % (k,))
-    out = {"name": check_name(cfg.get("name"), "name"),
-           "transport": _check_transport(cfg.get("transport"))}
+    name = check_name(cfg.get("name"), "name")
+    # The transport (checked here, not in a function of its own: on a board every function
+    # name is interned).
+    t = cfg.get("transport")
+    if not isinstance(t, dict):
+        raise ConfigError("transport must be an object with a \"type\"")
+    kind = t.get("type")
+    if kind == "uart":
+        tr = {"type": "uart", "baud": _int(t, "baud", "transport.baud", 300, 4000000, 115200)}
+        if "device" in t:
+            # unix port: a serial device path (a pty slave in the demo and tests)
+            tr["device"] = _str(t, "device", "transport.device", 256)
+        else:
+            tr["id"] = _int(t, "id", "transport.id", 0, 7, 0)
+            for pin in ("tx", "rx"):
+                if pin in t:
+                    tr[pin] = _int(t, pin, "transport.%s" % pin, 0, 63)
+        tr["timeout_ms"] = _int(t, "timeout_ms", "transport.timeout_ms", 1, 10000, 50)
+        link = t.get("link", True)
+        if not isinstance(link, bool):
+            raise ConfigError("transport.link must be true or false")
+        tr["link"] = link
+    elif kind == "tcp":
+        tr = {"type": "tcp", "host": _str(t, "host", "transport.host", 253),
+              "port": _int(t, "port", "transport.port", 1, 65535)}
+    else:
+        raise ConfigError("transport.type must be \"uart\" or \"tcp\"")
+    out = {"name": name, "transport": tr}
     out["interval_ms"] = int(_int(cfg, "interval_s", "interval_s", 0.05, 86400, 10) * 1000)
     out["max_readings"] = _int(cfg, "max_readings", "max_readings", 0, 1 << 30, 0)
     out["retry_min_ms"] = _int(cfg, "retry_min_ms", "retry_min_ms", 10, 600000, 500)
@@ -211,7 +183,35 @@ def parse_config(cfg, read_key=None):
                        "password": wifi.get("password", "")}
         if not isinstance(out["wifi"]["password"], str) or len(out["wifi"]["password"]) > 64:
             raise ConfigError("wifi.password must be a string of at most 64 characters")
-    out["sensors"] = _check_sensors(cfg.get("sensors"))
+    # The sensors: None is the board's default sensors.
+    sensors = cfg.get("sensors")
+    if sensors is not None:
+        if not isinstance(sensors, list) or not 1 <= len(sensors) <= 8:
+            raise ConfigError("sensors must be a list of 1-8 objects")
+        checked = []
+        names = []
+        for i, s in enumerate(sensors):
+            what = "sensors[%d]" % i
+            at = what + "."  # + the field's name (short string constants are interned names)
+            if not isinstance(s, dict):
+                raise ConfigError("%s must be an object" % what)
+            c = dict(s)
+            c["type"] = check_name(s.get("type"), at + "type")
+            if "name" in s:
+                check_name(s["name"], at + "name")
+                if s["name"] in names:
+                    raise ConfigError("%s.name %s is used twice" % (what, s["name"]))
+                names.append(s["name"])
+            if "unit" in s:
+                check_unit(s["unit"], at + "unit")
+            for k in ("scale", "offset", "start", "step", "min", "max"):
+                if k in s:
+                    _int(s, k, at + k, -1e9, 1e9)
+            if "pin" in s:
+                _int(s, "pin", at + "pin", 0, 63)
+            checked.append(c)
+        sensors = checked
+    out["sensors"] = sensors
     return out
 
 
