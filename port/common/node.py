@@ -242,30 +242,29 @@ class Node:
             self._last_tick = now
             self.queue.append(i, value, self.up_ms)
 
-    def _sample_if_due(self):
-        # Take a sample if the interval has passed; schedule the next one. After a long stall
-        # (more than one interval late) restart the schedule instead of sampling in a burst.
-        late = time.ticks_diff(self.board.clock(), self._next_due)
-        if late < 0:
-            return False
-        self.sample()
-        ms = self.cfg["interval_ms"]
-        if late >= ms:
-            self._next_due = time.ticks_add(self.board.clock(), ms)
-        else:
-            self._next_due = time.ticks_add(self._next_due, ms)
-        return True
-
     def _idle(self, ms):
-        # Sleep `ms` while no session is up, still sampling on schedule.
-        end = time.ticks_add(self.board.clock(), ms)
+        # Sleep `ms` while no session is up, still sampling on schedule; _idle(0) only takes a
+        # sample if one is due (a round of the session loop). True if the last round took one.
+        board = self.board
+        end = time.ticks_add(board.clock(), ms)
         while True:
-            self._sample_if_due()
-            left = time.ticks_diff(end, self.board.clock())
+            # A sample if the interval has passed, and the next one scheduled. After a long
+            # stall (more than one interval late) the schedule restarts instead of sampling in
+            # a burst.
+            late = time.ticks_diff(board.clock(), self._next_due)
+            took = late >= 0
+            if took:
+                self.sample()
+                every = self.cfg["interval_ms"]
+                if late >= every:
+                    self._next_due = time.ticks_add(board.clock(), every)
+                else:
+                    self._next_due = time.ticks_add(self._next_due, every)
+            left = time.ticks_diff(end, board.clock())
             if left <= 0:
-                return
-            due = time.ticks_diff(self._next_due, self.board.clock())
-            self.board.sleep_ms(max(1, min(left, due)))
+                return took
+            due = time.ticks_diff(self._next_due, board.clock())
+            board.sleep_ms(max(1, min(left, due)))
 
     # -- the session -----------------------------------------------------------------------
 
@@ -395,7 +394,7 @@ class Node:
         since = board.clock()      # start of the current handshake
         try:
             while True:
-                busy = self._sample_if_due()
+                busy = self._idle(0)
                 while True:
                     # Every event the line has for us now: all acks waiting are taken before
                     # anything else is sent, so the queue never fills with readings the
