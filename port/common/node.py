@@ -562,7 +562,9 @@ class Node:
                     return 0
             n = t.readinto(self._in, n)
         except OSError as e:
-            if _again(e):
+            # EAGAIN, EINTR or ETIMEDOUT (how MicroPython reports a socket timeout): only
+            # "not now".
+            if (e.args[0] if e.args else 0) in (11, 4, 110):
                 return 0
             raise
         if n is None:
@@ -590,7 +592,7 @@ class Node:
             try:
                 w = self.port.write(self.out[off:n])
             except OSError as e:
-                if not _again(e):
+                if (e.args[0] if e.args else 0) not in (11, 4, 110):  # as in _read
                     raise
                 w = 0
             if w:
@@ -663,9 +665,3 @@ def _why(e):  # (nodeconfig's name for its own: one interned name for both)
         return "out of memory"
     s = str(e)
     return s if s else type(e).__name__
-
-
-def _again(e):
-    # True for a transport error that only means "not now": EAGAIN, EINTR, or ETIMEDOUT (how
-    # MicroPython reports a socket timeout).
-    return (e.args[0] if e.args else 0) in (11, 4, 110)

@@ -87,13 +87,6 @@ def _str(cfg, key, what, hi=64, default=None):
     return v
 
 
-def _key(text, what):
-    try:
-        return parse_key(text)
-    except KeyFormatError:
-        raise ConfigError("%s must be 64 hex characters" % what)
-
-
 def parse_config(cfg, read_key=None):
     """Check a decoded config object; return a new dict with parsed values.
 
@@ -156,11 +149,17 @@ def parse_config(cfg, read_key=None):
     out["repl_uart"] = rr
     if "collector_key" not in cfg:
         raise ConfigError("collector_key is missing (the collector's public key, 64 hex)")
-    out["collector_key"] = _key(cfg["collector_key"], "collector_key")
+    try:
+        out["collector_key"] = parse_key(cfg["collector_key"])
+    except KeyFormatError:
+        raise ConfigError("collector_key must be 64 hex characters")
     if "secret_key" in cfg and "secret_key_file" in cfg:
         raise ConfigError("give secret_key or secret_key_file, not both")
     if "secret_key" in cfg:
-        out["secret_key"] = _key(cfg["secret_key"], "secret_key")
+        try:
+            out["secret_key"] = parse_key(cfg["secret_key"])
+        except KeyFormatError:
+            raise ConfigError("secret_key must be 64 hex characters")
     elif "secret_key_file" in cfg:
         path = _str(cfg, "secret_key_file", "secret_key_file", 256)
         try:
