@@ -194,13 +194,11 @@ class Node:
     def __init__(self, cfg, board):
         self.cfg = cfg
         self.board = board
-        self.name = cfg["name"]
         self.sensors = board.make_sensors(cfg["sensors"])
         cap = cfg.get("queue_max") or getattr(board, "QUEUE_MAX", QUEUE_MAX)
         self.queue = ReadingQueue(cap)
         # Random per boot: (node key, boot, seq) names a reading across reboots.
         self.boot = hexlify(board.random(8)).decode()
-        self.protocol = cfg.get("protocol", 2)
         self._identity = None  # protocol 2: the node's keys, derived when run() starts
         self.sessions = 0
         self.sent = 0
@@ -278,7 +276,7 @@ class Node:
         gc.collect()  # the config's garbage goes before the connection code loads
         log = self.board.log
         backoff = self.cfg["retry_min_ms"]
-        while self.protocol == 2 and self._identity is None:
+        while self.cfg.get("protocol", 2) == 2 and self._identity is None:
             # Protocol 2's keys (the X25519 form of the seed, the Ed25519 public key it
             # announces), derived once before the connection code loads and kept in an
             # Identity. The Ed25519/SHA-512 code that takes is the largest module the node ever
@@ -370,7 +368,7 @@ class Node:
         cfg = self.cfg
         # A client Connection (protocol 1) or Connection2 (protocol 2, with the Identity
         # run() derived).
-        if self.protocol == 1:
+        if cfg.get("protocol", 2) == 1:
             from ossuary_micro.connection import Connection
             conn = Connection(_CLIENT, secret_key=cfg["secret_key"],
                               authorized_keys=(cfg["collector_key"],),
@@ -452,7 +450,7 @@ class Node:
                             # count as of now.
                             idx, value, up_ms = q.get(self._cursor)
                             s = self.sensors[idx]
-                            rec = format_reading(self.name, self.boot, self._cursor, s.name,
+                            rec = format_reading(cfg["name"], self.boot, self._cursor, s.name,
                                                  value, s.unit, up_ms, q.dropped, s.digits)
                         except MemoryError:
                             # A full heap (garbage not yet collected): the reading stays
