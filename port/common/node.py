@@ -74,6 +74,7 @@ _DATA = const(3)
 _RESET = const(4)
 _CLOSED = const(5)
 _END_OF_STREAM = const(6)
+
 # The connection module is imported where a session starts, not here: node.main reads the
 # config with nodeconfig and drops it before the connection code is loaded, so the two are
 # never on the heap together; and only the configured protocol's connection module is ever
