@@ -61,6 +61,16 @@ def test_config_defaults_and_parsed_keys():
     ({"transport": {"type": "uart", "link": 1}}, "transport.link must be true or false"),
     ({"queue_max": 0}, "queue_max must be an integer 1..100000"),
     ({"queue_max": True}, "queue_max must be an integer"),
+    # Whole messages, where parse_config spells them out rather than a shared checker.
+    ({"interval_s": 0}, "interval_s must be a number 0.05..86400"),
+    ({"transport": {"type": "uart", "baud": True}},
+     "transport.baud must be an integer 300..4000000"),
+    ({"secret_key": "xyz"}, "secret_key must be 64 hex characters"),
+    ({"wifi": {"ssid": ""}}, "wifi.ssid must be a string of 1-32 characters"),
+    ({"sensors": [{"type": "adc", "unit": "123456789"}]},
+     "sensors[0].unit must be a string of at most 8 characters"),
+    ({"sensors": [{"type": "adc", "unit": "a\"b"}]},
+     "sensors[0].unit must be printable ASCII without quotes"),
 ])
 def test_config_errors_are_one_line_naming_the_field(change, words):
     with pytest.raises(ConfigError) as ei:

@@ -54,17 +54,6 @@ def check_name(value, what):
     return value
 
 
-def check_unit(value, what):
-    """Return `value` if it is a valid unit (0-8 printable ASCII characters, no quotes)."""
-    if not isinstance(value, str) or len(value) > 8:
-        raise ConfigError("%s must be a string of at most 8 characters" % what)
-    for c in value:
-        c = ord(c)  # codes, not one-character strings: fewer interned strings on a board
-        if c < 32 or c > 126 or c == 34 or c == 92:  # outside " " .. "~", or '"' or '\'
-            raise ConfigError("%s must be printable ASCII without quotes" % what)
-    return value
-
-
 def _int(cfg, key, what, lo, hi, default=None):
     # An integer lo..hi; any number (float too) when the bounds are floats. One function for
     # both: one interned name fewer on a board's heap.
@@ -178,8 +167,12 @@ def parse_config(cfg, read_key=None):
     if wifi is not None:
         if not isinstance(wifi, dict):
             raise ConfigError("wifi must be an object with ssid and password")
-        out["wifi"] = {"ssid": _str(wifi, "ssid", "wifi.ssid", 32),
-                       "password": wifi.get("password", "")}
+        # (The message whole, not a field name for _str: "wifi.ssid" would be one more
+        # interned name on a board.)
+        ssid = wifi.get("ssid")
+        if not isinstance(ssid, str) or not 1 <= len(ssid) <= 32:
+            raise ConfigError("wifi.ssid must be a string of 1-32 characters")
+        out["wifi"] = {"ssid": ssid, "password": wifi.get("password", "")}
         if not isinstance(out["wifi"]["password"], str) or len(out["wifi"]["password"]) > 64:
             raise ConfigError("wifi.password must be a string of at most 64 characters")
     # The sensors: None is the board's default sensors.
@@ -202,7 +195,15 @@ def parse_config(cfg, read_key=None):
                     raise ConfigError("%s.name %s is used twice" % (what, s["name"]))
                 names.append(s["name"])
             if "unit" in s:
-                check_unit(s["unit"], at + "unit")
+                # A unit: 0-8 printable ASCII characters, no quotes (checked here, not in a
+                # function of its own: one interned name fewer on a board).
+                u = s["unit"]
+                if not isinstance(u, str) or len(u) > 8:
+                    raise ConfigError("%sunit must be a string of at most 8 characters" % at)
+                for c in u:
+                    c = ord(c)  # codes, not one-character strings: fewer interned strings
+                    if c < 32 or c > 126 or c == 34 or c == 92:  # outside " " .. "~", '"', '\'
+                        raise ConfigError("%sunit must be printable ASCII without quotes" % at)
             for k in ("scale", "offset", "start", "step", "min", "max"):
                 if k in s:
                     _int(s, k, at + k, -1e9, 1e9)
