@@ -246,8 +246,8 @@ def test_rp2_board_uart_and_sensors(fake_board):
                                                    {"type": "adc", "pin": 27}]))["sensors"])
     assert [s.name for s in ss] == ["mcu_temp", "adc1"]
     assert ss[1].unit == "V"                 # the board's defaults, or the config's:
-    ss = b.make_sensors([{"type": "adc", "pin": 28, "name": "light", "unit": "lx"}])
-    assert (ss[0].name, ss[0].unit) == ("light", "lx")
+    light = b.make_sensors([{"type": "adc", "pin": 28, "name": "light", "unit": "lx"}])[0]
+    assert (light.name, light.unit) == ("light", "lx")
     assert ("ADC", 4) in calls and ("ADC", 27) in calls
     assert 20 < ss[0].read() < 30
     with pytest.raises(ConfigError, match="26, 27 or 28"):
