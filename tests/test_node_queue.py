@@ -195,3 +195,13 @@ def test_acked_with_an_ack_inside_a_gap_and_more_gaps_than_remembered():
         assert len(node._skips) == 0
         got = node.acked - before
         assert got == sent if gaps == 8 else 0 < got <= sent, (gaps, got, sent)
+
+
+def test_event_constants_match_the_library():
+    # node.py compiles the events it handles in as private constants (no globals on a board's
+    # heap): they must be ossuary_micro/events.py's values.
+    import node
+    from ossuary_micro import events
+    for name in ("CLIENT", "NEED_DATA", "HANDSHAKE_DONE", "UNTRUSTED_KEY", "DATA", "RESET",
+                 "CLOSED", "END_OF_STREAM"):
+        assert getattr(node, "_" + name) == getattr(events, name), name

@@ -61,6 +61,16 @@ def test_config_defaults_and_parsed_keys():
     ({"transport": {"type": "uart", "link": 1}}, "transport.link must be true or false"),
     ({"queue_max": 0}, "queue_max must be an integer 1..100000"),
     ({"queue_max": True}, "queue_max must be an integer"),
+    # Whole messages, where parse_config spells them out rather than a shared checker.
+    ({"interval_s": 0}, "interval_s must be a number 0.05..86400"),
+    ({"transport": {"type": "uart", "baud": True}},
+     "transport.baud must be an integer 300..4000000"),
+    ({"secret_key": "xyz"}, "secret_key must be 64 hex characters"),
+    ({"wifi": {"ssid": ""}}, "wifi.ssid must be a string of 1-32 characters"),
+    ({"sensors": [{"type": "adc", "unit": "123456789"}]},
+     "sensors[0].unit must be a string of at most 8 characters"),
+    ({"sensors": [{"type": "adc", "unit": "a\"b"}]},
+     "sensors[0].unit must be printable ASCII without quotes"),
 ])
 def test_config_errors_are_one_line_naming_the_field(change, words):
     with pytest.raises(ConfigError) as ei:
@@ -235,12 +245,35 @@ def test_rp2_board_uart_and_sensors(fake_board):
     ss = b.make_sensors(parse_config(base(sensors=[{"type": "mcu_temp"},
                                                    {"type": "adc", "pin": 27}]))["sensors"])
     assert [s.name for s in ss] == ["mcu_temp", "adc1"]
+    assert ss[1].unit == "V"                 # the board's defaults, or the config's:
+    light = b.make_sensors([{"type": "adc", "pin": 28, "name": "light", "unit": "lx"}])[0]
+    assert (light.name, light.unit) == ("light", "lx")
     assert ("ADC", 4) in calls and ("ADC", 27) in calls
     assert 20 < ss[0].read() < 30
     with pytest.raises(ConfigError, match="26, 27 or 28"):
         b.make_sensors([{"type": "adc", "pin": 5}])
     with pytest.raises(ConfigError, match="transport.id must be 0 or 1"):
         b.open_transport(parse_config(base(transport={"type": "uart", "id": 2})))
+
+
+def test_boards_load_the_network_code_only_for_tcp(fake_board, monkeypatch):
+    # A UART node never imports netlink (on a board a loaded module is heap); a TCP one joins
+    # Wi-Fi, then connects.
+    load, calls, Pin = fake_board
+    monkeypatch.delitem(sys.modules, "netlink", raising=False)
+    for board in ("rp2", "esp32"):
+        load(board).open_transport(parse_config(base()))
+        assert "netlink" not in sys.modules, board
+    fake = types.SimpleNamespace(
+        wifi_connect=lambda ssid, password, log: calls.append(("wifi", ssid, password)),
+        tcp_connect=lambda host, port: calls.append(("tcp", host, port)) or "socket")
+    monkeypatch.setitem(sys.modules, "netlink", fake)
+    cfg = parse_config(base(transport={"type": "tcp", "host": "h", "port": 7700},
+                            wifi={"ssid": "net", "password": "pw"}))
+    for board in ("rp2", "esp32"):
+        del calls[:]
+        assert load(board).open_transport(cfg) == "socket"
+        assert calls == [("wifi", "net", "pw"), ("tcp", "h", 7700)], board
 
 
 def test_esp32_board_uart_and_sensors(fake_board):

@@ -26,7 +26,14 @@ import os
 from ossuary_micro.keys import parse_key, format_key, KEY_LEN
 from ossuary_micro.errors import KeyFormatError
 
-_ENOENT = 2
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+# Private constants: compiled into the code, no global and no interned name on a board.
+_ENOENT = const(2)
 
 
 def read_secret_key(path):
@@ -69,8 +76,8 @@ def write_secret_key(path, seed):
             pass
 
 
-_S_IFMT = 0o170000
-_S_IFREG = 0o100000
+_S_IFMT = const(0o170000)
+_S_IFREG = const(0o100000)
 
 
 def _create_owner_only(path):

@@ -57,14 +57,24 @@ import time
 from array import array
 from binascii import hexlify
 
-from ossuary_micro.events import (CLIENT, NEED_DATA, HANDSHAKE_DONE, UNTRUSTED_KEY, DATA, RESET,
-                                  CLOSED, END_OF_STREAM)
-from ossuary_micro.errors import OssuaryError, ConnectionClosed, ConnectionFailed, OutOfMemory
+from ossuary_micro.errors import OssuaryError, ConnectionClosed, ConnectionFailed
 try:
     from micropython import const
 except ImportError:  # CPython
     def const(x):
         return x
+
+# ossuary_micro/events.py's values (tests/test_node_queue.py checks that they match), as
+# private constants: compiled into the code, not looked up in this module's globals.
+_CLIENT = const(0)
+_NEED_DATA = const(0)
+_HANDSHAKE_DONE = const(1)
+_UNTRUSTED_KEY = const(2)
+_DATA = const(3)
+_RESET = const(4)
+_CLOSED = const(5)
+_END_OF_STREAM = const(6)
+
 # The connection module is imported where a session starts, not here: node.main reads the
 # config with nodeconfig and drops it before the connection code is loaded, so the two are
 # never on the heap together; and only the configured protocol's connection module is ever
@@ -92,43 +102,39 @@ class ReadingQueue:
 
     def __init__(self, n):
         # Capacity n >= 1 (nodeconfig checks queue_max); len(self.sensor) is the capacity.
-        # value holds each reading's value and up_ms, side by side (a double holds every
-        # uptime up to 2**53 ms exactly).
+        # Reading `seq` is in slot seq % capacity: the queued seqs are consecutive and at
+        # most a capacity of them, so no two share a slot, and first / next_seq say which
+        # slots are in use. value holds each reading's value and up_ms, side by side (a
+        # double holds every uptime up to 2**53 ms exactly).
         self.sensor = bytearray(n)
         self.value = array("d", bytearray(16 * n))
-        self._head = 0       # slot of the oldest reading
-        self._count = 0
         self.first = 0
         self.next_seq = 0
         self.dropped = 0
 
     def __len__(self):
-        return self._count
+        return self.next_seq - self.first
 
     def append(self, sensor, value, up_ms):
         """Queue one reading of sensor index `sensor` (0..255); return its seq. A full queue
         first drops its oldest reading (counted in `dropped`)."""
+        seq = self.next_seq
         cap = len(self.sensor)
-        if self._count == cap:
-            self._head = (self._head + 1) % cap
-            self._count -= 1
+        if seq - self.first == cap:
             self.first += 1
             self.dropped += 1
-        i = (self._head + self._count) % cap
+        i = seq % cap
         self.sensor[i] = sensor
         self.value[2 * i] = value
         self.value[2 * i + 1] = up_ms
-        self._count += 1
-        seq = self.next_seq
-        self.next_seq += 1
+        self.next_seq = seq + 1
         return seq
 
     def get(self, seq):
         """(sensor index, value, up_ms) of queued reading `seq`. IndexError if not queued."""
-        k = seq - self.first
-        if not 0 <= k < self._count:
+        if not self.first <= seq < self.next_seq:
             raise IndexError
-        i = (self._head + k) % len(self.sensor)
+        i = seq % len(self.sensor)
         return self.sensor[i], self.value[2 * i], int(self.value[2 * i + 1])
 
     def ack(self, seq):
@@ -136,10 +142,8 @@ class ReadingQueue:
         n = seq + 1 - self.first
         if n <= 0:
             return 0
-        if n > self._count:
-            n = self._count
-        self._head = (self._head + n) % len(self.sensor)
-        self._count -= n
+        if n > self.next_seq - self.first:
+            n = self.next_seq - self.first
         self.first += n
         return n
 
@@ -154,9 +158,9 @@ def format_reading(node, boot, seq, sensor, value, unit, up_ms, dropped, digits=
     """
     if value - value != 0:  # NaN or +-inf: JSON has no spelling for them
         return None
-    rec = ('{"v":2,"node":"%s","boot":"%s","seq":%d,"sensor":"%s","value":%s,"unit":"%s",'
+    rec = ('{"v":2,"node":"%s","boot":"%s","seq":%d,"sensor":"%s","value":%.*f,"unit":"%s",'
            '"up_ms":%d,"dropped":%d}'
-           % (node, boot, seq, sensor, "%.*f" % (digits, value), unit, up_ms, dropped))
+           % (node, boot, seq, sensor, digits, value, unit, up_ms, dropped))
     if len(rec) > MAX_RECORD:
         return None
     return rec.encode()
@@ -179,11 +183,6 @@ def parse_ack(data, boot):
     return n
 
 
-class _Done(Exception):
-    # max_readings taken and acknowledged: unwinds out of the session loop.
-    pass
-
-
 class Node:
     """One sensor node. `cfg` is nodeconfig.parse_config()'s dict, `board` the glue object.
 
@@ -196,15 +195,11 @@ class Node:
     def __init__(self, cfg, board):
         self.cfg = cfg
         self.board = board
-        self.name = cfg["name"]
-        self.interval_ms = cfg["interval_ms"]
-        self.max_readings = cfg["max_readings"]
         self.sensors = board.make_sensors(cfg["sensors"])
         cap = cfg.get("queue_max") or getattr(board, "QUEUE_MAX", QUEUE_MAX)
         self.queue = ReadingQueue(cap)
         # Random per boot: (node key, boot, seq) names a reading across reboots.
         self.boot = hexlify(board.random(8)).decode()
-        self.protocol = cfg.get("protocol", 2)
         self._identity = None  # protocol 2: the node's keys, derived when run() starts
         self.sessions = 0
         self.sent = 0
@@ -221,25 +216,14 @@ class Node:
         self._last_tick = board.clock()
         self._next_due = self._last_tick
 
-    # -- time ------------------------------------------------------------------------------
-
-    def uptime_ms(self):
-        """Milliseconds since the Node was made; accumulated so ticks_ms wrap-around is harmless."""
-        now = self.board.clock()
-        self.up_ms += time.ticks_diff(now, self._last_tick)
-        self._last_tick = now
-        return self.up_ms
-
-    def _ms_until_due(self):
-        return time.ticks_diff(self._next_due, self.board.clock())
-
     # -- readings --------------------------------------------------------------------------
 
     def sample(self):
         """Read every sensor once and queue one reading per sensor that gave a number. With
         max_readings set, no reading beyond that many is taken."""
+        most = self.cfg["max_readings"]
         for i in range(len(self.sensors)):
-            if self.max_readings and self.queue.next_seq >= self.max_readings:
+            if most and self.queue.next_seq >= most:
                 return
             s = self.sensors[i]
             try:
@@ -250,38 +234,36 @@ class Node:
                 ok = False
             if not ok:
                 continue  # no reading, so no seq: a gap in seq always means a drop
-            self.queue.append(i, value, self.uptime_ms())
-
-    def _sample_if_due(self):
-        # Take a sample if the interval has passed; schedule the next one. After a long stall
-        # (more than one interval late) restart the schedule instead of sampling in a burst.
-        late = -self._ms_until_due()
-        if late < 0:
-            return False
-        self.sample()
-        if late >= self.interval_ms:
-            self._next_due = time.ticks_add(self.board.clock(), self.interval_ms)
-        else:
-            self._next_due = time.ticks_add(self._next_due, self.interval_ms)
-        return True
+            # up_ms: milliseconds since the Node was made, accumulated so that ticks_ms
+            # wrap-around is harmless.
+            now = self.board.clock()
+            self.up_ms += time.ticks_diff(now, self._last_tick)
+            self._last_tick = now
+            self.queue.append(i, value, self.up_ms)
 
     def _idle(self, ms):
-        # Sleep `ms` while no session is up, still sampling on schedule.
-        end = time.ticks_add(self.board.clock(), ms)
+        # Sleep `ms` while no session is up, still sampling on schedule; _idle(0) only takes a
+        # sample if one is due (a round of the session loop). True if the last round took one.
+        board = self.board
+        end = time.ticks_add(board.clock(), ms)
         while True:
-            self._sample_if_due()
-            left = time.ticks_diff(end, self.board.clock())
+            # A sample if the interval has passed, and the next one scheduled. After a long
+            # stall (more than one interval late) the schedule restarts instead of sampling in
+            # a burst.
+            late = time.ticks_diff(board.clock(), self._next_due)
+            took = late >= 0
+            if took:
+                self.sample()
+                every = self.cfg["interval_ms"]
+                if late >= every:
+                    self._next_due = time.ticks_add(board.clock(), every)
+                else:
+                    self._next_due = time.ticks_add(self._next_due, every)
+            left = time.ticks_diff(end, board.clock())
             if left <= 0:
-                return
-            due = self._ms_until_due()
-            self.board.sleep_ms(max(1, min(left, due)))
-
-    def _record(self, seq):
-        # The record of queued reading `seq`, carrying the drop count as of now.
-        idx, value, up_ms = self.queue.get(seq)
-        s = self.sensors[idx]
-        return format_reading(self.name, self.boot, seq, s.name, value, s.unit, up_ms,
-                              self.queue.dropped, s.digits)
+                return took
+            due = time.ticks_diff(self._next_due, board.clock())
+            board.sleep_ms(max(1, min(left, due)))
 
     # -- the session -----------------------------------------------------------------------
 
@@ -295,15 +277,23 @@ class Node:
         gc.collect()  # the config's garbage goes before the connection code loads
         log = self.board.log
         backoff = self.cfg["retry_min_ms"]
-        while self.protocol == 2 and self._identity is None:
-            # Protocol 2's keys, before the connection code loads: the Ed25519/SHA-512 code this
-            # needs once is the largest module the node ever loads, and is unloaded after.
+        while self.cfg.get("protocol", 2) == 2 and self._identity is None:
+            # Protocol 2's keys (the X25519 form of the seed, the Ed25519 public key it
+            # announces), derived once before the connection code loads and kept in an
+            # Identity. The Ed25519/SHA-512 code that takes is the largest module the node ever
+            # loads, and is unloaded after (a protocol 2 handshake uses neither).
             try:
-                self._derive_identity()
+                try:
+                    from ossuary_micro.identity import Identity
+                    self._identity = Identity(self.cfg["secret_key"])
+                    log("protocol 2 keys derived")
+                finally:
+                    _unload("ossuary_micro.crypto._viper_ed")
+                    gc.collect()
             except Exception as e:
-                # OutOfMemory above all; anything else (re-importing the Ed25519 module on a
-                # nearly full i386 heap once gave an ImportError) is retried the same way
-                # rather than ending the node.
+                # A full heap above all ("out of memory"); anything else (re-importing the
+                # Ed25519 module on a nearly full i386 heap once gave an ImportError) is
+                # retried the same way rather than ending the node.
                 log("cannot derive the node's keys: %s; retry in %d ms" % (_why(e), backoff))
                 self._idle(backoff)
                 backoff = min(backoff * 2, self.cfg["retry_max_ms"])
@@ -319,11 +309,27 @@ class Node:
             try:
                 # The connection's code (and the link's) loads on first use; on a full heap
                 # that import is one more out-of-memory failure, retried after the backoff.
-                stream = self._stream(port)
+                stream = port   # what the secure channel runs over: the port or the link on it
+                t = self.cfg["transport"]
+                if t["type"] == "uart" and t.get("link", True):
+                    # Imported here: a TCP or bare node never loads the link's code (heap on a
+                    # board).
+                    from ossuary_micro.link import Link
+                    from ossuary_io.link import LinkStream
+                    if self.link is None:
+                        self.link = Link(self.board.clock, self.board.random, baud=t["baud"])
+                    else:
+                        # A reopened port: a new link session, so the collector's end discards
+                        # whatever of the last session was still in flight (a half-written
+                        # packet included).
+                        self.link.reset()
+                    stream = LinkStream(self.link, port)
                 while True:
                     resets = stream.resets if stream is not port else 0
                     try:
-                        self._session(stream, stream is not port)
+                        if self._session(stream, stream is not port):
+                            log("%d readings acknowledged, done" % self.acked)
+                            return self.acked
                         break
                     except OssuaryError:
                         if stream is port or stream.resets == resets:
@@ -331,12 +337,8 @@ class Node:
                         # LinkReset: the collector's end of the link restarted. Nothing is
                         # wrong with the line, so handshake again over it at once.
                         log("session ended: link peer restarted")
-            except MemoryError:
-                log("session ended: out of memory")
-            except _Done:
-                log("%d readings acknowledged, done" % self.acked)
-                return self.acked
-            except OssuaryError as e:
+            except (MemoryError, OssuaryError) as e:
+                # A full heap (MemoryError, or the library's OutOfMemory) is "out of memory".
                 log("session ended: %s" % _why(e))
             except OSError as e:
                 log("transport error: %s" % _why(e))
@@ -354,64 +356,29 @@ class Node:
             self._idle(backoff)
             backoff = min(backoff * 2, self.cfg["retry_max_ms"])
 
-    def _stream(self, port):
-        # What the secure channel runs over: the port itself, or the link layer on it.
-        t = self.cfg["transport"]
-        if t["type"] != "uart" or not t.get("link", True):
-            return port
-        # Imported here: a TCP or bare node never loads the link's code (heap on a board).
-        from ossuary_micro.link import Link
-        from ossuary_io.link import LinkStream
-        if self.link is None:
-            self.link = Link(self.board.clock, self.board.random, baud=t["baud"])
-        else:
-            # A reopened port: a new link session, so the collector's end discards whatever
-            # of the last session was still in flight (a half-written packet included).
-            self.link.reset()
-        return LinkStream(self.link, port)
-
-    def _derive_identity(self):
-        # Protocol 2's keys (the X25519 form of the seed, the Ed25519 public key it announces),
-        # derived once and kept in an Identity; the Ed25519/SHA-512 code that needs is then
-        # unloaded (a protocol 2 handshake uses neither). Raises OutOfMemory.
-        try:
-            from ossuary_micro.identity import Identity
-            self._identity = Identity(self.cfg["secret_key"])
-            self.board.log("protocol 2 keys derived")
-        except MemoryError:
-            raise OutOfMemory("out of memory")
-        finally:
-            _unload("ossuary_micro.crypto._viper_ed")
-            gc.collect()
-
-    def _connection(self):
-        # A new client Connection (protocol 1) or Connection2 (protocol 2, with the Identity
-        # run() derived) for one session. Raises OutOfMemory (a full heap: the caller logs it
-        # and retries after its backoff).
-        cfg = self.cfg
-        board = self.board
-        try:
-            if self.protocol == 1:
-                from ossuary_micro.connection import Connection
-                return Connection(CLIENT, secret_key=cfg["secret_key"],
-                                  authorized_keys=(cfg["collector_key"],),
-                                  max_record=MAX_RECORD, random=board.random, clock=board.clock)
-            from ossuary_micro.connection2 import Connection2
-            return Connection2(CLIENT, secret_key=self._identity,
-                               authorized_keys=(cfg["collector_key"],),
-                               max_record=MAX_RECORD, random=board.random, clock=board.clock)
-        except MemoryError:
-            raise OutOfMemory("out of memory")
-
     def _session(self, port, link):
         # One Ossuary session over an open transport: handshake, then send what is queued and
         # take acks, never blocking longer than a slice. Returns when the collector closed
-        # the session (or proved another key than collector_key); raises OssuaryError/OSError
-        # on failure, _Done after max_readings.
+        # the session (or proved another key than collector_key), True after max_readings
+        # were taken and acknowledged; raises OssuaryError/OSError on failure, MemoryError
+        # when the Connection cannot be made (a full heap: the caller logs it and retries
+        # after its backoff).
         board = self.board
         log = board.log
         q = self.queue
-        conn = self._connection()
+        cfg = self.cfg
+        # A client Connection (protocol 1) or Connection2 (protocol 2, with the Identity
+        # run() derived).
+        if cfg.get("protocol", 2) == 1:
+            from ossuary_micro.connection import Connection
+            conn = Connection(_CLIENT, secret_key=cfg["secret_key"],
+                              authorized_keys=(cfg["collector_key"],),
+                              max_record=MAX_RECORD, random=board.random, clock=board.clock)
+        else:
+            from ossuary_micro.connection2 import Connection2
+            conn = Connection2(_CLIENT, secret_key=self._identity,
+                               authorized_keys=(cfg["collector_key"],),
+                               max_record=MAX_RECORD, random=board.random, clock=board.clock)
         self._conn = conn
         self.port = port
         self._in_start = self._in_end = 0
@@ -426,21 +393,21 @@ class Node:
         since = board.clock()      # start of the current handshake
         try:
             while True:
-                busy = self._sample_if_due()
+                busy = self._idle(0)
                 while True:
                     # Every event the line has for us now: all acks waiting are taken before
                     # anything else is sent, so the queue never fills with readings the
                     # collector has already acknowledged.
                     ev = self._pump()
-                    if ev == NEED_DATA:
+                    if ev == _NEED_DATA:
                         break
                     busy = True
-                    if ev == DATA:
+                    if ev == _DATA:
                         # An ack covers only readings sent in this session (below the
                         # cursor). Anything else (another boot's ack, a record of a later
                         # protocol version) is ignored.
                         self._ack(parse_ack(bytes(conn.plaintext[:conn.data_len]), self.boot))
-                    elif ev == HANDSHAKE_DONE:
+                    elif ev == _HANDSHAKE_DONE:
                         up = True
                         self.sessions += 1
                         # A new session: everything still queued goes again, oldest first.
@@ -448,15 +415,15 @@ class Node:
                         self._skips = []
                         log("connected to collector (session %d, %d readings queued)"
                             % (self.sessions, len(q)))
-                    elif ev == UNTRUSTED_KEY:
+                    elif ev == _UNTRUSTED_KEY:
                         # No TOFU on a node: the only key it trusts is collector_key.
                         refused = True
                         conn.reject_key()
-                    elif ev == RESET:
+                    elif ev == _RESET:
                         up = False
                         since = board.clock()
                         log("session reset (%d so far); handshaking again" % conn.reset_count)
-                    elif ev == CLOSED:
+                    elif ev == _CLOSED:
                         err = conn.error
                         if refused:
                             log("collector key is not the configured collector_key: "
@@ -466,7 +433,7 @@ class Node:
                         else:
                             raise err
                         return
-                    elif ev == END_OF_STREAM:
+                    elif ev == _END_OF_STREAM:
                         # Protocol 2: the collector half-closed, so no more acks will come.
                         # End the session (our close follows in `finally`); unacked readings
                         # stay queued for the next one.
@@ -480,7 +447,12 @@ class Node:
                     self._catch_up()
                     while self._cursor < q.next_seq:
                         try:
-                            rec = self._record(self._cursor)
+                            # The record of the reading at the cursor, carrying the drop
+                            # count as of now.
+                            idx, value, up_ms = q.get(self._cursor)
+                            s = self.sensors[idx]
+                            rec = format_reading(cfg["name"], self.boot, self._cursor, s.name,
+                                                 value, s.unit, up_ms, q.dropped, s.digits)
                         except MemoryError:
                             # A full heap (garbage not yet collected): the reading stays
                             # queued and goes next round; the node carries on.
@@ -496,13 +468,13 @@ class Node:
                             self.sent += 1
                         self._cursor += 1
                         busy = True
-                    if (self.max_readings and q.next_seq >= self.max_readings
-                            and not len(q)):
+                    most = cfg["max_readings"]
+                    if most and q.next_seq >= most and not len(q):
                         done = True
                         self._close(1000)  # Disconnect, then take the collector's echo
-                        raise _Done()
+                        return True
                 if not busy:
-                    due = self._ms_until_due()
+                    due = time.ticks_diff(self._next_due, board.clock())
                     board.sleep_ms(_SLICE_MS if due > _SLICE_MS else (due if due > 1 else 1))
         finally:
             if not done:
@@ -556,22 +528,22 @@ class Node:
 
     def _pump(self):
         # One round without waiting: write what the connection has to send, feed it what the
-        # transport has, and return its next event (NEED_DATA: nothing more for now).
+        # transport has, and return its next event (_NEED_DATA: nothing more for now).
         conn = self._conn
         while True:
             self._flush()
             ev = conn.next_event()
             self._flush()
-            if ev != NEED_DATA:
+            if ev != _NEED_DATA:
                 return ev
             if self._in_start >= self._in_end:
                 self._in_start = 0
                 self._in_end = self._read()
                 if not self._in_end:
-                    return NEED_DATA
+                    return _NEED_DATA
             took = conn.receive_data(self._in[self._in_start:self._in_end])
             if not took:
-                return NEED_DATA
+                return _NEED_DATA
             self._in_start += took
 
     def _read(self):
@@ -589,7 +561,9 @@ class Node:
                     return 0
             n = t.readinto(self._in, n)
         except OSError as e:
-            if _again(e):
+            # EAGAIN, EINTR or ETIMEDOUT (how MicroPython reports a socket timeout): only
+            # "not now".
+            if (e.args[0] if e.args else 0) in (11, 4, 110):
                 return 0
             raise
         if n is None:
@@ -617,7 +591,7 @@ class Node:
             try:
                 w = self.port.write(self.out[off:n])
             except OSError as e:
-                if not _again(e):
+                if (e.args[0] if e.args else 0) not in (11, 4, 110):  # as in _read
                     raise
                 w = 0
             if w:
@@ -628,16 +602,16 @@ class Node:
             else:
                 self.board.sleep_ms(1)
 
-    def _close(self, linger_ms):
+    def _close(self, ms):
         # Send Disconnect (protocol 2, established: the authenticated CLOSE record); then, for
-        # linger_ms, read and drop what arrives (the collector's echo), so that it does not
+        # `ms` milliseconds, read and drop what arrives (the collector's echo), so that it does not
         # meet the next session on a serial line. Stops early on end of file.
         conn = self._conn
         if not conn.closed:
             conn.disconnect()
         self._flush()
-        end = time.ticks_add(self.board.clock(), linger_ms)
-        while linger_ms and time.ticks_diff(end, self.board.clock()) > 0:
+        end = time.ticks_add(self.board.clock(), ms)
+        while ms and time.ticks_diff(end, self.board.clock()) > 0:
             try:
                 if not self._read():
                     self.board.sleep_ms(_SLICE_MS)
@@ -649,27 +623,17 @@ def main(board, path, read_key=None):
     """Load the config at `path`, build the Node and run it. Returns an exit status:
     0 (max_readings sent), 2 (configuration error, reported as one line), 130 (Ctrl-C).
     `read_key(path) -> 32 bytes` reads secret_key_file (default: keystore.read_or_create)."""
-    from nodeconfig import ConfigError, load_config
-    if read_key is None:
-        def read_key(p):
-            # A missing secret_key_file is created on the spot, so the node's secret key can
-            # be born on the board and never leave it (port/common/keystore.py).
-            import keystore
-            from ossuary_micro.crypto import get_backend
-            return keystore.read_or_create(p, board.random, get_backend().ed25519_public,
-                                           board.log)
-    try:
-        cfg = load_config(path, read_key)
-        node = Node(cfg, board)
-    except ConfigError as e:
-        board.log_error("config error: %s" % e)
-        return 2
-    # The config is checked and the key read: their modules are not needed again, and on a
-    # board a loaded module is heap (nodeconfig alone is ~6 KB on a 32-bit port). Only
-    # ConfigError, which sensors.py holds, stays alive.
-    del load_config
+    from nodeconfig import make_node
+    node = make_node(board, path, read_key)
+    # The config is checked and the key read: their modules (and the boot code in nodeconfig)
+    # are not needed again, and on a board a loaded module is heap (nodeconfig alone is ~6 KB
+    # on a 32-bit port). Only ConfigError, which sensors.py holds, stays alive.
+    del make_node
     for m in ("nodeconfig", "keystore"):
         _unload(m)
+    if node is None:
+        return 2
+    cfg = node.cfg
     board.log("node %s starting: %d sensor(s), every %d ms"
               % (cfg["name"], len(node.sensors), cfg["interval_ms"]))
     try:
@@ -700,9 +664,3 @@ def _why(e):  # (nodeconfig's name for its own: one interned name for both)
         return "out of memory"
     s = str(e)
     return s if s else type(e).__name__
-
-
-def _again(e):
-    # True for a transport error that only means "not now": EAGAIN, EINTR, or ETIMEDOUT (how
-    # MicroPython reports a socket timeout).
-    return (e.args[0] if e.args else 0) in (11, 4, 110)

@@ -1,4 +1,5 @@
-# Sensor-node configuration: load node_config.json and check every field before the node uses it.
+# Sensor-node configuration: load node_config.json, check every field before the node uses it,
+# and build the node from it (make_node: the boot code node.main unloads with this module).
 #
 # One JSON file on the board holds everything the node needs (docs/boards.md, "Configuration"):
 #
@@ -53,17 +54,6 @@ def check_name(value, what):
     return value
 
 
-def check_unit(value, what):
-    """Return `value` if it is a valid unit (0-8 printable ASCII characters, no quotes)."""
-    if not isinstance(value, str) or len(value) > 8:
-        raise ConfigError("%s must be a string of at most 8 characters" % what)
-    for c in value:
-        c = ord(c)  # codes, not one-character strings: fewer interned strings on a board
-        if c < 32 or c > 126 or c == 34 or c == 92:  # outside " " .. "~", or '"' or '\'
-            raise ConfigError("%s must be printable ASCII without quotes" % what)
-    return value
-
-
 def _int(cfg, key, what, lo, hi, default=None):
     # An integer lo..hi; any number (float too) when the bounds are floats. One function for
     # both: one interned name fewer on a board's heap.
@@ -72,8 +62,10 @@ def _int(cfg, key, what, lo, hi, default=None):
     # bool is an int subclass on CPython: "true" is not a baud rate.
     if (not (isinstance(v, int) or num and isinstance(v, float)) or isinstance(v, bool)
             or not lo <= v <= hi):
-        raise ConfigError("%s must be %s %s..%s" % (what, "a number" if num else "an integer",
-                                                    lo, hi))
+        # Whole messages, not "a number" / "an integer" pieces: a string constant of under 10
+        # characters is an interned name on a board.
+        raise ConfigError(("%s must be a number %s..%s" if num else "%s must be an integer %s..%s")
+                          % (what, lo, hi))
     return v
 
 
@@ -82,69 +74,6 @@ def _str(cfg, key, what, hi=64, default=None):
     if not isinstance(v, str) or not 1 <= len(v) <= hi:
         raise ConfigError("%s must be a string of 1-%d characters" % (what, hi))
     return v
-
-
-def _key(text, what):
-    try:
-        return parse_key(text)
-    except KeyFormatError:
-        raise ConfigError("%s must be 64 hex characters" % what)
-
-
-def _check_transport(t):
-    if not isinstance(t, dict):
-        raise ConfigError("transport must be an object with a \"type\"")
-    kind = t.get("type")
-    if kind == "uart":
-        out = {"type": "uart", "baud": _int(t, "baud", "transport.baud", 300, 4000000, 115200)}
-        if "device" in t:
-            # unix port: a serial device path (a pty slave in the demo and tests)
-            out["device"] = _str(t, "device", "transport.device", 256)
-        else:
-            out["id"] = _int(t, "id", "transport.id", 0, 7, 0)
-            for pin in ("tx", "rx"):
-                if pin in t:
-                    out[pin] = _int(t, pin, "transport.%s" % pin, 0, 63)
-        out["timeout_ms"] = _int(t, "timeout_ms", "transport.timeout_ms", 1, 10000, 50)
-        link = t.get("link", True)
-        if not isinstance(link, bool):
-            raise ConfigError("transport.link must be true or false")
-        out["link"] = link
-        return out
-    if kind == "tcp":
-        return {"type": "tcp", "host": _str(t, "host", "transport.host", 253),
-                "port": _int(t, "port", "transport.port", 1, 65535)}
-    raise ConfigError("transport.type must be \"uart\" or \"tcp\"")
-
-
-def _check_sensors(sensors):
-    if sensors is None:
-        return None  # the board's default sensors
-    if not isinstance(sensors, list) or not 1 <= len(sensors) <= 8:
-        raise ConfigError("sensors must be a list of 1-8 objects")
-    out = []
-    names = []
-    for i, s in enumerate(sensors):
-        what = "sensors[%d]" % i
-        at = what + "."  # + the field's name (short string constants are interned names)
-        if not isinstance(s, dict):
-            raise ConfigError("%s must be an object" % what)
-        c = dict(s)
-        c["type"] = check_name(s.get("type"), at + "type")
-        if "name" in s:
-            check_name(s["name"], at + "name")
-            if s["name"] in names:
-                raise ConfigError("%s.name %s is used twice" % (what, s["name"]))
-            names.append(s["name"])
-        if "unit" in s:
-            check_unit(s["unit"], at + "unit")
-        for k in ("scale", "offset", "start", "step", "min", "max"):
-            if k in s:
-                _int(s, k, at + k, -1e9, 1e9)
-        if "pin" in s:
-            _int(s, "pin", at + "pin", 0, 63)
-        out.append(c)
-    return out
 
 
 def parse_config(cfg, read_key=None):
@@ -164,8 +93,34 @@ def parse_config(cfg, read_key=None):
         if k not in keys:
             # A misspelt key silently falling back to a default is worse than an error.
             raise ConfigError("unknown config key %r" % (k,))
-    out = {"name": check_name(cfg.get("name"), "name"),
-           "transport": _check_transport(cfg.get("transport"))}
+    name = check_name(cfg.get("name"), "name")
+    # The transport (checked here, not in a function of its own: on a board every function
+    # name is interned).
+    t = cfg.get("transport")
+    if not isinstance(t, dict):
+        raise ConfigError("transport must be an object with a \"type\"")
+    kind = t.get("type")
+    if kind == "uart":
+        tr = {"type": "uart", "baud": _int(t, "baud", "transport.baud", 300, 4000000, 115200)}
+        if "device" in t:
+            # unix port: a serial device path (a pty slave in the demo and tests)
+            tr["device"] = _str(t, "device", "transport.device", 256)
+        else:
+            tr["id"] = _int(t, "id", "transport.id", 0, 7, 0)
+            for pin in ("tx", "rx"):
+                if pin in t:
+                    tr[pin] = _int(t, pin, "transport.%s" % pin, 0, 63)
+        tr["timeout_ms"] = _int(t, "timeout_ms", "transport.timeout_ms", 1, 10000, 50)
+        link = t.get("link", True)
+        if not isinstance(link, bool):
+            raise ConfigError("transport.link must be true or false")
+        tr["link"] = link
+    elif kind == "tcp":
+        tr = {"type": "tcp", "host": _str(t, "host", "transport.host", 253),
+              "port": _int(t, "port", "transport.port", 1, 65535)}
+    else:
+        raise ConfigError("transport.type must be \"uart\" or \"tcp\"")
+    out = {"name": name, "transport": tr}
     out["interval_ms"] = int(_int(cfg, "interval_s", "interval_s", 0.05, 86400, 10) * 1000)
     out["max_readings"] = _int(cfg, "max_readings", "max_readings", 0, 1 << 30, 0)
     out["retry_min_ms"] = _int(cfg, "retry_min_ms", "retry_min_ms", 10, 600000, 500)
@@ -183,11 +138,17 @@ def parse_config(cfg, read_key=None):
     out["repl_uart"] = rr
     if "collector_key" not in cfg:
         raise ConfigError("collector_key is missing (the collector's public key, 64 hex)")
-    out["collector_key"] = _key(cfg["collector_key"], "collector_key")
+    try:
+        out["collector_key"] = parse_key(cfg["collector_key"])
+    except KeyFormatError:
+        raise ConfigError("collector_key must be 64 hex characters")
     if "secret_key" in cfg and "secret_key_file" in cfg:
         raise ConfigError("give secret_key or secret_key_file, not both")
     if "secret_key" in cfg:
-        out["secret_key"] = _key(cfg["secret_key"], "secret_key")
+        try:
+            out["secret_key"] = parse_key(cfg["secret_key"])
+        except KeyFormatError:
+            raise ConfigError("secret_key must be 64 hex characters")
     elif "secret_key_file" in cfg:
         path = _str(cfg, "secret_key_file", "secret_key_file", 256)
         try:
@@ -206,11 +167,51 @@ def parse_config(cfg, read_key=None):
     if wifi is not None:
         if not isinstance(wifi, dict):
             raise ConfigError("wifi must be an object with ssid and password")
-        out["wifi"] = {"ssid": _str(wifi, "ssid", "wifi.ssid", 32),
-                       "password": wifi.get("password", "")}
+        # (The message whole, not a field name for _str: "wifi.ssid" would be one more
+        # interned name on a board.)
+        ssid = wifi.get("ssid")
+        if not isinstance(ssid, str) or not 1 <= len(ssid) <= 32:
+            raise ConfigError("wifi.ssid must be a string of 1-32 characters")
+        out["wifi"] = {"ssid": ssid, "password": wifi.get("password", "")}
         if not isinstance(out["wifi"]["password"], str) or len(out["wifi"]["password"]) > 64:
             raise ConfigError("wifi.password must be a string of at most 64 characters")
-    out["sensors"] = _check_sensors(cfg.get("sensors"))
+    # The sensors: None is the board's default sensors.
+    sensors = cfg.get("sensors")
+    if sensors is not None:
+        if not isinstance(sensors, list) or not 1 <= len(sensors) <= 8:
+            raise ConfigError("sensors must be a list of 1-8 objects")
+        checked = []
+        names = []
+        for i, s in enumerate(sensors):
+            what = "sensors[%d]" % i
+            at = what + "."  # + the field's name (short string constants are interned names)
+            if not isinstance(s, dict):
+                raise ConfigError("%s must be an object" % what)
+            c = dict(s)
+            c["type"] = check_name(s.get("type"), at + "type")
+            if "name" in s:
+                check_name(s["name"], at + "name")
+                if s["name"] in names:
+                    raise ConfigError("%s.name %s is used twice" % (what, s["name"]))
+                names.append(s["name"])
+            if "unit" in s:
+                # A unit: 0-8 printable ASCII characters, no quotes (checked here, not in a
+                # function of its own: one interned name fewer on a board).
+                u = s["unit"]
+                if not isinstance(u, str) or len(u) > 8:
+                    raise ConfigError("%sunit must be a string of at most 8 characters" % at)
+                for c in u:
+                    c = ord(c)  # codes, not one-character strings: fewer interned strings
+                    if c < 32 or c > 126 or c == 34 or c == 92:  # outside " " .. "~", '"', '\'
+                        raise ConfigError("%sunit must be printable ASCII without quotes" % at)
+            for k in ("scale", "offset", "start", "step", "min", "max"):
+                if k in s:
+                    _int(s, k, at + k, -1e9, 1e9)
+            if "pin" in s:
+                _int(s, "pin", at + "pin", 0, 63)
+            checked.append(c)
+        sensors = checked
+    out["sensors"] = sensors
     return out
 
 
@@ -261,3 +262,24 @@ def load_config(path, read_key=None):
         return parse_config(cfg, read_key)
     except ConfigError as e:
         raise ConfigError("config %s: %s" % (path, e))
+
+
+def make_node(board, path, read_key=None):
+    """The node's boot (node.main's arguments): load the config at `path` and build the Node.
+    Returns it, or None after a configuration error, reported as one line with
+    board.log_error. Here rather than in node.py: node.main unloads this module before the
+    node runs, and this code with it (on a board a loaded module is heap)."""
+    from node import Node
+    if read_key is None:
+        def read_key(p):
+            # A missing secret_key_file is created on the spot, so the node's secret key can
+            # be born on the board and never leave it (port/common/keystore.py).
+            import keystore
+            from ossuary_micro.crypto import get_backend
+            return keystore.read_or_create(p, board.random, get_backend().ed25519_public,
+                                           board.log)
+    try:
+        return Node(load_config(path, read_key), board)
+    except ConfigError as e:
+        board.log_error("config error: %s" % e)
+        return None

@@ -1,7 +1,7 @@
 # Sensor objects for the node: each has `name`, `unit`, `digits` and `read() -> float`.
 #
-# This module holds what every node loads (ConfigError, the config helper) and the unix
-# port's simulated sensor; the boards' own sensors are in mcu_sensors.py, so that a node
+# This module holds what every node loads (ConfigError) and the unix port's simulated
+# sensor; the boards' own sensors are in mcu_sensors.py, so that a node
 # loads only the sensor code its board uses (on a board every loaded module is heap). The
 # boards' board.py modules build these from the "sensors" list of the config.
 
@@ -47,8 +47,3 @@ class SimulatedTemperature:
             v = self.hi
         self.value = v
         return v
-
-
-def sensor_opts(s, name, unit=None):
-    """(name, unit) for a sensor config entry, `name` and `unit` the board's defaults."""
-    return s.get("name", name), s.get("unit", unit)

@@ -14,9 +14,8 @@ import machine
 import micropython
 import esp32
 
-from sensors import ConfigError, sensor_opts
+from sensors import ConfigError
 from mcu_sensors import Esp32Temperature, AdcSensor
-from netlink import tcp_connect, wifi_connect
 from boardkit import log, log_error, close_transport  # noqa: F401 (the node calls them)
 
 random = os.urandom
@@ -34,6 +33,9 @@ def open_transport(cfg):
     """A machine.UART, or a TCP socket after joining Wi-Fi. Raises OSError, ConfigError."""
     t = cfg["transport"]
     if t["type"] == "tcp":
+        # Imported here: a UART node never loads the network code (on a board a loaded
+        # module is heap).
+        from netlink import tcp_connect, wifi_connect
         if "wifi" not in cfg:
             raise ConfigError("tcp transport on the ESP32 needs a \"wifi\" section")
         wifi_connect(cfg["wifi"]["ssid"], cfg["wifi"]["password"], log)
@@ -66,17 +68,16 @@ def make_sensors(cfgs, adc_class=None, pin_class=None, esp32mod=None):
     for s in cfgs:
         kind = s["type"]
         if kind == "mcu_temp":
-            name, _ = sensor_opts(s, "mcu_temp")
-            out.append(Esp32Temperature(mod, name))
+            out.append(Esp32Temperature(mod, s.get("name", "mcu_temp")))
         elif kind == "adc":
             pin = s.get("pin")
             if pin is None:
                 raise ConfigError("adc sensor needs a pin")
-            name, unit = sensor_opts(s, "adc%d" % pin, "V")
             adc = ADC(Pin(pin))
             if hasattr(ADC, "ATTN_11DB"):
                 adc.atten(ADC.ATTN_11DB)  # full 0-3.3 V range (about 0.15-2.45 V linear)
-            out.append(AdcSensor(adc, name, unit, s.get("scale"), s.get("offset", 0.0)))
+            out.append(AdcSensor(adc, s.get("name", "adc%d" % pin), s.get("unit", "V"),
+                                 s.get("scale"), s.get("offset", 0.0)))
         else:
             raise ConfigError("sensor type %s is not available on the ESP32 (mcu_temp, adc)"
                               % kind)

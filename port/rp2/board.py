@@ -16,9 +16,8 @@ import time
 import machine
 import micropython
 
-from sensors import ConfigError, sensor_opts
+from sensors import ConfigError
 from mcu_sensors import Rp2040Temperature, AdcSensor
-from netlink import tcp_connect, wifi_connect
 from boardkit import log, log_error, close_transport  # noqa: F401 (the node calls them)
 
 random = os.urandom
@@ -35,6 +34,9 @@ def open_transport(cfg):
     """A machine.UART, or a TCP socket after joining Wi-Fi (Pico W). Raises OSError, ConfigError."""
     t = cfg["transport"]
     if t["type"] == "tcp":
+        # Imported here: a UART node never loads the network code (on a board a loaded
+        # module is heap).
+        from netlink import tcp_connect, wifi_connect
         if "wifi" in cfg:
             wifi_connect(cfg["wifi"]["ssid"], cfg["wifi"]["password"], log)
         return tcp_connect(t["host"], t["port"])
@@ -63,14 +65,13 @@ def make_sensors(cfgs, adc_class=None):
     for s in cfgs:
         kind = s["type"]
         if kind == "mcu_temp":
-            name, _ = sensor_opts(s, "mcu_temp")
-            out.append(Rp2040Temperature(ADC(4), name))
+            out.append(Rp2040Temperature(ADC(4), s.get("name", "mcu_temp")))
         elif kind == "adc":
             pin = s.get("pin")
             if pin not in (26, 27, 28):
                 raise ConfigError("adc sensor pin must be 26, 27 or 28 on the RP2040")
-            name, unit = sensor_opts(s, "adc%d" % (pin - 26), "V")
-            out.append(AdcSensor(ADC(pin), name, unit, s.get("scale"), s.get("offset", 0.0)))
+            out.append(AdcSensor(ADC(pin), s.get("name", "adc%d" % (pin - 26)), s.get("unit", "V"),
+                                 s.get("scale"), s.get("offset", 0.0)))
         else:
             raise ConfigError("sensor type %s is not available on the RP2040 (mcu_temp, adc)"
                               % kind)

@@ -14,7 +14,7 @@ import sys
 import time
 import select
 
-from sensors import ConfigError, SimulatedTemperature, sensor_opts
+from sensors import ConfigError, SimulatedTemperature
 from netlink import tcp_connect
 
 try:
@@ -121,7 +121,7 @@ def make_sensors(cfgs):
         if s["type"] != "sim_temp":
             raise ConfigError("sensor type %s is not available on unix (only sim_temp)"
                               % s["type"])
-        name, _ = sensor_opts(s, "sim_temp")
-        out.append(SimulatedTemperature(random, name, s.get("start", 21.0), s.get("step", 0.05),
+        out.append(SimulatedTemperature(random, s.get("name", "sim_temp"), s.get("start", 21.0),
+                                        s.get("step", 0.05),
                                         s.get("min", 15.0), s.get("max", 30.0)))
     return out
