@@ -77,6 +77,14 @@ def _ms_clock():
     return int(time.monotonic() * 1000) & 0x3FFFFFFF
 
 
+def _now():
+    # Seconds on the clock the backlog's retry schedule and the packet ages run on. One
+    # function, so a test that drives a Session on a fake clock (tests/test_fleet_props.py)
+    # replaces it as it replaces _ms_clock: a retry time taken from one clock and compared on
+    # another never comes due.
+    return time.monotonic()
+
+
 class Packets:
     """The byte stream of one transport cut into protocol-1 packets (8-byte header, body length
     first). Bounded: holds at most one read plus one packet. Outlives a Session, so a new
@@ -278,7 +286,7 @@ class Session:
             if self.c.stop_event.is_set():
                 self._commit_now()
                 return "stopped"
-            now = time.monotonic()
+            now = _now()
             if self.handshake_deadline is not None and now > self.handshake_deadline:
                 event(logging.INFO, "handshake_timeout", "no handshake in time; hanging up",
                       source=self.source)
@@ -298,7 +306,7 @@ class Session:
             data = self.t.read()
             if data:
                 self.stats.bytes_in += len(data)
-                self.packets.add(data, time.monotonic())
+                self.packets.add(data, _now())
                 if self.slot is not None:
                     self.slot.talking = True
 
@@ -321,7 +329,7 @@ class Session:
                     return "stopped"
                 ev = conn.next_event()
                 if ev == NEED_DATA:
-                    now = time.monotonic()
+                    now = _now()
                     if self.node is not None and now >= self.next_trust_check:
                         self.next_trust_check = now + REVOCATION_CHECK_S
                         if not self.c.still_trusted(self.node):
@@ -358,7 +366,7 @@ class Session:
                     data = self.t.read()
                     if data:
                         self.stats.bytes_in += len(data)
-                        self.packets.add(data, time.monotonic())
+                        self.packets.add(data, _now())
                         if self.slot is not None:
                             self.slot.talking = True
                 elif ev == DATA:
@@ -447,7 +455,7 @@ class Session:
                   protocol=self.protocol)
         else:
             self.unknown_key = key
-            self.unknown_since = time.monotonic()
+            self.unknown_since = _now()
             self.unknown_bad = 0
             event(logging.INFO, "unknown_key", "handshake done; identifying the node by its first reading",
                   source=self.source, key=format_key(key), protocol=self.protocol)
@@ -504,7 +512,7 @@ class Session:
         # One last attempt when the session ends (the schedule no longer matters).
         if self.backlog.items:
             self.backlog.retry_at = 0.0
-            self._commit(time.monotonic())
+            self._commit(_now())
 
     def _ack(self, items):
         # Cumulative ack per boot: the highest seq committed among the v2 readings that arrived
