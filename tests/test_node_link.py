@@ -190,3 +190,35 @@ def test_node_reboot_mid_stream_new_boot_served_at_once(tmp_path):
     assert boots[new] == list(range(20))
     # Back within MicroPython start-up + handshake: no backoff, no reset round trips.
     assert back < 10, back
+
+
+def test_collector_link_restart_starts_a_new_session_at_once(tmp_path):
+    # The collector's end of the link restarts (a new Link: new nonce) mid-stream. The node
+    # sees PEER_RESET (its link discarded both directions' data), ends the session with
+    # "link peer restarted" and handshakes again over the same link at once, without the
+    # reconnect backoff; readings it had not had acknowledged are sent again in the new
+    # session, so none is lost.
+    keys = Keys()
+    relay = PtyRelay(*_models(7, ber=0, drop=0, dup=0, garbage_every=0))
+    col = Collector(keys, relay.paths[1])
+    proc = _node(tmp_path, keys, relay.paths[0], 40)
+    err = ""
+    try:
+        assert col.run(lambda: len(col.stored) >= 10, 60), "no readings"
+        sessions = col.sessions
+        col.ls = LinkStream(Link(clock), col.f)     # the collector's link restarts
+        col._new()
+        assert col.run(lambda: len(col.stored) >= 40 and col.closed, 60), \
+            "%d of 40 readings stored" % len(col.stored)
+        assert col.sessions > sessions
+        proc.wait(15)
+        err = _stop(proc)
+        assert proc.returncode == 0, err
+    finally:
+        err = err or _stop(proc)
+        col.close()
+        relay.close()
+    assert "session ended: link peer restarted" in err, err
+    assert "reconnect in" not in err, err                # no backoff: the line was fine
+    (boot, seqs), = col.by_boot().items()
+    assert seqs == list(range(40)), seqs

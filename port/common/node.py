@@ -42,8 +42,10 @@
 #
 # Serial transports run the secure channel over the link layer (docs/LINK.md) unless the
 # config says "link": false (bare protocol 1, for libossuary peers); TCP never uses it. The
-# link survives cuts by itself; when its peer restarts (LinkReset) the node starts a new
-# session over the same link at once.
+# node drives its ossuary_micro.link.Link itself (_read, _write: port bytes in, link frames
+# out), as it drives its Connection, so ossuary_io is never loaded on a board. The link
+# survives cuts by itself; when its peer restarts (PEER_RESET) the node starts a new session
+# over the same link at once.
 #
 # Failure handling: a Reset is retried inside the session by the core; a closed session,
 # transport error, handshake timeout or rejected collector key ends the session, and the node
@@ -57,7 +59,7 @@ import time
 from array import array
 from binascii import hexlify
 
-from ossuary_micro.errors import OssuaryError, ConnectionClosed, ConnectionFailed
+from ossuary_micro.errors import OssuaryError, ConnectionClosed, ConnectionFailed, ConnectionReset
 try:
     from micropython import const
 except ImportError:  # CPython
@@ -80,7 +82,8 @@ _END_OF_STREAM = const(6)
 # never on the heap together; and only the configured protocol's connection module is ever
 # loaded (protocol 1: connection.py; protocol 2: connection2.py and noise.py). The node drives
 # the connection itself (Node._pump and the methods after it), not with ossuary_io's general
-# SecureStream: ~10 KB less heap on a 32-bit board; only the link layer loads ossuary_io.
+# SecureStream: ~10 KB less heap on a 32-bit board; nor with ossuary_io's LinkStream over the
+# link layer: ~5.5 KB and ~60 interned names less on a serial node.
 
 MAX_RECORD = 256          # largest record either way (docs/design.md); our Connection's max_record
 QUEUE_MAX = 16            # default queue size for a board that does not say (17 B a reading)
@@ -88,6 +91,7 @@ _HANDSHAKE_TIMEOUT_MS = const(15000)
 _SLICE_MS = const(10)     # longest sleep between two rounds of the main loop
 _WRITE_TIMEOUT_MS = const(5000)  # a transport taking no bytes for this long fails the session
 _READ = const(64)         # bytes read from the transport at a time (the connection buffers)
+_PEER_RESET = const(3)    # ossuary_micro/link.py's event: the collector's end restarted
 # A protocol 1 data packet around a record: 8-byte header, 4-byte sub-header, 16-byte tag
 # (protocol 2's is 24 bytes: no sub-header; the larger figure serves both).
 _DATA_OVERHEAD = const(28)
@@ -309,33 +313,32 @@ class Node:
             try:
                 # The connection's code (and the link's) loads on first use; on a full heap
                 # that import is one more out-of-memory failure, retried after the backoff.
-                stream = port   # what the secure channel runs over: the port or the link on it
                 t = self.cfg["transport"]
                 if t["type"] == "uart" and t.get("link", True):
                     # Imported here: a TCP or bare node never loads the link's code (heap on a
                     # board).
-                    from ossuary_micro.link import Link
-                    from ossuary_io.link import LinkStream
                     if self.link is None:
-                        self.link = Link(self.board.clock, self.board.random, baud=t["baud"])
+                        from ossuary_micro.link import Link
+                        link = Link(self.board.clock, self.board.random, baud=t["baud"])
+                        # Port bytes in, one link frame out: made once, as the link's own.
+                        self._raw = bytearray(_READ)
+                        self._frame = memoryview(bytearray(link.max_frame))
+                        self.link = link
                     else:
                         # A reopened port: a new link session, so the collector's end discards
                         # whatever of the last session was still in flight (a half-written
                         # packet included).
                         self.link.reset()
-                    stream = LinkStream(self.link, port)
                 while True:
-                    resets = stream.resets if stream is not port else 0
                     try:
-                        if self._session(stream, stream is not port):
+                        if self._session(port):
                             log("%d readings acknowledged, done" % self.acked)
                             return self.acked
                         break
-                    except OssuaryError:
-                        if stream is port or stream.resets == resets:
-                            raise
-                        # LinkReset: the collector's end of the link restarted. Nothing is
-                        # wrong with the line, so handshake again over it at once.
+                    except ConnectionReset:
+                        # The collector's end of the link restarted (_link_io; the
+                        # Connection itself reports a Reset as an event, never raises this).
+                        # Nothing is wrong with the line, so handshake again over it at once.
                         log("session ended: link peer restarted")
             except (MemoryError, OssuaryError) as e:
                 # A full heap (MemoryError, or the library's OutOfMemory) is "out of memory".
@@ -356,7 +359,7 @@ class Node:
             self._idle(backoff)
             backoff = min(backoff * 2, self.cfg["retry_max_ms"])
 
-    def _session(self, port, link):
+    def _session(self, port):
         # One Ossuary session over an open transport: handshake, then send what is queued and
         # take acks, never blocking longer than a slice. Returns when the collector closed
         # the session (or proved another key than collector_key), True after max_readings
@@ -462,7 +465,8 @@ class Node:
                             # Over the link, only when its window takes the whole packet now:
                             # a full window would make the write wait for the collector's
                             # acks. Sockets and UARTs buffer a record at once.
-                            if link and port.link.writable < len(rec) + _DATA_OVERHEAD:
+                            link = self.link
+                            if link and link.writable < len(rec) + _DATA_OVERHEAD:
                                 break
                             self._write(conn.send_data(rec, self.out))
                             self.sent += 1
@@ -547,19 +551,28 @@ class Node:
             self._in_start += took
 
     def _read(self):
-        # Read what the transport has into the read window, without waiting; the count.
-        # Raises ConnectionFailed on end of file, OSError when the transport fails.
+        # Read what the transport has into the read window, without waiting; the count. Over
+        # the link: what the link delivered, after one round of its I/O. Raises
+        # ConnectionFailed on end of file, OSError when the transport fails, ConnectionReset.
+        link = self.link
+        if link is None:
+            return self._take(self._in)
+        self._link_io()
+        return link.recv_into(self._in)
+
+    def _take(self, buf):
+        # What the port has, into buf, without waiting; the count.
         t = self.port
-        n = len(self._in)
+        n = len(buf)
         try:
-            # A transport that says how much is waiting (UART, LinkStream) is asked first.
+            # A transport that says how much is waiting (a UART) is asked first.
             if hasattr(t, "any"):
                 a = t.any()
                 if a < n:
                     n = a
                 if n <= 0:
                     return 0
-            n = t.readinto(self._in, n)
+            n = t.readinto(buf, n)
         except OSError as e:
             # EAGAIN, EINTR or ETIMEDOUT (how MicroPython reports a socket timeout): only
             # "not now".
@@ -573,6 +586,27 @@ class Node:
             raise ConnectionFailed("transport closed before the session was closed")
         return n
 
+    def _link_io(self):
+        # One round of the link layer's I/O: what the port has goes in, its timers and events
+        # run, every frame it has (data, acks, retransmissions, keepalives) goes out. The
+        # stream bytes it delivered wait in it for recv_into. Raises ConnectionReset when the
+        # collector's end restarted (the link then discarded both directions' data).
+        link = self.link
+        n = self._take(self._raw)
+        if n:
+            link.receive_data(self._raw, n)
+        while True:
+            ev = link.next_event()
+            if ev == _PEER_RESET:
+                raise ConnectionReset("link peer restarted")
+            if ev == _NEED_DATA:
+                break
+        while True:
+            n = link.data_to_send(self._frame)
+            if not n:
+                return
+            self._put(self._frame, n)
+
     def _flush(self):
         # Write every handshake, Reset or Disconnect packet the connection has.
         while True:
@@ -582,16 +616,38 @@ class Node:
             self._write(n)
 
     def _write(self, n):
-        # Write the first n bytes of the output buffer whole, looping over partial writes
-        # (a full link window, a non-blocking socket). ConnectionFailed when the transport
-        # takes nothing for _WRITE_TIMEOUT_MS.
+        # Write the first n bytes of the output buffer whole: to the port, or into the link
+        # (a full window takes more once the collector's acks came in). ConnectionFailed
+        # when nothing is taken for _WRITE_TIMEOUT_MS.
+        link = self.link
+        if link is None:
+            return self._put(self.out, n)
+        off = 0
+        since = self.board.clock()
+        while True:
+            k = link.send(self.out, off, n - off)
+            off += k
+            self._link_io()
+            if off >= n:
+                return
+            if k:
+                since = self.board.clock()
+            elif time.ticks_diff(self.board.clock(), since) > _WRITE_TIMEOUT_MS:
+                raise ConnectionFailed("transport accepts no data")
+            else:
+                self.board.sleep_ms(1)
+
+    def _put(self, buf, n):
+        # Write buf[:n] whole to the port, looping over partial writes (a non-blocking
+        # socket, a busy UART). ConnectionFailed when the port takes nothing for
+        # _WRITE_TIMEOUT_MS.
         off = 0
         since = self.board.clock()
         while off < n:
             try:
-                w = self.port.write(self.out[off:n])
+                w = self.port.write(buf[off:n])
             except OSError as e:
-                if (e.args[0] if e.args else 0) not in (11, 4, 110):  # as in _read
+                if (e.args[0] if e.args else 0) not in (11, 4, 110):  # as in _take
                     raise
                 w = 0
             if w:

@@ -254,7 +254,6 @@ def make_peer(protocol, link):
     if link:
         # ... and the link layer's, which the node loads for its transport next.
         import ossuary_micro.link  # noqa: F401
-        import ossuary_io.link  # noqa: F401
     sample()
     gc.collect()
     base = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
