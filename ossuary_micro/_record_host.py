@@ -13,7 +13,7 @@
 # connection, and the msg_id counters live inside them (_lid and _rid become views of their
 # msg_id bytes): sending copies the header with the current msg_id in one store, receiving
 # checks length, msg_id, type, reserved bytes and data_len with one bytearray.startswith.
-# Counters step in place (their last byte; a carry goes to wire.nonce_increment): no Python
+# Counters step in place (their last byte; a carry goes to connection._step): no Python
 # int above 256 and no object is made per 64-byte record.
 #
 # Anything else - a partial packet, another packet type or size, a wrong msg_id, another
@@ -26,9 +26,8 @@
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305 as _Aead
 
-from .connection import Connection as _Connection, _zero as _zero_loop
+from .connection import Connection as _Connection, _zero as _zero_loop, _step
 from .errors import OutOfMemory
-from .wire import nonce_increment as _step
 
 if not (hasattr(_Aead, "encrypt_into") and hasattr(_Aead, "decrypt_into")):
     raise ImportError("cryptography without encrypt_into/decrypt_into: general path only")
