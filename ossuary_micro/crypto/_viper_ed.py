@@ -9,8 +9,7 @@
 import micropython
 
 from .viper import (_bcopy, _wipe, _fe, _FE0, _FE1, _mul, _addk, _cswap, _frombytes, _copy,
-                    _reduce, _limbs, _is_zero, _sqn, _pow_2_250_1, _invert, _X1, _X2, _Z2,
-                    _X3, _Z3, _A, _AA, _B, _BB, _C, _D)
+                    _reduce, _limbs, _is_zero, _sqn, _pow_2_250_1, _invert, _TMP, _CH)
 from .viper import _SCRATCH  # X25519's scratch; this module's is added at the end
 
 # ==================== SHA-512
@@ -252,12 +251,13 @@ def _pt():
 
 # Temporaries for point arithmetic and decoding.
 # X25519 and Ed25519 never run at the same time: the point temporaries are the ladder's
-# elements (_TMP below; 11 fewer resident elements). _E, and _BB, _C, _D (the inversion
-# chain's temporaries, and the comb's candidate sum _P below) are left alone, since _encode's and
-# _decode's exponentiations use them while the point temporaries hold live values.
+# elements (viper.py's _TMP; 11 fewer resident elements). viper.py's _CH (bb, c, d: the
+# inversion chain's temporaries, and the comb's candidate sum _P below; e) is left alone,
+# since _encode's and _decode's exponentiations use it while the point temporaries hold live
+# values.
 _Q = _pt()
 _R = _pt()
-_P = (_BB, _C, _D, _fe())
+_P = _CH[0:3] + (_fe(),)
 _ENC = bytearray(32)
 _DIG = bytearray(64)
 _H = bytearray(64)  # SHA-512 of the seed: the secret scalar a, then the nonce prefix
@@ -265,10 +265,8 @@ _H = bytearray(64)  # SHA-512 of the seed: the secret scalar a, then the nonce p
 
 # The point functions and the loops that call them keep functions and elements in locals (a
 # one-byte load; a global is a dictionary look-up, much of the interpreter's time on a
-# Cortex-M0): the temporaries come in one unpacking of _TMP.
-# The eight are the ladder's _X1, _X2, _Z2, _X3, _Z3, _A, _AA, _B, called ta .. th here (not
-# module-level names of their own: every name of a loaded module stays interned on the heap).
-_TMP = (_X1, _X2, _Z2, _X3, _Z3, _A, _AA, _B)
+# Cortex-M0): the temporaries come in one unpacking of _TMP, viper.py's tuple of the ladder's
+# x1, x2, z2, x3, z3, a, aa, b, called ta .. th here.
 
 
 def _p_add(o, p, q):
@@ -338,9 +336,9 @@ def _decode(o, s, neg):
     mul(te, td, td); mul(te, te, td)  # v^3
     mul(tf, te, te); mul(tf, tf, td)  # v^7
     mul(tf, tf, tc)                      # u v^7
-    _pow_2_250_1(tf, tg)                  # _BB = (u v^7)^(2^250 - 1)
-    _sqn(_BB, _BB, 2)
-    mul(tf, _BB, tf)                      # ^(2^252 - 3)
+    t = _pow_2_250_1(tf, tg)              # (u v^7)^(2^250 - 1)
+    _sqn(t, t, 2)
+    mul(tf, t, tf)                        # ^(2^252 - 3)
     mul(tf, tf, te); mul(o[0], tf, tc)  # x
     # check v x^2 == u, or == -u (then x *= sqrt(-1))
     mul(tg, o[0], o[0]); mul(tg, tg, td)
@@ -450,9 +448,9 @@ def _init_constants():  # the SHA-512 one's name again: one name fewer on the he
     _addk(_DC, _FE0, _DC, -1)
     _addk(_D2, _DC, _DC, 1)
     _addk(_SQRTM1, _FE0, _FE1, 2)
-    _pow_2_250_1(_SQRTM1, tg)          # _BB = 2 ** (2**250 - 1)
-    _sqn(_BB, _BB, 3)                   # 2 ** (2**253 - 8)
-    _addk(_SQRTM1, _FE0, _BB, 8)        # 2 ** (2**253 - 5) = 2 ** ((p - 1) / 4)
+    t = _pow_2_250_1(_SQRTM1, tg)      # 2 ** (2**250 - 1)
+    _sqn(t, t, 3)                       # 2 ** (2**253 - 8)
+    _addk(_SQRTM1, _FE0, t, 8)          # 2 ** (2**253 - 5) = 2 ** ((p - 1) / 4)
     _addk(ta, _FE0, _FE1, 5)
     _invert(ta, ta)
     _addk(ta, _FE0, ta, 4)

@@ -184,12 +184,16 @@ def _is_zero(a):
 # result. Bit selection uses _cswap (masking, no branch on secret bits).
 
 
-_X1 = _fe(); _X2 = _fe(); _Z2 = _fe(); _X3 = _fe(); _Z3 = _fe()
-_A = _fe(); _AA = _fe(); _B = _fe(); _BB = _fe(); _E = _fe(); _C = _fe(); _D = _fe()
-# The inversion chain's temporaries (t0, t1, t2 in _pow_2_250_1) are the ladder elements _BB,
-# _C, _D, free once the loop is done (and free wherever _viper_ed.py calls the chain: they
-# are not its point temporaries, and the comb's candidate sum _P, which shares them, is dead
-# there). Used under their own names: no aliases, whose names would stay interned on a heap.
+# The ladder's twelve elements as two tuples, not twelve module names (every name of a loaded
+# module stays interned on a board's heap); each user unpacks them into locals.
+# _TMP: x1, x2, z2, x3, z3, a, aa, b; _viper_ed.py's point code uses them as its eight
+# temporaries (X25519 and Ed25519 never run at the same time).
+# _CH: bb, c, d, e. The inversion chain's temporaries (t0, t1, t2 in _pow_2_250_1) are bb, c,
+# d, free once the ladder's loop is done (and free wherever _viper_ed.py calls the chain:
+# they are not its point temporaries, and the comb's candidate sum _P, which shares them, is
+# dead there); _invert's z ** 11 is e.
+_TMP = (_fe(), _fe(), _fe(), _fe(), _fe(), _fe(), _fe(), _fe())
+_CH = (_fe(), _fe(), _fe(), _fe())
 _XK = bytearray(32)
 _U9 = bytearray(32)
 _U9[0] = 9
@@ -204,9 +208,11 @@ def _sqn(o, a, n):
 
 
 def _pow_2_250_1(z, z11):
-    # Leaves z ** (2**250 - 1) in _BB and z ** 11 in z11 (ref10's chain; shared by inversion
-    # and by Ed25519's square root). Uses _BB, _C, _D, which must not be z or z11.
-    t0 = _BB; t1 = _C; t2 = _D; mul = _mul; sqn = _sqn  # locals: see _ladder
+    # Returns bb (_CH[0]) holding z ** (2**250 - 1), and leaves z ** 11 in z11 (ref10's
+    # chain; shared by inversion and by Ed25519's square root). Uses bb, c, d (_CH), which
+    # must not be z or z11.
+    t0, t1, t2, _ = _CH
+    mul = _mul; sqn = _sqn  # locals: see _ladder
     mul(t0, z, z)               # z^2
     sqn(t1, t0, 2)              # z^8
     mul(t1, z, t1)              # z^9
@@ -227,13 +233,15 @@ def _pow_2_250_1(z, z11):
     mul(t0, t0, t2)             # 2^200 - 1
     sqn(t0, t0, 50)
     mul(t0, t0, t1)             # 2^250 - 1
+    return t0
 
 
 def _invert(o, z):
     # o = z ** (p - 2) = z ** (2**255 - 21); 0 maps to 0.
-    _pow_2_250_1(z, _E)
-    _sqn(_BB, _BB, 5)
-    _mul(o, _BB, _E)
+    e = _CH[3]
+    t = _pow_2_250_1(z, e)
+    _sqn(t, t, 5)
+    _mul(o, t, e)
 
 
 def _ladder(scalar, u):
@@ -243,9 +251,9 @@ def _ladder(scalar, u):
     # dictionary look-up (3 bytes of bytecode, and most of the loop's interpreter time on
     # a Cortex-M0). The first 16 locals (arguments included) have one-byte opcodes.
     mul = _mul; addk = _addk; cswap = _cswap
-    a = _A; aa = _AA; b = _B; bb = _BB; e = _E; c = _C; d = _D
-    x2 = _X2; z2 = _Z2; x3 = _X3
-    z3 = _Z3; x1 = _X1; k = _XK
+    x1, x2, z2, x3, z3, a, aa, b = _TMP
+    bb, c, d, e = _CH
+    k = _XK
     _bcopy(k, 0, scalar, 0, 32, 0)
     k[0] &= 248
     k[31] = (k[31] & 127) | 64
@@ -294,7 +302,7 @@ def _ladder(scalar, u):
 # these): the ladder's elements and clamped scalar, inversion temporaries, the product
 # scratch. Not wiped: on ARM the product scratch that the Thumb field code keeps on the C
 # stack.
-_SCRATCH = _fld.SCRATCH + (_XK, _X1, _X2, _Z2, _X3, _Z3, _A, _AA, _B, _BB, _C, _D, _E)
+_SCRATCH = _fld.SCRATCH + (_XK,) + _TMP + _CH
 
 
 

@@ -396,8 +396,10 @@ def test_secret_scratch_wiped_after_x25519_and_ed25519():
     if V is None:
         return
     sha = (E._SH, E._SV, E._SW, E._SBUF)
-    ladder = (F._XK, F._X2, F._Z2, F._X3, F._Z3) + F._fld.SCRATCH  # + the product scratch
-    for group in (sha, ladder, (E._DIG, E._H, F._X1, F._B)):
+    # The ladder's clamped scalar and its thirteen elements, + the product scratch.
+    ladder = (F._XK,) + F._TMP + F._CH + F._fld.SCRATCH
+    assert len(ladder) >= 13
+    for group in (sha, ladder, (E._DIG, E._H)):
         for b in group:
             assert any(b is x for x in E._SCRATCH), "not in _SCRATCH"
     for b in ladder:
