@@ -7,9 +7,10 @@
 # bounds are kept and what is wiped.
 
 import micropython
+from micropython import const
 
-from .viper import (_bcopy, _wipe, _fe, _FE0, _FE1, _mul, _addk, _cswap, _frombytes, _copy,
-                    _reduce, _limbs, _is_zero, _sqn, _pow_2_250_1, _invert, _TMP, _CH)
+from .viper import (_bcopy, _wipe, _fe, _FE0, _FE1, _mul, _addk, _cswap, _reduce, _limbs,
+                    _is_zero, _sqn, _pow_2_250_1, _invert, _TMP, _CH)
 from .viper import _SCRATCH  # X25519's scratch; this module's is added at the end
 
 # ==================== SHA-512
@@ -36,25 +37,32 @@ from .viper import _SCRATCH  # X25519's scratch; this module's is added at the e
 # Streaming API on one module-level context: _sinit(), _supdate(buf, off, n),
 # _sfinal(out, off). Nothing is allocated per block.
 
-# 80 round constants, then the 8 words of the initial value, as (hi, lo), native
-# little-endian 32-bit words (one buffer: one name fewer on a board's heap)
-_SK = bytearray(704)
-_SH = bytearray(64)    # state, 8 words as (hi, lo)
-_SV = bytearray(64)    # working variables a..h, rotated through by index (see _compress)
-_SW = bytearray(128)   # message schedule: a window of 16 words as (hi, lo)
-_SBUF = bytearray(128)  # partial input block
-_SN = [0, 0]           # bytes in _SBUF, total bytes hashed (small ints)
-# Rotations for Sigma1, Sigma0 (rounds), sigma0, sigma1 (schedule); 64 + n means a shift by n.
-_ROT = bytes((14, 18, 41, 28, 34, 39, 1, 8, 64 + 7, 19, 61, 64 + 6))
+# Constants, in one buffer (one name on a board's heap, where every name stays interned): 80
+# round constants, then the 8 words of the initial value, as (hi, lo), native little-endian
+# 32-bit words (bytes 0..703); then the rotations for Sigma1, Sigma0 (rounds), sigma0, sigma1
+# (schedule), 64 + n meaning a shift by n (bytes 704..715, _ROT on).
+_SK = bytearray(716)
+_ROT = const(704)
+_SK[_ROT:] = bytes((14, 18, 41, 28, 34, 39, 1, 8, 64 + 7, 19, 61, 64 + 6))
+# The hash's context, in one buffer too. Offsets in 32-bit words (_addf's indices): the working
+# variables a..h at word 0 (where _addf's Ch and Maj read them), rotated through by index (see
+# _compress); the state H at word _HW; the message schedule, a window of 16 words, at word _WW;
+# all as (hi, lo). Then the partial input block, at byte _BLK.
+_SS = bytearray(384)
+_HW = const(16)
+_WW = const(32)
+_BLK = const(256)
+_SN = [0, 0]           # bytes in the partial block, total bytes hashed (small ints)
 
 @micropython.viper
 def _addf(d: ptr32, i: int, s: ptr32, j: int, r: int):
     # Word d[i:i+2] += f(s) modulo 2**64, where f is, by the public selector r:
     # r = 20: the word s[j:j+2] itself (a plain addition).
-    # r < 12: the XOR of the three rotations _ROT[r:r+3] of word s[j:j+2] (a shift where the
-    #   table says 64 + n). Amounts are never 0 or 32, so no shift below is by 32.
-    # r = 12 or 16: Ch(e, f, g) or Maj(a, b, c) of round j on the working variables s = _SV
-    #   (variable n of round j is the pair ((n - j) & 7) << 1, see _compress), both as
+    # r < 12: the XOR of the three rotations _SK[_ROT + r:_ROT + r + 3] of word s[j:j+2] (a
+    #   shift where the table says 64 + n). Amounts are never 0 or 32, so no shift below is
+    #   by 32.
+    # r = 12 or 16: Ch(e, f, g) or Maj(a, b, c) of round j on the working variables s = _SS
+    #   (variable n of round j is the pair ((n - j) & 7) << 1 of s, see _compress), both as
     #   z ^ ((x ^ (z & mk)) & (y ^ z)) over (x, y, z) = (e, f, g), mk = 0 (Ch) and
     #   (a, b, c), mk = ones (Maj: a == b gives a, else z decides). r & 7 is x's name.
     # One function for the three (not an _add called by the others): a smaller .mpy, and no
@@ -75,13 +83,13 @@ def _addf(d: ptr32, i: int, s: ptr32, j: int, r: int):
         oh = uint(s[j])
         ol = uint(s[j + 1])
     if r < 12:
-        rot = ptr8(_ROT)
+        rot = ptr8(_SK)
         xh = oh
         xl = ol
         oh = uint(0)
         ol = uint(0)
         for k in range(3):
-            n = int(rot[r + k])
+            n = int(rot[_ROT + r + k])
             a = xh
             b = xl
             if n >= 64:  # shift right: the high half gets zeros from above
@@ -104,40 +112,40 @@ def _addf(d: ptr32, i: int, s: ptr32, j: int, r: int):
 
 
 def _compress(blk, off):
-    # One 128-byte block at blk[off:] into _SH. The schedule is a 16-word window: before round
+    # One 128-byte block at blk[off:] into H. The schedule is a 16-word window: before round
     # t >= 16, slot t mod 16 holds W[t-16] and becomes W[t] = W[t-16] + W[t-7] + s1(W[t-2]) +
     # s0(W[t-15]), read from the slots of those words (offsets count 32-bit halves: slot s is
-    # at 2s). Variable n (a = 0 .. h = 7) of round t sits at pair (n - t) mod 8 of _SV: a round
+    # at 2s). Variable n (a = 0 .. h = 7) of round t sits at pair (n - t) mod 8 of _SS: a round
     # writes the new e over d and the new a over h, and the names shift by one for the next
     # round; after 80 rounds each is back at its own pair.
-    w = _SW
-    v = _SV
+    # All of the context is _SS (ss): W at word _WW, H at word _HW, the variables at word 0.
+    ss = _SS
     addf = _addf; sk = _SK  # locals: see _TMP
-    _bcopy(w, 0, blk, off, 128, 3)  # W[0..15]: big-endian halves
-    _bcopy(v, 0, _SH, 0, 64, 0)
+    _bcopy(ss, 4 * _WW, blk, off, 128, 3)  # W[0..15]: big-endian halves
+    _bcopy(ss, 0, ss, 4 * _HW, 64, 0)       # a..h = H
     for t in range(80):
-        s = (t & 15) << 1
+        s = _WW + ((t & 15) << 1)
         if t >= 16:
-            addf(w, s, w, (t - 7 & 15) << 1, 20)
-            addf(w, s, w, (t - 2 & 15) << 1, 9)
-            addf(w, s, w, (t - 15 & 15) << 1, 6)
+            addf(ss, s, ss, _WW + ((t - 7 & 15) << 1), 20)
+            addf(ss, s, ss, _WW + ((t - 2 & 15) << 1), 9)
+            addf(ss, s, ss, _WW + ((t - 15 & 15) << 1), 6)
         h = (7 - t & 7) << 1
         # h += S1(e) + Ch(e, f, g) + K[t] + W[t]: this is T1
-        addf(v, h, v, (4 - t & 7) << 1, 0)
-        addf(v, h, v, t, 12)
-        addf(v, h, w, s, 20)
-        addf(v, h, sk, 2 * t, 20)
+        addf(ss, h, ss, (4 - t & 7) << 1, 0)
+        addf(ss, h, ss, t, 12)
+        addf(ss, h, ss, s, 20)
+        addf(ss, h, sk, 2 * t, 20)
         # e' = d + T1 (over d); a' = T1 + S0(a) + Maj(a, b, c) (over h)
-        addf(v, (3 - t & 7) << 1, v, h, 20)
-        addf(v, h, v, (-t & 7) << 1, 3)
-        addf(v, h, v, t, 16)
+        addf(ss, (3 - t & 7) << 1, ss, h, 20)
+        addf(ss, h, ss, (-t & 7) << 1, 3)
+        addf(ss, h, ss, t, 16)
     for i in range(0, 16, 2):
-        addf(_SH, i, v, i, 20)
+        addf(ss, _HW + i, ss, i, 20)
 
 
 def _sinit():
     """Start a new hash (the previous one, if any, is discarded)."""
-    _bcopy(_SH, 0, _SK, 640, 64, 0)
+    _bcopy(_SS, 4 * _HW, _SK, 640, 64, 0)
     _SN[0] = 0
     _SN[1] = 0
 
@@ -156,10 +164,10 @@ def _supdate(data, off=0, n=-1):
             k = 128 - used
             if k > n:
                 k = n
-            _bcopy(_SBUF, used, data, off, k, 0)
+            _bcopy(_SS, _BLK + used, data, off, k, 0)
             used += k
             if used == 128:
-                _compress(_SBUF, 0)
+                _compress(_SS, _BLK)
                 used = 0
         off += k
         n -= k
@@ -169,21 +177,21 @@ def _supdate(data, off=0, n=-1):
 def _sfinal(out, off=0):
     """Write the 64-byte digest at out[off:]; the context must be _sinit()-ed again to reuse."""
     # Pad: 0x80, zeros, the 128-bit big-endian bit length (the total stays far below 2**61).
-    b = _SBUF
+    b = _SS  # the block is b[_BLK:_BLK + 128]
     used = _SN[0]
-    b[used] = 0x80
-    for i in range(used + 1, 128):
+    b[_BLK + used] = 0x80
+    for i in range(_BLK + used + 1, _BLK + 128):
         b[i] = 0
     if used >= 112:  # no room for the length: one more block
-        _compress(b, 0)
-        for i in range(120):
+        _compress(b, _BLK)
+        for i in range(_BLK, _BLK + 120):
             b[i] = 0
     bits = _SN[1] * 8
     for i in range(8):
-        b[127 - i] = (bits >> (8 * i)) & 255
-    _compress(b, 0)
+        b[_BLK + 127 - i] = (bits >> (8 * i)) & 255
+    _compress(b, _BLK)
     # Big-endian words out of native little-endian halves.
-    _bcopy(out, off, _SH, 0, 64, 3)
+    _bcopy(out, off, b, 4 * _HW, 64, 3)
 
 
 def sha512(data):
@@ -300,7 +308,9 @@ def _p_dbl(o, p):
 
 
 def _p_zero(o):
-    _copy(o[0], _FE0); _copy(o[1], _FE1); _copy(o[2], _FE1); _copy(o[3], _FE0)
+    # o = the neutral point (0, 1, 1, 0)
+    _bcopy(o[0], 0, _FE0, 0, 80, 0); _bcopy(o[1], 0, _FE1, 0, 80, 0)
+    _bcopy(o[2], 0, _FE1, 0, 80, 0); _bcopy(o[3], 0, _FE0, 0, 80, 0)
 
 
 def _encode(out, p):
@@ -321,7 +331,7 @@ def _decode(o, s, neg):
     ta, tb, tc, td, te, tf, tg, th = _TMP
     mul = _mul; addk = _addk  # locals: see _TMP
     y = o[1]
-    _frombytes(y, s, 0)
+    _limbs(y, s, 0, 31, s[31] & 0x7F, 20)  # bit 255, the sign, left out
     _reduce(y, 20, 8, 19)  # a reduced element is loose too
     sign = s[31] >> 7
     chk = _DIG  # its first 32 bytes (free here: the hashes that use it come later)
@@ -352,7 +362,7 @@ def _decode(o, s, neg):
         return False
     if o[0][0] & 1 != sign ^ neg:
         addk(o[0], _FE0, o[0], -1)
-    _copy(o[2], _FE1)
+    _bcopy(o[2], 0, _FE1, 0, 80, 0)
     mul(o[3], o[0], y)
     return True
 
@@ -460,7 +470,7 @@ def _init_constants():  # the SHA-512 one's name again: one name fewer on the he
         raise ImportError("ed25519 base point")
     for t in range(1, 4):
         for c in range(4):
-            _copy(_BT[t][c], _BT[t - 1][c])
+            _bcopy(_BT[t][c], 0, _BT[t - 1][c], 0, 80, 0)
         for _ in range(64):
             _p_dbl(_BT[t], _BT[t])
 
@@ -476,4 +486,4 @@ del _init_constants, _pt
 # block (the seed, h, the nonce r), the comb's last candidate sum (_P). Not wiped: the public
 # results (_Q: A or R, _ENC, _R: -A of verification), Python ints holding the scalars mod
 # L (immutable, freed by the collector).
-_SCRATCH = _SCRATCH + (_SH, _SV, _SW, _SBUF, _DIG, _H, _P[3])
+_SCRATCH = _SCRATCH + (_SS, _DIG, _H, _P[3])

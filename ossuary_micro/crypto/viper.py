@@ -125,14 +125,10 @@ def _limbs(o: ptr32, b: ptr8, off: int, n: int, top: uint, count: int):
         bits -= 13
 
 
-def _frombytes(o, s, off):
-    # 32 little-endian bytes at s[off:] -> limbs, bit 255 ignored (RFC 7748 masks it; Ed25519
-    # callers check it themselves).
-    _limbs(o, s, off, 31, s[off + 31] & 0x7F, 20)
-
-
-def _copy(o, a):
-    _bcopy(o, 0, a, 0, 80, 0)
+# 32 little-endian bytes s[0:32] to an element o, bit 255 ignored (RFC 7748 masks it; Ed25519
+# callers check it themselves), is _limbs(o, s, 0, 31, s[31] & 0x7F, 20); an element copy is
+# _bcopy(o, 0, a, 0, 80, 0). Written out where used, not as functions of their own: each
+# function loaded is ~100 B of heap on a board, and its name stays interned.
 
 
 @micropython.viper
@@ -257,11 +253,11 @@ def _ladder(scalar, u):
     _bcopy(k, 0, scalar, 0, 32, 0)
     k[0] &= 248
     k[31] = (k[31] & 127) | 64
-    _frombytes(x1, u, 0)  # masks bit 255 of u
-    _copy(x2, _FE1)
-    _copy(z2, _FE0)
-    _copy(x3, x1)
-    _copy(z3, _FE1)
+    _limbs(x1, u, 0, 31, u[31] & 0x7F, 20)  # masks bit 255 of u
+    _bcopy(x2, 0, _FE1, 0, 80, 0)
+    _bcopy(z2, 0, _FE0, 0, 80, 0)
+    _bcopy(x3, 0, x1, 0, 80, 0)
+    _bcopy(z3, 0, _FE1, 0, 80, 0)
     swap = 0
     for t in range(254, -1, -1):
         kt = (k[t >> 3] >> (t & 7)) & 1
@@ -555,18 +551,15 @@ def _call(f, a, na, b, nb, what):
         raise CryptoError(what + ": not a buffer")
 
 
-def _ed():
-    # Ed25519 and SHA-512, imported on first use (see the header). A MemoryError while loading
-    # it escapes as such; the library's callers turn it into OutOfMemory.
-    from . import _viper_ed
-    return _viper_ed
-
-
 class Backend:
     """Viper-accelerated X25519, ChaCha20-Poly1305, Ed25519 and SHA-512 (interface:
     docs/design.md)."""
 
     name = "viper"
+
+    # Ed25519 and SHA-512 come from _viper_ed.py, imported by each method on first use (see
+    # the header). A MemoryError while loading it escapes as such; the library's callers turn
+    # it into OutOfMemory.
 
     def x25519(self, scalar, point):
         """RFC 7748 X25519 (scalar clamped, top bit of u masked). Raises CryptoError for wrong
@@ -596,24 +589,27 @@ class Backend:
 
     def ed25519_public(self, seed):
         """RFC 8032 public key of a 32-byte seed. Raises CryptoError for a wrong length."""
-        e = _ed()
+        from . import _viper_ed as e
         return _call(e._ed_sign, seed, 32, e._NOMSG, 0, "Ed25519")
 
     def ed25519_sign(self, seed, msg):
         """64-byte RFC 8032 signature. Raises CryptoError for a wrong seed length or a
         seed or message that is not a buffer."""
-        return _call(_ed()._ed_sign, seed, 32, msg, -1, "Ed25519")
+        from . import _viper_ed as e
+        return _call(e._ed_sign, seed, 32, msg, -1, "Ed25519")
 
     def ed25519_verify(self, public, msg, sig):
         """Strict RFC 8032 verification (cofactorless): False for S >= L, a non-canonical or
         undecodable public key, a non-canonical R, wrong lengths or non-buffers. Never raises."""
+        from . import _viper_ed as e
         try:
             return _len(public, 32, "") + _len(sig, 64, "") + _len(msg, -1, "") > 0 and \
-                _ed()._ed_verify(public, msg, sig)
+                e._ed_verify(public, msg, sig)
         except Exception:
             # Not a buffer (e.g. None, an int), a wrong length: not a valid signature either.
             return False
 
     def sha512(self, data):
         """SHA-512 digest (64 bytes) of a bytes-like object."""
-        return _ed().sha512(data)
+        from . import _viper_ed as e
+        return e.sha512(data)

@@ -47,7 +47,8 @@ def _rand_bytes(n):
 
 def _fe(v):
     o = bytearray(80)
-    F._frombytes(o, v.to_bytes(32, "little"), 0)
+    s = v.to_bytes(32, "little")
+    F._limbs(o, s, 0, 31, s[31] & 0x7F, 20)  # bytes to limbs, bit 255 left out
     return o
 
 
@@ -395,7 +396,7 @@ def test_secret_scratch_wiped_after_x25519_and_ed25519():
     # secret-bearing module buffer must read all zero after each call that used it.
     if V is None:
         return
-    sha = (E._SH, E._SV, E._SW, E._SBUF)
+    sha = (E._SS,)  # the SHA-512 context: state, variables, schedule, partial block
     # The ladder's clamped scalar and its thirteen elements, + the product scratch.
     ladder = (F._XK,) + F._TMP + F._CH + F._fld.SCRATCH
     assert len(ladder) >= 13
