@@ -306,36 +306,34 @@ class Connection:
         anything the peer sent. Running out of heap (e.g. the pure backend's big ints on a
         board) closes the connection: CLOSED, with `error` an OutOfMemory."""
         try:
-            return self._next_event()
+            while True:
+                st = self._state
+                if st == _FAILING or st == _FAILED:
+                    return _CLOSED
+                if self._pending_done:
+                    self._pending_done = False
+                    return _HANDSHAKE_DONE
+                if (self._clock is not None and _STATES[st][4]
+                        and not (st == _SERVER_WAIT_HANDSHAKE and self._idle)
+                        and ((self._clock() - self._t0) & _TICKS_MASK) >= self.timeout_ms):
+                    # A timed state ran out (a fresh server's ServerWaitHandshake only once
+                    # bytes have arrived).
+                    if st == _RESET_WAIT:
+                        # The peer never answered our Reset: start over as if it had.
+                        self._enter_initial()
+                        continue
+                    return self._reset(ConnectionReset("handshake timeout in "
+                                                       + _STATES[st][0]))
+                if _STATES[st][1] == 0:
+                    # A state with something to send, or paused for a TOFU decision: input
+                    # stays buffered until the state moves on.
+                    return _NEED_DATA
+                ev = self._parse_one()
+                if ev >= 0:
+                    return ev
+                # ev < 0: a packet was consumed without an event; look again.
         except MemoryError:
             return self._fail(OutOfMemory("out of memory"))
-
-    def _next_event(self):
-        while True:
-            st = self._state
-            if st == _FAILING or st == _FAILED:
-                return _CLOSED
-            if self._pending_done:
-                self._pending_done = False
-                return _HANDSHAKE_DONE
-            if (self._clock is not None and _STATES[st][4]
-                    and not (st == _SERVER_WAIT_HANDSHAKE and self._idle)
-                    and ((self._clock() - self._t0) & _TICKS_MASK) >= self.timeout_ms):
-                # A timed state ran out (a fresh server's ServerWaitHandshake only once
-                # bytes have arrived).
-                if st == _RESET_WAIT:
-                    # The peer never answered our Reset: start over as if it had.
-                    self._enter_initial()
-                    continue
-                return self._reset(ConnectionReset("handshake timeout in " + _STATES[st][0]))
-            if _STATES[st][1] == 0:
-                # A state with something to send, or paused for a TOFU decision: input
-                # stays buffered until the state moves on.
-                return _NEED_DATA
-            ev = self._parse_one()
-            if ev >= 0:
-                return ev
-            # ev < 0: a packet was consumed without an event; look again.
 
     def _partial(self, avail):
         # Spec section 11, "no hang", in every state: once the first bytes of a packet have
@@ -793,13 +791,9 @@ def _zero(buf):
 
 # The table's handler names resolved once to plain functions: calling a function from a
 # tuple allocates nothing on MicroPython, unlike getattr(self, name) which makes a bound
-# method on every packet.
-def _handlers(i):
-    return tuple(getattr(Connection, s[i]) if s[i] else None for s in _STATES)
-
-
-_RECV = _handlers(2)
-_SEND = _handlers(3)
+# method on every packet. (No helper function for the two: it would stay on the heap.)
+_RECV = tuple(getattr(Connection, s[2]) if s[2] else None for s in _STATES)
+_SEND = tuple(getattr(Connection, s[3]) if s[3] else None for s in _STATES)
 
 
 # CPython with pyca/cryptography: the same class with issue 10's record fast path, a
