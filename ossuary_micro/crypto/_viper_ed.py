@@ -248,13 +248,9 @@ del _init_constants  # run once: its bytecode need not stay on the heap
 _L = 2 ** 252 + 27742317777372353535851937790883648493
 
 
-_D2 = _fe()  # 2d
-_DC = _fe()  # d = -121665 / 121666
-_SQRTM1 = _fe()  # 2 ** ((p - 1) / 4), a square root of -1
-
-
-def _pt():
-    return (_fe(), _fe(), _fe(), _fe())
+# The curve's constants: 2d, d = -121665 / 121666, and 2 ** ((p - 1) / 4), a square root of
+# -1 (one tuple: one name on a board's heap, where every name stays interned).
+_EC = (_fe(), _fe(), _fe())
 
 
 # Temporaries for point arithmetic and decoding.
@@ -263,10 +259,9 @@ def _pt():
 # inversion chain's temporaries, and the comb's candidate sum _P below; e) is left alone,
 # since _encode's and _decode's exponentiations use it while the point temporaries hold live
 # values.
-_Q = _pt()
-_R = _pt()
+_Q = (_fe(), _fe(), _fe(), _fe())
+_R = (_fe(), _fe(), _fe(), _fe())
 _P = _CH[0:3] + (_fe(),)
-_ENC = bytearray(32)
 _DIG = bytearray(64)
 _H = bytearray(64)  # SHA-512 of the seed: the secret scalar a, then the nonce prefix
 
@@ -285,7 +280,7 @@ def _p_add(o, p, q):
     x2, y2, z2, t2 = q
     addk(ta, y1, x1, -1); addk(te, y2, x2, -1); mul(ta, ta, te)   # A = (Y1-X1)(Y2-X2)
     addk(tb, y1, x1, 1); addk(te, y2, x2, 1); mul(tb, tb, te)     # B = (Y1+X1)(Y2+X2)
-    mul(tc, t1, t2); mul(tc, tc, _D2)                             # C = T1 2d T2
+    mul(tc, t1, t2); mul(tc, tc, _EC[0])                          # C = T1 2d T2
     mul(td, z1, z2); addk(td, td, td, 1)                          # D = 2 Z1 Z2
     addk(te, tb, ta, -1); addk(tf, td, tc, -1); addk(tg, td, tc, 1); addk(th, tb, ta, 1)
     mul(o[0], te, tf); mul(o[1], tg, th); mul(o[3], te, th); mul(o[2], tf, tg)
@@ -341,7 +336,7 @@ def _decode(o, s, neg):
         return False  # y was not canonical
     mul(tb, y, y)
     addk(tc, tb, _FE1, -1)                # u = y^2 - 1
-    mul(td, tb, _DC); addk(td, td, _FE1, 1)  # v = d y^2 + 1
+    mul(td, tb, _EC[1]); addk(td, td, _FE1, 1)  # v = d y^2 + 1
     # x = u v^3 (u v^7)^((p-5)/8)
     mul(te, td, td); mul(te, te, td)  # v^3
     mul(tf, te, te); mul(tf, tf, td)  # v^7
@@ -357,7 +352,7 @@ def _decode(o, s, neg):
         addk(th, tg, tc, 1)
         if not _is_zero(th):
             return False
-        mul(o[0], o[0], _SQRTM1)
+        mul(o[0], o[0], _EC[2])  # sqrt(-1)
     if _is_zero(o[0]) and sign:  # reduces x: its parity is bit 0 of byte 0
         return False
     if o[0][0] & 1 != sign ^ neg:
@@ -371,7 +366,7 @@ def _decode(o, s, neg):
 # = [2**(64 t)]B (4 points, 1.3 KB, built at import; a 16-entry table of the sums would be
 # 5 KB resident). [k]B = sum over i of [2**i] (sum over t of bit i + 64 t of k times _BT[t]):
 # 63 doublings and 256 complete additions for a 256-bit k.
-_BT = (_pt(), _pt(), _pt(), _pt())
+_BT = tuple((_fe(), _fe(), _fe(), _fe()) for _ in range(4))
 
 
 def _comb(o, k):
@@ -444,29 +439,32 @@ def _ed_verify(pub, msg, sig):
             add(q, q, b)
         if (k[i >> 3] >> (i & 7)) & 1:
             add(q, q, a)
-    _encode(_ENC, q)
-    return _ENC == bytes(sig[0:32])
+    out = _DIG  # its first 32 bytes: free again (k is made)
+    _encode(out, q)
+    return out[0:32] == bytes(sig[0:32])
 
 
 def _init_constants():  # the SHA-512 one's name again: one name fewer on the heap
     # d, 2d and sqrt(-1) from their definitions (RFC 8032 5.1, 5.1.3), then the base point B:
     # y = 4/5 with x even. Checked against the RFC's values by the Ed25519 test vectors.
     ta, tb, tc, td, te, tf, tg, th = _TMP
-    _addk(_DC, _FE0, _FE1, 121666)
-    _invert(_DC, _DC)
-    _addk(_DC, _FE0, _DC, 121665)
-    _addk(_DC, _FE0, _DC, -1)
-    _addk(_D2, _DC, _DC, 1)
-    _addk(_SQRTM1, _FE0, _FE1, 2)
-    t = _pow_2_250_1(_SQRTM1, tg)      # 2 ** (2**250 - 1)
+    d2, d, sqrtm1 = _EC
+    _addk(d, _FE0, _FE1, 121666)
+    _invert(d, d)
+    _addk(d, _FE0, d, 121665)
+    _addk(d, _FE0, d, -1)
+    _addk(d2, d, d, 1)
+    _addk(sqrtm1, _FE0, _FE1, 2)
+    t = _pow_2_250_1(sqrtm1, tg)       # 2 ** (2**250 - 1)
     _sqn(t, t, 3)                       # 2 ** (2**253 - 8)
-    _addk(_SQRTM1, _FE0, t, 8)          # 2 ** (2**253 - 5) = 2 ** ((p - 1) / 4)
+    _addk(sqrtm1, _FE0, t, 8)           # 2 ** (2**253 - 5) = 2 ** ((p - 1) / 4)
     _addk(ta, _FE0, _FE1, 5)
     _invert(ta, ta)
     _addk(ta, _FE0, ta, 4)
     _reduce(ta, 20, 8, 19)
-    _limbs(ta, _ENC, 0, 0, 0, -1)  # to bytes
-    if not _decode(_BT[0], _ENC, 0):
+    enc = bytearray(32)
+    _limbs(ta, enc, 0, 0, 0, -1)  # to bytes
+    if not _decode(_BT[0], enc, 0):
         raise ImportError("ed25519 base point")
     for t in range(1, 4):
         for c in range(4):
@@ -476,14 +474,13 @@ def _init_constants():  # the SHA-512 one's name again: one name fewer on the he
 
 
 _init_constants()
-del _init_constants, _pt
+del _init_constants
 
-# Scratch that holds secrets or values derived from them after an X25519 or a signature, wiped
-# by _ladder and _ed_sign before they return (the AEAD wipes its own, _SECRETS below): the
 # Scratch that holds secrets or values derived from them after a signature, wiped by _ed_sign
 # before it returns: X25519's (viper.py: the ladder's elements, which the point code uses under
 # other names, inversion temporaries, product scratch), and the SHA-512 state, schedule and
 # block (the seed, h, the nonce r), the comb's last candidate sum (_P). Not wiped: the public
-# results (_Q: A or R, _ENC, _R: -A of verification), Python ints holding the scalars mod
+# results (_Q: A or R, _R: -A of verification, the encoding of [S]B - [k]A that verification
+# leaves in _DIG), Python ints holding the scalars mod
 # L (immutable, freed by the collector).
 _SCRATCH = _SCRATCH + (_SS, _DIG, _H, _P[3])
