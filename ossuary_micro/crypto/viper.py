@@ -26,6 +26,7 @@
 # Not re-entrant (module-level scratch buffers): one caller at a time, like the library itself.
 
 import micropython  # ImportError on CPython: the registry then skips this backend
+from micropython import const
 
 from ..errors import AuthenticationFailed, CryptoError
 
@@ -329,21 +330,23 @@ _SCRATCH = _fld.SCRATCH + (_XK,) + _TMP + _CH
 # then the four rotation amounts.
 _QR = bytes((0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
              0, 5, 10, 15, 1, 6, 11, 12, 2, 7, 8, 13, 3, 4, 9, 14, 16, 12, 8, 7))
-# ChaCha20 state: 16 little-endian words (constants, key, counter, nonce); keystream block
-# (also the scratch for the length block and the tag, once the keystream is not needed).
-# All the AEAD's key material (these six) is one bytearray, so that _chacha_poly wipes it in
-# one call; _AE is a memoryview of it and each name a window (viper reads a memoryview through
-# its buffer like a bytearray; every window starts at a multiple of 16: words stay aligned).
-# The state's first four words are the constant "expand 32-byte k" (RFC 8439 2.3), written
-# once here and never wiped.
+# All the AEAD's key material is one bytearray, so that _chacha_poly wipes it in one call;
+# _AE is a memoryview of it (viper reads a memoryview through its buffer like a bytearray).
+# Its parts, at these byte offsets (multiples of 16: words stay aligned):
+# ChaCha20 state at 0: 16 little-endian words (constants, key, counter, nonce). Its first four
+# words are the constant "expand 32-byte k" (RFC 8439 2.3), written once here, never wiped.
+# Keystream block at _KS (also the scratch for the length block and the tag, once the
+# keystream is not needed).
+# Poly1305, as 13-bit limbs in 32-bit words: at _PR, 5*r (10 limbs) then r (10 limbs), so the
+# factor of a[j] in column i is word 10 + i - j there (see _poly); accumulator h (_PH); s
+# (_PS); a scratch (_PA). h, s and the scratch are field-sized (20 limbs, the top 10 zero) for
+# the shared _addk/_limbs, which take them as windows of their own; the state, keystream and
+# r are reached by offset (no window objects, no names: each name of a loaded module stays
+# interned on a board's heap).
 _AE = memoryview(bytearray(448))
-_ST = _AE[0:64]
-_ST[0:16] = b"expand 32-byte k"
-_KS = _AE[64:128]
-# Poly1305, as 13-bit limbs in 32-bit words: 5*r (10 limbs) then r (10 limbs), so the factor
-# of a[j] in column i is _PR[10 + i - j] (see _poly); accumulator h; s; a scratch. h, s and the
-# scratch are field-sized (20 limbs, the top 10 zero) for the shared _addk/_limbs.
-_PR = _AE[128:208]
+_AE[0:16] = b"expand 32-byte k"
+_KS = const(64)
+_PR = const(128)
 _PH = _AE[208:288]
 _PS = _AE[288:368]
 _PA = _AE[368:448]
@@ -351,17 +354,18 @@ _PA = _AE[368:448]
 
 @micropython.viper
 def _xor(src: ptr8, soff: int, dst: ptr8, doff: int, n: int):
-    # dst[doff:doff+n] = src[soff:soff+n] ^ ChaCha20 keystream, from the counter in _ST. Each
-    # 64 bytes take one block (RFC 8439 2.3) into _KS: 20 rounds of _ST, plus _ST; counter += 1.
+    # dst[doff:doff+n] = src[soff:soff+n] ^ ChaCha20 keystream, from the counter in the state
+    # (_AE's words 0..15). Each 64 bytes take one block (RFC 8439 2.3) into the keystream block
+    # (words 16..31, bytes _KS..): 20 rounds of the state, plus the state; counter += 1.
     # The rounds are one quarter-round body walking _QR: 10 double rounds of 8 quarter rounds,
     # each four steps "a += b; d ^= a; d <<<= n" with the roles (a, b, c, d) -> (c, d, a, b)
     # swapped after every step (so the second step is c += d; b ^= c; b <<<= 12, and so on).
-    # dst may be _KS itself (the Poly1305 key: the keystream of zeros).
+    # dst may be the keystream block itself (the Poly1305 key: the keystream of zeros).
     m = (uint(0xFFFF) << 16) | uint(0xFFFF)
     q = ptr8(_QR)
-    st = ptr32(_ST)
-    x = ptr32(_KS)
-    ks = ptr8(x)  # the same buffer, bytewise (a cast: no second global look-up)
+    st = ptr32(_AE)
+    x = ptr32(uint(st) + _KS)  # the keystream block, as words
+    ks = ptr8(x)  # and bytewise (casts: no second global look-up)
     i = 0
     while i < n:
         for w in range(16):
@@ -397,7 +401,7 @@ def _xor(src: ptr8, soff: int, dst: ptr8, doff: int, n: int):
 def _poly(src, soff: int, n: int):
     # Absorb n bytes of src into h, the last partial block zero-padded to 16 bytes (the AEAD
     # padding of RFC 8439 2.8); every block gets the 2**128 bit (bit 11 of limb 9).
-    w = ptr32(_PR)
+    w = ptr32(uint(ptr32(_AE)) + _PR)  # 5r, r
     h = ptr32(_PH)
     a = ptr32(_PA)
     pos = 0
@@ -416,7 +420,7 @@ def _poly(src, soff: int, n: int):
             a[i] = v & 0x1FFF
             c = v >> 13
         a[0] = uint(a[0]) + c * 5
-        # h = a * r mod 2**130 - 5: column i is sum_j a[j] * _PR[10 + i - j] (5r where j > i),
+        # h = a * r mod 2**130 - 5: column i is sum_j a[j] * w[10 + i - j] (5r where j > i),
         # each < 3.1e9 (see the header), carried as it goes; limbs 1..9 end at 13 bits and
         # limb 0 below 2**22 (it absorbs 5 * the top carry, < 2**19).
         c = uint(0)
@@ -440,25 +444,26 @@ def _chacha_poly(tag_in, key, nonce, src, soff, n, dst, doff, aad, alen):
     # for a seal or a matching tag. Arguments are checked by the caller (records and AAD are
     # < 2**30 bytes). Python small ints only: no allocation.
     # State = "expand 32-byte k" (in place) | key | counter 0 | nonce (RFC 8439 2.3).
-    _bcopy(_ST, 16, key, 0, 32, 0)
-    _bcopy(_ST, 48, _FE0, 0, 4, 0)
-    _bcopy(_ST, 52, nonce, 0, 12, 0)
-    k = _KS
-    _xor(_FE0, 0, k, 0, 64)  # block 0 (the keystream itself): the one-time Poly1305 key
-    # r (clamped, RFC 8439 2.5) and s as limbs; h = 0. _PR = 5r then r (see _poly); 5 * a
+    ae = _AE
+    _bcopy(ae, 16, key, 0, 32, 0)
+    _bcopy(ae, 48, _FE0, 0, 4, 0)
+    _bcopy(ae, 52, nonce, 0, 12, 0)
+    # Block 0 (the keystream itself, at ae[_KS:]): the one-time Poly1305 key.
+    _xor(_FE0, 0, ae, _KS, 64)
+    # r (clamped, RFC 8439 2.5) and s as limbs; h = 0. At _PR: 5r then r (see _poly); 5 * a
     # 13-bit limb < 2**16, so two bytes per word.
     for i in (3, 7, 11, 15):
-        k[i] &= 15
+        ae[_KS + i] &= 15
     for i in (4, 8, 12):
-        k[i] &= 252
-    _limbs(_PA, k, 0, 16, 0, 10)
-    _limbs(_PS, k, 16, 16, 0, 20)
-    _bcopy(_PR, 0, _FE0, 0, 40, 0)
-    _bcopy(_PR, 40, _PA, 0, 40, 0)
+        ae[_KS + i] &= 252
+    _limbs(_PA, ae, _KS, 16, 0, 10)
+    _limbs(_PS, ae, _KS + 16, 16, 0, 20)
+    _bcopy(ae, _PR, _FE0, 0, 40, 0)
+    _bcopy(ae, _PR + 40, _PA, 0, 40, 0)
     for i in range(0, 40, 4):
         v = 5 * (_PA[i] | (_PA[i + 1] << 8))
-        _PR[i] = v & 255
-        _PR[i + 1] = v >> 8
+        ae[_PR + i] = v & 255
+        ae[_PR + i + 1] = v >> 8
     _bcopy(_PH, 0, _FE0, 0, 80, 0)
     _poly(aad, 0, alen)
     if tag_in:  # which call this is, public
@@ -469,27 +474,28 @@ def _chacha_poly(tag_in, key, nonce, src, soff, n, dst, doff, aad, alen):
         t = dst
         off = doff
     _poly(t, off, n)
-    # The last block: le64(aad length) | le64(ciphertext length), both < 2**30.
+    # The last block, in the keystream block's place: le64(aad length) | le64(ciphertext
+    # length), both < 2**30.
     for i in range(4):
-        k[i] = (alen >> (8 * i)) & 255
-        k[i + 4] = 0
-        k[i + 8] = (n >> (8 * i)) & 255
-        k[i + 12] = 0
-    _poly(k, 0, 16)
-    # tag = (h mod 2**130 - 5) + s mod 2**128, little-endian, into _KS[0:16]; written after
-    # the ciphertext (seal), or compared with the received one without an early exit.
+        ae[_KS + i] = (alen >> (8 * i)) & 255
+        ae[_KS + i + 4] = 0
+        ae[_KS + i + 8] = (n >> (8 * i)) & 255
+        ae[_KS + i + 12] = 0
+    _poly(ae, _KS, 16)
+    # tag = (h mod 2**130 - 5) + s mod 2**128, little-endian, into ae[_KS:_KS + 16]; written
+    # after the ciphertext (seal), or compared with the received one without an early exit.
     _reduce(_PH, 10, 13, 5)
     _addk(_PA, _PH, _PS, 1)  # < 2**131: bits above 128 are dropped by taking 16 bytes
-    _limbs(_PA, k, 0, 0, 0, -1)  # to bytes
+    _limbs(_PA, ae, _KS, 0, 0, -1)  # to bytes
     off += n
     d = 0
     if tag_in:
         for i in range(16):
-            d |= t[off + i] ^ k[i]
+            d |= t[off + i] ^ ae[_KS + i]
         if d == 0:
             _xor(src, soff, dst, doff, n)
     else:
-        _bcopy(t, off, k, 0, 16, 0)
+        _bcopy(t, off, ae, _KS, 16, 0)
     _wipe(_SECRETS)
     return d == 0
 

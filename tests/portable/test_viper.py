@@ -181,7 +181,7 @@ def test_chacha20_block_rfc8439_2_3_2():
         return
     key = h("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")
     nonce = h("000000090000004a00000000")
-    st = F._ST  # constants | key | counter 1 | nonce
+    st = F._AE  # the state at its start: constants | key | counter 1 | nonce
     st[0:16] = b"expand 32-byte k"
     st[16:48] = key
     st[48:52] = b"\x01\x00\x00\x00"
@@ -302,7 +302,7 @@ def test_aead_allocates_nothing():
         # bytes), keystream, r, s, h and scratch.
         assert len(F._SECRETS) == 1 and len(F._SECRETS[0]) == len(F._AE) - 16
         assert bytes(F._AE[0:16]) == b"expand 32-byte k" and not any(F._AE[16:])
-        assert all(not any(b) for b in (F._ST[16:], F._KS, F._PR, F._PH, F._PS, F._PA))
+        assert all(not any(b) for b in (F._PH, F._PS, F._PA))
 
 
 def test_x25519_rfc7748_and_zero():
