@@ -60,7 +60,7 @@ class Connection(_Connection):
     # CPython keeps in a shared-key instance dict (30), and a slot is read and written faster
     # than a key of a plain dict. connection.py's own methods use them the same way (a slot is
     # a data descriptor: it wins over the instance dict).
-    __slots__ = ("_aead", "_sw", "_ow", "_shdr", "_rhdr", "_state", "_in", "_in_mv",
+    __slots__ = ("_aead", "_sw", "_ow", "_shdr", "_rhdr", "state", "_in", "_in_mv",
                  "_in_start", "_in_end", "_cap", "_lid", "_rid", "_local_nonce",
                  "_remote_nonce", "_pending_done", "_partial_t0", "max_record", "data_len",
                  "plaintext")
@@ -137,7 +137,7 @@ class Connection(_Connection):
         # send_data's windows on out[off:] for n-byte records, or None: the general path
         # (another state or backend, or arguments it refuses with the precise error).
         aead = self._aead
-        if aead is None or self._state != _ENCRYPTED or n > self.max_record or off < 0:
+        if aead is None or self.state != _ENCRYPTED or n > self.max_record or off < 0:
             return None
         try:
             mv = memoryview(out)
@@ -219,7 +219,7 @@ class Connection(_Connection):
         # path's _partial may set it; the packet that completes it clears it, as _parse_one).
         self._ow = _NO_OPEN
         aead = self._aead
-        if (aead is None or self._state != _ENCRYPTED or self._pending_done or e - p < 28
+        if (aead is None or self.state != _ENCRYPTED or self._pending_done or e - p < 28
                 or self._absorb_reset):
             # (_absorb_reset is never set in Encrypted: a handshake packet clears it on the
             # way, and setting it goes through _enter, which drops the windows. Checked here

@@ -223,7 +223,7 @@ class Connection:
         """Trust the key announced by UNTRUSTED_KEY and continue the handshake.
 
         Raises LocalProtocolError when no decision is pending."""
-        if self._state != _WAIT_APPROVAL:
+        if self.state != _WAIT_APPROVAL:
             raise LocalProtocolError("no key is waiting for approval")
         self.add_authorized_key(self.remote_public_key)
         if self.is_server:
@@ -234,28 +234,27 @@ class Connection:
 
     def reject_key(self):
         """Refuse the key announced by UNTRUSTED_KEY: the connection fails permanently."""
-        if self._state != _WAIT_APPROVAL:
+        if self.state != _WAIT_APPROVAL:
             raise LocalProtocolError("no key is waiting for approval")
         self._fail(ConnectionFailed("peer key rejected"))
 
     # ------------------------------------------------------------------ status
 
-    @property
-    def state(self):
-        return self._state
+    # `state` (the state's number, an index of _STATES) is a plain attribute, read-only by
+    # convention: a property would be ~130 B more of heap on a board.
 
     @property
     def state_name(self):
-        return _STATES[self._state][0]
+        return _STATES[self.state][0]
 
     @property
     def established(self):
-        return self._state == _ENCRYPTED
+        return self.state == _ENCRYPTED
 
     @property
     def closed(self):
         """True once the connection is dead (Failed) and its Disconnect, if any, was written."""
-        return self._state == _FAILED
+        return self.state == _FAILED
 
     @property
     def data(self):
@@ -272,7 +271,7 @@ class Connection:
         k = len(data)
         if n < 0 or n > k:
             n = k
-        if self._state == _FAILED or n == 0:
+        if self.state == _FAILED or n == 0:
             return n        # a dead connection swallows input, so callers never spin
         cap = self._cap
         e = self._in_end
@@ -290,7 +289,7 @@ class Connection:
             self._in_mv[e:e + take] = data
         else:
             copy_into(self._in, e, data, 0, take)    # no slice of data: no allocation
-        if self._idle and self._state == _SERVER_WAIT_HANDSHAKE:
+        if self._idle and self.state == _SERVER_WAIT_HANDSHAKE:
             # The first bytes of a client: from now on the handshake runs against the clock.
             self._idle = False
             self._enter(_SERVER_WAIT_HANDSHAKE)
@@ -307,7 +306,7 @@ class Connection:
         board) closes the connection: CLOSED, with `error` an OutOfMemory."""
         try:
             while True:
-                st = self._state
+                st = self.state
                 if st == _FAILING or st == _FAILED:
                     return _CLOSED
                 if self._pending_done:
@@ -371,7 +370,7 @@ class Connection:
         if p == self._in_end:
             p = self._in_end = 0        # keep the buffer front-aligned, no copy
         self._in_start = p              # the packet's bytes stay put until receive_data
-        st = self._state
+        st = self.state
 
         if st == _RESET_WAIT:
             # Spec 4.4 step 4: only the peer's Reset ends ResetWait; all else is dropped.
@@ -432,8 +431,11 @@ class Connection:
         self._remote_nonce[:] = buf[off + 40:off + 52]
         if not self._derive_key(peer_eph):
             return self._bad("invalid ephemeral key")
-        pt = self._open(buf, off + 56, _SERVER_HS_PT_LEN)
-        if pt is None:
+        pt = bytearray(_SERVER_HS_PT_LEN)
+        try:
+            self.backend.aead_open(self._key, self._remote_nonce, buf, off + 56,
+                                   _SERVER_HS_PT_LEN, pt, 0)
+        except CryptoError:
             return self._bad("handshake decryption failed")
         server_key = bytes(pt[0:32])
         challenge = bytes(pt[32:64])
@@ -457,8 +459,11 @@ class Connection:
         why = _check_handshake(buf, off, n, _CLIENT_AUTH_LEN, _CLIENT_AUTH_PT_LEN)
         if why:
             return self._bad(why)
-        pt = self._open(buf, off + 12, _CLIENT_AUTH_PT_LEN)
-        if pt is None:
+        pt = bytearray(_CLIENT_AUTH_PT_LEN)
+        try:
+            self.backend.aead_open(self._key, self._remote_nonce, buf, off + 12,
+                                   _CLIENT_AUTH_PT_LEN, pt, 0)
+        except CryptoError:
             return self._bad("handshake decryption failed")
         _step(self._remote_nonce)
         if self.role == _UNAUTH_SERVER:
@@ -502,7 +507,7 @@ class Connection:
 
         Returns the number of bytes written, 0 when nothing is pending. `out` needs room
         for _MAX_CONTROL_PACKET (208) bytes; raises LocalProtocolError otherwise."""
-        sender = _SEND[self._state]
+        sender = _SEND[self.state]
         if sender is None:
             return 0
         if len(out) - off < _MAX_CONTROL_PACKET:
@@ -597,7 +602,7 @@ class Connection:
             n = len(data)
         elif n > len(data):
             raise LocalProtocolError("n > len(data)")
-        if self._state != _ENCRYPTED:
+        if self.state != _ENCRYPTED:
             raise LocalProtocolError("Encrypted channel not established.")
         if n > self.max_record:
             raise LocalProtocolError("record exceeds max_record %d" % self.max_record)
@@ -628,7 +633,7 @@ class Connection:
         """Close: the next data_to_send() writes Disconnect (error flag as given).
 
         A no-op on a connection that is already failing or failed."""
-        if self._state >= _FAILING:         # Failing or Failed, the last two states
+        if self.state >= _FAILING:         # Failing or Failed, the last two states
             return
         self.reset_count += 1
         self._fail(ConnectionFailed("disconnected locally") if error
@@ -656,7 +661,7 @@ class Connection:
         return bytes(b)
 
     def _enter(self, st):
-        self._state = st
+        self.state = st
         if self._clock is not None and _STATES[st][4]:
             self._t0 = self._clock()
 
@@ -699,15 +704,6 @@ class Connection:
         # per session, nothing checked or allocated per record).
         self._rseal, self._ropen = _aead_record(self.backend, self._key)
         return True
-
-    def _open(self, buf, off, n):
-        # A handshake sub-packet's plaintext (n bytes, new), or None on a bad tag.
-        pt = bytearray(n)
-        try:
-            self.backend.aead_open(self._key, self._remote_nonce, buf, off, n, pt, 0)
-        except CryptoError:
-            return None
-        return pt
 
     def _check_signature(self, key, challenge, sig, signed):
         # Spec 2.3 steps 4-7 plus section 11: an all-zero challenge or signature and a
