@@ -34,8 +34,8 @@ from .viper import _SCRATCH  # X25519's scratch; this module's is added at the e
 # 180-4 4.2.3 and 5.3.5: the first 64 fractional bits of the cube roots of the first 80 primes,
 # and of the square roots of the first 8), with Python big ints, instead of being stored.
 #
-# Streaming API on one module-level context: _sinit(), _supdate(buf, off, n),
-# _sfinal(out, off). Nothing is allocated per block.
+# One module-level context: _sha(out, parts) hashes the concatenation of parts into out (after
+# _sinit(), which sets the initial value). Nothing is allocated per block.
 
 # Constants, in one buffer (one name on a board's heap, where every name stays interned): 80
 # round constants, then the 8 words of the initial value, as (hi, lo), native little-endian
@@ -52,7 +52,6 @@ _SS = bytearray(384)
 _HW = const(16)
 _WW = const(32)
 _BLK = const(256)
-_SN = [0, 0]           # bytes in the partial block, total bytes hashed (small ints)
 
 @micropython.viper
 def _addf(d: ptr32, i: int, s: ptr32, j: int, r: int):
@@ -144,41 +143,39 @@ def _compress(blk, off):
 
 
 def _sinit():
-    """Start a new hash (the previous one, if any, is discarded)."""
+    """Start a new hash: H = the initial value (the previous hash, if any, is discarded)."""
     _bcopy(_SS, 4 * _HW, _SK, 640, 64, 0)
-    _SN[0] = 0
-    _SN[1] = 0
 
 
-def _supdate(data, off=0, n=-1):
-    """Hash n bytes (default: all) of data from off."""
-    if n < 0:
-        n = len(data) - off
-    used = _SN[0]
-    _SN[1] += n
-    while n > 0:
-        if used == 0 and n >= 128:
-            _compress(data, off)  # whole blocks straight from the caller's buffer
-            k = 128
-        else:
-            k = 128 - used
-            if k > n:
-                k = n
-            _bcopy(_SS, _BLK + used, data, off, k, 0)
-            used += k
-            if used == 128:
-                _compress(_SS, _BLK)
-                used = 0
-        off += k
-        n -= k
-    _SN[0] = used
-
-
-def _sfinal(out, off=0):
-    """Write the 64-byte digest at out[off:]; the context must be _sinit()-ed again to reuse."""
-    # Pad: 0x80, zeros, the 128-bit big-endian bit length (the total stays far below 2**61).
-    b = _SS  # the block is b[_BLK:_BLK + 128]
-    used = _SN[0]
+def _sha(out, parts):
+    # out[0:64] = SHA-512 of the concatenation of parts (bytes-like objects). One function for
+    # feeding and finishing (each function loaded is heap on a board, and its name stays
+    # interned); the counts are locals. Whole blocks go straight from a part to _compress,
+    # the rest through the partial block. Nothing is allocated per block.
+    _sinit()
+    b = _SS  # the partial block is b[_BLK:_BLK + 128]
+    used = 0   # bytes in the partial block
+    total = 0  # bytes hashed (a small int: far below 2**61)
+    for data in parts:
+        off = 0
+        n = len(data)
+        total += n
+        while n > 0:
+            if used == 0 and n >= 128:
+                _compress(data, off)  # a whole block straight from the caller's buffer
+                k = 128
+            else:
+                k = 128 - used
+                if k > n:
+                    k = n
+                _bcopy(b, _BLK + used, data, off, k, 0)
+                used += k
+                if used == 128:
+                    _compress(b, _BLK)
+                    used = 0
+            off += k
+            n -= k
+    # Pad: 0x80, zeros, the 128-bit big-endian bit length.
     b[_BLK + used] = 0x80
     for i in range(_BLK + used + 1, _BLK + 128):
         b[i] = 0
@@ -186,20 +183,18 @@ def _sfinal(out, off=0):
         _compress(b, _BLK)
         for i in range(_BLK, _BLK + 120):
             b[i] = 0
-    bits = _SN[1] * 8
+    bits = total * 8
     for i in range(8):
         b[_BLK + 127 - i] = (bits >> (8 * i)) & 255
     _compress(b, _BLK)
     # Big-endian words out of native little-endian halves.
-    _bcopy(out, off, b, 4 * _HW, 64, 3)
+    _bcopy(out, 0, b, 4 * _HW, 64, 3)
 
 
 def sha512(data):
     """One-shot SHA-512 of a bytes-like object, as bytes."""
     out = bytearray(64)
-    _sinit()
-    _supdate(data, 0, len(data))
-    _sfinal(out, 0)
+    _sha(out, (data,))
     return bytes(out)
 
 
@@ -388,10 +383,7 @@ def _comb(o, k):
 
 def _hash_mod_l(*parts):
     # SHA-512 of the concatenated parts, as an int modulo L.
-    _sinit()
-    for part in parts:
-        _supdate(part, 0, len(part))
-    _sfinal(_DIG, 0)
+    _sha(_DIG, parts)
     return int.from_bytes(_DIG, "little") % _L
 
 
@@ -401,10 +393,8 @@ _NOMSG = bytearray(0)  # the "message" of a public key request (an object no cal
 def _ed_sign(seed, msg):
     # RFC 8032 5.1.5 / 5.1.6: the 64-byte signature of msg, or the 32-byte public key when
     # msg is _NOMSG: both start from h = SHA-512(seed) (clamped scalar a, prefix) and A = [a]B.
-    _sinit()
-    _supdate(seed, 0, 32)
     h = _H
-    _sfinal(h, 0)
+    _sha(h, (seed,))
     h[0] &= 248
     h[31] = (h[31] & 127) | 64
     _comb(_Q, h)

@@ -204,17 +204,17 @@ def _sqn(o, a, n):
         mul(o, o, o)
 
 
-def _pow_2_250_1(z, z11):
-    # Returns bb (_CH[0]) holding z ** (2**250 - 1), and leaves z ** 11 in z11 (ref10's
+def _pow_2_250_1(z, o):
+    # Returns bb (_CH[0]) holding z ** (2**250 - 1), and leaves z ** 11 in o (ref10's
     # chain; shared by inversion and by Ed25519's square root). Uses bb, c, d (_CH), which
-    # must not be z or z11.
+    # must not be z or o.
     t0, t1, t2, _ = _CH
     mul = _mul; sqn = _sqn  # locals: see _ladder
     mul(t0, z, z)               # z^2
     sqn(t1, t0, 2)              # z^8
     mul(t1, z, t1)              # z^9
-    mul(z11, t0, t1)            # z^11
-    mul(t0, z11, z11)           # z^22
+    mul(o, t0, t1)              # z^11
+    mul(t0, o, o)               # z^22
     mul(t1, t1, t0)             # z^(2^5 - 1)
     sqn(t0, t1, 5)
     mul(t1, t0, t1)             # 2^10 - 1
