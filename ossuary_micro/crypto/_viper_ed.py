@@ -358,10 +358,11 @@ def _decode(o, s, neg):
 
 
 # Fixed-base comb (Lim-Lee, 4 teeth 64 bits apart) without a table of the teeth's sums: _BT[t]
-# = [2**(64 t)]B (4 points, 1.3 KB, built at import; a 16-entry table of the sums would be
-# 5 KB resident). [k]B = sum over i of [2**i] (sum over t of bit i + 64 t of k times _BT[t]):
+# = [2**(64 t)]B (4 points, ~1 KB, built at import; a 16-entry table of the sums would be
+# 5 KB resident). Each tooth is kept with Z = 1, as (X/Z, Y/Z, 1, T/Z): the same point, and
+# _p_add reads it unchanged, but its Z is _FE1 itself, one element fewer each. [k]B = sum over i of [2**i] (sum over t of bit i + 64 t of k times _BT[t]):
 # 63 doublings and 256 complete additions for a 256-bit k.
-_BT = tuple((_fe(), _fe(), _fe(), _fe()) for _ in range(4))
+_BT = tuple((_fe(), _fe(), _FE1, _fe()) for _ in range(4))  # read-only once built
 
 
 def _comb(o, k):
@@ -454,13 +455,17 @@ def _init_constants():  # the SHA-512 one's name again: one name fewer on the he
     _reduce(ta, 20, 8, 19)
     enc = bytearray(32)
     _limbs(ta, enc, 0, 0, 0, -1)  # to bytes
-    if not _decode(_BT[0], enc, 0):
+    q = _Q  # B, then each tooth in turn, in full (X, Y, Z, T)
+    if not _decode(q, enc, 0):
         raise ImportError("ed25519 base point")
-    for t in range(1, 4):
-        for c in range(4):
-            _bcopy(_BT[t][c], 0, _BT[t - 1][c], 0, 80, 0)
-        for _ in range(64):
-            _p_dbl(_BT[t], _BT[t])
+    for t in range(4):
+        for _ in range(64 if t else 0):
+            _p_dbl(q, q)
+        # The tooth with Z = 1: X, Y and T times 1/Z (ta is free: the doublings are done).
+        _invert(ta, q[2])
+        bt = _BT[t]
+        for c in (0, 1, 3):
+            _mul(bt[c], q[c], ta)
 
 
 _init_constants()
