@@ -253,9 +253,8 @@ _EC = (_fe(), _fe(), _fe())
 # elements (viper.py's _TMP; 11 fewer resident elements). viper.py's _CH (bb, c, d: the
 # inversion chain's temporaries, and the comb's candidate sum _P below; e) is left alone,
 # since _encode's and _decode's exponentiations use it while the point temporaries hold live
-# values.
+# values. Verification keeps -A in _P (see _ed_verify).
 _Q = (_fe(), _fe(), _fe(), _fe())
-_R = (_fe(), _fe(), _fe(), _fe())
 _P = _CH[0:3] + (_fe(),)
 _DIG = bytearray(64)
 _H = bytearray(64)  # SHA-512 of the seed: the secret scalar a, then the nonce prefix
@@ -417,12 +416,17 @@ def _ed_verify(pub, msg, sig):
     s = int.from_bytes(sig[32:64], "little")
     if s >= _L:
         return False
-    if not _decode(_R, pub, 1):  # -A
+    q = _Q; a = _P; b = _BT[0]; add = _p_add; dbl = _p_dbl
+    # -A, decoded into q and then moved to a (the comb's candidate sum, unused here: its
+    # first three elements are the chain temporaries that _decode itself uses; the point
+    # code below does not touch them).
+    if not _decode(q, pub, 1):
         return False
+    for c in range(4):
+        _bcopy(a[c], 0, q[c], 0, 80, 0)
     k = _hash_mod_l(memoryview(sig)[0:32], pub, msg).to_bytes(32, "little")
     # [S]B + [k](-A) in one double-and-add over both scalars (Straus; both < L < 2**253):
     # public data, so it branches on their bits and needs no table.
-    q = _Q; a = _R; b = _BT[0]; add = _p_add; dbl = _p_dbl
     _p_zero(q)
     for i in range(252, -1, -1):
         dbl(q, q)
@@ -475,7 +479,6 @@ del _init_constants
 # before it returns: X25519's (viper.py: the ladder's elements, which the point code uses under
 # other names, inversion temporaries, product scratch), and the SHA-512 state, schedule and
 # block (the seed, h, the nonce r), the comb's last candidate sum (_P). Not wiped: the public
-# results (_Q: A or R, _R: -A of verification, the encoding of [S]B - [k]A that verification
-# leaves in _DIG), Python ints holding the scalars mod
-# L (immutable, freed by the collector).
+# results (_Q: A or R; verification's -A in _P and the encoding of [S]B - [k]A that it leaves
+# in _DIG), Python ints holding the scalars mod L (immutable, freed by the collector).
 _SCRATCH = _SCRATCH + (_SS, _DIG, _H, _P[3])
