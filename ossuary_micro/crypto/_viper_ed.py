@@ -110,8 +110,8 @@ def _addf(d: ptr32, i: int, s: ptr32, j: int, r: int):
     d[i] = uint(d[i]) + oh + c  # ptr32 store keeps 32 bits
 
 
-def _compress(blk, off):
-    # One 128-byte block at blk[off:] into H. The schedule is a 16-word window: before round
+def _compress(buf, off):
+    # One 128-byte block at buf[off:] into H. The schedule is a 16-word window: before round
     # t >= 16, slot t mod 16 holds W[t-16] and becomes W[t] = W[t-16] + W[t-7] + s1(W[t-2]) +
     # s0(W[t-15]), read from the slots of those words (offsets count 32-bit halves: slot s is
     # at 2s). Variable n (a = 0 .. h = 7) of round t sits at pair (n - t) mod 8 of _SS: a round
@@ -120,7 +120,7 @@ def _compress(blk, off):
     # All of the context is _SS (ss): W at word _WW, H at word _HW, the variables at word 0.
     ss = _SS
     addf = _addf; sk = _SK  # locals: see _TMP
-    _bcopy(ss, 4 * _WW, blk, off, 128, 3)  # W[0..15]: big-endian halves
+    _bcopy(ss, 4 * _WW, buf, off, 128, 3)  # W[0..15]: big-endian halves
     _bcopy(ss, 0, ss, 4 * _HW, 64, 0)       # a..h = H
     for t in range(80):
         s = _WW + ((t & 15) << 1)
@@ -189,13 +189,6 @@ def _sha(out, parts):
     _compress(b, _BLK)
     # Big-endian words out of native little-endian halves.
     _bcopy(out, 0, b, 4 * _HW, 64, 3)
-
-
-def sha512(data):
-    """One-shot SHA-512 of a bytes-like object, as bytes."""
-    out = bytearray(64)
-    _sha(out, (data,))
-    return bytes(out)
 
 
 def _init_constants():
