@@ -21,7 +21,7 @@
 # Timing: the field, ladder and AEAD code has no data-dependent branches or table lookups, and
 # the tag is compared without early exit; Ed25519 verification branches on public data only.
 # Python-level call overhead is constant per operation. Secrets are wiped from the module's
-# scratch buffers after every AEAD call, X25519 and signature (_SECRETS, _SCRATCH).
+# scratch buffers after every AEAD call, X25519 and signature (_AE, _SCRATCH).
 #
 # Not re-entrant (module-level scratch buffers): one caller at a time, like the library itself.
 
@@ -295,7 +295,7 @@ def _ladder(scalar, u):
 
 
 # Scratch that holds secrets or values derived from them after an X25519, wiped by _ladder
-# before it returns (the AEAD wipes its own, _SECRETS below; _viper_ed.py adds its own to
+# before it returns (the AEAD wipes its own, _AE below; _viper_ed.py adds its own to
 # these): the ladder's elements and clamped scalar, inversion temporaries, the product
 # scratch. Not wiped: on ARM the product scratch that the Thumb field code keeps on the C
 # stack.
@@ -433,11 +433,6 @@ def _poly(src, soff: int, n: int):
         h[0] = uint(h[0]) + c * 5
 
 
-# What _chacha_poly wipes after use: _AE from the key on, all of the key material (state,
-# keystream, r, s, h, scratch); a module-level tuple, so nothing is allocated.
-_SECRETS = (_AE[16:],)
-
-
 def _chacha_poly(tag_in, key, nonce, src, soff, n, dst, doff, aad, alen):
     # Seal (tag_in = 0: ciphertext and then the tag into dst) or open (tag_in = 16: the tag
     # follows the ciphertext in src; plaintext is written only when it matches). Returns True
@@ -496,7 +491,11 @@ def _chacha_poly(tag_in, key, nonce, src, soff, n, dst, doff, aad, alen):
             _xor(src, soff, dst, doff, n)
     else:
         _bcopy(t, off, ae, _KS, 16, 0)
-    _wipe(_SECRETS)
+    # Wipe _AE from the key on: all of the key material (state, keystream, r, s, h, scratch),
+    # as _wipe does (a zero byte, carried forward by the byte-by-byte _bcopy); nothing is
+    # allocated.
+    ae[16] = 0
+    _bcopy(ae, 17, ae, 16, len(ae) - 17, 0)
     return d == 0
 
 
