@@ -13,7 +13,7 @@
 # connection, and the msg_id counters live inside them (_lid and _rid become views of their
 # msg_id bytes): sending copies the header with the current msg_id in one store, receiving
 # checks length, msg_id, type, reserved bytes and data_len with one bytearray.startswith.
-# Counters step in place (their last byte; a carry goes to wire.nonce_increment): no Python
+# Counters step in place (their last byte; a carry goes to connection._step): no Python
 # int above 256 and no object is made per 64-byte record.
 #
 # Anything else - a partial packet, another packet type or size, a wrong msg_id, another
@@ -26,9 +26,8 @@
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305 as _Aead
 
-from .connection import Connection as _Connection, _zero as _zero_loop
+from .connection import Connection as _Connection, _zero as _zero_loop, _step
 from .errors import OutOfMemory
-from .wire import nonce_increment as _step
 
 if not (hasattr(_Aead, "encrypt_into") and hasattr(_Aead, "decrypt_into")):
     raise ImportError("cryptography without encrypt_into/decrypt_into: general path only")
@@ -61,7 +60,7 @@ class Connection(_Connection):
     # CPython keeps in a shared-key instance dict (30), and a slot is read and written faster
     # than a key of a plain dict. connection.py's own methods use them the same way (a slot is
     # a data descriptor: it wins over the instance dict).
-    __slots__ = ("_aead", "_sw", "_ow", "_shdr", "_rhdr", "_state", "_in", "_in_mv",
+    __slots__ = ("_aead", "_sw", "_ow", "_shdr", "_rhdr", "state", "_in", "_in_mv",
                  "_in_start", "_in_end", "_cap", "_lid", "_rid", "_local_nonce",
                  "_remote_nonce", "_pending_done", "_partial_t0", "max_record", "data_len",
                  "plaintext")
@@ -138,7 +137,7 @@ class Connection(_Connection):
         # send_data's windows on out[off:] for n-byte records, or None: the general path
         # (another state or backend, or arguments it refuses with the precise error).
         aead = self._aead
-        if aead is None or self._state != _ENCRYPTED or n > self.max_record or off < 0:
+        if aead is None or self.state != _ENCRYPTED or n > self.max_record or off < 0:
             return None
         try:
             mv = memoryview(out)
@@ -220,7 +219,7 @@ class Connection(_Connection):
         # path's _partial may set it; the packet that completes it clears it, as _parse_one).
         self._ow = _NO_OPEN
         aead = self._aead
-        if (aead is None or self._state != _ENCRYPTED or self._pending_done or e - p < 28
+        if (aead is None or self.state != _ENCRYPTED or self._pending_done or e - p < 28
                 or self._absorb_reset):
             # (_absorb_reset is never set in Encrypted: a handshake packet clears it on the
             # way, and setting it goes through _enter, which drops the windows. Checked here

@@ -25,11 +25,15 @@
 
 from struct import pack_into as _pack_into
 
-from . import wire
-from .wire import const
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
 from .errors import (OssuaryError, CryptoError, LocalProtocolError, RemoteProtocolError,
                      ConnectionReset, ConnectionFailed, ConnectionClosed, OutOfMemory)
-from .keys import check_key as _check_key
+from .keys import check_key as _check_key, is_small_order_key as _is_small_order_key
 from .crypto import aead_record as _aead_record
 
 # copy_into(dst, doff, src, soff, n) without allocating: a right-hand slice allocates on
@@ -46,13 +50,16 @@ except (ImportError, SyntaxError, NotImplementedError, ValueError):
 # wire.py's sizes and packet types, as private constants of this module: MicroPython folds
 # a `_NAME = const(n)` into the bytecode, where `wire.NAME` is a module attribute looked up at
 # run time (and a name string in the .mpy). tests/portable/test_connection.py checks that
-# they equal wire's.
+# they equal wire's. This module does not import wire.py at all (its few functions that a
+# connection needs are private copies at the end of this file, checked against wire's by the
+# same tests): on a board every module loaded is heap, and each of its names stays interned.
 _T_CLIENT_HANDSHAKE = const(0x1)
 _T_SERVER_HANDSHAKE = const(0x2)
 _T_CLIENT_AUTH = const(0x3)
 _T_DISCONNECT = const(0x10)
 _T_RESET = const(0x11)
 _T_DATA = const(0x20)
+_PROTOCOL_VERSION = const(1)
 _HEADER_LEN = const(8)
 _SUB_HEADER_LEN = const(4)
 _TAG_LEN = const(16)
@@ -216,7 +223,7 @@ class Connection:
         """Trust the key announced by UNTRUSTED_KEY and continue the handshake.
 
         Raises LocalProtocolError when no decision is pending."""
-        if self._state != _WAIT_APPROVAL:
+        if self.state != _WAIT_APPROVAL:
             raise LocalProtocolError("no key is waiting for approval")
         self.add_authorized_key(self.remote_public_key)
         if self.is_server:
@@ -227,28 +234,27 @@ class Connection:
 
     def reject_key(self):
         """Refuse the key announced by UNTRUSTED_KEY: the connection fails permanently."""
-        if self._state != _WAIT_APPROVAL:
+        if self.state != _WAIT_APPROVAL:
             raise LocalProtocolError("no key is waiting for approval")
         self._fail(ConnectionFailed("peer key rejected"))
 
     # ------------------------------------------------------------------ status
 
-    @property
-    def state(self):
-        return self._state
+    # `state` (the state's number, an index of _STATES) is a plain attribute, read-only by
+    # convention: a property would be ~130 B more of heap on a board.
 
     @property
     def state_name(self):
-        return _STATES[self._state][0]
+        return _STATES[self.state][0]
 
     @property
     def established(self):
-        return self._state == _ENCRYPTED
+        return self.state == _ENCRYPTED
 
     @property
     def closed(self):
         """True once the connection is dead (Failed) and its Disconnect, if any, was written."""
-        return self._state == _FAILED
+        return self.state == _FAILED
 
     @property
     def data(self):
@@ -265,7 +271,7 @@ class Connection:
         k = len(data)
         if n < 0 or n > k:
             n = k
-        if self._state == _FAILED or n == 0:
+        if self.state == _FAILED or n == 0:
             return n        # a dead connection swallows input, so callers never spin
         cap = self._cap
         e = self._in_end
@@ -283,7 +289,7 @@ class Connection:
             self._in_mv[e:e + take] = data
         else:
             copy_into(self._in, e, data, 0, take)    # no slice of data: no allocation
-        if self._idle and self._state == _SERVER_WAIT_HANDSHAKE:
+        if self._idle and self.state == _SERVER_WAIT_HANDSHAKE:
             # The first bytes of a client: from now on the handshake runs against the clock.
             self._idle = False
             self._enter(_SERVER_WAIT_HANDSHAKE)
@@ -299,36 +305,34 @@ class Connection:
         anything the peer sent. Running out of heap (e.g. the pure backend's big ints on a
         board) closes the connection: CLOSED, with `error` an OutOfMemory."""
         try:
-            return self._next_event()
+            while True:
+                st = self.state
+                if st == _FAILING or st == _FAILED:
+                    return _CLOSED
+                if self._pending_done:
+                    self._pending_done = False
+                    return _HANDSHAKE_DONE
+                if (self._clock is not None and _STATES[st][4]
+                        and not (st == _SERVER_WAIT_HANDSHAKE and self._idle)
+                        and ((self._clock() - self._t0) & _TICKS_MASK) >= self.timeout_ms):
+                    # A timed state ran out (a fresh server's ServerWaitHandshake only once
+                    # bytes have arrived).
+                    if st == _RESET_WAIT:
+                        # The peer never answered our Reset: start over as if it had.
+                        self._enter_initial()
+                        continue
+                    return self._reset(ConnectionReset("handshake timeout in "
+                                                       + _STATES[st][0]))
+                if _STATES[st][1] == 0:
+                    # A state with something to send, or paused for a TOFU decision: input
+                    # stays buffered until the state moves on.
+                    return _NEED_DATA
+                ev = self._parse_one()
+                if ev >= 0:
+                    return ev
+                # ev < 0: a packet was consumed without an event; look again.
         except MemoryError:
             return self._fail(OutOfMemory("out of memory"))
-
-    def _next_event(self):
-        while True:
-            st = self._state
-            if st == _FAILING or st == _FAILED:
-                return _CLOSED
-            if self._pending_done:
-                self._pending_done = False
-                return _HANDSHAKE_DONE
-            if (self._clock is not None and _STATES[st][4]
-                    and not (st == _SERVER_WAIT_HANDSHAKE and self._idle)
-                    and ((self._clock() - self._t0) & _TICKS_MASK) >= self.timeout_ms):
-                # A timed state ran out (a fresh server's ServerWaitHandshake only once
-                # bytes have arrived).
-                if st == _RESET_WAIT:
-                    # The peer never answered our Reset: start over as if it had.
-                    self._enter_initial()
-                    continue
-                return self._reset(ConnectionReset("handshake timeout in " + _STATES[st][0]))
-            if _STATES[st][1] == 0:
-                # A state with something to send, or paused for a TOFU decision: input
-                # stays buffered until the state moves on.
-                return _NEED_DATA
-            ev = self._parse_one()
-            if ev >= 0:
-                return ev
-            # ev < 0: a packet was consumed without an event; look again.
 
     def _partial(self, avail):
         # Spec section 11, "no hang", in every state: once the first bytes of a packet have
@@ -366,7 +370,7 @@ class Connection:
         if p == self._in_end:
             p = self._in_end = 0        # keep the buffer front-aligned, no copy
         self._in_start = p              # the packet's bytes stay put until receive_data
-        st = self._state
+        st = self.state
 
         if st == _RESET_WAIT:
             # Spec 4.4 step 4: only the peer's Reset ends ResetWait; all else is dropped.
@@ -394,7 +398,7 @@ class Connection:
         m = self._rid
         if buf[body - 6] != m[0] or buf[body - 5] != m[1]:
             return self._bad("Message ID does not match")
-        wire.nonce_increment(m)
+        _step(m)
         if ptype != _STATES[st][1]:
             if st == _ENCRYPTED:
                 return self._bad("Received non-encrypted data on encrypted channel.")
@@ -405,7 +409,7 @@ class Connection:
 
     def _recv_client_handshake(self, buf, off, n):
         # Spec 2.2: ClientHandshake, server side.
-        why = wire.check_handshake(buf, off, n, _CLIENT_HS_LEN)
+        why = _check_handshake(buf, off, n, _CLIENT_HS_LEN)
         if why:
             return self._bad(why)
         peer_eph = bytes(buf[off + 8:off + 40])
@@ -420,15 +424,18 @@ class Connection:
 
     def _recv_server_handshake(self, buf, off, n):
         # Spec 2.3: ServerHandshake, client side, checks in the reference's order.
-        why = wire.check_handshake(buf, off, n, _SERVER_HS_LEN, _SERVER_HS_PT_LEN)
+        why = _check_handshake(buf, off, n, _SERVER_HS_LEN, _SERVER_HS_PT_LEN)
         if why:
             return self._bad(why)
         peer_eph = bytes(buf[off + 8:off + 40])
         self._remote_nonce[:] = buf[off + 40:off + 52]
         if not self._derive_key(peer_eph):
             return self._bad("invalid ephemeral key")
-        pt = self._open(buf, off + 56, _SERVER_HS_PT_LEN)
-        if pt is None:
+        pt = bytearray(_SERVER_HS_PT_LEN)
+        try:
+            self.backend.aead_open(self._key, self._remote_nonce, buf, off + 56,
+                                   _SERVER_HS_PT_LEN, pt, 0)
+        except CryptoError:
             return self._bad("handshake decryption failed")
         server_key = bytes(pt[0:32])
         challenge = bytes(pt[32:64])
@@ -438,7 +445,7 @@ class Connection:
         if not self._check_signature(server_key, challenge, sig, signed):
             return self._bad("invalid server signature")
         self._peer_challenge = challenge
-        wire.nonce_increment(self._remote_nonce)
+        _step(self._remote_nonce)
         self.remote_public_key = server_key
         if server_key in self._authorized:
             self._enter(_CLIENT_SEND_AUTH)
@@ -449,13 +456,16 @@ class Connection:
 
     def _recv_client_auth(self, buf, off, n):
         # Spec 2.4: ClientAuthentication, server side.
-        why = wire.check_handshake(buf, off, n, _CLIENT_AUTH_LEN, _CLIENT_AUTH_PT_LEN)
+        why = _check_handshake(buf, off, n, _CLIENT_AUTH_LEN, _CLIENT_AUTH_PT_LEN)
         if why:
             return self._bad(why)
-        pt = self._open(buf, off + 12, _CLIENT_AUTH_PT_LEN)
-        if pt is None:
+        pt = bytearray(_CLIENT_AUTH_PT_LEN)
+        try:
+            self.backend.aead_open(self._key, self._remote_nonce, buf, off + 12,
+                                   _CLIENT_AUTH_PT_LEN, pt, 0)
+        except CryptoError:
             return self._bad("handshake decryption failed")
-        wire.nonce_increment(self._remote_nonce)
+        _step(self._remote_nonce)
         if self.role == _UNAUTH_SERVER:
             # No signature check, and we do not expose the unverified key (spec 8.2.13).
             self._enter(_ENCRYPTED)
@@ -486,7 +496,7 @@ class Connection:
             # The [master] behaviour: reset, never wedge (spec 3, section 11). The record
             # buffer is untouched or zeroed: no unauthenticated plaintext.
             return self._bad("decryption failed")
-        wire.nonce_increment(self._remote_nonce)
+        _step(self._remote_nonce)
         self.data_len = dlen
         return _DATA
 
@@ -497,7 +507,7 @@ class Connection:
 
         Returns the number of bytes written, 0 when nothing is pending. `out` needs room
         for _MAX_CONTROL_PACKET (208) bytes; raises LocalProtocolError otherwise."""
-        sender = _SEND[self._state]
+        sender = _SEND[self.state]
         if sender is None:
             return 0
         if len(out) - off < _MAX_CONTROL_PACKET:
@@ -512,11 +522,13 @@ class Connection:
     def _hs_frame(self, out, off, body_len, ptype):
         # Outer header plus the handshake body prefix (spec 1.1, 2.2-2.4); returns the
         # body's offset. Header: len, msg_id, type, reserved 0 (big-endian); prefix: inner len
-        # (little-endian), version 1, five reserved zeros.
+        # (little-endian), version 1, five reserved zeros. The last of those is a B of 0, not
+        # pad: MicroPython's pack_into writes no trailing pad bytes (a trailing "5x" left the
+        # buffer's old bytes there).
         m = self._lid
-        _pack_into(">HBBHxxBBB5x", out, off, body_len, m[0], m[1], ptype, body_len & 0xFF,
-                   body_len >> 8, 1)
-        wire.nonce_increment(m)
+        _pack_into(">HBBHxxBBBxxxxB", out, off, body_len, m[0], m[1], ptype, body_len & 0xFF,
+                   body_len >> 8, 1, 0)
+        _step(m)
         return off + _HEADER_LEN
 
     def _send_client_handshake(self, out, off):
@@ -559,11 +571,11 @@ class Connection:
                   + self.backend.ed25519_sign(bytes(self._secret), signed))
         _pack_into("<HH", out, at, len(pt), _TAG_LEN)     # EncryptedPacket: data_len, tag_len
         self.backend.aead_seal(self._key, self._local_nonce, pt, 0, len(pt), out, at + 4)
-        wire.nonce_increment(self._local_nonce)
+        _step(self._local_nonce)
 
     def _send_reset(self, out, off):
         # Spec 4.4 steps 2-3: Reset carries msg_id 0; local_msg_id stays 0 afterwards.
-        n = wire.put_control(out, off, _T_RESET, True)
+        n = _put_control(out, off, _T_RESET, 1)
         _zero(self._lid)
         if self._initiator:
             self._enter(_RESET_WAIT)
@@ -574,8 +586,8 @@ class Connection:
 
     def _send_disconnect(self, out, off):
         # Spec 4.5: error=0 only for a clean close.
-        n = wire.put_control(out, off, _T_DISCONNECT,
-                             not isinstance(self.error, ConnectionClosed))
+        n = _put_control(out, off, _T_DISCONNECT,
+                         0 if isinstance(self.error, ConnectionClosed) else 1)
         self._enter(_FAILED)
         self._wipe()
         return n
@@ -590,7 +602,7 @@ class Connection:
             n = len(data)
         elif n > len(data):
             raise LocalProtocolError("n > len(data)")
-        if self._state != _ENCRYPTED:
+        if self.state != _ENCRYPTED:
             raise LocalProtocolError("Encrypted channel not established.")
         if n > self.max_record:
             raise LocalProtocolError("record exceeds max_record %d" % self.max_record)
@@ -613,15 +625,15 @@ class Connection:
             # `out` is not writable (bytes, a read-only memoryview); backends raise only
             # OssuaryError subclasses themselves.
             raise LocalProtocolError("output buffer is not writable")
-        wire.nonce_increment(m)
-        wire.nonce_increment(self._local_nonce)
+        _step(m)
+        _step(self._local_nonce)
         return total
 
     def disconnect(self, error=False):
         """Close: the next data_to_send() writes Disconnect (error flag as given).
 
         A no-op on a connection that is already failing or failed."""
-        if self._state >= _FAILING:         # Failing or Failed, the last two states
+        if self.state >= _FAILING:         # Failing or Failed, the last two states
             return
         self.reset_count += 1
         self._fail(ConnectionFailed("disconnected locally") if error
@@ -649,7 +661,7 @@ class Connection:
         return bytes(b)
 
     def _enter(self, st):
-        self._state = st
+        self.state = st
         if self._clock is not None and _STATES[st][4]:
             self._t0 = self._clock()
 
@@ -693,19 +705,10 @@ class Connection:
         self._rseal, self._ropen = _aead_record(self.backend, self._key)
         return True
 
-    def _open(self, buf, off, n):
-        # A handshake sub-packet's plaintext (n bytes, new), or None on a bad tag.
-        pt = bytearray(n)
-        try:
-            self.backend.aead_open(self._key, self._remote_nonce, buf, off, n, pt, 0)
-        except CryptoError:
-            return None
-        return pt
-
     def _check_signature(self, key, challenge, sig, signed):
         # Spec 2.3 steps 4-7 plus section 11: an all-zero challenge or signature and a
         # small-order key (the all-zero key is one) are refused.
-        return (any(challenge) and any(sig) and not wire.is_small_order_key(key)
+        return (any(challenge) and any(sig) and not _is_small_order_key(key)
                 and self.backend.ed25519_verify(key, signed, sig))
 
     def _reset(self, err, initiator=True):
@@ -733,6 +736,48 @@ class Connection:
         return _CLOSED
 
 
+def _step(counter):
+    # A big-endian counter + 1 in place, modulo 2**(8 * len): the 96-bit nonces (spec 2.5) and
+    # the 16-bit msg_ids. wire.nonce_increment's loop, here so that a node never loads wire.py
+    # (tests/portable/test_connection.py checks that the two agree).
+    i = len(counter) - 1
+    while i >= 0:
+        v = (counter[i] + 1) & 0xFF
+        counter[i] = v
+        if v:
+            return
+        i -= 1
+
+
+def _check_handshake(buf, off, body_len, expected_len, sub_len=0):
+    # None if a handshake body is well formed, else a short reason string. Checks, in the
+    # reference's order: body long enough, version, inner length; then, when `sub_len` is
+    # given, the EncryptedPacket that ends the body: tag_len 16 and data_len `sub_len`.
+    # Unlike the reference (spec 8.1.1), all before anything is sliced or decrypted. Extra
+    # trailing bytes are ignored (spec 1.1).
+    if body_len < expected_len:
+        return "handshake packet too short"
+    if buf[off + 2] != _PROTOCOL_VERSION:
+        return "wrong protocol version"
+    if buf[off] | buf[off + 1] << 8 != expected_len:
+        return "unexpected handshake inner length"
+    if sub_len:
+        off += expected_len - sub_len - _SUB_HEADER_LEN - _TAG_LEN     # the sub-header
+        if buf[off + 2] | buf[off + 3] << 8 != _TAG_LEN:
+            return "invalid tag length"
+        if buf[off] | buf[off + 1] << 8 != sub_len:
+            return "invalid encrypted sub-packet length"
+    return None
+
+
+def _put_control(out, off, ptype, error):
+    # A Reset or Disconnect packet (spec 1.5; wire.put_control's bytes, a test checks): the
+    # header (len 4, msg_id 0, type, reserved 0; big-endian), then the body: len 4, 0, the
+    # error flag (0 or 1), 0. No trailing pad in the format (see _hs_frame).
+    _pack_into(">HHHxxBxBB", out, off, _RESET_BODY_LEN, 0, ptype, _RESET_BODY_LEN, error, 0)
+    return _HEADER_LEN + _RESET_BODY_LEN
+
+
 def _zero(buf):
     # Overwrite a secret-holding bytearray in place (None: nothing to wipe).
     if buf is not None:
@@ -742,13 +787,9 @@ def _zero(buf):
 
 # The table's handler names resolved once to plain functions: calling a function from a
 # tuple allocates nothing on MicroPython, unlike getattr(self, name) which makes a bound
-# method on every packet.
-def _handlers(i):
-    return tuple(getattr(Connection, s[i]) if s[i] else None for s in _STATES)
-
-
-_RECV = _handlers(2)
-_SEND = _handlers(3)
+# method on every packet. (No helper function for the two: it would stay on the heap.)
+_RECV = tuple(getattr(Connection, s[2]) if s[2] else None for s in _STATES)
+_SEND = tuple(getattr(Connection, s[3]) if s[3] else None for s in _STATES)
 
 
 # CPython with pyca/cryptography: the same class with issue 10's record fast path, a

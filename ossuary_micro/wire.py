@@ -85,29 +85,8 @@ def nonce_increment(nonce):
 
 # --- Handshake bodies (spec 2.2-2.4): inner len (LE u16), version, 5 reserved, then fields;
 # messages 2 and 3 end in an EncryptedPacket: data_len (LE u16), tag_len (LE u16, 16), data,
-# tag. Connection writes the prefix and the sub-header with struct.pack_into. ---
-
-def check_handshake(buf, off, body_len, expected_len, sub_len=0):
-    """Return None if a handshake body is well formed, else a short reason string.
-
-    Checks, in the reference's order: body long enough, version, inner length; then, when
-    `sub_len` is given, the EncryptedPacket that ends the body: tag_len 16 and data_len
-    `sub_len`. Unlike the reference (spec 8.1.1), all before anything is sliced or
-    decrypted. Extra trailing bytes are ignored (spec 1.1)."""
-    if body_len < expected_len:
-        return "handshake packet too short"
-    if buf[off + 2] != _PROTOCOL_VERSION:
-        return "wrong protocol version"
-    if buf[off] | buf[off + 1] << 8 != expected_len:
-        return "unexpected handshake inner length"
-    if sub_len:
-        off += expected_len - sub_len - _SUB_HEADER_LEN - _TAG_LEN     # the sub-header
-        if buf[off + 2] | buf[off + 3] << 8 != _TAG_LEN:
-            return "invalid tag length"
-        if buf[off] | buf[off + 1] << 8 != sub_len:
-            return "invalid encrypted sub-packet length"
-    return None
-
+# tag. Connection writes and checks them itself (connection.py: _hs_frame, _check_handshake),
+# so that a node does not load this module. ---
 
 # --- Reset / Disconnect body (spec 1.5): len (we write 4, ignore on receive), error, 0 ---
 

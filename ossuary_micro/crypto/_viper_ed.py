@@ -7,10 +7,10 @@
 # bounds are kept and what is wiped.
 
 import micropython
+from micropython import const
 
-from .viper import (_bcopy, _wipe, _fe, _FE0, _FE1, _mul, _addk, _cswap, _frombytes, _copy,
-                    _reduce, _limbs, _is_zero, _sqn, _pow_2_250_1, _invert, _X1, _X2, _Z2,
-                    _X3, _Z3, _A, _AA, _B, _BB, _C, _D)
+from .viper import (_bcopy, _wipe, _fe, _FE0, _FE1, _mul, _addk, _cswap, _reduce, _limbs,
+                    _is_zero, _sqn, _pow_2_250_1, _invert, _TMP, _CH)
 from .viper import _SCRATCH  # X25519's scratch; this module's is added at the end
 
 # ==================== SHA-512
@@ -34,28 +34,34 @@ from .viper import _SCRATCH  # X25519's scratch; this module's is added at the e
 # 180-4 4.2.3 and 5.3.5: the first 64 fractional bits of the cube roots of the first 80 primes,
 # and of the square roots of the first 8), with Python big ints, instead of being stored.
 #
-# Streaming API on one module-level context: _sinit(), _supdate(buf, off, n),
-# _sfinal(out, off). Nothing is allocated per block.
+# One module-level context: _sha(out, parts) hashes the concatenation of parts into out (after
+# _sinit(), which sets the initial value). Nothing is allocated per block.
 
-# 80 round constants, then the 8 words of the initial value, as (hi, lo), native
-# little-endian 32-bit words (one buffer: one name fewer on a board's heap)
-_SK = bytearray(704)
-_SH = bytearray(64)    # state, 8 words as (hi, lo)
-_SV = bytearray(64)    # working variables a..h, rotated through by index (see _compress)
-_SW = bytearray(128)   # message schedule: a window of 16 words as (hi, lo)
-_SBUF = bytearray(128)  # partial input block
-_SN = [0, 0]           # bytes in _SBUF, total bytes hashed (small ints)
-# Rotations for Sigma1, Sigma0 (rounds), sigma0, sigma1 (schedule); 64 + n means a shift by n.
-_ROT = bytes((14, 18, 41, 28, 34, 39, 1, 8, 64 + 7, 19, 61, 64 + 6))
+# Constants, in one buffer (one name on a board's heap, where every name stays interned): 80
+# round constants, then the 8 words of the initial value, as (hi, lo), native little-endian
+# 32-bit words (bytes 0..703); then the rotations for Sigma1, Sigma0 (rounds), sigma0, sigma1
+# (schedule), 64 + n meaning a shift by n (bytes 704..715, _ROT on).
+_SK = bytearray(716)
+_ROT = const(704)
+_SK[_ROT:] = bytes((14, 18, 41, 28, 34, 39, 1, 8, 64 + 7, 19, 61, 64 + 6))
+# The hash's context, in one buffer too. Offsets in 32-bit words (_addf's indices): the working
+# variables a..h at word 0 (where _addf's Ch and Maj read them), rotated through by index (see
+# _compress); the state H at word _HW; the message schedule, a window of 16 words, at word _WW;
+# all as (hi, lo). Then the partial input block, at byte _BLK.
+_SS = bytearray(384)
+_HW = const(16)
+_WW = const(32)
+_BLK = const(256)
 
 @micropython.viper
 def _addf(d: ptr32, i: int, s: ptr32, j: int, r: int):
     # Word d[i:i+2] += f(s) modulo 2**64, where f is, by the public selector r:
     # r = 20: the word s[j:j+2] itself (a plain addition).
-    # r < 12: the XOR of the three rotations _ROT[r:r+3] of word s[j:j+2] (a shift where the
-    #   table says 64 + n). Amounts are never 0 or 32, so no shift below is by 32.
-    # r = 12 or 16: Ch(e, f, g) or Maj(a, b, c) of round j on the working variables s = _SV
-    #   (variable n of round j is the pair ((n - j) & 7) << 1, see _compress), both as
+    # r < 12: the XOR of the three rotations _SK[_ROT + r:_ROT + r + 3] of word s[j:j+2] (a
+    #   shift where the table says 64 + n). Amounts are never 0 or 32, so no shift below is
+    #   by 32.
+    # r = 12 or 16: Ch(e, f, g) or Maj(a, b, c) of round j on the working variables s = _SS
+    #   (variable n of round j is the pair ((n - j) & 7) << 1 of s, see _compress), both as
     #   z ^ ((x ^ (z & mk)) & (y ^ z)) over (x, y, z) = (e, f, g), mk = 0 (Ch) and
     #   (a, b, c), mk = ones (Maj: a == b gives a, else z decides). r & 7 is x's name.
     # One function for the three (not an _add called by the others): a smaller .mpy, and no
@@ -76,13 +82,13 @@ def _addf(d: ptr32, i: int, s: ptr32, j: int, r: int):
         oh = uint(s[j])
         ol = uint(s[j + 1])
     if r < 12:
-        rot = ptr8(_ROT)
+        rot = ptr8(_SK)
         xh = oh
         xl = ol
         oh = uint(0)
         ol = uint(0)
         for k in range(3):
-            n = int(rot[r + k])
+            n = int(rot[_ROT + r + k])
             a = xh
             b = xl
             if n >= 64:  # shift right: the high half gets zeros from above
@@ -104,96 +110,85 @@ def _addf(d: ptr32, i: int, s: ptr32, j: int, r: int):
     d[i] = uint(d[i]) + oh + c  # ptr32 store keeps 32 bits
 
 
-def _compress(blk, off):
-    # One 128-byte block at blk[off:] into _SH. The schedule is a 16-word window: before round
+def _compress(buf, off):
+    # One 128-byte block at buf[off:] into H. The schedule is a 16-word window: before round
     # t >= 16, slot t mod 16 holds W[t-16] and becomes W[t] = W[t-16] + W[t-7] + s1(W[t-2]) +
     # s0(W[t-15]), read from the slots of those words (offsets count 32-bit halves: slot s is
-    # at 2s). Variable n (a = 0 .. h = 7) of round t sits at pair (n - t) mod 8 of _SV: a round
+    # at 2s). Variable n (a = 0 .. h = 7) of round t sits at pair (n - t) mod 8 of _SS: a round
     # writes the new e over d and the new a over h, and the names shift by one for the next
     # round; after 80 rounds each is back at its own pair.
-    w = _SW
-    v = _SV
+    # All of the context is _SS (ss): W at word _WW, H at word _HW, the variables at word 0.
+    ss = _SS
     addf = _addf; sk = _SK  # locals: see _TMP
-    _bcopy(w, 0, blk, off, 128, 3)  # W[0..15]: big-endian halves
-    _bcopy(v, 0, _SH, 0, 64, 0)
+    _bcopy(ss, 4 * _WW, buf, off, 128, 3)  # W[0..15]: big-endian halves
+    _bcopy(ss, 0, ss, 4 * _HW, 64, 0)       # a..h = H
     for t in range(80):
-        s = (t & 15) << 1
+        s = _WW + ((t & 15) << 1)
         if t >= 16:
-            addf(w, s, w, (t - 7 & 15) << 1, 20)
-            addf(w, s, w, (t - 2 & 15) << 1, 9)
-            addf(w, s, w, (t - 15 & 15) << 1, 6)
+            addf(ss, s, ss, _WW + ((t - 7 & 15) << 1), 20)
+            addf(ss, s, ss, _WW + ((t - 2 & 15) << 1), 9)
+            addf(ss, s, ss, _WW + ((t - 15 & 15) << 1), 6)
         h = (7 - t & 7) << 1
         # h += S1(e) + Ch(e, f, g) + K[t] + W[t]: this is T1
-        addf(v, h, v, (4 - t & 7) << 1, 0)
-        addf(v, h, v, t, 12)
-        addf(v, h, w, s, 20)
-        addf(v, h, sk, 2 * t, 20)
+        addf(ss, h, ss, (4 - t & 7) << 1, 0)
+        addf(ss, h, ss, t, 12)
+        addf(ss, h, ss, s, 20)
+        addf(ss, h, sk, 2 * t, 20)
         # e' = d + T1 (over d); a' = T1 + S0(a) + Maj(a, b, c) (over h)
-        addf(v, (3 - t & 7) << 1, v, h, 20)
-        addf(v, h, v, (-t & 7) << 1, 3)
-        addf(v, h, v, t, 16)
+        addf(ss, (3 - t & 7) << 1, ss, h, 20)
+        addf(ss, h, ss, (-t & 7) << 1, 3)
+        addf(ss, h, ss, t, 16)
     for i in range(0, 16, 2):
-        addf(_SH, i, v, i, 20)
+        addf(ss, _HW + i, ss, i, 20)
 
 
 def _sinit():
-    """Start a new hash (the previous one, if any, is discarded)."""
-    _bcopy(_SH, 0, _SK, 640, 64, 0)
-    _SN[0] = 0
-    _SN[1] = 0
+    """Start a new hash: H = the initial value (the previous hash, if any, is discarded)."""
+    _bcopy(_SS, 4 * _HW, _SK, 640, 64, 0)
 
 
-def _supdate(data, off=0, n=-1):
-    """Hash n bytes (default: all) of data from off."""
-    if n < 0:
-        n = len(data) - off
-    used = _SN[0]
-    _SN[1] += n
-    while n > 0:
-        if used == 0 and n >= 128:
-            _compress(data, off)  # whole blocks straight from the caller's buffer
-            k = 128
-        else:
-            k = 128 - used
-            if k > n:
-                k = n
-            _bcopy(_SBUF, used, data, off, k, 0)
-            used += k
-            if used == 128:
-                _compress(_SBUF, 0)
-                used = 0
-        off += k
-        n -= k
-    _SN[0] = used
-
-
-def _sfinal(out, off=0):
-    """Write the 64-byte digest at out[off:]; the context must be _sinit()-ed again to reuse."""
-    # Pad: 0x80, zeros, the 128-bit big-endian bit length (the total stays far below 2**61).
-    b = _SBUF
-    used = _SN[0]
-    b[used] = 0x80
-    for i in range(used + 1, 128):
+def _sha(out, parts):
+    # out[0:64] = SHA-512 of the concatenation of parts (bytes-like objects). One function for
+    # feeding and finishing (each function loaded is heap on a board, and its name stays
+    # interned); the counts are locals. Whole blocks go straight from a part to _compress,
+    # the rest through the partial block. Nothing is allocated per block.
+    _sinit()
+    b = _SS  # the partial block is b[_BLK:_BLK + 128]
+    used = 0   # bytes in the partial block
+    total = 0  # bytes hashed (a small int: far below 2**61)
+    for data in parts:
+        off = 0
+        n = len(data)
+        total += n
+        while n > 0:
+            if used == 0 and n >= 128:
+                _compress(data, off)  # a whole block straight from the caller's buffer
+                k = 128
+            else:
+                k = 128 - used
+                if k > n:
+                    k = n
+                _bcopy(b, _BLK + used, data, off, k, 0)
+                used += k
+                if used == 128:
+                    _compress(b, _BLK)
+                    used = 0
+            off += k
+            n -= k
+    # Pad: 0x80, zeros, the 128-bit big-endian bit length.
+    b[_BLK + used] = 0x80
+    for i in range(_BLK + used + 1, _BLK + 128):
         b[i] = 0
     if used >= 112:  # no room for the length: one more block
-        _compress(b, 0)
-        for i in range(120):
+        _compress(b, _BLK)
+        for i in range(_BLK, _BLK + 120):
             b[i] = 0
-    bits = _SN[1] * 8
+    bits = total * 8
     for i in range(8):
-        b[127 - i] = (bits >> (8 * i)) & 255
-    _compress(b, 0)
+        b[_BLK + 127 - i] = (bits >> (8 * i)) & 255
+    _compress(b, _BLK)
     # Big-endian words out of native little-endian halves.
-    _bcopy(out, off, _SH, 0, 64, 3)
-
-
-def sha512(data):
-    """One-shot SHA-512 of a bytes-like object, as bytes."""
-    out = bytearray(64)
-    _sinit()
-    _supdate(data, 0, len(data))
-    _sfinal(out, 0)
-    return bytes(out)
+    _bcopy(out, 0, b, 4 * _HW, 64, 3)
 
 
 def _init_constants():
@@ -241,34 +236,27 @@ del _init_constants  # run once: its bytecode need not stay on the heap
 _L = 2 ** 252 + 27742317777372353535851937790883648493
 
 
-_D2 = _fe()  # 2d
-_DC = _fe()  # d = -121665 / 121666
-_SQRTM1 = _fe()  # 2 ** ((p - 1) / 4), a square root of -1
-
-
-def _pt():
-    return (_fe(), _fe(), _fe(), _fe())
+# The curve's constants: 2d, d = -121665 / 121666, and 2 ** ((p - 1) / 4), a square root of
+# -1 (one tuple: one name on a board's heap, where every name stays interned).
+_EC = (_fe(), _fe(), _fe())
 
 
 # Temporaries for point arithmetic and decoding.
 # X25519 and Ed25519 never run at the same time: the point temporaries are the ladder's
-# elements (_TMP below; 11 fewer resident elements). _E, and _BB, _C, _D (the inversion
-# chain's temporaries, and the comb's candidate sum _P below) are left alone, since _encode's and
-# _decode's exponentiations use them while the point temporaries hold live values.
-_Q = _pt()
-_R = _pt()
-_P = (_BB, _C, _D, _fe())
-_ENC = bytearray(32)
+# elements (viper.py's _TMP; 11 fewer resident elements). viper.py's _CH (bb, c, d: the
+# inversion chain's temporaries, and the comb's candidate sum _P below; e) is left alone,
+# since _encode's and _decode's exponentiations use it while the point temporaries hold live
+# values. Verification keeps -A in _P (see _ed_verify).
+_Q = (_fe(), _fe(), _fe(), _fe())
+_P = _CH[0:3] + (_fe(),)
 _DIG = bytearray(64)
 _H = bytearray(64)  # SHA-512 of the seed: the secret scalar a, then the nonce prefix
 
 
 # The point functions and the loops that call them keep functions and elements in locals (a
 # one-byte load; a global is a dictionary look-up, much of the interpreter's time on a
-# Cortex-M0): the temporaries come in one unpacking of _TMP.
-# The eight are the ladder's _X1, _X2, _Z2, _X3, _Z3, _A, _AA, _B, called ta .. th here (not
-# module-level names of their own: every name of a loaded module stays interned on the heap).
-_TMP = (_X1, _X2, _Z2, _X3, _Z3, _A, _AA, _B)
+# Cortex-M0): the temporaries come in one unpacking of _TMP, viper.py's tuple of the ladder's
+# x1, x2, z2, x3, z3, a, aa, b, called ta .. th here.
 
 
 def _p_add(o, p, q):
@@ -279,7 +267,7 @@ def _p_add(o, p, q):
     x2, y2, z2, t2 = q
     addk(ta, y1, x1, -1); addk(te, y2, x2, -1); mul(ta, ta, te)   # A = (Y1-X1)(Y2-X2)
     addk(tb, y1, x1, 1); addk(te, y2, x2, 1); mul(tb, tb, te)     # B = (Y1+X1)(Y2+X2)
-    mul(tc, t1, t2); mul(tc, tc, _D2)                             # C = T1 2d T2
+    mul(tc, t1, t2); mul(tc, tc, _EC[0])                          # C = T1 2d T2
     mul(td, z1, z2); addk(td, td, td, 1)                          # D = 2 Z1 Z2
     addk(te, tb, ta, -1); addk(tf, td, tc, -1); addk(tg, td, tc, 1); addk(th, tb, ta, 1)
     mul(o[0], te, tf); mul(o[1], tg, th); mul(o[3], te, th); mul(o[2], tf, tg)
@@ -302,7 +290,9 @@ def _p_dbl(o, p):
 
 
 def _p_zero(o):
-    _copy(o[0], _FE0); _copy(o[1], _FE1); _copy(o[2], _FE1); _copy(o[3], _FE0)
+    # o = the neutral point (0, 1, 1, 0)
+    _bcopy(o[0], 0, _FE0, 0, 80, 0); _bcopy(o[1], 0, _FE1, 0, 80, 0)
+    _bcopy(o[2], 0, _FE1, 0, 80, 0); _bcopy(o[3], 0, _FE0, 0, 80, 0)
 
 
 def _encode(out, p):
@@ -323,7 +313,7 @@ def _decode(o, s, neg):
     ta, tb, tc, td, te, tf, tg, th = _TMP
     mul = _mul; addk = _addk  # locals: see _TMP
     y = o[1]
-    _frombytes(y, s, 0)
+    _limbs(y, s, 0, 31, s[31] & 0x7F, 20)  # bit 255, the sign, left out
     _reduce(y, 20, 8, 19)  # a reduced element is loose too
     sign = s[31] >> 7
     chk = _DIG  # its first 32 bytes (free here: the hashes that use it come later)
@@ -333,14 +323,14 @@ def _decode(o, s, neg):
         return False  # y was not canonical
     mul(tb, y, y)
     addk(tc, tb, _FE1, -1)                # u = y^2 - 1
-    mul(td, tb, _DC); addk(td, td, _FE1, 1)  # v = d y^2 + 1
+    mul(td, tb, _EC[1]); addk(td, td, _FE1, 1)  # v = d y^2 + 1
     # x = u v^3 (u v^7)^((p-5)/8)
     mul(te, td, td); mul(te, te, td)  # v^3
     mul(tf, te, te); mul(tf, tf, td)  # v^7
     mul(tf, tf, tc)                      # u v^7
-    _pow_2_250_1(tf, tg)                  # _BB = (u v^7)^(2^250 - 1)
-    _sqn(_BB, _BB, 2)
-    mul(tf, _BB, tf)                      # ^(2^252 - 3)
+    t = _pow_2_250_1(tf, tg)              # (u v^7)^(2^250 - 1)
+    _sqn(t, t, 2)
+    mul(tf, t, tf)                        # ^(2^252 - 3)
     mul(tf, tf, te); mul(o[0], tf, tc)  # x
     # check v x^2 == u, or == -u (then x *= sqrt(-1))
     mul(tg, o[0], o[0]); mul(tg, tg, td)
@@ -349,21 +339,22 @@ def _decode(o, s, neg):
         addk(th, tg, tc, 1)
         if not _is_zero(th):
             return False
-        mul(o[0], o[0], _SQRTM1)
+        mul(o[0], o[0], _EC[2])  # sqrt(-1)
     if _is_zero(o[0]) and sign:  # reduces x: its parity is bit 0 of byte 0
         return False
     if o[0][0] & 1 != sign ^ neg:
         addk(o[0], _FE0, o[0], -1)
-    _copy(o[2], _FE1)
+    _bcopy(o[2], 0, _FE1, 0, 80, 0)
     mul(o[3], o[0], y)
     return True
 
 
 # Fixed-base comb (Lim-Lee, 4 teeth 64 bits apart) without a table of the teeth's sums: _BT[t]
-# = [2**(64 t)]B (4 points, 1.3 KB, built at import; a 16-entry table of the sums would be
-# 5 KB resident). [k]B = sum over i of [2**i] (sum over t of bit i + 64 t of k times _BT[t]):
+# = [2**(64 t)]B (4 points, ~1 KB, built at import; a 16-entry table of the sums would be
+# 5 KB resident). Each tooth is kept with Z = 1, as (X/Z, Y/Z, 1, T/Z): the same point, and
+# _p_add reads it unchanged, but its Z is _FE1 itself, one element fewer each. [k]B = sum over i of [2**i] (sum over t of bit i + 64 t of k times _BT[t]):
 # 63 doublings and 256 complete additions for a 256-bit k.
-_BT = (_pt(), _pt(), _pt(), _pt())
+_BT = tuple((_fe(), _fe(), _FE1, _fe()) for _ in range(4))  # read-only once built
 
 
 def _comb(o, k):
@@ -385,10 +376,7 @@ def _comb(o, k):
 
 def _hash_mod_l(*parts):
     # SHA-512 of the concatenated parts, as an int modulo L.
-    _sinit()
-    for part in parts:
-        _supdate(part, 0, len(part))
-    _sfinal(_DIG, 0)
+    _sha(_DIG, parts)
     return int.from_bytes(_DIG, "little") % _L
 
 
@@ -398,10 +386,8 @@ _NOMSG = bytearray(0)  # the "message" of a public key request (an object no cal
 def _ed_sign(seed, msg):
     # RFC 8032 5.1.5 / 5.1.6: the 64-byte signature of msg, or the 32-byte public key when
     # msg is _NOMSG: both start from h = SHA-512(seed) (clamped scalar a, prefix) and A = [a]B.
-    _sinit()
-    _supdate(seed, 0, 32)
     h = _H
-    _sfinal(h, 0)
+    _sha(h, (seed,))
     h[0] &= 248
     h[31] = (h[31] & 127) | 64
     _comb(_Q, h)
@@ -423,12 +409,17 @@ def _ed_verify(pub, msg, sig):
     s = int.from_bytes(sig[32:64], "little")
     if s >= _L:
         return False
-    if not _decode(_R, pub, 1):  # -A
+    q = _Q; a = _P; b = _BT[0]; add = _p_add; dbl = _p_dbl
+    # -A, decoded into q and then moved to a (the comb's candidate sum, unused here: its
+    # first three elements are the chain temporaries that _decode itself uses; the point
+    # code below does not touch them).
+    if not _decode(q, pub, 1):
         return False
+    for c in range(4):
+        _bcopy(a[c], 0, q[c], 0, 80, 0)
     k = _hash_mod_l(memoryview(sig)[0:32], pub, msg).to_bytes(32, "little")
     # [S]B + [k](-A) in one double-and-add over both scalars (Straus; both < L < 2**253):
     # public data, so it branches on their bits and needs no table.
-    q = _Q; a = _R; b = _BT[0]; add = _p_add; dbl = _p_dbl
     _p_zero(q)
     for i in range(252, -1, -1):
         dbl(q, q)
@@ -436,46 +427,51 @@ def _ed_verify(pub, msg, sig):
             add(q, q, b)
         if (k[i >> 3] >> (i & 7)) & 1:
             add(q, q, a)
-    _encode(_ENC, q)
-    return _ENC == bytes(sig[0:32])
+    out = _DIG  # its first 32 bytes: free again (k is made)
+    _encode(out, q)
+    return out[0:32] == bytes(sig[0:32])
 
 
 def _init_constants():  # the SHA-512 one's name again: one name fewer on the heap
     # d, 2d and sqrt(-1) from their definitions (RFC 8032 5.1, 5.1.3), then the base point B:
     # y = 4/5 with x even. Checked against the RFC's values by the Ed25519 test vectors.
     ta, tb, tc, td, te, tf, tg, th = _TMP
-    _addk(_DC, _FE0, _FE1, 121666)
-    _invert(_DC, _DC)
-    _addk(_DC, _FE0, _DC, 121665)
-    _addk(_DC, _FE0, _DC, -1)
-    _addk(_D2, _DC, _DC, 1)
-    _addk(_SQRTM1, _FE0, _FE1, 2)
-    _pow_2_250_1(_SQRTM1, tg)          # _BB = 2 ** (2**250 - 1)
-    _sqn(_BB, _BB, 3)                   # 2 ** (2**253 - 8)
-    _addk(_SQRTM1, _FE0, _BB, 8)        # 2 ** (2**253 - 5) = 2 ** ((p - 1) / 4)
+    d2, d, sqrtm1 = _EC
+    _addk(d, _FE0, _FE1, 121666)
+    _invert(d, d)
+    _addk(d, _FE0, d, 121665)
+    _addk(d, _FE0, d, -1)
+    _addk(d2, d, d, 1)
+    _addk(sqrtm1, _FE0, _FE1, 2)
+    t = _pow_2_250_1(sqrtm1, tg)       # 2 ** (2**250 - 1)
+    _sqn(t, t, 3)                       # 2 ** (2**253 - 8)
+    _addk(sqrtm1, _FE0, t, 8)           # 2 ** (2**253 - 5) = 2 ** ((p - 1) / 4)
     _addk(ta, _FE0, _FE1, 5)
     _invert(ta, ta)
     _addk(ta, _FE0, ta, 4)
     _reduce(ta, 20, 8, 19)
-    _limbs(ta, _ENC, 0, 0, 0, -1)  # to bytes
-    if not _decode(_BT[0], _ENC, 0):
+    enc = bytearray(32)
+    _limbs(ta, enc, 0, 0, 0, -1)  # to bytes
+    q = _Q  # B, then each tooth in turn, in full (X, Y, Z, T)
+    if not _decode(q, enc, 0):
         raise ImportError("ed25519 base point")
-    for t in range(1, 4):
-        for c in range(4):
-            _copy(_BT[t][c], _BT[t - 1][c])
-        for _ in range(64):
-            _p_dbl(_BT[t], _BT[t])
+    for t in range(4):
+        for _ in range(64 if t else 0):
+            _p_dbl(q, q)
+        # The tooth with Z = 1: X, Y and T times 1/Z (ta is free: the doublings are done).
+        _invert(ta, q[2])
+        bt = _BT[t]
+        for c in (0, 1, 3):
+            _mul(bt[c], q[c], ta)
 
 
 _init_constants()
-del _init_constants, _pt
+del _init_constants
 
-# Scratch that holds secrets or values derived from them after an X25519 or a signature, wiped
-# by _ladder and _ed_sign before they return (the AEAD wipes its own, _SECRETS below): the
 # Scratch that holds secrets or values derived from them after a signature, wiped by _ed_sign
 # before it returns: X25519's (viper.py: the ladder's elements, which the point code uses under
 # other names, inversion temporaries, product scratch), and the SHA-512 state, schedule and
 # block (the seed, h, the nonce r), the comb's last candidate sum (_P). Not wiped: the public
-# results (_Q: A or R, _ENC, _R: -A of verification), Python ints holding the scalars mod
-# L (immutable, freed by the collector).
-_SCRATCH = _SCRATCH + (_SH, _SV, _SW, _SBUF, _DIG, _H, _P[3])
+# results (_Q: A or R; verification's -A in _P and the encoding of [S]B - [k]A that it leaves
+# in _DIG), Python ints holding the scalars mod L (immutable, freed by the collector).
+_SCRATCH = _SCRATCH + (_SS, _DIG, _H, _P[3])

@@ -21,11 +21,12 @@
 # Timing: the field, ladder and AEAD code has no data-dependent branches or table lookups, and
 # the tag is compared without early exit; Ed25519 verification branches on public data only.
 # Python-level call overhead is constant per operation. Secrets are wiped from the module's
-# scratch buffers after every AEAD call, X25519 and signature (_SECRETS, _SCRATCH).
+# scratch buffers after every AEAD call, X25519 and signature (_AE, _SCRATCH).
 #
 # Not re-entrant (module-level scratch buffers): one caller at a time, like the library itself.
 
 import micropython  # ImportError on CPython: the registry then skips this backend
+from micropython import const
 
 from ..errors import AuthenticationFailed, CryptoError
 
@@ -125,14 +126,10 @@ def _limbs(o: ptr32, b: ptr8, off: int, n: int, top: uint, count: int):
         bits -= 13
 
 
-def _frombytes(o, s, off):
-    # 32 little-endian bytes at s[off:] -> limbs, bit 255 ignored (RFC 7748 masks it; Ed25519
-    # callers check it themselves).
-    _limbs(o, s, off, 31, s[off + 31] & 0x7F, 20)
-
-
-def _copy(o, a):
-    _bcopy(o, 0, a, 0, 80, 0)
+# 32 little-endian bytes s[0:32] to an element o, bit 255 ignored (RFC 7748 masks it; Ed25519
+# callers check it themselves), is _limbs(o, s, 0, 31, s[31] & 0x7F, 20); an element copy is
+# _bcopy(o, 0, a, 0, 80, 0). Written out where used, not as functions of their own: each
+# function loaded is ~100 B of heap on a board, and its name stays interned.
 
 
 @micropython.viper
@@ -184,12 +181,16 @@ def _is_zero(a):
 # result. Bit selection uses _cswap (masking, no branch on secret bits).
 
 
-_X1 = _fe(); _X2 = _fe(); _Z2 = _fe(); _X3 = _fe(); _Z3 = _fe()
-_A = _fe(); _AA = _fe(); _B = _fe(); _BB = _fe(); _E = _fe(); _C = _fe(); _D = _fe()
-# The inversion chain's temporaries (t0, t1, t2 in _pow_2_250_1) are the ladder elements _BB,
-# _C, _D, free once the loop is done (and free wherever _viper_ed.py calls the chain: they
-# are not its point temporaries, and the comb's candidate sum _P, which shares them, is dead
-# there). Used under their own names: no aliases, whose names would stay interned on a heap.
+# The ladder's twelve elements as two tuples, not twelve module names (every name of a loaded
+# module stays interned on a board's heap); each user unpacks them into locals.
+# _TMP: x1, x2, z2, x3, z3, a, aa, b; _viper_ed.py's point code uses them as its eight
+# temporaries (X25519 and Ed25519 never run at the same time).
+# _CH: bb, c, d, e. The inversion chain's temporaries (t0, t1, t2 in _pow_2_250_1) are bb, c,
+# d, free once the ladder's loop is done (and free wherever _viper_ed.py calls the chain:
+# they are not its point temporaries, and the comb's candidate sum _P, which shares them, is
+# dead there); _invert's z ** 11 is e.
+_TMP = (_fe(), _fe(), _fe(), _fe(), _fe(), _fe(), _fe(), _fe())
+_CH = (_fe(), _fe(), _fe(), _fe())
 _XK = bytearray(32)
 _U9 = bytearray(32)
 _U9[0] = 9
@@ -203,15 +204,17 @@ def _sqn(o, a, n):
         mul(o, o, o)
 
 
-def _pow_2_250_1(z, z11):
-    # Leaves z ** (2**250 - 1) in _BB and z ** 11 in z11 (ref10's chain; shared by inversion
-    # and by Ed25519's square root). Uses _BB, _C, _D, which must not be z or z11.
-    t0 = _BB; t1 = _C; t2 = _D; mul = _mul; sqn = _sqn  # locals: see _ladder
+def _pow_2_250_1(z, o):
+    # Returns bb (_CH[0]) holding z ** (2**250 - 1), and leaves z ** 11 in o (ref10's
+    # chain; shared by inversion and by Ed25519's square root). Uses bb, c, d (_CH), which
+    # must not be z or o.
+    t0, t1, t2, _ = _CH
+    mul = _mul; sqn = _sqn  # locals: see _ladder
     mul(t0, z, z)               # z^2
     sqn(t1, t0, 2)              # z^8
     mul(t1, z, t1)              # z^9
-    mul(z11, t0, t1)            # z^11
-    mul(t0, z11, z11)           # z^22
+    mul(o, t0, t1)              # z^11
+    mul(t0, o, o)               # z^22
     mul(t1, t1, t0)             # z^(2^5 - 1)
     sqn(t0, t1, 5)
     mul(t1, t0, t1)             # 2^10 - 1
@@ -227,13 +230,15 @@ def _pow_2_250_1(z, z11):
     mul(t0, t0, t2)             # 2^200 - 1
     sqn(t0, t0, 50)
     mul(t0, t0, t1)             # 2^250 - 1
+    return t0
 
 
 def _invert(o, z):
     # o = z ** (p - 2) = z ** (2**255 - 21); 0 maps to 0.
-    _pow_2_250_1(z, _E)
-    _sqn(_BB, _BB, 5)
-    _mul(o, _BB, _E)
+    e = _CH[3]
+    t = _pow_2_250_1(z, e)
+    _sqn(t, t, 5)
+    _mul(o, t, e)
 
 
 def _ladder(scalar, u):
@@ -243,17 +248,17 @@ def _ladder(scalar, u):
     # dictionary look-up (3 bytes of bytecode, and most of the loop's interpreter time on
     # a Cortex-M0). The first 16 locals (arguments included) have one-byte opcodes.
     mul = _mul; addk = _addk; cswap = _cswap
-    a = _A; aa = _AA; b = _B; bb = _BB; e = _E; c = _C; d = _D
-    x2 = _X2; z2 = _Z2; x3 = _X3
-    z3 = _Z3; x1 = _X1; k = _XK
+    x1, x2, z2, x3, z3, a, aa, b = _TMP
+    bb, c, d, e = _CH
+    k = _XK
     _bcopy(k, 0, scalar, 0, 32, 0)
     k[0] &= 248
     k[31] = (k[31] & 127) | 64
-    _frombytes(x1, u, 0)  # masks bit 255 of u
-    _copy(x2, _FE1)
-    _copy(z2, _FE0)
-    _copy(x3, x1)
-    _copy(z3, _FE1)
+    _limbs(x1, u, 0, 31, u[31] & 0x7F, 20)  # masks bit 255 of u
+    _bcopy(x2, 0, _FE1, 0, 80, 0)
+    _bcopy(z2, 0, _FE0, 0, 80, 0)
+    _bcopy(x3, 0, x1, 0, 80, 0)
+    _bcopy(z3, 0, _FE1, 0, 80, 0)
     swap = 0
     for t in range(254, -1, -1):
         kt = (k[t >> 3] >> (t & 7)) & 1
@@ -290,11 +295,11 @@ def _ladder(scalar, u):
 
 
 # Scratch that holds secrets or values derived from them after an X25519, wiped by _ladder
-# before it returns (the AEAD wipes its own, _SECRETS below; _viper_ed.py adds its own to
+# before it returns (the AEAD wipes its own, _AE below; _viper_ed.py adds its own to
 # these): the ladder's elements and clamped scalar, inversion temporaries, the product
 # scratch. Not wiped: on ARM the product scratch that the Thumb field code keeps on the C
 # stack.
-_SCRATCH = _fld.SCRATCH + (_XK, _X1, _X2, _Z2, _X3, _Z3, _A, _AA, _B, _BB, _C, _D, _E)
+_SCRATCH = _fld.SCRATCH + (_XK,) + _TMP + _CH
 
 
 
@@ -325,21 +330,23 @@ _SCRATCH = _fld.SCRATCH + (_XK, _X1, _X2, _Z2, _X3, _Z3, _A, _AA, _B, _BB, _C, _
 # then the four rotation amounts.
 _QR = bytes((0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
              0, 5, 10, 15, 1, 6, 11, 12, 2, 7, 8, 13, 3, 4, 9, 14, 16, 12, 8, 7))
-# ChaCha20 state: 16 little-endian words (constants, key, counter, nonce); keystream block
-# (also the scratch for the length block and the tag, once the keystream is not needed).
-# All the AEAD's key material (these six) is one bytearray, so that _chacha_poly wipes it in
-# one call; _AE is a memoryview of it and each name a window (viper reads a memoryview through
-# its buffer like a bytearray; every window starts at a multiple of 16: words stay aligned).
-# The state's first four words are the constant "expand 32-byte k" (RFC 8439 2.3), written
-# once here and never wiped.
+# All the AEAD's key material is one bytearray, so that _chacha_poly wipes it in one call;
+# _AE is a memoryview of it (viper reads a memoryview through its buffer like a bytearray).
+# Its parts, at these byte offsets (multiples of 16: words stay aligned):
+# ChaCha20 state at 0: 16 little-endian words (constants, key, counter, nonce). Its first four
+# words are the constant "expand 32-byte k" (RFC 8439 2.3), written once here, never wiped.
+# Keystream block at _KS (also the scratch for the length block and the tag, once the
+# keystream is not needed).
+# Poly1305, as 13-bit limbs in 32-bit words: at _PR, 5*r (10 limbs) then r (10 limbs), so the
+# factor of a[j] in column i is word 10 + i - j there (see _poly); accumulator h (_PH); s
+# (_PS); a scratch (_PA). h, s and the scratch are field-sized (20 limbs, the top 10 zero) for
+# the shared _addk/_limbs, which take them as windows of their own; the state, keystream and
+# r are reached by offset (no window objects, no names: each name of a loaded module stays
+# interned on a board's heap).
 _AE = memoryview(bytearray(448))
-_ST = _AE[0:64]
-_ST[0:16] = b"expand 32-byte k"
-_KS = _AE[64:128]
-# Poly1305, as 13-bit limbs in 32-bit words: 5*r (10 limbs) then r (10 limbs), so the factor
-# of a[j] in column i is _PR[10 + i - j] (see _poly); accumulator h; s; a scratch. h, s and the
-# scratch are field-sized (20 limbs, the top 10 zero) for the shared _addk/_limbs.
-_PR = _AE[128:208]
+_AE[0:16] = b"expand 32-byte k"
+_KS = const(64)
+_PR = const(128)
 _PH = _AE[208:288]
 _PS = _AE[288:368]
 _PA = _AE[368:448]
@@ -347,17 +354,18 @@ _PA = _AE[368:448]
 
 @micropython.viper
 def _xor(src: ptr8, soff: int, dst: ptr8, doff: int, n: int):
-    # dst[doff:doff+n] = src[soff:soff+n] ^ ChaCha20 keystream, from the counter in _ST. Each
-    # 64 bytes take one block (RFC 8439 2.3) into _KS: 20 rounds of _ST, plus _ST; counter += 1.
+    # dst[doff:doff+n] = src[soff:soff+n] ^ ChaCha20 keystream, from the counter in the state
+    # (_AE's words 0..15). Each 64 bytes take one block (RFC 8439 2.3) into the keystream block
+    # (words 16..31, bytes _KS..): 20 rounds of the state, plus the state; counter += 1.
     # The rounds are one quarter-round body walking _QR: 10 double rounds of 8 quarter rounds,
     # each four steps "a += b; d ^= a; d <<<= n" with the roles (a, b, c, d) -> (c, d, a, b)
     # swapped after every step (so the second step is c += d; b ^= c; b <<<= 12, and so on).
-    # dst may be _KS itself (the Poly1305 key: the keystream of zeros).
+    # dst may be the keystream block itself (the Poly1305 key: the keystream of zeros).
     m = (uint(0xFFFF) << 16) | uint(0xFFFF)
     q = ptr8(_QR)
-    st = ptr32(_ST)
-    x = ptr32(_KS)
-    ks = ptr8(x)  # the same buffer, bytewise (a cast: no second global look-up)
+    st = ptr32(_AE)
+    x = ptr32(uint(st) + _KS)  # the keystream block, as words
+    ks = ptr8(x)  # and bytewise (casts: no second global look-up)
     i = 0
     while i < n:
         for w in range(16):
@@ -393,7 +401,7 @@ def _xor(src: ptr8, soff: int, dst: ptr8, doff: int, n: int):
 def _poly(src, soff: int, n: int):
     # Absorb n bytes of src into h, the last partial block zero-padded to 16 bytes (the AEAD
     # padding of RFC 8439 2.8); every block gets the 2**128 bit (bit 11 of limb 9).
-    w = ptr32(_PR)
+    w = ptr32(uint(ptr32(_AE)) + _PR)  # 5r, r
     h = ptr32(_PH)
     a = ptr32(_PA)
     pos = 0
@@ -412,7 +420,7 @@ def _poly(src, soff: int, n: int):
             a[i] = v & 0x1FFF
             c = v >> 13
         a[0] = uint(a[0]) + c * 5
-        # h = a * r mod 2**130 - 5: column i is sum_j a[j] * _PR[10 + i - j] (5r where j > i),
+        # h = a * r mod 2**130 - 5: column i is sum_j a[j] * w[10 + i - j] (5r where j > i),
         # each < 3.1e9 (see the header), carried as it goes; limbs 1..9 end at 13 bits and
         # limb 0 below 2**22 (it absorbs 5 * the top carry, < 2**19).
         c = uint(0)
@@ -425,36 +433,32 @@ def _poly(src, soff: int, n: int):
         h[0] = uint(h[0]) + c * 5
 
 
-# What _chacha_poly wipes after use: _AE from the key on, all of the key material (state,
-# keystream, r, s, h, scratch); a module-level tuple, so nothing is allocated.
-_SECRETS = (_AE[16:],)
-
-
 def _chacha_poly(tag_in, key, nonce, src, soff, n, dst, doff, aad, alen):
     # Seal (tag_in = 0: ciphertext and then the tag into dst) or open (tag_in = 16: the tag
     # follows the ciphertext in src; plaintext is written only when it matches). Returns True
     # for a seal or a matching tag. Arguments are checked by the caller (records and AAD are
     # < 2**30 bytes). Python small ints only: no allocation.
     # State = "expand 32-byte k" (in place) | key | counter 0 | nonce (RFC 8439 2.3).
-    _bcopy(_ST, 16, key, 0, 32, 0)
-    _bcopy(_ST, 48, _FE0, 0, 4, 0)
-    _bcopy(_ST, 52, nonce, 0, 12, 0)
-    k = _KS
-    _xor(_FE0, 0, k, 0, 64)  # block 0 (the keystream itself): the one-time Poly1305 key
-    # r (clamped, RFC 8439 2.5) and s as limbs; h = 0. _PR = 5r then r (see _poly); 5 * a
+    ae = _AE
+    _bcopy(ae, 16, key, 0, 32, 0)
+    _bcopy(ae, 48, _FE0, 0, 4, 0)
+    _bcopy(ae, 52, nonce, 0, 12, 0)
+    # Block 0 (the keystream itself, at ae[_KS:]): the one-time Poly1305 key.
+    _xor(_FE0, 0, ae, _KS, 64)
+    # r (clamped, RFC 8439 2.5) and s as limbs; h = 0. At _PR: 5r then r (see _poly); 5 * a
     # 13-bit limb < 2**16, so two bytes per word.
     for i in (3, 7, 11, 15):
-        k[i] &= 15
+        ae[_KS + i] &= 15
     for i in (4, 8, 12):
-        k[i] &= 252
-    _limbs(_PA, k, 0, 16, 0, 10)
-    _limbs(_PS, k, 16, 16, 0, 20)
-    _bcopy(_PR, 0, _FE0, 0, 40, 0)
-    _bcopy(_PR, 40, _PA, 0, 40, 0)
+        ae[_KS + i] &= 252
+    _limbs(_PA, ae, _KS, 16, 0, 10)
+    _limbs(_PS, ae, _KS + 16, 16, 0, 20)
+    _bcopy(ae, _PR, _FE0, 0, 40, 0)
+    _bcopy(ae, _PR + 40, _PA, 0, 40, 0)
     for i in range(0, 40, 4):
         v = 5 * (_PA[i] | (_PA[i + 1] << 8))
-        _PR[i] = v & 255
-        _PR[i + 1] = v >> 8
+        ae[_PR + i] = v & 255
+        ae[_PR + i + 1] = v >> 8
     _bcopy(_PH, 0, _FE0, 0, 80, 0)
     _poly(aad, 0, alen)
     if tag_in:  # which call this is, public
@@ -465,28 +469,33 @@ def _chacha_poly(tag_in, key, nonce, src, soff, n, dst, doff, aad, alen):
         t = dst
         off = doff
     _poly(t, off, n)
-    # The last block: le64(aad length) | le64(ciphertext length), both < 2**30.
+    # The last block, in the keystream block's place: le64(aad length) | le64(ciphertext
+    # length), both < 2**30.
     for i in range(4):
-        k[i] = (alen >> (8 * i)) & 255
-        k[i + 4] = 0
-        k[i + 8] = (n >> (8 * i)) & 255
-        k[i + 12] = 0
-    _poly(k, 0, 16)
-    # tag = (h mod 2**130 - 5) + s mod 2**128, little-endian, into _KS[0:16]; written after
-    # the ciphertext (seal), or compared with the received one without an early exit.
+        ae[_KS + i] = (alen >> (8 * i)) & 255
+        ae[_KS + i + 4] = 0
+        ae[_KS + i + 8] = (n >> (8 * i)) & 255
+        ae[_KS + i + 12] = 0
+    _poly(ae, _KS, 16)
+    # tag = (h mod 2**130 - 5) + s mod 2**128, little-endian, into ae[_KS:_KS + 16]; written
+    # after the ciphertext (seal), or compared with the received one without an early exit.
     _reduce(_PH, 10, 13, 5)
     _addk(_PA, _PH, _PS, 1)  # < 2**131: bits above 128 are dropped by taking 16 bytes
-    _limbs(_PA, k, 0, 0, 0, -1)  # to bytes
+    _limbs(_PA, ae, _KS, 0, 0, -1)  # to bytes
     off += n
     d = 0
     if tag_in:
         for i in range(16):
-            d |= t[off + i] ^ k[i]
+            d |= t[off + i] ^ ae[_KS + i]
         if d == 0:
             _xor(src, soff, dst, doff, n)
     else:
-        _bcopy(t, off, k, 0, 16, 0)
-    _wipe(_SECRETS)
+        _bcopy(t, off, ae, _KS, 16, 0)
+    # Wipe _AE from the key on: all of the key material (state, keystream, r, s, h, scratch),
+    # as _wipe does (a zero byte, carried forward by the byte-by-byte _bcopy); nothing is
+    # allocated.
+    ae[16] = 0
+    _bcopy(ae, 17, ae, 16, len(ae) - 17, 0)
     return d == 0
 
 
@@ -547,18 +556,15 @@ def _call(f, a, na, b, nb, what):
         raise CryptoError(what + ": not a buffer")
 
 
-def _ed():
-    # Ed25519 and SHA-512, imported on first use (see the header). A MemoryError while loading
-    # it escapes as such; the library's callers turn it into OutOfMemory.
-    from . import _viper_ed
-    return _viper_ed
-
-
 class Backend:
     """Viper-accelerated X25519, ChaCha20-Poly1305, Ed25519 and SHA-512 (interface:
     docs/design.md)."""
 
     name = "viper"
+
+    # Ed25519 and SHA-512 come from _viper_ed.py, imported by each method on first use (see
+    # the header). A MemoryError while loading it escapes as such; the library's callers turn
+    # it into OutOfMemory.
 
     def x25519(self, scalar, point):
         """RFC 7748 X25519 (scalar clamped, top bit of u masked). Raises CryptoError for wrong
@@ -588,24 +594,29 @@ class Backend:
 
     def ed25519_public(self, seed):
         """RFC 8032 public key of a 32-byte seed. Raises CryptoError for a wrong length."""
-        e = _ed()
+        from . import _viper_ed as e
         return _call(e._ed_sign, seed, 32, e._NOMSG, 0, "Ed25519")
 
     def ed25519_sign(self, seed, msg):
         """64-byte RFC 8032 signature. Raises CryptoError for a wrong seed length or a
         seed or message that is not a buffer."""
-        return _call(_ed()._ed_sign, seed, 32, msg, -1, "Ed25519")
+        from . import _viper_ed as e
+        return _call(e._ed_sign, seed, 32, msg, -1, "Ed25519")
 
     def ed25519_verify(self, public, msg, sig):
         """Strict RFC 8032 verification (cofactorless): False for S >= L, a non-canonical or
         undecodable public key, a non-canonical R, wrong lengths or non-buffers. Never raises."""
+        from . import _viper_ed as e
         try:
             return _len(public, 32, "") + _len(sig, 64, "") + _len(msg, -1, "") > 0 and \
-                _ed()._ed_verify(public, msg, sig)
+                e._ed_verify(public, msg, sig)
         except Exception:
             # Not a buffer (e.g. None, an int), a wrong length: not a valid signature either.
             return False
 
     def sha512(self, data):
         """SHA-512 digest (64 bytes) of a bytes-like object."""
-        return _ed().sha512(data)
+        from . import _viper_ed as e
+        out = bytearray(64)
+        e._sha(out, (data,))
+        return bytes(out)

@@ -651,6 +651,37 @@ def test_nonce_counter_carries_big_endian():
     assert n == bytearray(12)
 
 
+def test_connection_counter_and_control_packets_match_wire():
+    # connection.py steps its counters and writes Reset/Disconnect with private copies of
+    # wire.py's code (a node never loads wire.py): the same results, into buffers full of
+    # 0xFF, so that a byte left unwritten shows.
+    from ossuary_micro import connection
+    for start in (b"\x00" * 11 + b"\xff", b"\xff" * 12, b"\x01\x02", b"\xff\xff", b"\x00\xfe"):
+        a = bytearray(start)
+        b = bytearray(start)
+        for _ in range(3):
+            connection._step(a)
+            wire.nonce_increment(b)
+            assert a == b, (start, a, b)
+    for ptype in (wire.T_RESET, wire.T_DISCONNECT):
+        for error in (0, 1):
+            a = bytearray(b"\xff" * 16)
+            b = bytearray(b"\xff" * 16)
+            assert connection._put_control(a, 2, ptype, error) == wire.put_control(
+                b, 2, ptype, error) == 12
+            assert a == b, (ptype, error, a, b)
+
+
+def test_handshake_reserved_bytes_zero_in_a_used_buffer():
+    # The 5 reserved bytes of a handshake body are written as zeros whatever the output
+    # buffer held before (on MicroPython a trailing pad in a pack_into format is not written).
+    link = make_pair(client_key=CLIENT_SEED, server_role=AUTH_SERVER)
+    out = bytearray(b"\xff" * 300)
+    assert link.client.data_to_send(out, 1) == 92
+    assert bytes(out[9:17]) == b"\x54\x00\x01\x00\x00\x00\x00\x00"
+    assert out[0] == 0xFF and out[93] == 0xFF
+
+
 def test_small_order_keys_are_refused():
     assert wire.is_small_order_key(b"\x01" + b"\x00" * 31)
     assert wire.is_small_order_key(b"\x01" + b"\x00" * 30 + b"\x80")

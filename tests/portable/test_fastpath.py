@@ -37,11 +37,12 @@ def _events(conn):
 
 
 def _general_path_off(conn):
-    # Make the general path fail loudly, so DATA events below can only come from the fast
-    # path (an instance attribute shadows the method, on CPython and MicroPython alike).
+    # Make the general path's packet parser fail loudly, so DATA events below can only come
+    # from the fast path (an instance attribute shadows the method, on CPython and
+    # MicroPython alike).
     def refuse():
         raise AssertionError("general path used")
-    conn._next_event = refuse
+    conn._parse_one = refuse
 
 
 RECORDS = (b"first record", bytes(range(200)), b"", b"x" * 1000, b"last")

@@ -47,7 +47,8 @@ def _rand_bytes(n):
 
 def _fe(v):
     o = bytearray(80)
-    F._frombytes(o, v.to_bytes(32, "little"), 0)
+    s = v.to_bytes(32, "little")
+    F._limbs(o, s, 0, 31, s[31] & 0x7F, 20)  # bytes to limbs, bit 255 left out
     return o
 
 
@@ -180,7 +181,7 @@ def test_chacha20_block_rfc8439_2_3_2():
         return
     key = h("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")
     nonce = h("000000090000004a00000000")
-    st = F._ST  # constants | key | counter 1 | nonce
+    st = F._AE  # the state at its start: constants | key | counter 1 | nonce
     st[0:16] = b"expand 32-byte k"
     st[16:48] = key
     st[48:52] = b"\x01\x00\x00\x00"
@@ -190,7 +191,7 @@ def test_chacha20_block_rfc8439_2_3_2():
     assert hx(out) == (
         "10f1e7e4d13b5915500fdd1fa32071c4c7d1f4c733c068030422aa9ac3d46c4e"
         "d2826446079faa0914c2d705d98b02a2b5129cd1de164eb9cbd083e8a2503c4e")
-    F._wipe(F._SECRETS)
+    st[16:] = bytes(len(st) - 16)  # the key material, as _chacha_poly leaves it
 
 
 def test_aead_rfc8439_2_8_2_with_aad():
@@ -299,9 +300,9 @@ def test_aead_allocates_nothing():
         assert back == src
         # Key material is cleared after each call: the state (all but its constant first 16
         # bytes), keystream, r, s, h and scratch.
-        assert len(F._SECRETS) == 1 and len(F._SECRETS[0]) == len(F._AE) - 16
+        assert len(F._AE) == 448
         assert bytes(F._AE[0:16]) == b"expand 32-byte k" and not any(F._AE[16:])
-        assert all(not any(b) for b in (F._ST[16:], F._KS, F._PR, F._PH, F._PS, F._PA))
+        assert all(not any(b) for b in (F._PH, F._PS, F._PA))
 
 
 def test_x25519_rfc7748_and_zero():
@@ -395,9 +396,11 @@ def test_secret_scratch_wiped_after_x25519_and_ed25519():
     # secret-bearing module buffer must read all zero after each call that used it.
     if V is None:
         return
-    sha = (E._SH, E._SV, E._SW, E._SBUF)
-    ladder = (F._XK, F._X2, F._Z2, F._X3, F._Z3) + F._fld.SCRATCH  # + the product scratch
-    for group in (sha, ladder, (E._DIG, E._H, F._X1, F._B)):
+    sha = (E._SS,)  # the SHA-512 context: state, variables, schedule, partial block
+    # The ladder's clamped scalar and its thirteen elements, + the product scratch.
+    ladder = (F._XK,) + F._TMP + F._CH + F._fld.SCRATCH
+    assert len(ladder) >= 13
+    for group in (sha, ladder, (E._DIG, E._H)):
         for b in group:
             assert any(b is x for x in E._SCRATCH), "not in _SCRATCH"
     for b in ladder:
@@ -472,16 +475,16 @@ def test_sha512_block_boundaries_and_streaming():
         d = V.sha512(data)
         assert d == P.sha512(data), n
         # the same bytes fed in uneven pieces
-        E._sinit()
+        pieces = []
         i = 0
         step = 1
         while i < n:
             k = min(step, n - i)
-            E._supdate(data, i, k)
+            pieces.append(memoryview(data)[i:i + k])
             i += k
             step = step * 3 + 1
         out = bytearray(64)
-        E._sfinal(out)
+        E._sha(out, pieces)
         assert bytes(out) == d, n
 
 
