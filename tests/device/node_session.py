@@ -172,6 +172,11 @@ class Link:
     def any(self):
         return len(self.q) - self.rpos
 
+    def emit(self, n):
+        # The Connection's answer (n bytes of `out`) onto the line (link_peer.py: into its
+        # link end first).
+        self.q.extend(self.out[:n])
+
     def readinto(self, buf, n=-1):
         if n < 0 or n > len(buf):
             n = len(buf)
@@ -204,7 +209,7 @@ class Link:
                 ev = conn.next_event()
                 n = conn.data_to_send(self.out)
                 if n:
-                    self.q.extend(self.out[:n])
+                    self.emit(n)
                 if ev == DATA:
                     try:
                         r = json.loads(bytes(conn.plaintext[:conn.data_len]))
@@ -222,7 +227,7 @@ class Link:
                             self.seq = r["seq"]
                         # Committed: acknowledge it, as the collector does (design.md).
                         ack = '{"v":2,"ack":%d,"boot":"%s"}' % (r["seq"], r["boot"])
-                        self.q.extend(self.out[:conn.send_data(ack.encode(), self.out)])
+                        self.emit(conn.send_data(ack.encode(), self.out))
                     else:
                         self.bad += 1
                 elif ev == NEED_DATA and not n:
