@@ -286,19 +286,30 @@ class Connection2:
                     return NEED_DATA
                 # Parse one packet; a handler's -1 means "no event yet": go round again.
                 avail = self._in_end - self._in_start
-                if avail < _HEADER_LEN:
-                    return self._partial(avail)
                 buf = self._in
                 p = self._in_start
-                # The 8-byte header (_put_header below): len, msg_id, type, reserved;
-                # big-endian.
-                body_len = (buf[p] << 8) | buf[p + 1]
+                body_len = -1
+                if avail >= _HEADER_LEN:
+                    # The 8-byte header (_put_header below): len, msg_id, type, reserved;
+                    # big-endian.
+                    body_len = (buf[p] << 8) | buf[p + 1]
+                    if _HEADER_LEN + body_len > len(buf):
+                        self._in_start = self._in_end = 0
+                        return self._fail(RemoteProtocolError("Oversized packet"))
+                if body_len < 0 or _HEADER_LEN + body_len > avail:
+                    # Protocol 1's rule (design.md): a packet begun must be whole within
+                    # timeout_ms. Established has no state timeout, so without this a
+                    # corrupted length field would leave the receiver waiting for bytes that
+                    # never come. (Inline, not a method: a method is heap on a board.)
+                    if avail == 0 or clock is None:
+                        return NEED_DATA
+                    now = clock()
+                    if self._partial_t0 is None:
+                        self._partial_t0 = now
+                    elif ((now - self._partial_t0) & _TICKS_MASK) >= self.timeout_ms:
+                        return self._bad("partial packet timed out")
+                    return NEED_DATA
                 end = p + _HEADER_LEN + body_len
-                if _HEADER_LEN + body_len > len(buf):
-                    self._in_start = self._in_end = 0
-                    return self._fail(RemoteProtocolError("Oversized packet"))
-                if end > self._in_end:
-                    return self._partial(avail)
                 self._partial_t0 = None
                 msg_id = (buf[p + 2] << 8) | buf[p + 3]
                 ptype = (buf[p + 4] << 8) | buf[p + 5]
@@ -343,19 +354,6 @@ class Connection2:
                     return ev
         except MemoryError:
             return self._fail(OutOfMemory("out of memory"))
-
-    def _partial(self, avail):
-        # Protocol 1's rule (design.md): a packet begun must be whole within timeout_ms.
-        # Established has no state timeout, so without this a corrupted length field would
-        # leave the receiver waiting for bytes that never come.
-        if avail == 0 or self._clock is None:
-            return NEED_DATA
-        now = self._clock()
-        if self._partial_t0 is None:
-            self._partial_t0 = now
-        elif ((now - self._partial_t0) & _TICKS_MASK) >= self.timeout_ms:
-            return self._bad("partial packet timed out")
-        return NEED_DATA
 
     # ------------------------------------------------------------------ handshake
 
