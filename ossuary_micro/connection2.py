@@ -328,9 +328,10 @@ class Connection2:
                     if st == _ESTABLISHED:
                         # Unauthenticated: it may end the session, but it is never a clean
                         # close.
+                        # (Two whole messages: the words alone would be interned names.)
                         return self._fail(ConnectionFailed(
-                            "unauthenticated %s after the handshake"
-                            % ("Reset" if ptype == _T2_RESET else "Disconnect")))
+                            "unauthenticated Reset after the handshake" if ptype == _T2_RESET
+                            else "unauthenticated Disconnect after the handshake"))
                     if ptype == _T2_DISCONNECT:
                         self.reset_count += 1
                         return self._fail(
