@@ -144,7 +144,9 @@ class Connection2:
             # The identity: a server always has one; a keyless client gets a fresh static X25519
             # key per session and counts as unauthenticated (announces no Ed25519 key).
             if secret_key is None and self.is_server:
-                secret_key = self._rand(32)
+                secret_key = random(32)
+                if secret_key is None or len(secret_key) != 32:
+                    raise CryptoError("random source returned a wrong length")
             self._identity = None
             self._owned = False
             self._static = None
@@ -589,12 +591,6 @@ class Connection2:
 
     # ------------------------------------------------------------------ internals
 
-    def _rand(self, n):
-        b = self._random(n)
-        if b is None or len(b) != n:
-            raise CryptoError("random source returned a wrong length")
-        return bytes(b)
-
     def _enter(self, state):
         self.state = state
         self.established = state == _ESTABLISHED
@@ -606,10 +602,15 @@ class Connection2:
         # Fresh handshake: new HandshakeState (new e when it writes), msg_ids to 0. A keyless
         # client also takes a fresh static key, so two sessions cannot be linked by it.
         self._wipe()
+        # The random source goes to the HandshakeState as it is: its GENERATE_KEYPAIR()
+        # checks the length the same way (one method less on a board's heap).
         static = self._static
         if static is None:
-            static = self._fresh_static = KeyPair(self.backend, self._rand(32))
-        self._hs = HandshakeState(self.backend, self._rand, not self.is_server,
+            b = self._random(32)
+            if b is None or len(b) != 32:
+                raise CryptoError("random source returned a wrong length")
+            static = self._fresh_static = KeyPair(self.backend, b)
+        self._hs = HandshakeState(self.backend, self._random, not self.is_server,
                                   _PROLOGUE, static)
         self._absorb_reset = False
         self._partial_t0 = None     # clock when an incomplete packet was first seen
