@@ -165,7 +165,10 @@ class Connection:
             self._secret = None
             self.local_public_key = None
             if secret_key is not None:
-                self.set_secret_key(secret_key)
+                # The 32-byte Ed25519 seed (KeyFormatError otherwise) and its public key.
+                _check_key(secret_key, "secret key")
+                self._secret = bytearray(secret_key)
+                self.local_public_key = self.backend.ed25519_public(bytes(secret_key))
             self._authorized = []
             for k in authorized_keys:
                 self.add_authorized_key(k)
@@ -201,12 +204,6 @@ class Connection:
             raise OutOfMemory("out of memory")
 
     # ------------------------------------------------------------------ keys and trust
-
-    def set_secret_key(self, seed):
-        """Use `seed` (32 bytes) as the long-term Ed25519 key. Raises KeyFormatError."""
-        _check_key(seed, "secret key")
-        self._secret = bytearray(seed)
-        self.local_public_key = self.backend.ed25519_public(bytes(seed))
 
     def add_authorized_key(self, key):
         """Trust a peer public key (32 bytes). Raises KeyFormatError."""
