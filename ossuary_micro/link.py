@@ -474,7 +474,10 @@ class Link:
                     self._events |= 1 << LINK_UP
                     self._t_rx = now
             else:
-                self._heard(now)
+                self._t_rx = now        # heard (as below)
+                if self._state == _DOWN:
+                    self._state = _UP
+                    self._events |= 1 << LINK_UP
             if not flags & _F_UP:
                 self._syn_pending = True      # the peer is not synchronised: answer
             return
@@ -490,7 +493,11 @@ class Link:
         if not _STATES[self._state][1]:
             return              # Sync: DATA/ACK belong to a session we do not have (yet)
         now = self._clock()
-        self._heard(now)
+        # Heard from the peer: a link that was down is up again (L6).
+        self._t_rx = now
+        if self._state == _DOWN:
+            self._state = _UP
+            self._events |= 1 << LINK_UP
 
         # L4: cumulative ack (fr[2]). Valid when it acknowledges nothing or slots we have
         # sent; a stale or bogus one is ignored, its window (fr[3]) included.
@@ -542,12 +549,6 @@ class Link:
             done += k
         self._rlen += plen
         self._expect = (self._expect + 1) & 0xFF
-
-    def _heard(self, now):
-        self._t_rx = now
-        if self._state == _DOWN:
-            self._state = _UP
-            self._events |= 1 << LINK_UP
 
     # ------------------------------------------------------------------ timers and events
 
