@@ -285,7 +285,7 @@ class Connection2(_Connection2):
         # (another state or backend, an event pending, a partial or other packet, a nonce
         # carry). Checked: what next_event and _recv_record accept of a DATA record. The old
         # windows are dropped first, so a kept window also says _partial_t0 is None (the
-        # general path's _partial may set it; the record that completes it clears it).
+        # general path (next_event) may set it; the record that completes it clears it).
         self._ow = _NO_OPEN
         if (self.state != _ESTABLISHED or self._pending_done or self.remote_ended
                 or e - p < _RECORD_OVERHEAD or self._absorb_reset):

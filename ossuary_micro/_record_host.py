@@ -216,7 +216,7 @@ class Connection(_Connection):
         # what _parse_one and _recv_data accept of a data packet, and reserved bytes 0.
         # The old windows are dropped first: whenever the general path runs, the next packet
         # comes here again, so a kept window also says _partial_t0 is None (the general
-        # path's _partial may set it; the packet that completes it clears it, as _parse_one).
+        # path (_parse_one) may set it; the packet that completes it clears it, as _parse_one).
         self._ow = _NO_OPEN
         aead = self._aead
         if (aead is None or self.state != _ENCRYPTED or self._pending_done or e - p < 28

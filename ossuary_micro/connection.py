@@ -165,7 +165,10 @@ class Connection:
             self._secret = None
             self.local_public_key = None
             if secret_key is not None:
-                self.set_secret_key(secret_key)
+                # The 32-byte Ed25519 seed (KeyFormatError otherwise) and its public key.
+                _check_key(secret_key, "secret key")
+                self._secret = bytearray(secret_key)
+                self.local_public_key = self.backend.ed25519_public(bytes(secret_key))
             self._authorized = []
             for k in authorized_keys:
                 self.add_authorized_key(k)
@@ -202,12 +205,6 @@ class Connection:
 
     # ------------------------------------------------------------------ keys and trust
 
-    def set_secret_key(self, seed):
-        """Use `seed` (32 bytes) as the long-term Ed25519 key. Raises KeyFormatError."""
-        _check_key(seed, "secret key")
-        self._secret = bytearray(seed)
-        self.local_public_key = self.backend.ed25519_public(bytes(seed))
-
     def add_authorized_key(self, key):
         """Trust a peer public key (32 bytes). Raises KeyFormatError."""
         _check_key(key, "authorized key")
@@ -240,21 +237,14 @@ class Connection:
 
     # ------------------------------------------------------------------ status
 
-    # `state` (the state's number, an index of _STATES) is a plain attribute, read-only by
-    # convention: a property would be ~130 B more of heap on a board.
+    # Plain attributes, read-only by convention and kept by _enter() (a property would be
+    # ~130 B more of heap on a board): `state` (the state's number, an index of _STATES);
+    # `established` (Encrypted); `closed`: True once the connection is dead (Failed) and its
+    # Disconnect, if any, was written.
 
     @property
     def state_name(self):
         return _STATES[self.state][0]
-
-    @property
-    def established(self):
-        return self.state == _ENCRYPTED
-
-    @property
-    def closed(self):
-        """True once the connection is dead (Failed) and its Disconnect, if any, was written."""
-        return self.state == _FAILED
 
     @property
     def data(self):
@@ -334,35 +324,33 @@ class Connection:
         except MemoryError:
             return self._fail(OutOfMemory("out of memory"))
 
-    def _partial(self, avail):
-        # Spec section 11, "no hang", in every state: once the first bytes of a packet have
-        # been seen here, the whole packet must be buffered within timeout_ms, else the
-        # session resets. Without this a corrupted length field (up to 16,404 bytes) would
-        # leave the receiver waiting for bytes that never come. timeout_ms must therefore
-        # exceed the time the link takes to carry the largest packet.
-        if avail == 0 or self._clock is None:
-            return _NEED_DATA
-        now = self._clock()
-        if self._partial_t0 is None:
-            self._partial_t0 = now
-        elif ((now - self._partial_t0) & _TICKS_MASK) >= self.timeout_ms:
-            return self._bad("partial packet timed out")
-        return _NEED_DATA
-
     def _parse_one(self):
         # Returns an event, NEED_DATA, or -1 after consuming a packet that produced none.
         avail = self._in_end - self._in_start
-        if avail < _HEADER_LEN:
-            return self._partial(avail)
         buf = self._in
         p = self._in_start
-        body_len = (buf[p] << 8) | buf[p + 1]       # spec 1.1: the header is big-endian
-        if _HEADER_LEN + body_len > self._cap or body_len > _REFERENCE_MAX_BODY:
-            # Spec 1.1: oversized packets are a permanent failure.
-            self._in_start = self._in_end = 0
-            return self._fail(RemoteProtocolError("Oversized packet"))
-        if avail < _HEADER_LEN + body_len:
-            return self._partial(avail)
+        body_len = -1
+        if avail >= _HEADER_LEN:
+            body_len = (buf[p] << 8) | buf[p + 1]       # spec 1.1: the header is big-endian
+            if _HEADER_LEN + body_len > self._cap or body_len > _REFERENCE_MAX_BODY:
+                # Spec 1.1: oversized packets are a permanent failure.
+                self._in_start = self._in_end = 0
+                return self._fail(RemoteProtocolError("Oversized packet"))
+        if body_len < 0 or avail < _HEADER_LEN + body_len:
+            # Spec section 11, "no hang", in every state: once the first bytes of a packet
+            # have been seen here, the whole packet must be buffered within timeout_ms, else
+            # the session resets. Without this a corrupted length field (up to 16,404 bytes)
+            # would leave the receiver waiting for bytes that never come. timeout_ms must
+            # therefore exceed the time the link takes to carry the largest packet. (Inline,
+            # not a method of its own: a method is heap on a board.)
+            if avail == 0 or self._clock is None:
+                return _NEED_DATA
+            now = self._clock()
+            if self._partial_t0 is None:
+                self._partial_t0 = now
+            elif ((now - self._partial_t0) & _TICKS_MASK) >= self.timeout_ms:
+                return self._bad("partial packet timed out")
+            return _NEED_DATA
         self._partial_t0 = None
         ptype = (buf[p + 4] << 8) | buf[p + 5]   # unknown types match no state: an error below
         body = p + _HEADER_LEN
@@ -662,6 +650,8 @@ class Connection:
 
     def _enter(self, st):
         self.state = st
+        self.established = st == _ENCRYPTED
+        self.closed = st == _FAILED
         if self._clock is not None and _STATES[st][4]:
             self._t0 = self._clock()
 

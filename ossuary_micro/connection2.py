@@ -144,7 +144,9 @@ class Connection2:
             # The identity: a server always has one; a keyless client gets a fresh static X25519
             # key per session and counts as unauthenticated (announces no Ed25519 key).
             if secret_key is None and self.is_server:
-                secret_key = self._rand(32)
+                secret_key = random(32)
+                if secret_key is None or len(secret_key) != 32:
+                    raise CryptoError("random source returned a wrong length")
             self._identity = None
             self._owned = False
             self._static = None
@@ -286,19 +288,30 @@ class Connection2:
                     return NEED_DATA
                 # Parse one packet; a handler's -1 means "no event yet": go round again.
                 avail = self._in_end - self._in_start
-                if avail < _HEADER_LEN:
-                    return self._partial(avail)
                 buf = self._in
                 p = self._in_start
-                # The 8-byte header (_put_header below): len, msg_id, type, reserved;
-                # big-endian.
-                body_len = (buf[p] << 8) | buf[p + 1]
+                body_len = -1
+                if avail >= _HEADER_LEN:
+                    # The 8-byte header (_put_header below): len, msg_id, type, reserved;
+                    # big-endian.
+                    body_len = (buf[p] << 8) | buf[p + 1]
+                    if _HEADER_LEN + body_len > len(buf):
+                        self._in_start = self._in_end = 0
+                        return self._fail(RemoteProtocolError("Oversized packet"))
+                if body_len < 0 or _HEADER_LEN + body_len > avail:
+                    # Protocol 1's rule (design.md): a packet begun must be whole within
+                    # timeout_ms. Established has no state timeout, so without this a
+                    # corrupted length field would leave the receiver waiting for bytes that
+                    # never come. (Inline, not a method: a method is heap on a board.)
+                    if avail == 0 or clock is None:
+                        return NEED_DATA
+                    now = clock()
+                    if self._partial_t0 is None:
+                        self._partial_t0 = now
+                    elif ((now - self._partial_t0) & _TICKS_MASK) >= self.timeout_ms:
+                        return self._bad("partial packet timed out")
+                    return NEED_DATA
                 end = p + _HEADER_LEN + body_len
-                if _HEADER_LEN + body_len > len(buf):
-                    self._in_start = self._in_end = 0
-                    return self._fail(RemoteProtocolError("Oversized packet"))
-                if end > self._in_end:
-                    return self._partial(avail)
                 self._partial_t0 = None
                 msg_id = (buf[p + 2] << 8) | buf[p + 3]
                 ptype = (buf[p + 4] << 8) | buf[p + 5]
@@ -317,9 +330,10 @@ class Connection2:
                     if st == _ESTABLISHED:
                         # Unauthenticated: it may end the session, but it is never a clean
                         # close.
+                        # (Two whole messages: the words alone would be interned names.)
                         return self._fail(ConnectionFailed(
-                            "unauthenticated %s after the handshake"
-                            % ("Reset" if ptype == _T2_RESET else "Disconnect")))
+                            "unauthenticated Reset after the handshake" if ptype == _T2_RESET
+                            else "unauthenticated Disconnect after the handshake"))
                     if ptype == _T2_DISCONNECT:
                         self.reset_count += 1
                         return self._fail(
@@ -343,19 +357,6 @@ class Connection2:
                     return ev
         except MemoryError:
             return self._fail(OutOfMemory("out of memory"))
-
-    def _partial(self, avail):
-        # Protocol 1's rule (design.md): a packet begun must be whole within timeout_ms.
-        # Established has no state timeout, so without this a corrupted length field would
-        # leave the receiver waiting for bytes that never come.
-        if avail == 0 or self._clock is None:
-            return NEED_DATA
-        now = self._clock()
-        if self._partial_t0 is None:
-            self._partial_t0 = now
-        elif ((now - self._partial_t0) & _TICKS_MASK) >= self.timeout_ms:
-            return self._bad("partial packet timed out")
-        return NEED_DATA
 
     # ------------------------------------------------------------------ handshake
 
@@ -590,12 +591,6 @@ class Connection2:
 
     # ------------------------------------------------------------------ internals
 
-    def _rand(self, n):
-        b = self._random(n)
-        if b is None or len(b) != n:
-            raise CryptoError("random source returned a wrong length")
-        return bytes(b)
-
     def _enter(self, state):
         self.state = state
         self.established = state == _ESTABLISHED
@@ -607,10 +602,15 @@ class Connection2:
         # Fresh handshake: new HandshakeState (new e when it writes), msg_ids to 0. A keyless
         # client also takes a fresh static key, so two sessions cannot be linked by it.
         self._wipe()
+        # The random source goes to the HandshakeState as it is: its GENERATE_KEYPAIR()
+        # checks the length the same way (one method less on a board's heap).
         static = self._static
         if static is None:
-            static = self._fresh_static = KeyPair(self.backend, self._rand(32))
-        self._hs = HandshakeState(self.backend, self._rand, not self.is_server,
+            b = self._random(32)
+            if b is None or len(b) != 32:
+                raise CryptoError("random source returned a wrong length")
+            static = self._fresh_static = KeyPair(self.backend, b)
+        self._hs = HandshakeState(self.backend, self._random, not self.is_server,
                                   _PROLOGUE, static)
         self._absorb_reset = False
         self._partial_t0 = None     # clock when an incomplete packet was first seen

@@ -175,11 +175,6 @@ def cobs_decode(buf, n):
     return o
 
 
-def encoded_max(raw_len):
-    """Largest encoded size of a raw frame of raw_len bytes, both delimiters included."""
-    return raw_len + raw_len // 254 + 1 + 2
-
-
 class Link:
     """One end of a serial link (docs/LINK.md). Sans-I/O; raises only OssuaryError
     subclasses (LocalProtocolError for bad settings or a too-small output buffer,
@@ -217,8 +212,10 @@ class Link:
         # The largest raw frame: a full DATA frame, or a SYN when payloads are tiny.
         body_max = max_payload if max_payload > _SYN_BODY_LEN else _SYN_BODY_LEN
         raw_max = _HEADER_LEN + body_max + _CRC_LEN
-        # Size of an output buffer that holds any frame data_to_send() writes.
-        self.max_frame = encoded_max(raw_max)
+        # Size of an output buffer that holds any frame data_to_send() writes: the largest
+        # raw frame COBS-encoded (a code byte per 254 bytes, plus one), both delimiters
+        # included.
+        self.max_frame = raw_max + raw_max // 254 + 1 + 2
         if rto_ms is None:
             # L4: twice the time to put a full window on the wire (10 bits per byte), plus
             # 100 ms for the peer to turn round: no spurious go-back on a busy line.
@@ -427,12 +424,62 @@ class Link:
             return
         typ = fr[0] & 0x0F
         flags = fr[0] & 0xF0
+        # The three receive steps below are written out here, not as methods of their own:
+        # each method is ~100 B of a board's heap and its name and arguments are interned.
         if typ == _T_SYN:
             if n != _HEADER_LEN + _SYN_BODY_LEN:
                 self.bad_frames += 1
                 return
             self.frames_received += 1
-            self._recv_syn(flags, fr[3])
+            # L3: the SYN exchange. fr[4:8] is the sender's nonce, fr[8:12] its echo of ours.
+            same = True
+            for i in range(_NONCE_LEN):
+                if fr[4 + i] != self._nonce[i]:
+                    same = False
+                    break
+            if same:
+                self.bad_frames += 1   # our own nonce: a looped-back line, not a peer
+                return
+            known = True
+            for i in range(_NONCE_LEN):
+                if fr[4 + i] != self._peer[i]:
+                    known = False
+                    break
+            now = self._clock()
+            if not known:
+                if self._state != _SYNC:
+                    # The peer restarted: its session and ours end here.
+                    self.peer_resets += 1
+                    self._events |= 1 << PEER_RESET
+                    self._clear()
+                    self._state = _SYNC
+                for i in range(_NONCE_LEN):
+                    self._peer[i] = fr[4 + i]
+            if self._state == _SYNC:
+                echoed = True
+                for i in range(_NONCE_LEN):
+                    if fr[8 + i] != self._nonce[i]:
+                        echoed = False
+                        break
+                if echoed:
+                    # Both nonces bound: sequence numbers start at 0 in both directions.
+                    # Data queued while in Sync (never sent) stays queued.
+                    self._base = 0
+                    self._expect = 0
+                    self._next_off = 0
+                    self._hi_off = 0
+                    win = fr[3]
+                    self._pwin = win if win < self.window else self.window
+                    self._state = _UP
+                    self._events |= 1 << LINK_UP
+                    self._t_rx = now
+            else:
+                self._t_rx = now        # heard (as below)
+                if self._state == _DOWN:
+                    self._state = _UP
+                    self._events |= 1 << LINK_UP
+            if not flags & _F_UP:
+                self._syn_pending = True      # the peer is not synchronised: answer
             return
         if typ == _T_DATA:
             plen = n - _HEADER_LEN
@@ -446,93 +493,43 @@ class Link:
         if not _STATES[self._state][1]:
             return              # Sync: DATA/ACK belong to a session we do not have (yet)
         now = self._clock()
-        self._heard(now)
-        self._recv_ack(fr[2], fr[3], flags & _F_NAK, now)
-        if typ == _T_DATA:
-            self._recv_data(fr[1], n - _HEADER_LEN)
-
-    def _heard(self, now):
+        # Heard from the peer: a link that was down is up again (L6).
         self._t_rx = now
         if self._state == _DOWN:
             self._state = _UP
             self._events |= 1 << LINK_UP
 
-    def _recv_syn(self, flags, win):
-        # L3: the SYN exchange. fr[4:8] is the sender's nonce, fr[8:12] its echo of ours.
-        fr = self._fr
-        same = True
-        for i in range(_NONCE_LEN):
-            if fr[4 + i] != self._nonce[i]:
-                same = False
-                break
-        if same:
-            self.bad_frames += 1   # our own nonce: a looped-back line, not a peer
-            return
-        known = True
-        for i in range(_NONCE_LEN):
-            if fr[4 + i] != self._peer[i]:
-                known = False
-                break
-        now = self._clock()
-        if not known:
-            if self._state != _SYNC:
-                # The peer restarted: its session and ours end here.
-                self.peer_resets += 1
-                self._events |= 1 << PEER_RESET
-                self._clear()
-                self._state = _SYNC
-            for i in range(_NONCE_LEN):
-                self._peer[i] = fr[4 + i]
-        if self._state == _SYNC:
-            echoed = True
-            for i in range(_NONCE_LEN):
-                if fr[8 + i] != self._nonce[i]:
-                    echoed = False
-                    break
-            if echoed:
-                # Both nonces bound: sequence numbers start at 0 in both directions. Data
-                # queued while in Sync (never sent) stays queued.
-                self._base = 0
-                self._expect = 0
+        # L4: cumulative ack (fr[2]). Valid when it acknowledges nothing or slots we have
+        # sent; a stale or bogus one is ignored, its window (fr[3]) included.
+        d = (fr[2] - self._base) & 0xFF
+        if d <= self._hi_off:
+            if d:
+                self._base = (self._base + d) & 0xFF
+                self._bslot = (self._bslot + d) % self.window
+                self._count -= d
+                self._hi_off -= d
+                self._next_off = self._next_off - d if self._next_off > d else 0
+                self._rto = self.rto_ms         # progress ends the backoff
+                self._t_rto = now
+                self._naked = False
+            if (flags & _F_NAK and self._hi_off and self._next_off >= self._hi_off
+                    and not self._naked):
+                # The receiver saw a frame after seq fr[2]: fr[2] was lost (it is what it acks).
+                # Go back now (L4), once per oldest frame (a second loss of it waits for the
+                # timer, so a loss pattern in step with our resends cannot keep us busy), and
+                # not while a go-back is under way (the NAK may be about its predecessor).
                 self._next_off = 0
-                self._hi_off = 0
-                self._pwin = win if win < self.window else self.window
-                self._state = _UP
-                self._events |= 1 << LINK_UP
-                self._t_rx = now
-        else:
-            self._heard(now)
-        if not flags & _F_UP:
-            self._syn_pending = True      # the peer is not synchronised: answer
+                self._t_rto = now
+                self._naked = True
+            win = fr[3]
+            self._pwin = win if win < self.window else self.window
+        if typ != _T_DATA:
+            return
 
-    def _recv_ack(self, ack, win, nak, now):
-        # L4: cumulative ack. Valid when it acknowledges nothing or slots we have sent.
-        d = (ack - self._base) & 0xFF
-        if d > self._hi_off:
-            return                          # stale or bogus: ignore it, window included
-        if d:
-            self._base = (self._base + d) & 0xFF
-            self._bslot = (self._bslot + d) % self.window
-            self._count -= d
-            self._hi_off -= d
-            self._next_off = self._next_off - d if self._next_off > d else 0
-            self._rto = self.rto_ms         # progress ends the backoff
-            self._t_rto = now
-            self._naked = False
-        if nak and self._hi_off and self._next_off >= self._hi_off and not self._naked:
-            # The receiver saw a frame after `ack`: `ack` was lost. Go back now (L4), once
-            # per oldest frame (a second loss of it waits for the timer, so a loss pattern
-            # in step with our resends cannot keep us busy), and not while a go-back is
-            # under way (the NAK may be about its predecessor).
-            self._next_off = 0
-            self._t_rto = now
-            self._naked = True
-        self._pwin = win if win < self.window else self.window
-
-    def _recv_data(self, seq, plen):
-        # L4-L5: in-order payloads are delivered if they fit, everything else is acked so
-        # the sender learns where we are.
+        # L4-L5: DATA seq fr[1]. In-order payloads are delivered if they fit, everything
+        # else is acked so the sender learns where we are.
         self._ack_pending = True
+        seq = fr[1]
         if seq != self._expect:
             if (seq - self._expect) & 0xFF < 128:
                 self._nak_pending = True      # a gap: ask for a go-back
@@ -547,7 +544,7 @@ class Link:
             k = plen - done
             if tail + k > size:
                 k = size - tail
-            copy_into(self._rx, tail, self._fr, _HEADER_LEN + done, k)
+            copy_into(self._rx, tail, fr, _HEADER_LEN + done, k)
             tail = (tail + k) % size
             done += k
         self._rlen += plen
@@ -603,7 +600,7 @@ class Link:
             raw[0] = _T_SYN | (0 if self._state == _SYNC else _F_UP)
             raw[1] = 0
             raw[2] = 0
-            raw[3] = self._advertise()
+            raw[3] = self._adv = self._credit()   # the credit advertised
             copy_into(raw, 4, self._nonce, 0, _NONCE_LEN)
             copy_into(raw, 8, self._peer, 0, _NONCE_LEN)
             return self._emit(_HEADER_LEN + _SYN_BODY_LEN, out, off, now)
@@ -628,16 +625,12 @@ class Link:
             return self._emit(_HEADER_LEN, out, off, now)
         return 0
 
-    def _advertise(self):
-        self._adv = self._credit()
-        return self._adv
-
     def _header(self, typ, seq):
         raw = self._raw
         raw[0] = typ | (_F_NAK if self._nak_pending else 0)
         raw[1] = seq
         raw[2] = self._expect
-        raw[3] = self._advertise()
+        raw[3] = self._adv = self._credit()   # the credit advertised
         self._ack_pending = False           # every DATA/ACK frame carries the ack
         self._nak_pending = False
 

@@ -749,6 +749,18 @@ def test_read_only_out_consumes_nothing():
     assert not link.client.local_ended
 
 
+def test_a_random_source_of_the_wrong_length_is_a_crypto_error():
+    # The three draws: a keyless server's identity and a keyless client's static key (both
+    # when the connection is made), the ephemeral key (when the client writes message 1).
+    for bad in (lambda n: bytes(n - 1), lambda n: None):
+        for role in (AUTH_SERVER, CLIENT):
+            e = raises(CryptoError, Connection2, role, random=bad)
+            assert str(e) == "random source returned a wrong length", (role, e)
+        conn = Connection2(CLIENT, secret_key=CLIENT_SEED, random=bad)
+        e = raises(CryptoError, conn.data_to_send, bytearray(_OUT))
+        assert str(e) == "random source returned a wrong length", e
+
+
 def test_out_of_memory_closes_the_connection():
     from ossuary_micro.errors import OutOfMemory
     for side in ("send", "receive"):
