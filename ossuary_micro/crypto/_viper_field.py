@@ -1,6 +1,6 @@
-# Viper field functions of the viper backend: product, o = a + k*b, conditional swap, on
-# viper.py's elements (20 limbs of 13 bits in 32-bit words, bounds argued in its
-# field section). Used where the Thumb assembler versions (_viper_thumb.py, same signatures
+# Viper field functions of the viper backend: product, o = a + k*b, conditional swap, full
+# reduction (modulo p, and modulo 2**130 - 5 for Poly1305), on viper.py's elements (20 limbs
+# of 13 bits in 32-bit words, bounds argued in its field section). Used where the Thumb assembler versions (_viper_thumb.py, same signatures
 # and limbs) do not exist: ESP32 (xtensa), the unix ports. Only fixed-length loops, no branch
 # or address that depends on limb values or the swap bit.
 
@@ -84,3 +84,34 @@ def cswap(x: ptr32, y: ptr32, bit: uint):
         x[i] = uint(x[i]) ^ t
         y[i] = uint(y[i]) ^ t
 
+
+@micropython.viper
+def reduce(p: ptr32, n: int, tb: int, f: uint):
+    # Fully reduce p modulo q = 2**K - f, K = 13 (n - 1) + tb, in place: n limbs of 13 bits,
+    # value < q. Used for p (n = 20, tb = 8, f = 19) on a loose element, and for Poly1305's
+    # 2**130 - 5 (n = 10, tb = 13, f = 5) on its accumulator (limb 0 < 2**22, the others 13
+    # bits). Every carry pass leaves limbs 0..n-2 at 13 bits and the rest in the top limb.
+    # Passes 0 and 1 fold the top limb's bits from tb up as * f: then value < q + 2**K < 2q.
+    # Pass 2 only computes the bit K of value + f: set (b = 1) exactly when value >= q.
+    # Pass 3 adds b * f and drops bit K: value - q when b = 1, value when b = 0 (ref10's
+    # freeze). No branch or address depends on the data; every word stays below 2**23.
+    top = n - 1
+    mk = (1 << tb) - 1
+    b = uint(0)
+    for k in range(4):
+        c = b * f
+        if k < 2:  # pass number, not data
+            c = (uint(p[top]) >> tb) * f
+            p[top] = uint(p[top]) & mk
+        if k == 2:
+            c = f
+        v = uint(0)
+        for i in range(n):
+            v = uint(p[i]) + c
+            c = v >> 13
+            if i < top:
+                v &= 0x1FFF
+            if k != 2:
+                p[i] = v
+        b = v >> tb
+    p[top] = uint(p[top]) & mk

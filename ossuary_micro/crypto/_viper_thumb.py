@@ -297,3 +297,70 @@ def cswap(r0, r1, r2):
     add(r1, 4)
     sub(r7, 1)
     bne(words)
+
+
+@micropython.asm_thumb
+def reduce(r0, r1, r2, r3):
+    # p = p fully reduced modulo 2**K - f, K = 13 (n - 1) + tb, in place (viper reduce: the
+    # same four passes, the same limbs): r0 = p, r1 = n, r2 = tb, r3 = f. Passes 0 and 1 fold
+    # the top limb's bits from tb up as * f, pass 2 only computes b = bit K of value + f,
+    # pass 3 adds b * f; then the top limb keeps its low tb bits. A limb's low 13 bits are
+    # (v << 19) >> 19, its low tb bits v - ((v >> tb) << tb). Branches only on the pass
+    # number and the limb index, never on limb values. r4 = pass, r5 = carry c (b between
+    # passes), r6 = limb, r7 walks p; r0 = the top limb's address, r1 = its byte offset.
+    sub(r1, 1)
+    lsl(r1, r1, 2)
+    add(r0, r0, r1)
+    mov(r4, 0)
+    mov(r5, 0)
+    label(passes)
+    mul(r5, r3)  # c = b * f (pass 3; b = 0 before)
+    cmp(r4, 2)
+    bne(fold)
+    mov(r5, r3)  # pass 2: c = f
+    label(fold)
+    cmp(r4, 2)
+    bge(carry)
+    ldr(r6, [r0, 0])  # passes 0, 1: c = (p[top] >> tb) * f, p[top] = its low tb bits
+    mov(r5, r6)
+    lsr(r5, r2)
+    lsl(r5, r2)
+    sub(r6, r6, r5)
+    str(r6, [r0, 0])
+    lsr(r5, r2)
+    mul(r5, r3)
+    label(carry)
+    sub(r7, r0, r1)
+    label(limbs)
+    cmp(r7, r0)
+    beq(top)
+    ldr(r6, [r7, 0])
+    add(r6, r6, r5)
+    lsr(r5, r6, 13)
+    lsl(r6, r6, 19)
+    lsr(r6, r6, 19)
+    cmp(r4, 2)
+    beq(keep)  # pass 2 stores nothing
+    str(r6, [r7, 0])
+    label(keep)
+    add(r7, 4)
+    b(limbs)
+    label(top)
+    ldr(r6, [r0, 0])  # the top limb, not masked
+    add(r6, r6, r5)
+    cmp(r4, 2)
+    beq(keep2)
+    str(r6, [r0, 0])
+    label(keep2)
+    mov(r5, r6)
+    lsr(r5, r2)  # b = v >> tb
+    add(r4, 1)
+    cmp(r4, 4)
+    blt(passes)
+    ldr(r6, [r0, 0])
+    mov(r5, r6)
+    lsr(r5, r2)
+    lsl(r5, r2)
+    sub(r6, r6, r5)
+    str(r6, [r0, 0])
+    mov(r0, 0)

@@ -81,7 +81,8 @@ _FE1 = bytearray(80)  # AEAD's source of zero bytes)
 _FE1[0] = 1
 
 # The hot functions: product, o = a + k*b (with a 64p bias for subtraction), conditional
-# swap. On ARM boards the Thumb assembler versions (crypto/_viper_thumb.py); where that
+# swap; and the full reduction (_reduce: modulo p, and modulo 2**130 - 5 for Poly1305).
+# On ARM boards the Thumb assembler versions (crypto/_viper_thumb.py); where that
 # does not compile (SyntaxError: ESP32, unix, wasm) or is not installed, the viper ones
 # (crypto/_viper_field.py). Both give the same limbs; tests/test_board_emulator.py compares
 # them on the M0. Only the module in use is loaded (its .mpy is RAM on a board).
@@ -92,6 +93,7 @@ except (ImportError, SyntaxError):
 _mul = _fld.mul
 _addk = _fld.addk
 _cswap = _fld.cswap
+_reduce = _fld.reduce
 
 
 @micropython.viper
@@ -130,38 +132,6 @@ def _limbs(o: ptr32, b: ptr8, off: int, n: int, top: uint, count: int):
 # callers check it themselves), is _limbs(o, s, 0, 31, s[31] & 0x7F, 20); an element copy is
 # _bcopy(o, 0, a, 0, 80, 0). Written out where used, not as functions of their own: each
 # function loaded is ~100 B of heap on a board, and its name stays interned.
-
-
-@micropython.viper
-def _reduce(p: ptr32, n: int, tb: int, f: uint):
-    # Fully reduce p modulo q = 2**K - f, K = 13 (n - 1) + tb, in place: n limbs of 13 bits,
-    # value < q. Used for p (n = 20, tb = 8, f = 19) on a loose element, and for Poly1305's
-    # 2**130 - 5 (n = 10, tb = 13, f = 5) on its accumulator (limb 0 < 2**22, the others 13
-    # bits). Every carry pass leaves limbs 0..n-2 at 13 bits and the rest in the top limb.
-    # Passes 0 and 1 fold the top limb's bits from tb up as * f: then value < q + 2**K < 2q.
-    # Pass 2 only computes the bit K of value + f: set (b = 1) exactly when value >= q.
-    # Pass 3 adds b * f and drops bit K: value - q when b = 1, value when b = 0 (ref10's
-    # freeze). No branch or address depends on the data; every word stays below 2**23.
-    top = n - 1
-    mk = (1 << tb) - 1
-    b = uint(0)
-    for k in range(4):
-        c = b * f
-        if k < 2:  # pass number, not data
-            c = (uint(p[top]) >> tb) * f
-            p[top] = uint(p[top]) & mk
-        if k == 2:
-            c = f
-        v = uint(0)
-        for i in range(n):
-            v = uint(p[i]) + c
-            c = v >> 13
-            if i < top:
-                v &= 0x1FFF
-            if k != 2:
-                p[i] = v
-        b = v >> tb
-    p[top] = uint(p[top]) & mk
 
 
 def _is_zero(a):
