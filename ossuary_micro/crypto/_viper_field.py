@@ -1,8 +1,9 @@
 # Viper field functions of the viper backend: product, o = a + k*b, conditional swap, full
-# reduction (modulo p, and modulo 2**130 - 5 for Poly1305), on viper.py's elements (20 limbs
-# of 13 bits in 32-bit words, bounds argued in its field section). Used where the Thumb assembler versions (_viper_thumb.py, same signatures
-# and limbs) do not exist: ESP32 (xtensa), the unix ports. Only fixed-length loops, no branch
-# or address that depends on limb values or the swap bit.
+# reduction (modulo p, and modulo 2**130 - 5 for Poly1305), one Poly1305 block, on viper.py's
+# elements (20 limbs of 13 bits in 32-bit words, bounds argued in its field section). Used
+# where the Thumb assembler versions (_viper_thumb.py, same signatures and limbs) do not
+# exist: ESP32 (xtensa), the unix ports. Only fixed-length loops, no branch or address that
+# depends on limb values or the swap bit.
 
 import micropython
 
@@ -115,3 +116,33 @@ def reduce(p: ptr32, n: int, tb: int, f: uint):
                 p[i] = v
         b = v >> tb
     p[top] = uint(p[top]) & mk
+
+
+@micropython.viper
+def poly(h: ptr32, a: ptr32, ae: ptr8, off: int):
+    # One Poly1305 block (RFC 8439 2.5), for viper.py's _poly: h = (h + a + 2**128) * r
+    # modulo 2**130 - 5, on 10 limbs of 13 bits. a: the block's limbs (overwritten with
+    # h + a); ae + off: 5r (10 limbs) then r (10 limbs), so the factor of a[j] in column i
+    # is word 10 + i - j there. Bounds: viper.py's AEAD section.
+    w = ptr32(uint(ae) + off)
+    # a = h + m + 2**128 (bit 11 of limb 9), carried to limbs <= 8191 (limb 0 <= 8196:
+    # 2**130 = 5 mod q).
+    c = uint(0)
+    for i in range(10):
+        v = uint(a[i]) + uint(h[i]) + c
+        if i == 9:
+            v += 2048
+        a[i] = v & 0x1FFF
+        c = v >> 13
+    a[0] = uint(a[0]) + c * 5
+    # h = a * r: column i is sum_j a[j] * w[10 + i - j] (5r where j > i), each < 3.1e9,
+    # carried as it goes; limbs 1..9 end at 13 bits and limb 0 below 2**22 (it absorbs 5 *
+    # the top carry, < 2**19).
+    c = uint(0)
+    for i in range(10):
+        v = c
+        for j in range(10):
+            v += uint(a[j]) * uint(w[10 + i - j])
+        h[i] = v & 0x1FFF
+        c = v >> 13
+    h[0] = uint(h[0]) + c * 5

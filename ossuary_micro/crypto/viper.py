@@ -308,7 +308,7 @@ _QR = bytes((0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
 # Keystream block at _KS (also the scratch for the length block and the tag, once the
 # keystream is not needed).
 # Poly1305, as 13-bit limbs in 32-bit words: at _PR, 5*r (10 limbs) then r (10 limbs), so the
-# factor of a[j] in column i is word 10 + i - j there (see _poly); accumulator h (_PH); s
+# factor of a[j] in column i is word 10 + i - j there (see the field modules' poly); accumulator h (_PH); s
 # (_PS); a scratch (_PA). h, s and the scratch are field-sized (20 limbs, the top 10 zero) for
 # the shared _addk/_limbs, which take them as windows of their own; the state, keystream and
 # r are reached by offset (no window objects, no names: each name of a loaded module stays
@@ -367,40 +367,16 @@ def _xor(src: ptr8, soff: int, dst: ptr8, doff: int, n: int):
             j += 1
 
 
-@micropython.viper
-def _poly(src, soff: int, n: int):
+def _poly(src, soff, n):
     # Absorb n bytes of src into h, the last partial block zero-padded to 16 bytes (the AEAD
-    # padding of RFC 8439 2.8); every block gets the 2**128 bit (bit 11 of limb 9).
-    w = ptr32(uint(ptr32(_AE)) + _PR)  # 5r, r
-    h = ptr32(_PH)
-    a = ptr32(_PA)
+    # padding of RFC 8439 2.8): each block as limbs into _PA, then the field module's poly
+    # (h = (h + block + 2**128) * r mod 2**130 - 5; Thumb assembler on ARM, viper elsewhere).
+    # Python small ints only: no allocation.
     pos = 0
     while pos < n:
-        cnt = n - pos
-        if cnt > 16:
-            cnt = 16
-        _limbs(_PA, src, soff + pos, cnt, 0, 10)  # zeros after cnt bytes
+        _limbs(_PA, src, soff + pos, min(n - pos, 16), 0, 10)  # zeros after the block
+        _fld.poly(_PH, _PA, _AE, _PR)
         pos += 16
-        # a = h + m, carried to limbs <= 8191 (limb 0 <= 8196: 2**130 = 5 mod p).
-        c = uint(0)
-        for i in range(10):
-            v = uint(a[i]) + uint(h[i]) + c
-            if i == 9:
-                v += 2048
-            a[i] = v & 0x1FFF
-            c = v >> 13
-        a[0] = uint(a[0]) + c * 5
-        # h = a * r mod 2**130 - 5: column i is sum_j a[j] * w[10 + i - j] (5r where j > i),
-        # each < 3.1e9 (see the header), carried as it goes; limbs 1..9 end at 13 bits and
-        # limb 0 below 2**22 (it absorbs 5 * the top carry, < 2**19).
-        c = uint(0)
-        for i in range(10):
-            v = c
-            for j in range(10):
-                v += uint(a[j]) * uint(w[10 + i - j])
-            h[i] = v & 0x1FFF
-            c = v >> 13
-        h[0] = uint(h[0]) + c * 5
 
 
 def _chacha_poly(tag_in, key, nonce, src, soff, n, dst, doff, aad, alen):
@@ -415,7 +391,7 @@ def _chacha_poly(tag_in, key, nonce, src, soff, n, dst, doff, aad, alen):
     _bcopy(ae, 52, nonce, 0, 12, 0)
     # Block 0 (the keystream itself, at ae[_KS:]): the one-time Poly1305 key.
     _xor(_FE0, 0, ae, _KS, 64)
-    # r (clamped, RFC 8439 2.5) and s as limbs; h = 0. At _PR: 5r then r (see _poly); 5 * a
+    # r (clamped, RFC 8439 2.5) and s as limbs; h = 0. At _PR: 5r then r (see poly); 5 * a
     # 13-bit limb < 2**16, so two bytes per word.
     for i in (3, 7, 11, 15):
         ae[_KS + i] &= 15

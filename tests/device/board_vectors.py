@@ -99,7 +99,17 @@ def field_twins(trials):
             v = 400 * (h[0] | (h[1] << 8))
             h[0], h[1], h[2] = v & 255, (v >> 8) & 255, v >> 16
             f.reduce(h, 10, 13, 5)
-            outs.append((o, q, r[0], r[1], r[2], c, d, m, h))
+            # one Poly1305 block: h (10 limbs, limb 0 as above) and a block a, with r (13-bit
+            # limbs of b) at offset 8 of a buffer, after 5r
+            w = bytearray(88)
+            for i in range(10):
+                v = (b[4 * i] | (b[4 * i + 1] << 8)) & 0x1FFF
+                w[48 + 4 * i], w[49 + 4 * i] = v & 255, v >> 8
+                v *= 5
+                w[8 + 4 * i], w[9 + 4 * i] = v & 255, v >> 8
+            g, e = bytearray(h), bytearray(a)
+            f.poly(g, e, w, 8)
+            outs.append((o, q, r[0], r[1], r[2], c, d, m, h, g, e))
         if outs[0] != outs[1]:
             bad += 1
             fail("field twins differ, trial %d" % t)
