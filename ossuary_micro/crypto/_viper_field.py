@@ -11,11 +11,11 @@ _T = bytearray(160)  # 40-word product scratch for mul, and its two halves as el
 _TL = memoryview(_T)[0:80]
 _TH = memoryview(_T)[80:160]
 # Scratch holding values of secret computations, for viper.py's wipe.
-SCRATCH = (_T,)
+_SCRATCH = (_T,)
 
 
 @micropython.viper
-def mul(o, x: ptr32, y: ptr32):
+def _mul(o, x: ptr32, y: ptr32):
     # o = x * y (o may be x or y): schoolbook columns into _T with a running carry, then fold
     # columns 20..39 down with 2**260 = 608, by addk (T[39] < 2**15, so 608 * T[39] is within
     # its bounds; the same sums and carries as the Thumb mul's). Column k pairs x[i] y[j] with
@@ -46,11 +46,11 @@ def mul(o, x: ptr32, y: ptr32):
         t[k] = acc & 0x1FFF
         c = acc >> 13
     t[39] = c
-    addk(o, _TL, _TH, 608)  # the fold: o = T[0:20] + 608 T[20:40], carried
+    _addk(o, _TL, _TH, 608)  # the fold: o = T[0:20] + 608 T[20:40], carried
 
 
 @micropython.viper
-def addk(o, x: ptr32, y: ptr32, k: int):
+def _addk(o, x: ptr32, y: ptr32, k: int):
     # o = x + k*y for k = 1 (add), k = -1 (subtract: + 64p keeps every limb positive) or
     # 0 < k < 2**17 (x = _FE0 for k * y; the ladder's AA + 121665 * E; mul's fold, k = 608).
     # 64p = 2**261 - 1216 is written with borrowed limbs, each above a loose limb: 16382
@@ -77,7 +77,7 @@ def addk(o, x: ptr32, y: ptr32, k: int):
 
 
 @micropython.viper
-def cswap(x: ptr32, y: ptr32, bit: uint):
+def _cswap(x: ptr32, y: ptr32, bit: uint):
     # Swap the elements x and y when bit == 1, without a branch.
     m = uint(0) - bit
     for i in range(20):
@@ -87,7 +87,7 @@ def cswap(x: ptr32, y: ptr32, bit: uint):
 
 
 @micropython.viper
-def reduce(p: ptr32, n: int, tb: int, f: uint):
+def _reduce(p: ptr32, n: int, tb: int, f: uint):
     # Fully reduce p modulo q = 2**K - f, K = 13 (n - 1) + tb, in place: n limbs of 13 bits,
     # value < q. Used for p (n = 20, tb = 8, f = 19) on a loose element, and for Poly1305's
     # 2**130 - 5 (n = 10, tb = 13, f = 5) on its accumulator (limb 0 < 2**22, the others 13
@@ -119,7 +119,7 @@ def reduce(p: ptr32, n: int, tb: int, f: uint):
 
 
 @micropython.viper
-def poly(h: ptr32, a: ptr32, ae: ptr8, off: int):
+def _pblock(h: ptr32, a: ptr32, ae: ptr8, off: int):
     # One Poly1305 block (RFC 8439 2.5), for viper.py's _poly: h = (h + a + 2**128) * r
     # modulo 2**130 - 5, on 10 limbs of 13 bits. a: the block's limbs (overwritten with
     # h + a); ae + off: 5r (10 limbs) then r (10 limbs), so the factor of a[j] in column i

@@ -22,11 +22,11 @@ import micropython
 
 # Scratch holding values of secret computations, for viper.py's wipe: none here (the product
 # scratch is on the C stack, below sp once mul returns, and is not wiped).
-SCRATCH = ()
+_SCRATCH = ()
 
 
 @micropython.asm_thumb
-def mul(r0, r1, r2):
+def _mul(r0, r1, r2):
     # o = a * b (o may alias a or b): operand scanning into the 40-word stack scratch T
     # (T[i + j] += a[i] b[j], a row of 20 products unrolled), then viper _mul's carries: one
     # pass over the 39 columns (13-bit words, T[39] = carry), the fold
@@ -218,7 +218,7 @@ def mul(r0, r1, r2):
 
 
 @micropython.asm_thumb
-def addk(r0, r1, r2, r3):
+def _addk(r0, r1, r2, r3):
     # o = a + k*b, plus 64p when k < 0 (viper _addk): the bias limbs are 16382, limb 0 15168,
     # made in registers and masked by the sign of k; then the carry's two passes (as viper addk).
     mov(r4, r3)
@@ -279,7 +279,7 @@ def addk(r0, r1, r2, r3):
 
 
 @micropython.asm_thumb
-def cswap(r0, r1, r2):
+def _cswap(r0, r1, r2):
     # Swap the field elements a and b when bit == 1 (viper _cswap): mask = -bit, no branch.
     neg(r2, r2)
     mov(r7, 20)
@@ -300,7 +300,7 @@ def cswap(r0, r1, r2):
 
 
 @micropython.asm_thumb
-def reduce(r0, r1, r2, r3):
+def _reduce(r0, r1, r2, r3):
     # p = p fully reduced modulo 2**K - f, K = 13 (n - 1) + tb, in place (viper reduce: the
     # same four passes, the same limbs): r0 = p, r1 = n, r2 = tb, r3 = f. Passes 0 and 1 fold
     # the top limb's bits from tb up as * f, pass 2 only computes b = bit K of value + f,
@@ -367,7 +367,7 @@ def reduce(r0, r1, r2, r3):
 
 
 @micropython.asm_thumb
-def poly(r0, r1, r2, r3):
+def _pblock(r0, r1, r2, r3):
     # One Poly1305 block (viper poly: the same sums, the same limbs): h = (h + a + 2**128) * r
     # modulo 2**130 - 5 on 10 limbs of 13 bits; r0 = h, r1 = a (overwritten with h + a),
     # r2 + r3 = 5r then r (10 words each). Column sums stay below 2**32 (viper.py's AEAD

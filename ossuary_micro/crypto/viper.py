@@ -86,14 +86,12 @@ _FE1[0] = 1
 # does not compile (SyntaxError: ESP32, unix, wasm) or is not installed, the viper ones
 # (crypto/_viper_field.py). Both give the same limbs; tests/test_board_emulator.py compares
 # them on the M0. Only the module in use is loaded (its .mpy is RAM on a board).
+# The names are the same in both modules and here (each name stays interned on a board).
+# _SCRATCH: the field module's secret-bearing scratch, extended below with the ladder's.
 try:
-    from . import _viper_thumb as _fld
+    from ._viper_thumb import _mul, _addk, _cswap, _reduce, _pblock, _SCRATCH
 except (ImportError, SyntaxError):
-    from . import _viper_field as _fld
-_mul = _fld.mul
-_addk = _fld.addk
-_cswap = _fld.cswap
-_reduce = _fld.reduce
+    from ._viper_field import _mul, _addk, _cswap, _reduce, _pblock, _SCRATCH
 
 
 @micropython.viper
@@ -269,7 +267,7 @@ def _ladder(scalar, u):
 # these): the ladder's elements and clamped scalar, inversion temporaries, the product
 # scratch. Not wiped: on ARM the product scratch that the Thumb field code keeps on the C
 # stack.
-_SCRATCH = _fld.SCRATCH + (_XK,) + _TMP + _CH
+_SCRATCH = _SCRATCH + (_XK,) + _TMP + _CH
 
 
 
@@ -308,7 +306,7 @@ _QR = bytes((0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
 # Keystream block at _KS (also the scratch for the length block and the tag, once the
 # keystream is not needed).
 # Poly1305, as 13-bit limbs in 32-bit words: at _PR, 5*r (10 limbs) then r (10 limbs), so the
-# factor of a[j] in column i is word 10 + i - j there (see the field modules' poly); accumulator h (_PH); s
+# factor of a[j] in column i is word 10 + i - j there (see the field modules' _pblock); accumulator h (_PH); s
 # (_PS); a scratch (_PA). h, s and the scratch are field-sized (20 limbs, the top 10 zero) for
 # the shared _addk/_limbs, which take them as windows of their own; the state, keystream and
 # r are reached by offset (no window objects, no names: each name of a loaded module stays
@@ -369,13 +367,13 @@ def _xor(src: ptr8, soff: int, dst: ptr8, doff: int, n: int):
 
 def _poly(src, soff, n):
     # Absorb n bytes of src into h, the last partial block zero-padded to 16 bytes (the AEAD
-    # padding of RFC 8439 2.8): each block as limbs into _PA, then the field module's poly
+    # padding of RFC 8439 2.8): each block as limbs into _PA, then the field module's _pblock
     # (h = (h + block + 2**128) * r mod 2**130 - 5; Thumb assembler on ARM, viper elsewhere).
     # Python small ints only: no allocation.
     pos = 0
     while pos < n:
         _limbs(_PA, src, soff + pos, min(n - pos, 16), 0, 10)  # zeros after the block
-        _fld.poly(_PH, _PA, _AE, _PR)
+        _pblock(_PH, _PA, _AE, _PR)
         pos += 16
 
 
@@ -391,7 +389,7 @@ def _chacha_poly(tag_in, key, nonce, src, soff, n, dst, doff, aad, alen):
     _bcopy(ae, 52, nonce, 0, 12, 0)
     # Block 0 (the keystream itself, at ae[_KS:]): the one-time Poly1305 key.
     _xor(_FE0, 0, ae, _KS, 64)
-    # r (clamped, RFC 8439 2.5) and s as limbs; h = 0. At _PR: 5r then r (see poly); 5 * a
+    # r (clamped, RFC 8439 2.5) and s as limbs; h = 0. At _PR: 5r then r (see _pblock); 5 * a
     # 13-bit limb < 2**16, so two bytes per word.
     for i in (3, 7, 11, 15):
         ae[_KS + i] &= 15
