@@ -146,3 +146,31 @@ def _pblock(h: ptr32, a: ptr32, ae: ptr8, off: int):
         h[i] = v & 0x1FFF
         c = v >> 13
     h[0] = uint(h[0]) + c * 5
+
+
+@micropython.viper
+def _rounds(ae: ptr8, q: ptr8):
+    # ChaCha20's 20 rounds (RFC 8439 2.3), for viper.py's _xor, in place on the keystream
+    # block: the 16 words at ae + 64. q: viper.py's _QR, the quarter rounds' word indices and
+    # the rotations. One quarter-round body walks it: 10 double rounds of 8 quarter rounds,
+    # each four steps "a += b; d ^= a; d <<<= n" with the roles (a, b, c, d) -> (c, d, a, b)
+    # swapped after every step (so the second step is c += d; b ^= c; b <<<= 12, and so on).
+    # Every add and left shift is masked to 32 bits (viper.py's AEAD section): M is built at
+    # run time, 0xFFFFFFFF not being a small int on a 32-bit board.
+    m = (uint(0xFFFF) << 16) | uint(0xFFFF)
+    x = ptr32(uint(ae) + 64)
+    for r in range(80):
+        j = (r & 7) << 2
+        ia = q[j]
+        ib = q[j + 1]
+        ic = q[j + 2]
+        id = q[j + 3]
+        a = uint(x[ia]); b = uint(x[ib]); c = uint(x[ic]); d = uint(x[id])
+        for k in range(32, 36):
+            e = q[k]
+            a = (a + b) & m
+            d ^= a
+            d = ((d << e) & m) | (d >> (32 - e))
+            t = a; a = c; c = t
+            t = b; b = d; d = t
+        x[ia] = a; x[ib] = b; x[ic] = c; x[id] = d

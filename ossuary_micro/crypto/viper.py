@@ -89,9 +89,9 @@ _FE1[0] = 1
 # The names are the same in both modules and here (each name stays interned on a board).
 # _SCRATCH: the field module's secret-bearing scratch, extended below with the ladder's.
 try:
-    from ._viper_thumb import _mul, _addk, _cswap, _reduce, _pblock, _SCRATCH
+    from ._viper_thumb import _mul, _addk, _cswap, _reduce, _pblock, _rounds, _SCRATCH
 except (ImportError, SyntaxError):
-    from ._viper_field import _mul, _addk, _cswap, _reduce, _pblock, _SCRATCH
+    from ._viper_field import _mul, _addk, _cswap, _reduce, _pblock, _rounds, _SCRATCH
 
 
 @micropython.viper
@@ -324,13 +324,9 @@ _PA = _AE[368:448]
 def _xor(src: ptr8, soff: int, dst: ptr8, doff: int, n: int):
     # dst[doff:doff+n] = src[soff:soff+n] ^ ChaCha20 keystream, from the counter in the state
     # (_AE's words 0..15). Each 64 bytes take one block (RFC 8439 2.3) into the keystream block
-    # (words 16..31, bytes _KS..): 20 rounds of the state, plus the state; counter += 1.
-    # The rounds are one quarter-round body walking _QR: 10 double rounds of 8 quarter rounds,
-    # each four steps "a += b; d ^= a; d <<<= n" with the roles (a, b, c, d) -> (c, d, a, b)
-    # swapped after every step (so the second step is c += d; b ^= c; b <<<= 12, and so on).
+    # (words 16..31, bytes _KS..): the state, its 20 rounds (the field module's _rounds:
+    # Thumb assembler on ARM, viper elsewhere), plus the state; counter += 1.
     # dst may be the keystream block itself (the Poly1305 key: the keystream of zeros).
-    m = (uint(0xFFFF) << 16) | uint(0xFFFF)
-    q = ptr8(_QR)
     st = ptr32(_AE)
     x = ptr32(uint(st) + _KS)  # the keystream block, as words
     ks = ptr8(x)  # and bytewise (casts: no second global look-up)
@@ -338,21 +334,7 @@ def _xor(src: ptr8, soff: int, dst: ptr8, doff: int, n: int):
     while i < n:
         for w in range(16):
             x[w] = st[w]
-        for r in range(80):
-            j = (r & 7) << 2
-            ia = q[j]
-            ib = q[j + 1]
-            ic = q[j + 2]
-            id = q[j + 3]
-            a = uint(x[ia]); b = uint(x[ib]); c = uint(x[ic]); d = uint(x[id])
-            for k in range(32, 36):
-                e = q[k]
-                a = (a + b) & m
-                d ^= a
-                d = ((d << e) & m) | (d >> (32 - e))
-                t = a; a = c; c = t
-                t = b; b = d; d = t
-            x[ia] = a; x[ib] = b; x[ic] = c; x[id] = d
+        _rounds(_AE, _QR)
         # ptr32 stores keep the low 32 bits, which is the add modulo 2**32 the spec asks for.
         for w in range(16):
             x[w] = uint(x[w]) + uint(st[w])

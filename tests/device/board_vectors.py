@@ -109,7 +109,10 @@ def field_twins(trials):
                 w[8 + 4 * i], w[9 + 4 * i] = v & 255, v >> 8
             g, e = bytearray(h), bytearray(a)
             f._pblock(g, e, w, 8)
-            outs.append((o, q, r[0], r[1], r[2], c, d, m, h, g, e))
+            # ChaCha20's rounds on a keystream block at offset 64 (a's and b's bytes)
+            z = bytearray(64) + a[:32] + b[:32]
+            f._rounds(z, viper._QR)
+            outs.append((o, q, r[0], r[1], r[2], c, d, m, h, g, e, z))
         if outs[0] != outs[1]:
             bad += 1
             fail("field twins differ, trial %d" % t)
