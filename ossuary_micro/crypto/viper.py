@@ -72,10 +72,6 @@ def _wipe(bufs):
 # Only fixed-length loops, no branches on limb values: timing does not depend on the data
 # (the viper code has no data-dependent branches; the Python callers choose no paths by secrets).
 
-def _fe():
-    return bytearray(80)
-
-
 _FE0 = bytearray(80)  # the constants 0 and 1 (read-only by convention; _FE0 is also the
 _FE1 = bytearray(80)  # AEAD's source of zero bytes)
 _FE1[0] = 1
@@ -157,8 +153,8 @@ def _is_zero(a):
 # d, free once the ladder's loop is done (and free wherever _viper_ed.py calls the chain:
 # they are not its point temporaries, and the comb's candidate sum _P, which shares them, is
 # dead there); _invert's z ** 11 is e.
-_TMP = (_fe(), _fe(), _fe(), _fe(), _fe(), _fe(), _fe(), _fe())
-_CH = (_fe(), _fe(), _fe(), _fe())
+_TMP = tuple(bytearray(80) for _ in range(8))
+_CH = tuple(bytearray(80) for _ in range(4))
 _XK = bytearray(32)
 _U9 = bytearray(32)
 _U9[0] = 9
