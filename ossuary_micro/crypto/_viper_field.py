@@ -7,23 +7,23 @@
 
 import micropython
 
-_T = bytearray(160)  # 40-word product scratch for mul, and its two halves as elements
-_TL = memoryview(_T)[0:80]
-_TH = memoryview(_T)[80:160]
+_TL = bytearray(80)  # the 40-word product scratch for mul: columns 0..19, and 20..39
+_TH = bytearray(80)
 # Scratch holding values of secret computations, for viper.py's wipe.
-_SCRATCH = (_T,)
+_SCRATCH = (_TL, _TH)
 
 
 @micropython.viper
 def _mul(o, x: ptr32, y: ptr32):
-    # o = x * y (o may be x or y): schoolbook columns into _T with a running carry, then fold
-    # columns 20..39 down with 2**260 = 608, by addk (T[39] < 2**15, so 608 * T[39] is within
-    # its bounds; the same sums and carries as the Thumb mul's). Column k pairs x[i] y[j] with
-    # x[j] y[i] (i < j, i + j = k), plus x[i] y[i] when k is even; a square (x is y) takes each
-    # pair's product once and doubles the sum. Whether it is a square is the caller's choice,
-    # not data.
+    # o = x * y (o may be x or y): schoolbook columns into _TL (0..19) and _TH (20..39) with a
+    # running carry, then fold columns 20..39 down with 2**260 = 608, by addk (column 39 <
+    # 2**15, so 608 times it is within its bounds; the same sums and carries as the Thumb
+    # mul's). Column k pairs x[i] y[j] with x[j] y[i] (i < j, i + j = k), plus x[i] y[i] when
+    # k is even; a square (x is y) takes each pair's product once and doubles the sum. Whether
+    # it is a square is the caller's choice, not data.
     s = int(x) == int(y)
-    t = ptr32(_T)
+    tl = ptr32(_TL)
+    th = ptr32(_TH)
     c = uint(0)
     for k in range(39):
         acc = uint(0)
@@ -43,9 +43,12 @@ def _mul(o, x: ptr32, y: ptr32):
         if i == j:
             acc += uint(x[i]) * uint(y[i])
         acc += c
-        t[k] = acc & 0x1FFF
+        if k < 20:  # the column number, not data
+            tl[k] = acc & 0x1FFF
+        else:
+            th[k - 20] = acc & 0x1FFF
         c = acc >> 13
-    t[39] = c
+    th[19] = c
     _addk(o, _TL, _TH, 608)  # the fold: o = T[0:20] + 608 T[20:40], carried
 
 

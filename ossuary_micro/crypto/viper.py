@@ -302,8 +302,8 @@ _QR = bytes((0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
 # Keystream block at _KS (also the scratch for the length block and the tag, once the
 # keystream is not needed).
 # Poly1305, as 13-bit limbs in 32-bit words: at _PR, 5*r (10 limbs) then r (10 limbs), so the
-# factor of a[j] in column i is word 10 + i - j there (see the field modules' _pblock); accumulator h (_PH); s
-# (_PS); a scratch (_PA). h, s and the scratch are field-sized (20 limbs, the top 10 zero) for
+# factor of a[j] in column i is word 10 + i - j there (see the field modules' _pblock);
+# accumulator h (_PH); s (_PS); a scratch (_PA). h, s and the scratch are field-sized (20 limbs, the top 10 zero) for
 # the shared _addk/_limbs, which take them as windows of their own; the state, keystream and
 # r are reached by offset (no window objects, no names: each name of a loaded module stays
 # interned on a board's heap).

@@ -23,7 +23,8 @@ B = get_backend("viper")
 from ossuary_micro.crypto import viper  # noqa: E402
 
 # Which field code runs: the Thumb assembler (ARM) or viper's own.
-print("backend viper: %s" % ("thumb" if "ossuary_micro.crypto._viper_thumb" in sys.modules else "viper"))
+_THUMB = "ossuary_micro.crypto._viper_thumb" in sys.modules
+print("backend viper: %s" % ("thumb" if _THUMB else "viper"))
 # The RFC tests that do not fit a board run: 1000 chained X25519s (~9 G instructions on the
 # emulator; the single-iteration value and the Wycheproof X25519 cases check the same code),
 # and the pure backend's internals (the pure backend is not what this run is about).

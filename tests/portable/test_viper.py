@@ -399,8 +399,10 @@ def test_secret_scratch_wiped_after_x25519_and_ed25519():
         return
     sha = (E._SS,)  # the SHA-512 context: state, variables, schedule, partial block
     # The ladder's clamped scalar and its thirteen elements, + the product scratch.
+    # The field module in use: Thumb assembler (ARM) or viper.
     mods = sys.modules
-    field = mods.get("ossuary_micro.crypto._viper_thumb") or mods["ossuary_micro.crypto._viper_field"]
+    field = mods.get("ossuary_micro.crypto._viper_thumb") \
+        or mods["ossuary_micro.crypto._viper_field"]
     ladder = (F._XK,) + F._TMP + F._CH + field._SCRATCH
     assert len(ladder) >= 13
     for group in (sha, ladder, (E._DIG, E._H)):
