@@ -9,7 +9,7 @@
 import micropython
 from micropython import const
 
-from .viper import (_bcopy, _wipe, _FE0, _FE1, _mul, _addk, _cswap, _reduce, _limbs,
+from .viper import (_bcopy, _FE0, _FE1, _mul, _addk, _cswap, _reduce, _limbs,
                     _is_zero, _sqn, _pow_2_250_1, _invert, _TMP, _CH)
 from .viper import _SCRATCH  # X25519's scratch; this module's is added at the end
 
@@ -400,7 +400,9 @@ def _ed_sign(seed, msg):
         _encode(out, _Q)
         k = _hash_mod_l(memoryview(out)[0:32], pub, msg)
         out[32:64] = ((r + k * int.from_bytes(h[0:32], "little")) % _L).to_bytes(32, "little")
-    _wipe(_SCRATCH)
+    for w in _SCRATCH:  # the wipe (viper.py's buffer helpers)
+        w[0] = 0
+        _bcopy(w, 1, w, 0, len(w) - 1, 0)
     return bytes(out)
 
 

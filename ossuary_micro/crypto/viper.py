@@ -39,19 +39,15 @@ from ..errors import AuthenticationFailed, CryptoError
 def _bcopy(dst: ptr8, doff: int, src: ptr8, soff: int, n: int, x: int):
     # dst[doff + (i ^ x)] = src[soff + i] for i < n: a plain copy with x = 0; x = 3 turns
     # big-endian 32-bit words into native little-endian ones (SHA-512's block load). Forward,
-    # one byte at a time: _wipe relies on that to fill a buffer from its first byte.
+    # one byte at a time: the wipe relies on that to fill a buffer from its first byte.
     for i in range(n):
         dst[doff + (i ^ x)] = src[soff + i]
 
 
-def _wipe(bufs):
-    # Zero every buffer of the tuple bufs, the secret-bearing scratch, after use: its first
-    # byte, then _bcopy of the buffer onto itself one byte up, which carries that zero to the
-    # end (it copies forward, byte by byte). One call per buffer, nothing allocated, and no
-    # viper loop of its own in the .mpy.
-    for b in bufs:
-        b[0] = 0
-        _bcopy(b, 1, b, 0, len(b) - 1, 0)
+# Wiping the secret-bearing scratch after use (_ladder, and _viper_ed.py's _ed_sign), for
+# each buffer b of a tuple: b[0] = 0, then _bcopy of b onto itself one byte up, which carries
+# that zero to the end (it copies forward, byte by byte). Nothing allocated, and no viper loop
+# (nor function) of its own in the .mpy.
 
 # ==================== field
 # Arithmetic modulo p = 2**255 - 19 in MicroPython viper, on preallocated limb arrays.
@@ -254,7 +250,9 @@ def _ladder(scalar, u):
     zero = _is_zero(x2)  # reduces x2 in place
     out = bytearray(32)
     _limbs(x2, out, 0, 0, 0, -1)  # to bytes
-    _wipe(_SCRATCH)
+    for w in _SCRATCH:  # the wipe (see above)
+        w[0] = 0
+        _bcopy(w, 1, w, 0, len(w) - 1, 0)
     return out, zero
 
 
@@ -414,7 +412,7 @@ def _chacha_poly(tag_in, key, nonce, src, soff, n, dst, doff, aad, alen):
     else:
         _bcopy(t, off, ae, _KS, 16, 0)
     # Wipe _AE from the key on: all of the key material (state, keystream, r, s, h, scratch),
-    # as _wipe does (a zero byte, carried forward by the byte-by-byte _bcopy); nothing is
+    # as the wipe does (a zero byte, carried forward by the byte-by-byte _bcopy); nothing is
     # allocated.
     ae[16] = 0
     _bcopy(ae, 17, ae, 16, len(ae) - 17, 0)
