@@ -80,8 +80,8 @@ def _noop():
 
 
 def bench_field():
-    a = _v._fe()
-    b = _v._fe()
+    a = bytearray(80)
+    b = bytearray(80)
     _v._addk(a, _v._FE0, _v._FE1, 12345)
     _v._addk(b, _v._FE0, _v._FE1, 6789)
     emit("m0_fe_mul_kinstr", cost_us(lambda: _v._mul(a, a, b), 50))

@@ -9,7 +9,7 @@
 import micropython
 from micropython import const
 
-from .viper import (_bcopy, _wipe, _fe, _FE0, _FE1, _mul, _addk, _cswap, _reduce, _limbs,
+from .viper import (_bcopy, _FE0, _FE1, _mul, _addk, _cswap, _reduce, _limbs,
                     _is_zero, _sqn, _pow_2_250_1, _invert, _TMP, _CH)
 from .viper import _SCRATCH  # X25519's scratch; this module's is added at the end
 
@@ -238,7 +238,7 @@ _L = 2 ** 252 + 27742317777372353535851937790883648493
 
 # The curve's constants: 2d, d = -121665 / 121666, and 2 ** ((p - 1) / 4), a square root of
 # -1 (one tuple: one name on a board's heap, where every name stays interned).
-_EC = (_fe(), _fe(), _fe())
+_EC = (bytearray(80), bytearray(80), bytearray(80))
 
 
 # Temporaries for point arithmetic and decoding.
@@ -247,8 +247,8 @@ _EC = (_fe(), _fe(), _fe())
 # inversion chain's temporaries, and the comb's candidate sum _P below; e) is left alone,
 # since _encode's and _decode's exponentiations use it while the point temporaries hold live
 # values. Verification keeps -A in _P (see _ed_verify).
-_Q = (_fe(), _fe(), _fe(), _fe())
-_P = _CH[0:3] + (_fe(),)
+_Q = tuple(bytearray(80) for _ in range(4))
+_P = _CH[0:3] + (bytearray(80),)
 _DIG = bytearray(64)
 _H = bytearray(64)  # SHA-512 of the seed: the secret scalar a, then the nonce prefix
 
@@ -354,7 +354,7 @@ def _decode(o, s, neg):
 # 5 KB resident). Each tooth is kept with Z = 1, as (X/Z, Y/Z, 1, T/Z): the same point, and
 # _p_add reads it unchanged, but its Z is _FE1 itself, one element fewer each. [k]B = sum over i of [2**i] (sum over t of bit i + 64 t of k times _BT[t]):
 # 63 doublings and 256 complete additions for a 256-bit k.
-_BT = tuple((_fe(), _fe(), _FE1, _fe()) for _ in range(4))  # read-only once built
+_BT = tuple((bytearray(80), bytearray(80), _FE1, bytearray(80)) for _ in range(4))  # read-only once built
 
 
 def _comb(o, k):
@@ -400,7 +400,9 @@ def _ed_sign(seed, msg):
         _encode(out, _Q)
         k = _hash_mod_l(memoryview(out)[0:32], pub, msg)
         out[32:64] = ((r + k * int.from_bytes(h[0:32], "little")) % _L).to_bytes(32, "little")
-    _wipe(_SCRATCH)
+    for w in _SCRATCH:  # the wipe (viper.py's buffer helpers)
+        w[0] = 0
+        _bcopy(w, 1, w, 0, len(w) - 1, 0)
     return bytes(out)
 
 

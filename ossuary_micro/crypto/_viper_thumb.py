@@ -22,11 +22,11 @@ import micropython
 
 # Scratch holding values of secret computations, for viper.py's wipe: none here (the product
 # scratch is on the C stack, below sp once mul returns, and is not wiped).
-SCRATCH = ()
+_SCRATCH = ()
 
 
 @micropython.asm_thumb
-def mul(r0, r1, r2):
+def _mul(r0, r1, r2):
     # o = a * b (o may alias a or b): operand scanning into the 40-word stack scratch T
     # (T[i + j] += a[i] b[j], a row of 20 products unrolled), then viper _mul's carries: one
     # pass over the 39 columns (13-bit words, T[39] = carry), the fold
@@ -218,7 +218,7 @@ def mul(r0, r1, r2):
 
 
 @micropython.asm_thumb
-def addk(r0, r1, r2, r3):
+def _addk(r0, r1, r2, r3):
     # o = a + k*b, plus 64p when k < 0 (viper _addk): the bias limbs are 16382, limb 0 15168,
     # made in registers and masked by the sign of k; then the carry's two passes (as viper addk).
     mov(r4, r3)
@@ -279,7 +279,7 @@ def addk(r0, r1, r2, r3):
 
 
 @micropython.asm_thumb
-def cswap(r0, r1, r2):
+def _cswap(r0, r1, r2):
     # Swap the field elements a and b when bit == 1 (viper _cswap): mask = -bit, no branch.
     neg(r2, r2)
     mov(r7, 20)
@@ -297,3 +297,240 @@ def cswap(r0, r1, r2):
     add(r1, 4)
     sub(r7, 1)
     bne(words)
+
+
+@micropython.asm_thumb
+def _reduce(r0, r1, r2, r3):
+    # p = p fully reduced modulo 2**K - f, K = 13 (n - 1) + tb, in place (viper reduce: the
+    # same four passes, the same limbs): r0 = p, r1 = n, r2 = tb, r3 = f. Passes 0 and 1 fold
+    # the top limb's bits from tb up as * f, pass 2 only computes b = bit K of value + f,
+    # pass 3 adds b * f; then the top limb keeps its low tb bits. A limb's low 13 bits are
+    # (v << 19) >> 19, its low tb bits v - ((v >> tb) << tb). Branches only on the pass
+    # number and the limb index, never on limb values. r4 = pass, r5 = carry c (b between
+    # passes), r6 = limb, r7 walks p; r0 = the top limb's address, r1 = its byte offset.
+    sub(r1, 1)
+    lsl(r1, r1, 2)
+    add(r0, r0, r1)
+    mov(r4, 0)
+    mov(r5, 0)
+    label(passes)
+    mul(r5, r3)  # c = b * f (pass 3; b = 0 before)
+    cmp(r4, 2)
+    bne(fold)
+    mov(r5, r3)  # pass 2: c = f
+    label(fold)
+    cmp(r4, 2)
+    bge(carry)
+    ldr(r6, [r0, 0])  # passes 0, 1: c = (p[top] >> tb) * f, p[top] = its low tb bits
+    mov(r5, r6)
+    lsr(r5, r2)
+    lsl(r5, r2)
+    sub(r6, r6, r5)
+    str(r6, [r0, 0])
+    lsr(r5, r2)
+    mul(r5, r3)
+    label(carry)
+    sub(r7, r0, r1)
+    label(limbs)
+    cmp(r7, r0)
+    beq(top)
+    ldr(r6, [r7, 0])
+    add(r6, r6, r5)
+    lsr(r5, r6, 13)
+    lsl(r6, r6, 19)
+    lsr(r6, r6, 19)
+    cmp(r4, 2)
+    beq(keep)  # pass 2 stores nothing
+    str(r6, [r7, 0])
+    label(keep)
+    add(r7, 4)
+    b(limbs)
+    label(top)
+    ldr(r6, [r0, 0])  # the top limb, not masked
+    add(r6, r6, r5)
+    cmp(r4, 2)
+    beq(keep2)
+    str(r6, [r0, 0])
+    label(keep2)
+    mov(r5, r6)
+    lsr(r5, r2)  # b = v >> tb
+    add(r4, 1)
+    cmp(r4, 4)
+    blt(passes)
+    ldr(r6, [r0, 0])
+    mov(r5, r6)
+    lsr(r5, r2)
+    lsl(r5, r2)
+    sub(r6, r6, r5)
+    str(r6, [r0, 0])
+    mov(r0, 0)
+
+
+@micropython.asm_thumb
+def _pblock(r0, r1, r2, r3):
+    # One Poly1305 block (viper poly: the same sums, the same limbs): h = (h + a + 2**128) * r
+    # modulo 2**130 - 5 on 10 limbs of 13 bits; r0 = h, r1 = a (overwritten with h + a),
+    # r2 + r3 = 5r then r (10 words each). Column sums stay below 2**32 (viper.py's AEAD
+    # section), so 32-bit MULS and adds are exact. A limb's low 13 bits are (v << 19) >> 19.
+    add(r2, r2, r3)
+    # a = h + a, + 2**11 in limb 9, carried (r3 = carry, r4 counts the limbs)
+    mov(r3, 0)
+    mov(r4, 10)
+    label(sum)
+    ldr(r6, [r1, 0])
+    ldr(r5, [r0, 0])
+    add(r6, r6, r5)
+    add(r6, r6, r3)
+    cmp(r4, 1)
+    bne(nobit)
+    mov(r5, 1)
+    lsl(r5, r5, 11)
+    add(r6, r6, r5)
+    label(nobit)
+    lsr(r3, r6, 13)
+    lsl(r6, r6, 19)
+    lsr(r6, r6, 19)
+    str(r6, [r1, 0])
+    add(r0, 4)
+    add(r1, 4)
+    sub(r4, 1)
+    bne(sum)
+    sub(r0, 40)
+    sub(r1, 40)
+    mov(r5, 5)
+    mul(r5, r3)
+    ldr(r6, [r1, 0])
+    add(r6, r6, r5)
+    str(r6, [r1, 0])
+    # h = a * r: column i (r2 walks to w + 4i) is c + sum_j a[j] w[10 + i - j], unrolled
+    mov(r3, 0)
+    mov(r4, 10)
+    label(col)
+    ldr(r5, [r1, 0])
+    ldr(r6, [r2, 40])
+    mul(r5, r6)
+    add(r3, r3, r5)
+    ldr(r5, [r1, 4])
+    ldr(r6, [r2, 36])
+    mul(r5, r6)
+    add(r3, r3, r5)
+    ldr(r5, [r1, 8])
+    ldr(r6, [r2, 32])
+    mul(r5, r6)
+    add(r3, r3, r5)
+    ldr(r5, [r1, 12])
+    ldr(r6, [r2, 28])
+    mul(r5, r6)
+    add(r3, r3, r5)
+    ldr(r5, [r1, 16])
+    ldr(r6, [r2, 24])
+    mul(r5, r6)
+    add(r3, r3, r5)
+    ldr(r5, [r1, 20])
+    ldr(r6, [r2, 20])
+    mul(r5, r6)
+    add(r3, r3, r5)
+    ldr(r5, [r1, 24])
+    ldr(r6, [r2, 16])
+    mul(r5, r6)
+    add(r3, r3, r5)
+    ldr(r5, [r1, 28])
+    ldr(r6, [r2, 12])
+    mul(r5, r6)
+    add(r3, r3, r5)
+    ldr(r5, [r1, 32])
+    ldr(r6, [r2, 8])
+    mul(r5, r6)
+    add(r3, r3, r5)
+    ldr(r5, [r1, 36])
+    ldr(r6, [r2, 4])
+    mul(r5, r6)
+    add(r3, r3, r5)
+    lsr(r5, r3, 13)
+    lsl(r3, r3, 19)
+    lsr(r3, r3, 19)
+    str(r3, [r0, 0])
+    mov(r3, r5)
+    add(r0, 4)
+    add(r2, 4)
+    sub(r4, 1)
+    bne(col)
+    sub(r0, 40)
+    mov(r5, 5)
+    mul(r5, r3)
+    ldr(r6, [r0, 0])
+    add(r6, r6, r5)
+    str(r6, [r0, 0])
+    mov(r0, 0)
+
+
+@micropython.asm_thumb
+def _rounds(r0, r1):
+    # ChaCha20's 20 rounds in place on the keystream block, the 16 words at r0 + 64 (viper
+    # _rounds: the same words): 10 double rounds of 8 quarter rounds, each quarter round's
+    # word indices the next four bytes of r1 (viper.py's _QR), a, b, c, d in r2-r5, the
+    # RFC 8439 2.1 steps with rotations left by 16, 12, 8, 7 as RORs by 16, 20, 24, 25.
+    # r6: a word's address, then a rotation amount; r7 counts the quarter rounds; the double
+    # rounds' count waits on the stack. No branch or address depends on the data.
+    add(r0, 64)
+    mov(r2, 10)
+    label(double)
+    push({r2})
+    mov(r7, 8)
+    label(quarter)
+    ldrb(r6, [r1, 0])
+    lsl(r6, r6, 2)
+    add(r6, r6, r0)
+    ldr(r2, [r6, 0])
+    ldrb(r6, [r1, 1])
+    lsl(r6, r6, 2)
+    add(r6, r6, r0)
+    ldr(r3, [r6, 0])
+    ldrb(r6, [r1, 2])
+    lsl(r6, r6, 2)
+    add(r6, r6, r0)
+    ldr(r4, [r6, 0])
+    ldrb(r6, [r1, 3])
+    lsl(r6, r6, 2)
+    add(r6, r6, r0)
+    ldr(r5, [r6, 0])
+    add(r2, r2, r3)
+    eor(r5, r2)
+    mov(r6, 16)
+    ror(r5, r6)
+    add(r4, r4, r5)
+    eor(r3, r4)
+    mov(r6, 20)
+    ror(r3, r6)
+    add(r2, r2, r3)
+    eor(r5, r2)
+    mov(r6, 24)
+    ror(r5, r6)
+    add(r4, r4, r5)
+    eor(r3, r4)
+    mov(r6, 25)
+    ror(r3, r6)
+    ldrb(r6, [r1, 0])
+    lsl(r6, r6, 2)
+    add(r6, r6, r0)
+    str(r2, [r6, 0])
+    ldrb(r6, [r1, 1])
+    lsl(r6, r6, 2)
+    add(r6, r6, r0)
+    str(r3, [r6, 0])
+    ldrb(r6, [r1, 2])
+    lsl(r6, r6, 2)
+    add(r6, r6, r0)
+    str(r4, [r6, 0])
+    ldrb(r6, [r1, 3])
+    lsl(r6, r6, 2)
+    add(r6, r6, r0)
+    str(r5, [r6, 0])
+    add(r1, 4)
+    sub(r7, 1)
+    bne(quarter)
+    sub(r1, 32)
+    pop({r2})
+    sub(r2, 1)
+    bne(double)
+    mov(r0, 0)

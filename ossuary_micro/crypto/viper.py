@@ -39,19 +39,15 @@ from ..errors import AuthenticationFailed, CryptoError
 def _bcopy(dst: ptr8, doff: int, src: ptr8, soff: int, n: int, x: int):
     # dst[doff + (i ^ x)] = src[soff + i] for i < n: a plain copy with x = 0; x = 3 turns
     # big-endian 32-bit words into native little-endian ones (SHA-512's block load). Forward,
-    # one byte at a time: _wipe relies on that to fill a buffer from its first byte.
+    # one byte at a time: the wipe relies on that to fill a buffer from its first byte.
     for i in range(n):
         dst[doff + (i ^ x)] = src[soff + i]
 
 
-def _wipe(bufs):
-    # Zero every buffer of the tuple bufs, the secret-bearing scratch, after use: its first
-    # byte, then _bcopy of the buffer onto itself one byte up, which carries that zero to the
-    # end (it copies forward, byte by byte). One call per buffer, nothing allocated, and no
-    # viper loop of its own in the .mpy.
-    for b in bufs:
-        b[0] = 0
-        _bcopy(b, 1, b, 0, len(b) - 1, 0)
+# Wiping the secret-bearing scratch after use (_ladder, and _viper_ed.py's _ed_sign), for
+# each buffer b of a tuple: b[0] = 0, then _bcopy of b onto itself one byte up, which carries
+# that zero to the end (it copies forward, byte by byte). Nothing allocated, and no viper loop
+# (nor function) of its own in the .mpy.
 
 # ==================== field
 # Arithmetic modulo p = 2**255 - 19 in MicroPython viper, on preallocated limb arrays.
@@ -72,26 +68,22 @@ def _wipe(bufs):
 # Only fixed-length loops, no branches on limb values: timing does not depend on the data
 # (the viper code has no data-dependent branches; the Python callers choose no paths by secrets).
 
-def _fe():
-    return bytearray(80)
-
-
 _FE0 = bytearray(80)  # the constants 0 and 1 (read-only by convention; _FE0 is also the
 _FE1 = bytearray(80)  # AEAD's source of zero bytes)
 _FE1[0] = 1
 
 # The hot functions: product, o = a + k*b (with a 64p bias for subtraction), conditional
-# swap. On ARM boards the Thumb assembler versions (crypto/_viper_thumb.py); where that
+# swap; and the full reduction (_reduce: modulo p, and modulo 2**130 - 5 for Poly1305).
+# On ARM boards the Thumb assembler versions (crypto/_viper_thumb.py); where that
 # does not compile (SyntaxError: ESP32, unix, wasm) or is not installed, the viper ones
 # (crypto/_viper_field.py). Both give the same limbs; tests/test_board_emulator.py compares
 # them on the M0. Only the module in use is loaded (its .mpy is RAM on a board).
+# The names are the same in both modules and here (each name stays interned on a board).
+# _SCRATCH: the field module's secret-bearing scratch, extended below with the ladder's.
 try:
-    from . import _viper_thumb as _fld
+    from ._viper_thumb import _mul, _addk, _cswap, _reduce, _pblock, _rounds, _SCRATCH
 except (ImportError, SyntaxError):
-    from . import _viper_field as _fld
-_mul = _fld.mul
-_addk = _fld.addk
-_cswap = _fld.cswap
+    from ._viper_field import _mul, _addk, _cswap, _reduce, _pblock, _rounds, _SCRATCH
 
 
 @micropython.viper
@@ -132,38 +124,6 @@ def _limbs(o: ptr32, b: ptr8, off: int, n: int, top: uint, count: int):
 # function loaded is ~100 B of heap on a board, and its name stays interned.
 
 
-@micropython.viper
-def _reduce(p: ptr32, n: int, tb: int, f: uint):
-    # Fully reduce p modulo q = 2**K - f, K = 13 (n - 1) + tb, in place: n limbs of 13 bits,
-    # value < q. Used for p (n = 20, tb = 8, f = 19) on a loose element, and for Poly1305's
-    # 2**130 - 5 (n = 10, tb = 13, f = 5) on its accumulator (limb 0 < 2**22, the others 13
-    # bits). Every carry pass leaves limbs 0..n-2 at 13 bits and the rest in the top limb.
-    # Passes 0 and 1 fold the top limb's bits from tb up as * f: then value < q + 2**K < 2q.
-    # Pass 2 only computes the bit K of value + f: set (b = 1) exactly when value >= q.
-    # Pass 3 adds b * f and drops bit K: value - q when b = 1, value when b = 0 (ref10's
-    # freeze). No branch or address depends on the data; every word stays below 2**23.
-    top = n - 1
-    mk = (1 << tb) - 1
-    b = uint(0)
-    for k in range(4):
-        c = b * f
-        if k < 2:  # pass number, not data
-            c = (uint(p[top]) >> tb) * f
-            p[top] = uint(p[top]) & mk
-        if k == 2:
-            c = f
-        v = uint(0)
-        for i in range(n):
-            v = uint(p[i]) + c
-            c = v >> 13
-            if i < top:
-                v &= 0x1FFF
-            if k != 2:
-                p[i] = v
-        b = v >> tb
-    p[top] = uint(p[top]) & mk
-
-
 def _is_zero(a):
     # 1 when a is 0 modulo p (a is reduced in place); reads every byte, no early exit.
     _reduce(a, 20, 8, 19)
@@ -189,8 +149,8 @@ def _is_zero(a):
 # d, free once the ladder's loop is done (and free wherever _viper_ed.py calls the chain:
 # they are not its point temporaries, and the comb's candidate sum _P, which shares them, is
 # dead there); _invert's z ** 11 is e.
-_TMP = (_fe(), _fe(), _fe(), _fe(), _fe(), _fe(), _fe(), _fe())
-_CH = (_fe(), _fe(), _fe(), _fe())
+_TMP = tuple(bytearray(80) for _ in range(8))
+_CH = tuple(bytearray(80) for _ in range(4))
 _XK = bytearray(32)
 _U9 = bytearray(32)
 _U9[0] = 9
@@ -290,7 +250,9 @@ def _ladder(scalar, u):
     zero = _is_zero(x2)  # reduces x2 in place
     out = bytearray(32)
     _limbs(x2, out, 0, 0, 0, -1)  # to bytes
-    _wipe(_SCRATCH)
+    for w in _SCRATCH:  # the wipe (see above)
+        w[0] = 0
+        _bcopy(w, 1, w, 0, len(w) - 1, 0)
     return out, zero
 
 
@@ -299,7 +261,7 @@ def _ladder(scalar, u):
 # these): the ladder's elements and clamped scalar, inversion temporaries, the product
 # scratch. Not wiped: on ARM the product scratch that the Thumb field code keeps on the C
 # stack.
-_SCRATCH = _fld.SCRATCH + (_XK,) + _TMP + _CH
+_SCRATCH = _SCRATCH + (_XK,) + _TMP + _CH
 
 
 
@@ -338,8 +300,8 @@ _QR = bytes((0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
 # Keystream block at _KS (also the scratch for the length block and the tag, once the
 # keystream is not needed).
 # Poly1305, as 13-bit limbs in 32-bit words: at _PR, 5*r (10 limbs) then r (10 limbs), so the
-# factor of a[j] in column i is word 10 + i - j there (see _poly); accumulator h (_PH); s
-# (_PS); a scratch (_PA). h, s and the scratch are field-sized (20 limbs, the top 10 zero) for
+# factor of a[j] in column i is word 10 + i - j there (see the field modules' _pblock);
+# accumulator h (_PH); s (_PS); a scratch (_PA). h, s and the scratch are field-sized (20 limbs, the top 10 zero) for
 # the shared _addk/_limbs, which take them as windows of their own; the state, keystream and
 # r are reached by offset (no window objects, no names: each name of a loaded module stays
 # interned on a board's heap).
@@ -356,13 +318,9 @@ _PA = _AE[368:448]
 def _xor(src: ptr8, soff: int, dst: ptr8, doff: int, n: int):
     # dst[doff:doff+n] = src[soff:soff+n] ^ ChaCha20 keystream, from the counter in the state
     # (_AE's words 0..15). Each 64 bytes take one block (RFC 8439 2.3) into the keystream block
-    # (words 16..31, bytes _KS..): 20 rounds of the state, plus the state; counter += 1.
-    # The rounds are one quarter-round body walking _QR: 10 double rounds of 8 quarter rounds,
-    # each four steps "a += b; d ^= a; d <<<= n" with the roles (a, b, c, d) -> (c, d, a, b)
-    # swapped after every step (so the second step is c += d; b ^= c; b <<<= 12, and so on).
+    # (words 16..31, bytes _KS..): the state, its 20 rounds (the field module's _rounds:
+    # Thumb assembler on ARM, viper elsewhere), plus the state; counter += 1.
     # dst may be the keystream block itself (the Poly1305 key: the keystream of zeros).
-    m = (uint(0xFFFF) << 16) | uint(0xFFFF)
-    q = ptr8(_QR)
     st = ptr32(_AE)
     x = ptr32(uint(st) + _KS)  # the keystream block, as words
     ks = ptr8(x)  # and bytewise (casts: no second global look-up)
@@ -370,21 +328,7 @@ def _xor(src: ptr8, soff: int, dst: ptr8, doff: int, n: int):
     while i < n:
         for w in range(16):
             x[w] = st[w]
-        for r in range(80):
-            j = (r & 7) << 2
-            ia = q[j]
-            ib = q[j + 1]
-            ic = q[j + 2]
-            id = q[j + 3]
-            a = uint(x[ia]); b = uint(x[ib]); c = uint(x[ic]); d = uint(x[id])
-            for k in range(32, 36):
-                e = q[k]
-                a = (a + b) & m
-                d ^= a
-                d = ((d << e) & m) | (d >> (32 - e))
-                t = a; a = c; c = t
-                t = b; b = d; d = t
-            x[ia] = a; x[ib] = b; x[ic] = c; x[id] = d
+        _rounds(_AE, _QR)
         # ptr32 stores keep the low 32 bits, which is the add modulo 2**32 the spec asks for.
         for w in range(16):
             x[w] = uint(x[w]) + uint(st[w])
@@ -397,40 +341,16 @@ def _xor(src: ptr8, soff: int, dst: ptr8, doff: int, n: int):
             j += 1
 
 
-@micropython.viper
-def _poly(src, soff: int, n: int):
+def _poly(src, soff, n):
     # Absorb n bytes of src into h, the last partial block zero-padded to 16 bytes (the AEAD
-    # padding of RFC 8439 2.8); every block gets the 2**128 bit (bit 11 of limb 9).
-    w = ptr32(uint(ptr32(_AE)) + _PR)  # 5r, r
-    h = ptr32(_PH)
-    a = ptr32(_PA)
+    # padding of RFC 8439 2.8): each block as limbs into _PA, then the field module's _pblock
+    # (h = (h + block + 2**128) * r mod 2**130 - 5; Thumb assembler on ARM, viper elsewhere).
+    # Python small ints only: no allocation.
     pos = 0
     while pos < n:
-        cnt = n - pos
-        if cnt > 16:
-            cnt = 16
-        _limbs(_PA, src, soff + pos, cnt, 0, 10)  # zeros after cnt bytes
+        _limbs(_PA, src, soff + pos, min(n - pos, 16), 0, 10)  # zeros after the block
+        _pblock(_PH, _PA, _AE, _PR)
         pos += 16
-        # a = h + m, carried to limbs <= 8191 (limb 0 <= 8196: 2**130 = 5 mod p).
-        c = uint(0)
-        for i in range(10):
-            v = uint(a[i]) + uint(h[i]) + c
-            if i == 9:
-                v += 2048
-            a[i] = v & 0x1FFF
-            c = v >> 13
-        a[0] = uint(a[0]) + c * 5
-        # h = a * r mod 2**130 - 5: column i is sum_j a[j] * w[10 + i - j] (5r where j > i),
-        # each < 3.1e9 (see the header), carried as it goes; limbs 1..9 end at 13 bits and
-        # limb 0 below 2**22 (it absorbs 5 * the top carry, < 2**19).
-        c = uint(0)
-        for i in range(10):
-            v = c
-            for j in range(10):
-                v += uint(a[j]) * uint(w[10 + i - j])
-            h[i] = v & 0x1FFF
-            c = v >> 13
-        h[0] = uint(h[0]) + c * 5
 
 
 def _chacha_poly(tag_in, key, nonce, src, soff, n, dst, doff, aad, alen):
@@ -445,7 +365,7 @@ def _chacha_poly(tag_in, key, nonce, src, soff, n, dst, doff, aad, alen):
     _bcopy(ae, 52, nonce, 0, 12, 0)
     # Block 0 (the keystream itself, at ae[_KS:]): the one-time Poly1305 key.
     _xor(_FE0, 0, ae, _KS, 64)
-    # r (clamped, RFC 8439 2.5) and s as limbs; h = 0. At _PR: 5r then r (see _poly); 5 * a
+    # r (clamped, RFC 8439 2.5) and s as limbs; h = 0. At _PR: 5r then r (see _pblock); 5 * a
     # 13-bit limb < 2**16, so two bytes per word.
     for i in (3, 7, 11, 15):
         ae[_KS + i] &= 15
@@ -492,7 +412,7 @@ def _chacha_poly(tag_in, key, nonce, src, soff, n, dst, doff, aad, alen):
     else:
         _bcopy(t, off, ae, _KS, 16, 0)
     # Wipe _AE from the key on: all of the key material (state, keystream, r, s, h, scratch),
-    # as _wipe does (a zero byte, carried forward by the byte-by-byte _bcopy); nothing is
+    # as the wipe does (a zero byte, carried forward by the byte-by-byte _bcopy); nothing is
     # allocated.
     ae[16] = 0
     _bcopy(ae, 17, ae, 16, len(ae) - 17, 0)
