@@ -288,7 +288,7 @@ def test_node_session_from_mpy_in_128k_heap(x64_tree, protocol):
 
 # The same node as a UART node runs by default: over the serial link layer (docs/LINK.md),
 # which loads ossuary_micro/link.py and holds a Link's buffers; in the same 128 KiB, with the
-# same margin (heap peak 100,736 B here, 2026-12-03).
+# same margin (heap peak 100,224 B here, 2026-12-03).
 def test_node_session_over_the_link_layer_from_mpy(x64_tree):
     proc, out = run_from_mpy(x64_tree, "import node_session; node_session.main(100, protocol=2, "
                              "link=True)")
