@@ -728,8 +728,7 @@ class Connection:
 
 def _step(counter):
     # A big-endian counter + 1 in place, modulo 2**(8 * len): the 96-bit nonces (spec 2.5) and
-    # the 16-bit msg_ids. wire.nonce_increment's loop, here so that a node never loads wire.py
-    # (tests/portable/test_connection.py checks that the two agree).
+    # the 16-bit msg_ids. The one copy: wire.py, which a node never loads, has none.
     i = len(counter) - 1
     while i >= 0:
         v = (counter[i] + 1) & 0xFF

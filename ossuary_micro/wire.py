@@ -70,19 +70,6 @@ def be16(buf, off):
     return (buf[off] << 8) | buf[off + 1]
 
 
-# --- Nonce counter (spec 2.5): 96-bit big-endian, +1 mod 2^96, in place; any length (the
-# connection steps its 16-bit msg_ids with it too) ---
-
-def nonce_increment(nonce):
-    i = len(nonce) - 1
-    while i >= 0:
-        v = (nonce[i] + 1) & 0xFF
-        nonce[i] = v
-        if v:
-            return
-        i -= 1
-
-
 # --- Handshake bodies (spec 2.2-2.4): inner len (LE u16), version, 5 reserved, then fields;
 # messages 2 and 3 end in an EncryptedPacket: data_len (LE u16), tag_len (LE u16, 16), data,
 # tag. Connection writes and checks them itself (connection.py: _hs_frame, _check_handshake),
