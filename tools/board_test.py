@@ -2,15 +2,16 @@
 """`make board-test`: the device self-test and a node session on the board-like interpreters.
 
 Runs, from .mpy files (tools/board_emulator.py builds the trees):
-  * Cortex-M0 emulator (armv6m, 140 KiB heap, QEMU): tests/device/selftest.py from a mounted
-    tree, and tests/device/node_session.py (the whole node, 100 readings, in-process collector
-    peer) in protocol 1 and in protocol 2, each from a fresh board filesystem into which
+  * Cortex-M0 emulator (armv6m, 140 KiB heap, QEMU): tests/device/selftest.py and
+    tests/device/node_checks.py (the node's queue with the board's single-precision floats)
+    from a mounted tree, and tests/device/node_session.py (the whole node, 100 readings,
+    in-process collector peer) in protocol 1 and in protocol 2, each from a fresh board filesystem into which
     mpremote's `mip install --target /remote/lib` installed the armv6m package of
     `ossuary-deploy --write-mip-package` (the issue 7 item 3 install path);
   * i386 unix build (31-bit small ints, 4-byte words): the node sessions with `-X
     heapsize=64K` (--heap; `make board-test` passes BOARD_HEAP, 64K, issue 7's figure: both
     protocols fit, this machine, 2026-12-03), the protocol 2 node over the serial link layer
-    (a UART node's default) with 80K (--link-heap), the self-test with 96K (--selftest-heap: it
+    (a UART node's default) with 80K (--link-heap), the self-test and node checks with 96K (--selftest-heap: it
     also loads the pure backend). A run given more than 64K prints that target as MISSED.
 Each emulator that is not installed here (../shared/tools/board-emulator, qemu-system-arm,
 libc6-i386) is reported as SKIPPED with the reason. Prints one line per run with the heap
@@ -37,6 +38,11 @@ HEAP = "64K"
 # ... and that of the serial node over the link layer (a UART node's default config), which
 # loads the link's code too (--link-heap).
 LINK_HEAP = "80K"
+
+# The node's own code where a board's MicroPython differs from CPython (single-precision
+# floats, 31-bit small ints): tests/device/node_checks.py, in the self-test's heap.
+NODE_CHECKS = ("import sys; sys.path.append('tests/device'); import node_checks; "
+               "node_checks.main()\n")
 
 SESSION = ("import sys; sys.path.append('tests/device'); import node_session; "
            "node_session.main(%d, protocol=%d, link=%s)\n")
@@ -112,7 +118,8 @@ def run_target(target, heap, count, work, selftest_heap=None, protocols=(1, 2), 
         return [("m0 (140 KiB)" if target == "m0" else "i386", "SKIPPED", missing, {})]
     tree = os.path.join(work, target)
     board_emulator.build_mpy("armv6m" if target == "m0" else "x86", tree)
-    runs = [("selftest", SELFTEST, selftest_ok, selftest_heap or heap, None)]
+    runs = [("selftest", SELFTEST, selftest_ok, selftest_heap or heap, None),
+            ("node checks", NODE_CHECKS, selftest_ok, selftest_heap or heap, None)]
     for p in protocols:
         runs.append(("node session %d readings, protocol %d" % (count, p),
                      _session_code(count, p, "/remote/lib" if target == "m0" else None),

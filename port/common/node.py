@@ -108,10 +108,14 @@ class ReadingQueue:
         # Capacity n >= 1 (nodeconfig checks queue_max); len(self.sensor) is the capacity.
         # Reading `seq` is in slot seq % capacity: the queued seqs are consecutive and at
         # most a capacity of them, so no two share a slot, and first / next_seq say which
-        # slots are in use. value holds each reading's value and up_ms, side by side (a
-        # double holds every uptime up to 2**53 ms exactly).
+        # slots are in use. up_ms is an int64 array: a float would not do, as the boards'
+        # MicroPython (rp2, esp32) has single-precision floats, exact only up to 2**24 ms
+        # (4.7 hours of uptime). value is a float32 array there (all a float holds on such
+        # a board, half the bytes of a double), a double elsewhere.
         self.sensor = bytearray(n)
-        self.value = array("d", bytearray(16 * n))
+        w = 4 if 1.0 + 2.0 ** -30 == 1.0 else 8
+        self.value = array("d" if w == 8 else "f", bytearray(w * n))
+        self.up_ms = array("q", bytearray(8 * n))
         self.first = 0
         self.next_seq = 0
         self.dropped = 0
@@ -129,8 +133,8 @@ class ReadingQueue:
             self.dropped += 1
         i = seq % cap
         self.sensor[i] = sensor
-        self.value[2 * i] = value
-        self.value[2 * i + 1] = up_ms
+        self.value[i] = value
+        self.up_ms[i] = up_ms
         self.next_seq = seq + 1
         return seq
 
@@ -139,7 +143,7 @@ class ReadingQueue:
         if not self.first <= seq < self.next_seq:
             raise IndexError
         i = seq % len(self.sensor)
-        return self.sensor[i], self.value[2 * i], int(self.value[2 * i + 1])
+        return self.sensor[i], self.value[i], self.up_ms[i]
 
     def ack(self, seq):
         """Remove every queued reading up to and including `seq`; return how many left."""
