@@ -302,7 +302,7 @@ def _encode(out, p):
     _invert(ta, p[2])
     _mul(tb, p[0], ta); _reduce(tb, 20, 8, 19)
     _mul(tc, p[1], ta); _reduce(tc, 20, 8, 19)
-    _limbs(tc, out, 0, 0, 0, -1)  # to bytes
+    _limbs(tc, out, 0, -1)  # to bytes
     out[31] |= (tb[0] & 1) << 7
 
 
@@ -313,11 +313,12 @@ def _decode(o, s, neg):
     ta, tb, tc, td, te, tf, tg, th = _TMP
     mul = _mul; addk = _addk  # locals: see _TMP
     y = o[1]
-    _limbs(y, s, 0, 31, s[31] & 0x7F, 20)  # bit 255, the sign, left out
+    _limbs(y, s, 0, 32)
+    y[77] &= 254  # bit 255, the sign, left out (viper.py: bit 8 of limb 19)
     _reduce(y, 20, 8, 19)  # a reduced element is loose too
     sign = s[31] >> 7
     chk = _DIG  # its first 32 bytes (free here: the hashes that use it come later)
-    _limbs(y, chk, 0, 0, 0, -1)  # to bytes
+    _limbs(y, chk, 0, -1)  # to bytes
     chk[31] |= sign << 7
     if chk[0:32] != s:
         return False  # y was not canonical
@@ -453,7 +454,7 @@ def _init_constants():  # the SHA-512 one's name again: one name fewer on the he
     _addk(ta, _FE0, ta, 4)
     _reduce(ta, 20, 8, 19)
     enc = bytearray(32)
-    _limbs(ta, enc, 0, 0, 0, -1)  # to bytes
+    _limbs(ta, enc, 0, -1)  # to bytes
     q = _Q  # B, then each tooth in turn, in full (X, Y, Z, T)
     if not _decode(q, enc, 0):
         raise ImportError("ed25519 base point")

@@ -177,3 +177,36 @@ def _rounds(ae: ptr8, q: ptr8):
             t = a; a = c; c = t
             t = b; b = d; d = t
         x[ia] = a; x[ib] = b; x[ic] = c; x[id] = d
+
+
+@micropython.viper
+def _limbs(o: ptr32, b: ptr8, off: int, n: int):
+    # Bytes <-> limbs, for viper.py (shared with Poly1305). n >= 0: o = the 20 limbs of 13 bits
+    # of the little-endian bytes b[off:off+n] (n <= 32), zeros after them. n < 0, "to bytes":
+    # b[off:off+32] = the little-endian value of o, a reduced element (_reduce) or a Poly1305
+    # value (13-bit limbs). One function for both directions: one function object fewer. The
+    # accumulator stays below 2**21.
+    acc = uint(0)
+    bits = 0
+    i = 0
+    if n < 0:  # the direction, not data
+        for k in range(20):
+            acc |= uint(o[k]) << bits
+            bits += 13
+            while bits >= 8 and i < 32:
+                b[off + i] = acc & 0xFF
+                acc >>= 8
+                bits -= 8
+                i += 1
+        return
+    for k in range(20):
+        while bits < 13:
+            v = uint(0)
+            if i < n:  # the length, public
+                v = uint(b[off + i])
+            acc |= v << bits
+            bits += 8
+            i += 1
+        o[k] = acc & 0x1FFF
+        acc >>= 13
+        bits -= 13

@@ -81,47 +81,16 @@ _FE1[0] = 1
 # The names are the same in both modules and here (each name stays interned on a board).
 # _SCRATCH: the field module's secret-bearing scratch, extended below with the ladder's.
 try:
-    from ._viper_thumb import _mul, _addk, _cswap, _reduce, _pblock, _rounds, _SCRATCH
+    from ._viper_thumb import _mul, _addk, _cswap, _reduce, _pblock, _rounds, _limbs, _SCRATCH
 except (ImportError, SyntaxError):
-    from ._viper_field import _mul, _addk, _cswap, _reduce, _pblock, _rounds, _SCRATCH
-
-
-@micropython.viper
-def _limbs(o: ptr32, b: ptr8, off: int, n: int, top: uint, count: int):
-    # o = count limbs of 13 bits from the little-endian bytes b[off:off+n], then the byte
-    # `top`, then zeros (shared with Poly1305). count = -1 is the reverse, "to bytes" (n and
-    # top unused): b[off:off+32] = the little-endian value of o, a reduced element (_reduce).
-    # One function for both directions: a smaller .mpy. The accumulator stays below 2**21.
-    acc = uint(0)
-    bits = 0
-    i = 0
-    if count < 0:  # the direction, not data
-        for k in range(20):
-            acc |= uint(o[k]) << bits
-            bits += 13
-            while bits >= 8 and i < 32:
-                b[off + i] = acc & 0xFF
-                acc >>= 8
-                bits -= 8
-                i += 1
-        return
-    for k in range(count):
-        while bits < 13:
-            v = top if i == n else uint(0)
-            if i < n:
-                v = uint(b[off + i])
-            acc |= v << bits
-            bits += 8
-            i += 1
-        o[k] = acc & 0x1FFF
-        acc >>= 13
-        bits -= 13
+    from ._viper_field import _mul, _addk, _cswap, _reduce, _pblock, _rounds, _limbs, _SCRATCH
 
 
 # 32 little-endian bytes s[0:32] to an element o, bit 255 ignored (RFC 7748 masks it; Ed25519
-# callers check it themselves), is _limbs(o, s, 0, 31, s[31] & 0x7F, 20); an element copy is
-# _bcopy(o, 0, a, 0, 80, 0). Written out where used, not as functions of their own: each
-# function loaded is ~100 B of heap on a board, and its name stays interned.
+# callers check it themselves), is _limbs(o, s, 0, 32) and then o[77] &= 254 (bit 255 is bit 8
+# of limb 19, bit 0 of its second byte); an element copy is _bcopy(o, 0, a, 0, 80, 0). Written
+# out where used, not as functions of their own: each function loaded is ~100 B of heap on a
+# board, and its name stays interned.
 
 
 def _is_zero(a):
@@ -214,7 +183,8 @@ def _ladder(scalar, u):
     _bcopy(k, 0, scalar, 0, 32, 0)
     k[0] &= 248
     k[31] = (k[31] & 127) | 64
-    _limbs(x1, u, 0, 31, u[31] & 0x7F, 20)  # masks bit 255 of u
+    _limbs(x1, u, 0, 32)
+    x1[77] &= 254  # masks bit 255 of u
     _bcopy(x2, 0, _FE1, 0, 80, 0)
     _bcopy(z2, 0, _FE0, 0, 80, 0)
     _bcopy(x3, 0, x1, 0, 80, 0)
@@ -249,7 +219,7 @@ def _ladder(scalar, u):
     mul(x2, x2, z2)
     zero = _is_zero(x2)  # reduces x2 in place
     out = bytearray(32)
-    _limbs(x2, out, 0, 0, 0, -1)  # to bytes
+    _limbs(x2, out, 0, -1)  # to bytes
     for w in _SCRATCH:  # the wipe (see above)
         w[0] = 0
         _bcopy(w, 1, w, 0, len(w) - 1, 0)
@@ -348,7 +318,7 @@ def _poly(src, soff, n):
     # Python small ints only: no allocation.
     pos = 0
     while pos < n:
-        _limbs(_PA, src, soff + pos, min(n - pos, 16), 0, 10)  # zeros after the block
+        _limbs(_PA, src, soff + pos, min(n - pos, 16))  # zeros after the block
         _pblock(_PH, _PA, _AE, _PR)
         pos += 16
 
@@ -371,8 +341,8 @@ def _chacha_poly(tag_in, key, nonce, src, soff, n, dst, doff, aad, alen):
         ae[_KS + i] &= 15
     for i in (4, 8, 12):
         ae[_KS + i] &= 252
-    _limbs(_PA, ae, _KS, 16, 0, 10)
-    _limbs(_PS, ae, _KS + 16, 16, 0, 20)
+    _limbs(_PA, ae, _KS, 16)
+    _limbs(_PS, ae, _KS + 16, 16)
     _bcopy(ae, _PR, _FE0, 0, 40, 0)
     _bcopy(ae, _PR + 40, _PA, 0, 40, 0)
     for i in range(0, 40, 4):
@@ -401,7 +371,7 @@ def _chacha_poly(tag_in, key, nonce, src, soff, n, dst, doff, aad, alen):
     # after the ciphertext (seal), or compared with the received one without an early exit.
     _reduce(_PH, 10, 13, 5)
     _addk(_PA, _PH, _PS, 1)  # < 2**131: bits above 128 are dropped by taking 16 bytes
-    _limbs(_PA, ae, _KS, 0, 0, -1)  # to bytes
+    _limbs(_PA, ae, _KS, -1)  # to bytes
     off += n
     d = 0
     if tag_in:

@@ -113,7 +113,15 @@ def field_twins(trials):
             # ChaCha20's rounds on a keystream block at offset 64 (a's and b's bytes)
             z = bytearray(64) + a[:32] + b[:32]
             f._rounds(z, viper._QR)
-            outs.append((o, q, r[0], r[1], r[2], c, d, m, h, g, e, z))
+            # bytes to limbs: n = 0..32 bytes (zeros after them) at an offset; to bytes: the
+            # reduced m, and h (13-bit limbs) at an offset
+            src = bytes((a[i] * 7 + b[i] * 13 + t) & 255 for i in range(80))
+            lf = bytearray(80)
+            f._limbs(lf, src, t % 40, t % 33)
+            lt = bytearray(40)
+            f._limbs(m, lt, 0, -1)
+            f._limbs(h, lt, 1 + t % 8, -1)
+            outs.append((o, q, r[0], r[1], r[2], c, d, m, h, g, e, z, lf, lt))
         if outs[0] != outs[1]:
             bad += 1
             fail("field twins differ, trial %d" % t)

@@ -49,7 +49,8 @@ def _rand_bytes(n):
 def _fe(v):
     o = bytearray(80)
     s = v.to_bytes(32, "little")
-    F._limbs(o, s, 0, 31, s[31] & 0x7F, 20)  # bytes to limbs, bit 255 left out
+    F._limbs(o, s, 0, 32)  # bytes to limbs
+    o[77] &= 254  # bit 255 left out
     return o
 
 
@@ -74,7 +75,7 @@ def _loose(o, where):
 def _out(o):
     F._reduce(o, 20, 8, 19)
     b = bytearray(32)
-    F._limbs(o, b, 0, 0, 0, -1)  # to bytes
+    F._limbs(o, b, 0, -1)  # to bytes
     return int.from_bytes(b, "little")
 
 
