@@ -9,7 +9,7 @@
 import micropython
 from micropython import const
 
-from .viper import (_bcopy, _FE0, _FE1, _mul, _addk, _cswap, _reduce, _limbs,
+from .viper import (copy_into, _FE0, _FE1, _mul, _addk, _cswap, _reduce, _limbs,
                     _is_zero, _sqn, _pow_2_250_1, _invert, _TMP, _CH)
 from .viper import _SCRATCH  # X25519's scratch; this module's is added at the end
 
@@ -120,8 +120,8 @@ def _compress(buf, off):
     # All of the context is _SS (ss): W at word _WW, H at word _HW, the variables at word 0.
     ss = _SS
     addf = _addf; sk = _SK  # locals: see _TMP
-    _bcopy(ss, 4 * _WW, buf, off, 128, 3)  # W[0..15]: big-endian halves
-    _bcopy(ss, 0, ss, 4 * _HW, 64, 0)       # a..h = H
+    copy_into(ss, 4 * _WW, buf, off, -128)  # W[0..15]: big-endian halves
+    copy_into(ss, 0, ss, 4 * _HW, 64)       # a..h = H
     for t in range(80):
         s = _WW + ((t & 15) << 1)
         if t >= 16:
@@ -144,7 +144,7 @@ def _compress(buf, off):
 
 def _sinit():
     """Start a new hash: H = the initial value (the previous hash, if any, is discarded)."""
-    _bcopy(_SS, 4 * _HW, _SK, 640, 64, 0)
+    copy_into(_SS, 4 * _HW, _SK, 640, 64)
 
 
 def _sha(out, parts):
@@ -168,7 +168,7 @@ def _sha(out, parts):
                 k = 128 - used
                 if k > n:
                     k = n
-                _bcopy(b, _BLK + used, data, off, k, 0)
+                copy_into(b, _BLK + used, data, off, k)
                 used += k
                 if used == 128:
                     _compress(b, _BLK)
@@ -188,7 +188,7 @@ def _sha(out, parts):
         b[_BLK + 127 - i] = (bits >> (8 * i)) & 255
     _compress(b, _BLK)
     # Big-endian words out of native little-endian halves.
-    _bcopy(out, 0, b, 4 * _HW, 64, 3)
+    copy_into(out, 0, b, 4 * _HW, -64)
 
 
 def _init_constants():
@@ -291,8 +291,8 @@ def _p_dbl(o, p):
 
 def _p_zero(o):
     # o = the neutral point (0, 1, 1, 0)
-    _bcopy(o[0], 0, _FE0, 0, 80, 0); _bcopy(o[1], 0, _FE1, 0, 80, 0)
-    _bcopy(o[2], 0, _FE1, 0, 80, 0); _bcopy(o[3], 0, _FE0, 0, 80, 0)
+    copy_into(o[0], 0, _FE0, 0, 80); copy_into(o[1], 0, _FE1, 0, 80)
+    copy_into(o[2], 0, _FE1, 0, 80); copy_into(o[3], 0, _FE0, 0, 80)
 
 
 def _encode(out, p):
@@ -345,7 +345,7 @@ def _decode(o, s, neg):
         return False
     if o[0][0] & 1 != sign ^ neg:
         addk(o[0], _FE0, o[0], -1)
-    _bcopy(o[2], 0, _FE1, 0, 80, 0)
+    copy_into(o[2], 0, _FE1, 0, 80)
     mul(o[3], o[0], y)
     return True
 
@@ -403,7 +403,7 @@ def _ed_sign(seed, msg):
         out[32:64] = ((r + k * int.from_bytes(h[0:32], "little")) % _L).to_bytes(32, "little")
     for w in _SCRATCH:  # the wipe (viper.py's buffer helpers)
         w[0] = 0
-        _bcopy(w, 1, w, 0, len(w) - 1, 0)
+        copy_into(w, 1, w, 0, len(w) - 1)
     return bytes(out)
 
 
@@ -419,7 +419,7 @@ def _ed_verify(pub, msg, sig):
     if not _decode(q, pub, 1):
         return False
     for c in range(4):
-        _bcopy(a[c], 0, q[c], 0, 80, 0)
+        copy_into(a[c], 0, q[c], 0, 80)
     k = _hash_mod_l(memoryview(sig)[0:32], pub, msg).to_bytes(32, "little")
     # [S]B + [k](-A) in one double-and-add over both scalars (Straus; both < L < 2**253):
     # public data, so it branches on their bits and needs no table.

@@ -34,20 +34,16 @@ from ..errors import AuthenticationFailed, CryptoError
 
 # ==================== buffer helpers (shared with _viper_ed.py)
 
-
-@micropython.viper
-def _bcopy(dst: ptr8, doff: int, src: ptr8, soff: int, n: int, x: int):
-    # dst[doff + (i ^ x)] = src[soff + i] for i < n: a plain copy with x = 0; x = 3 turns
-    # big-endian 32-bit words into native little-endian ones (SHA-512's block load). Forward,
-    # one byte at a time: the wipe relies on that to fill a buffer from its first byte.
-    for i in range(n):
-        dst[doff + (i ^ x)] = src[soff + i]
-
+# copy_into(dst, doff, src, soff, n): the package's viper byte copy (ossuary_micro/
+# _viper_copy.py, which the connection loads anyway): one viper function on a board's heap
+# for both. Forward, one byte at a time; n < 0 copies -n bytes turning big-endian 32-bit words
+# into native little-endian ones (SHA-512's block load, _viper_ed.py).
+from .._viper_copy import copy_into
 
 # Wiping the secret-bearing scratch after use (_ladder, and _viper_ed.py's _ed_sign), for
-# each buffer b of a tuple: b[0] = 0, then _bcopy of b onto itself one byte up, which carries
-# that zero to the end (it copies forward, byte by byte). Nothing allocated, and no viper loop
-# (nor function) of its own in the .mpy.
+# each buffer b of a tuple: b[0] = 0, then copy_into of b onto itself one byte up, which
+# carries that zero to the end (it copies forward, byte by byte). Nothing allocated, and no
+# viper loop (nor function) of its own in the .mpy.
 
 # ==================== field
 # Arithmetic modulo p = 2**255 - 19 in MicroPython viper, on preallocated limb arrays.
@@ -88,7 +84,7 @@ except (ImportError, SyntaxError):
 
 # 32 little-endian bytes s[0:32] to an element o, bit 255 ignored (RFC 7748 masks it; Ed25519
 # callers check it themselves), is _limbs(o, s, 0, 32) and then o[77] &= 254 (bit 255 is bit 8
-# of limb 19, bit 0 of its second byte); an element copy is _bcopy(o, 0, a, 0, 80, 0). Written
+# of limb 19, bit 0 of its second byte); an element copy is copy_into(o, 0, a, 0, 80). Written
 # out where used, not as functions of their own: each function loaded is ~100 B of heap on a
 # board, and its name stays interned.
 
@@ -180,15 +176,15 @@ def _ladder(scalar, u):
     x1, x2, z2, x3, z3, a, aa, b = _TMP
     bb, c, d, e = _CH
     k = _XK
-    _bcopy(k, 0, scalar, 0, 32, 0)
+    copy_into(k, 0, scalar, 0, 32)
     k[0] &= 248
     k[31] = (k[31] & 127) | 64
     _limbs(x1, u, 0, 32)
     x1[77] &= 254  # masks bit 255 of u
-    _bcopy(x2, 0, _FE1, 0, 80, 0)
-    _bcopy(z2, 0, _FE0, 0, 80, 0)
-    _bcopy(x3, 0, x1, 0, 80, 0)
-    _bcopy(z3, 0, _FE1, 0, 80, 0)
+    copy_into(x2, 0, _FE1, 0, 80)
+    copy_into(z2, 0, _FE0, 0, 80)
+    copy_into(x3, 0, x1, 0, 80)
+    copy_into(z3, 0, _FE1, 0, 80)
     swap = 0
     for t in range(254, -1, -1):
         kt = (k[t >> 3] >> (t & 7)) & 1
@@ -222,7 +218,7 @@ def _ladder(scalar, u):
     _limbs(x2, out, 0, -1)  # to bytes
     for w in _SCRATCH:  # the wipe (see above)
         w[0] = 0
-        _bcopy(w, 1, w, 0, len(w) - 1, 0)
+        copy_into(w, 1, w, 0, len(w) - 1)
     return out, zero
 
 
@@ -330,9 +326,9 @@ def _chacha_poly(tag_in, key, nonce, src, soff, n, dst, doff, aad, alen):
     # < 2**30 bytes). Python small ints only: no allocation.
     # State = "expand 32-byte k" (in place) | key | counter 0 | nonce (RFC 8439 2.3).
     ae = _AE
-    _bcopy(ae, 16, key, 0, 32, 0)
-    _bcopy(ae, 48, _FE0, 0, 4, 0)
-    _bcopy(ae, 52, nonce, 0, 12, 0)
+    copy_into(ae, 16, key, 0, 32)
+    copy_into(ae, 48, _FE0, 0, 4)
+    copy_into(ae, 52, nonce, 0, 12)
     # Block 0 (the keystream itself, at ae[_KS:]): the one-time Poly1305 key.
     _xor(_FE0, 0, ae, _KS, 64)
     # r (clamped, RFC 8439 2.5) and s as limbs; h = 0. At _PR: 5r then r (see _pblock); 5 * a
@@ -343,13 +339,13 @@ def _chacha_poly(tag_in, key, nonce, src, soff, n, dst, doff, aad, alen):
         ae[_KS + i] &= 252
     _limbs(_PA, ae, _KS, 16)
     _limbs(_PS, ae, _KS + 16, 16)
-    _bcopy(ae, _PR, _FE0, 0, 40, 0)
-    _bcopy(ae, _PR + 40, _PA, 0, 40, 0)
+    copy_into(ae, _PR, _FE0, 0, 40)
+    copy_into(ae, _PR + 40, _PA, 0, 40)
     for i in range(0, 40, 4):
         v = 5 * (_PA[i] | (_PA[i + 1] << 8))
         ae[_PR + i] = v & 255
         ae[_PR + i + 1] = v >> 8
-    _bcopy(_PH, 0, _FE0, 0, 80, 0)
+    copy_into(_PH, 0, _FE0, 0, 80)
     _poly(aad, 0, alen)
     if tag_in:  # which call this is, public
         t = src
@@ -380,12 +376,12 @@ def _chacha_poly(tag_in, key, nonce, src, soff, n, dst, doff, aad, alen):
         if d == 0:
             _xor(src, soff, dst, doff, n)
     else:
-        _bcopy(t, off, ae, _KS, 16, 0)
+        copy_into(t, off, ae, _KS, 16)
     # Wipe _AE from the key on: all of the key material (state, keystream, r, s, h, scratch),
-    # as the wipe does (a zero byte, carried forward by the byte-by-byte _bcopy); nothing is
+    # as the wipe does (a zero byte, carried forward by the byte-by-byte copy_into); nothing is
     # allocated.
     ae[16] = 0
-    _bcopy(ae, 17, ae, 16, len(ae) - 17, 0)
+    copy_into(ae, 17, ae, 16, len(ae) - 17)
     return d == 0
 
 
