@@ -465,14 +465,22 @@ def _pblock(r0, r1, r2, r3):
 
 
 @micropython.asm_thumb
-def _rounds(r0, r1):
-    # ChaCha20's 20 rounds in place on the keystream block, the 16 words at r0 + 64 (viper
-    # _rounds: the same words): 10 double rounds of 8 quarter rounds, each quarter round's
-    # word indices the next four bytes of r1 (viper.py's _QR), a, b, c, d in r2-r5, the
-    # RFC 8439 2.1 steps with rotations left by 16, 12, 8, 7 as RORs by 16, 20, 24, 25.
-    # r6: a word's address, then a rotation amount; r7 counts the quarter rounds; the double
-    # rounds' count waits on the stack. No branch or address depends on the data.
-    add(r0, 64)
+def _block(r0, r1):
+    # The ChaCha20 block function (RFC 8439 2.3; viper _block: the same words) on viper.py's
+    # _AE at r0: the keystream block (the 16 words at r0 + 64) = the state (the 16 words at
+    # r0) after its 20 rounds, plus the state; then the state's counter (word 12) += 1.
+    # The rounds: 10 double rounds of 8 quarter rounds, each quarter round's word indices the
+    # next four bytes of r1 (viper.py's _QR), a, b, c, d in r2-r5, the RFC 8439 2.1 steps with
+    # rotations left by 16, 12, 8, 7 as RORs by 16, 20, 24, 25. r6: a word's address, then a
+    # rotation amount; r7 counts the quarter rounds; the double rounds' count waits on the
+    # stack. No branch or address depends on the data; adds wrap modulo 2**32.
+    mov(r7, 16)
+    label(copy)
+    ldr(r2, [r0, 0])
+    str(r2, [r0, 64])
+    add(r0, 4)
+    sub(r7, 1)
+    bne(copy)
     mov(r2, 10)
     label(double)
     push({r2})
@@ -533,6 +541,22 @@ def _rounds(r0, r1):
     pop({r2})
     sub(r2, 1)
     bne(double)
+    # plus the state, word by word (r0 walks the state, back from the keystream block)
+    sub(r0, 64)
+    mov(r7, 16)
+    label(sum)
+    ldr(r2, [r0, 0])
+    ldr(r3, [r0, 64])
+    add(r3, r3, r2)
+    str(r3, [r0, 64])
+    add(r0, 4)
+    sub(r7, 1)
+    bne(sum)
+    # the counter: word 12, 16 bytes below the keystream block
+    sub(r0, 16)
+    ldr(r2, [r0, 0])
+    add(r2, 1)
+    str(r2, [r0, 0])
     mov(r0, 0)
 
 

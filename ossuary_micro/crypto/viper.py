@@ -77,9 +77,9 @@ _FE1[0] = 1
 # The names are the same in both modules and here (each name stays interned on a board).
 # _SCRATCH: the field module's secret-bearing scratch, extended below with the ladder's.
 try:
-    from ._viper_thumb import _mul, _addk, _cswap, _reduce, _pblock, _rounds, _limbs, _SCRATCH
+    from ._viper_thumb import _mul, _addk, _cswap, _reduce, _pblock, _block, _limbs, _SCRATCH
 except (ImportError, SyntaxError):
-    from ._viper_field import _mul, _addk, _cswap, _reduce, _pblock, _rounds, _limbs, _SCRATCH
+    from ._viper_field import _mul, _addk, _cswap, _reduce, _pblock, _block, _limbs, _SCRATCH
 
 
 # 32 little-endian bytes s[0:32] to an element o, bit 255 ignored (RFC 7748 masks it; Ed25519
@@ -284,22 +284,14 @@ _PA = _AE[368:448]
 def _xor(src: ptr8, soff: int, dst: ptr8, doff: int, n: int):
     # dst[doff:doff+n] = src[soff:soff+n] ^ ChaCha20 keystream, from the counter in the state
     # (_AE's words 0..15). Each 64 bytes take one block (RFC 8439 2.3) into the keystream block
-    # (words 16..31, bytes _KS..): the state, its 20 rounds (the field module's _rounds:
-    # Thumb assembler on ARM, viper elsewhere), plus the state; counter += 1.
-    # dst may be the keystream block itself (the Poly1305 key: the keystream of zeros).
-    st = ptr32(_AE)
-    x = ptr32(uint(st) + _KS)  # the keystream block, as words
-    ks = ptr8(x)  # and bytewise (casts: no second global look-up)
+    # (words 16..31, bytes _KS..) and step the counter: the field module's _block (Thumb
+    # assembler on ARM, viper elsewhere). The caller never sends 2**32 blocks under one nonce
+    # (records are <= 16 KiB). dst may be the keystream block itself (the Poly1305 key: the
+    # keystream of zeros).
+    ks = ptr8(uint(ptr8(_AE)) + _KS)  # the keystream block
     i = 0
     while i < n:
-        for w in range(16):
-            x[w] = st[w]
-        _rounds(_AE, _QR)
-        # ptr32 stores keep the low 32 bits, which is the add modulo 2**32 the spec asks for.
-        for w in range(16):
-            x[w] = uint(x[w]) + uint(st[w])
-        # The caller never sends 2**32 blocks under one nonce (records are <= 16 KiB).
-        st[12] = st[12] + 1
+        _block(_AE, _QR)
         j = 0
         while j < 64 and i < n:
             dst[doff + i] = src[soff + i] ^ ks[j]

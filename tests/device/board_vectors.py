@@ -110,9 +110,9 @@ def field_twins(trials):
                 w[8 + 4 * i], w[9 + 4 * i] = v & 255, v >> 8
             g, e = bytearray(h), bytearray(a)
             f._pblock(g, e, w, 8)
-            # ChaCha20's rounds on a keystream block at offset 64 (a's and b's bytes)
-            z = bytearray(64) + a[:32] + b[:32]
-            f._rounds(z, viper._QR)
+            # ChaCha20's block function on a state of a's and b's bytes
+            z = a[:32] + b[:32] + bytearray(64)
+            f._block(z, viper._QR)
             # bytes to limbs: n = 0..32 bytes (zeros after them) at an offset; to bytes: the
             # reduced m, and h (13-bit limbs) at an offset
             src = bytes((a[i] * 7 + b[i] * 13 + t) & 255 for i in range(80))
