@@ -10,7 +10,7 @@ import micropython
 from micropython import const
 
 from .viper import (copy_into, _FE0, _FE1, _mul, _addk, _cswap, _reduce, _limbs,
-                    _is_zero, _sqn, _pow_2_250_1, _invert, _TMP, _CH)
+                    _sqn, _pow_2_250_1, _invert, _TMP, _CH)
 from .viper import _SCRATCH  # X25519's scratch; this module's is added at the end
 
 # ==================== SHA-512
@@ -34,8 +34,8 @@ from .viper import _SCRATCH  # X25519's scratch; this module's is added at the e
 # 180-4 4.2.3 and 5.3.5: the first 64 fractional bits of the cube roots of the first 80 primes,
 # and of the square roots of the first 8), with Python big ints, instead of being stored.
 #
-# One module-level context: _sha(out, parts) hashes the concatenation of parts into out (after
-# _sinit(), which sets the initial value). Nothing is allocated per block.
+# One module-level context: _sha(out, parts) hashes the concatenation of parts into out
+# (starting from the initial value). Nothing is allocated per block.
 
 # Constants, in one buffer (one name on a board's heap, where every name stays interned): 80
 # round constants, then the 8 words of the initial value, as (hi, lo), native little-endian
@@ -142,18 +142,13 @@ def _compress(buf, off):
         addf(ss, _HW + i, ss, i, 20)
 
 
-def _sinit():
-    """Start a new hash: H = the initial value (the previous hash, if any, is discarded)."""
-    copy_into(_SS, 4 * _HW, _SK, 640, 64)
-
-
 def _sha(out, parts):
     # out[0:64] = SHA-512 of the concatenation of parts (bytes-like objects). One function for
     # feeding and finishing (each function loaded is heap on a board, and its name stays
     # interned); the counts are locals. Whole blocks go straight from a part to _compress,
     # the rest through the partial block. Nothing is allocated per block.
-    _sinit()
     b = _SS  # the partial block is b[_BLK:_BLK + 128]
+    copy_into(b, 4 * _HW, _SK, 640, 64)  # H = the initial value (a new hash)
     used = 0   # bytes in the partial block
     total = 0  # bytes hashed (a small int: far below 2**61)
     for data in parts:
@@ -293,6 +288,15 @@ def _p_zero(o):
     # o = the neutral point (0, 1, 1, 0)
     copy_into(o[0], 0, _FE0, 0, 80); copy_into(o[1], 0, _FE1, 0, 80)
     copy_into(o[2], 0, _FE1, 0, 80); copy_into(o[3], 0, _FE0, 0, 80)
+
+
+def _is_zero(a):
+    # 1 when a is 0 modulo p (a is reduced in place); reads every byte, no early exit.
+    _reduce(a, 20, 8, 19)
+    d = 0
+    for i in range(80):
+        d |= a[i]
+    return 1 if d == 0 else 0
 
 
 def _encode(out, p):

@@ -89,15 +89,6 @@ except (ImportError, SyntaxError):
 # board, and its name stays interned.
 
 
-def _is_zero(a):
-    # 1 when a is 0 modulo p (a is reduced in place); reads every byte, no early exit.
-    _reduce(a, 20, 8, 19)
-    d = 0
-    for i in range(80):
-        d |= a[i]
-    return 1 if d == 0 else 0
-
-
 # ==================== X25519
 # X25519 (RFC 7748) on the viper limb field: the Montgomery ladder over preallocated elements.
 #
@@ -213,13 +204,16 @@ def _ladder(scalar, u):
     cswap(z2, z3, swap)
     _invert(z2, z2)
     mul(x2, x2, z2)
-    zero = _is_zero(x2)  # reduces x2 in place
+    _reduce(x2, 20, 8, 19)
     out = bytearray(32)
     _limbs(x2, out, 0, -1)  # to bytes
+    zero = 0
+    for i in range(32):  # the all-zero check: every byte read, no early exit
+        zero |= out[i]
     for w in _SCRATCH:  # the wipe (see above)
         w[0] = 0
         copy_into(w, 1, w, 0, len(w) - 1)
-    return out, zero
+    return out, zero == 0
 
 
 # Scratch that holds secrets or values derived from them after an X25519, wiped by _ladder
