@@ -19,7 +19,8 @@ from .viper import _SCRATCH  # X25519's scratch; this module's is added at the e
 # MicroPython's hashlib has no sha512, and pure Python 64-bit arithmetic makes big ints on every
 # board. Here each 64-bit word is a pair of 32-bit words (hi, lo) in a buffer read as ptr32.
 # Written for a small .mpy rather than speed: the schedule and the rounds are Python loops over
-# one viper primitive, _addf: a 64-bit addition of a word, or of the XOR of three rotations or
+# one primitive, _addf (viper; Thumb assembler on ARM, where armv6m viper code is ~5x the size
+# and lives on the heap): a 64-bit addition of a word, or of the XOR of three rotations or
 # shifts of it taken from a table, or of a bitwise select (Ch, and Maj as a select too); the
 # carry out of the low halves comes from their top bits, so no 33rd bit is ever needed.
 # A block costs about 1500 calls (~100 us on the unix port, still well ahead of pure Python);
@@ -37,77 +38,87 @@ from .viper import _SCRATCH  # X25519's scratch; this module's is added at the e
 # One module-level context: _sha(out, parts) hashes the concatenation of parts into out
 # (starting from the initial value). Nothing is allocated per block.
 
-# Constants, in one buffer (one name on a board's heap, where every name stays interned): 80
-# round constants, then the 8 words of the initial value, as (hi, lo), native little-endian
-# 32-bit words (bytes 0..703); then the rotations for Sigma1, Sigma0 (rounds), sigma0, sigma1
-# (schedule), 64 + n meaning a shift by n (bytes 704..715, _ROT on).
-_SK = bytearray(716)
-_ROT = const(704)
-_SK[_ROT:] = bytes((14, 18, 41, 28, 34, 39, 1, 8, 64 + 7, 19, 61, 64 + 6))
-# The hash's context, in one buffer too. Offsets in 32-bit words (_addf's indices): the working
-# variables a..h at word 0 (where _addf's Ch and Maj read them), rotated through by index (see
-# _compress); the state H at word _HW; the message schedule, a window of 16 words, at word _WW;
-# all as (hi, lo). Then the partial input block, at byte _BLK.
-_SS = bytearray(384)
+# The hash's context and its constants, in one buffer (one name on a board's heap, where every
+# name stays interned; and one buffer for _addf, whose Thumb twin takes four arguments).
+# The context, offsets in 32-bit words (_addf's indices): the working variables a..h at word 0
+# (where _addf's Ch and Maj read them), rotated through by index (see _compress); the state H
+# at word _HW; the message schedule, a window of 16 words, at word _WW; all as (hi, lo). Then
+# the partial input block, at byte _BLK. The constants, from byte _KB (word _KW) on: 80 round
+# constants, then the 8 words of the initial value, as (hi, lo), native little-endian 32-bit
+# words (bytes _KB..._KB + 703); then the rotations for Sigma1, Sigma0 (rounds), sigma0,
+# sigma1 (schedule), 32 + n meaning the halves swapped and a rotation by n, 64 + n a shift by
+# n (12 bytes at _ROT; the Thumb _addf has this offset written in).
+_SS = bytearray(1100)
 _HW = const(16)
 _WW = const(32)
 _BLK = const(256)
+_KB = const(384)
+_KW = const(96)
+_ROT = const(1088)
+_SS[_ROT:] = bytes((14, 18, 41, 28, 34, 39, 1, 8, 64 + 7, 19, 61, 64 + 6))
 
-@micropython.viper
-def _addf(d: ptr32, i: int, s: ptr32, j: int, r: int):
-    # Word d[i:i+2] += f(s) modulo 2**64, where f is, by the public selector r:
-    # r = 20: the word s[j:j+2] itself (a plain addition).
-    # r < 12: the XOR of the three rotations _SK[_ROT + r:_ROT + r + 3] of word s[j:j+2] (a
-    #   shift where the table says 64 + n). Amounts are never 0 or 32, so no shift below is
-    #   by 32.
-    # r = 12 or 16: Ch(e, f, g) or Maj(a, b, c) of round j on the working variables s = _SS
-    #   (variable n of round j is the pair ((n - j) & 7) << 1 of s, see _compress), both as
-    #   z ^ ((x ^ (z & mk)) & (y ^ z)) over (x, y, z) = (e, f, g), mk = 0 (Ch) and
-    #   (a, b, c), mk = ones (Maj: a == b gives a, else z decides). r & 7 is x's name.
-    # One function for the three (not an _add called by the others): a smaller .mpy, and no
-    # viper-to-viper call per step.
-    m = (uint(0xFFFF) << 16) | uint(0xFFFF)
-    oh = uint(0)
-    ol = uint(0)
-    if r == 12 or r == 16:  # (j is a round number here, not a word: s[j] is not read)
-        mk = m if r == 16 else uint(0)
-        for k in range(2):
-            a = uint(s[((r - j) & 7) * 2 + k])
-            b = uint(s[((r + 1 - j) & 7) * 2 + k])
-            c = uint(s[((r + 2 - j) & 7) * 2 + k])
-            ol = c ^ ((a ^ (c & mk)) & (b ^ c))
-            if k == 0:
-                oh = ol
-    else:
-        oh = uint(s[j])
-        ol = uint(s[j + 1])
-    if r < 12:
-        rot = ptr8(_SK)
-        xh = oh
-        xl = ol
+# _addf(d, i, j, r): on ARM the Thumb assembler's (crypto/_viper_thumb.py: same results;
+# tests/device/board_vectors.py compares the two), and then the viper one below is never
+# defined, so a board does not keep its code on the heap; elsewhere the viper one.
+try:
+    from ._viper_thumb import _addf
+except (ImportError, SyntaxError):
+    @micropython.viper
+    def _addf(d: ptr32, i: int, j: int, r: int):
+        # Word d[i:i+2] += f modulo 2**64, d the context (_SS), where f is, by the public
+        # selector r:
+        # r = 20: the word d[j:j+2] itself (a plain addition).
+        # r < 12: the XOR of the three rotations _SS[_ROT + r:_ROT + r + 3] of word d[j:j+2]
+        #   (a shift where the table says 64 + n). Amounts are never 0 or 32, so no shift
+        #   below is by 32.
+        # r = 12 or 16: Ch(e, f, g) or Maj(a, b, c) of round j on the working variables
+        #   (variable n of round j is the pair ((n - j) & 7) << 1 of d, see _compress), both
+        #   as z ^ ((x ^ (z & mk)) & (y ^ z)) over (x, y, z) = (e, f, g), mk = 0 (Ch) and
+        #   (a, b, c), mk = ones (Maj: a == b gives a, else z decides). r & 7 is x's name.
+        # One function for the three (not an _add called by the others): a smaller .mpy, and
+        # no viper-to-viper call per step.
+        m = (uint(0xFFFF) << 16) | uint(0xFFFF)
         oh = uint(0)
         ol = uint(0)
-        for k in range(3):
-            n = int(rot[_ROT + r + k])
-            a = xh
-            b = xl
-            if n >= 64:  # shift right: the high half gets zeros from above
-                n -= 64
-                oh ^= a >> n
-            else:
-                if n >= 32:  # rotating by 32 + n is swapping the halves, then rotating by n
-                    a = xl
-                    b = xh
-                    n -= 32
-                oh ^= (a >> n) | ((b << (32 - n)) & m)
-            ol ^= (b >> n) | ((a << (32 - n)) & m)
-    # The addition: the carry out of the low halves is the top bit of
-    # (a & b) | ((a | b) & ~sum), the textbook carry rule, on 32-bit values only.
-    a = uint(d[i + 1])
-    lo = (a + ol) & m
-    c = (((a & ol) | ((a | ol) & ~lo)) >> 31) & 1
-    d[i + 1] = lo
-    d[i] = uint(d[i]) + oh + c  # ptr32 store keeps 32 bits
+        if r == 12 or r == 16:  # (j is a round number here, not a word: d[j] is not read)
+            mk = m if r == 16 else uint(0)
+            for k in range(2):
+                a = uint(d[((r - j) & 7) * 2 + k])
+                b = uint(d[((r + 1 - j) & 7) * 2 + k])
+                c = uint(d[((r + 2 - j) & 7) * 2 + k])
+                ol = c ^ ((a ^ (c & mk)) & (b ^ c))
+                if k == 0:
+                    oh = ol
+        else:
+            oh = uint(d[j])
+            ol = uint(d[j + 1])
+        if r < 12:
+            rot = ptr8(d)
+            xh = oh
+            xl = ol
+            oh = uint(0)
+            ol = uint(0)
+            for k in range(3):
+                n = int(rot[_ROT + r + k])
+                a = xh
+                b = xl
+                if n >= 64:  # shift right: the high half gets zeros from above
+                    n -= 64
+                    oh ^= a >> n
+                else:
+                    if n >= 32:  # rotating by 32 + n is swapping the halves, then by n
+                        a = xl
+                        b = xh
+                        n -= 32
+                    oh ^= (a >> n) | ((b << (32 - n)) & m)
+                ol ^= (b >> n) | ((a << (32 - n)) & m)
+        # The addition: the carry out of the low halves is the top bit of
+        # (a & b) | ((a | b) & ~sum), the textbook carry rule, on 32-bit values only.
+        a = uint(d[i + 1])
+        lo = (a + ol) & m
+        c = (((a & ol) | ((a | ol) & ~lo)) >> 31) & 1
+        d[i + 1] = lo
+        d[i] = uint(d[i]) + oh + c  # ptr32 store keeps 32 bits
 
 
 def _compress(buf, off):
@@ -117,29 +128,30 @@ def _compress(buf, off):
     # at 2s). Variable n (a = 0 .. h = 7) of round t sits at pair (n - t) mod 8 of _SS: a round
     # writes the new e over d and the new a over h, and the names shift by one for the next
     # round; after 80 rounds each is back at its own pair.
-    # All of the context is _SS (ss): W at word _WW, H at word _HW, the variables at word 0.
+    # All of the context is _SS (ss): W at word _WW, H at word _HW, the variables at word 0,
+    # K at word _KW.
     ss = _SS
-    addf = _addf; sk = _SK  # locals: see _TMP
+    addf = _addf  # a local: see _TMP
     copy_into(ss, 4 * _WW, buf, off, -128)  # W[0..15]: big-endian halves
     copy_into(ss, 0, ss, 4 * _HW, 64)       # a..h = H
     for t in range(80):
         s = _WW + ((t & 15) << 1)
         if t >= 16:
-            addf(ss, s, ss, _WW + ((t - 7 & 15) << 1), 20)
-            addf(ss, s, ss, _WW + ((t - 2 & 15) << 1), 9)
-            addf(ss, s, ss, _WW + ((t - 15 & 15) << 1), 6)
+            addf(ss, s, _WW + ((t - 7 & 15) << 1), 20)
+            addf(ss, s, _WW + ((t - 2 & 15) << 1), 9)
+            addf(ss, s, _WW + ((t - 15 & 15) << 1), 6)
         h = (7 - t & 7) << 1
         # h += S1(e) + Ch(e, f, g) + K[t] + W[t]: this is T1
-        addf(ss, h, ss, (4 - t & 7) << 1, 0)
-        addf(ss, h, ss, t, 12)
-        addf(ss, h, ss, s, 20)
-        addf(ss, h, sk, 2 * t, 20)
+        addf(ss, h, (4 - t & 7) << 1, 0)
+        addf(ss, h, t, 12)
+        addf(ss, h, s, 20)
+        addf(ss, h, _KW + 2 * t, 20)
         # e' = d + T1 (over d); a' = T1 + S0(a) + Maj(a, b, c) (over h)
-        addf(ss, (3 - t & 7) << 1, ss, h, 20)
-        addf(ss, h, ss, (-t & 7) << 1, 3)
-        addf(ss, h, ss, t, 16)
+        addf(ss, (3 - t & 7) << 1, h, 20)
+        addf(ss, h, (-t & 7) << 1, 3)
+        addf(ss, h, t, 16)
     for i in range(0, 16, 2):
-        addf(ss, _HW + i, ss, i, 20)
+        addf(ss, _HW + i, i, 20)
 
 
 def _sha(out, parts):
@@ -148,7 +160,7 @@ def _sha(out, parts):
     # interned); the counts are locals. Whole blocks go straight from a part to _compress,
     # the rest through the partial block. Nothing is allocated per block.
     b = _SS  # the partial block is b[_BLK:_BLK + 128]
-    copy_into(b, 4 * _HW, _SK, 640, 64)  # H = the initial value (a new hash)
+    copy_into(b, 4 * _HW, b, _KB + 640, 64)  # H = the initial value (a new hash)
     used = 0   # bytes in the partial block
     total = 0  # bytes hashed (a small int: far below 2**61)
     for data in parts:
@@ -209,8 +221,8 @@ def _init_constants():
                         x = y
                     frac = x & ((1 << 64) - 1)
                     for j in range(4):
-                        _SK[8 * i + j] = (frac >> (32 + 8 * j)) & 255
-                        _SK[8 * i + 4 + j] = (frac >> (8 * j)) & 255
+                        _SS[_KB + 8 * i + j] = (frac >> (32 + 8 * j)) & 255
+                        _SS[_KB + 8 * i + 4 + j] = (frac >> (8 * j)) & 255
             n += 1
         p += 1
 
@@ -481,4 +493,4 @@ del _init_constants
 # block (the seed, h, the nonce r), the comb's last candidate sum (_P). Not wiped: the public
 # results (_Q: A or R; verification's -A in _P and the encoding of [S]B - [k]A that it leaves
 # in _DIG), Python ints holding the scalars mod L (immutable, freed by the collector).
-_SCRATCH = _SCRATCH + (_SS, _DIG, _H, _P[3])
+_SCRATCH = _SCRATCH + (memoryview(_SS)[0:_KB], _DIG, _H, _P[3])
