@@ -490,7 +490,8 @@ del _init_constants
 # Scratch that holds secrets or values derived from them after a signature, wiped by _ed_sign
 # before it returns: X25519's (viper.py: the ladder's elements, which the point code uses under
 # other names, inversion temporaries, product scratch), and the SHA-512 state, schedule and
-# block (the seed, h, the nonce r), the comb's last candidate sum (_P). Not wiped: the public
+# block (the seed, h, the nonce r: the first _KB bytes of _SS, a window of it, not the
+# constants after them), the comb's last candidate sum (_P). Not wiped: the public
 # results (_Q: A or R; verification's -A in _P and the encoding of [S]B - [k]A that it leaves
 # in _DIG), Python ints holding the scalars mod L (immutable, freed by the collector).
 _SCRATCH = _SCRATCH + (memoryview(_SS)[0:_KB], _DIG, _H, _P[3])

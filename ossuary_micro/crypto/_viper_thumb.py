@@ -1,10 +1,13 @@
-# Thumb assembler for the viper backend's field arithmetic (ARM boards: RP2040 and up).
+# Thumb assembler for the viper backend's field arithmetic, AEAD blocks and SHA-512 primitive
+# (ARM boards: RP2040 and up).
 #
 # viper.py imports it where MicroPython has the inline Thumb assembler; elsewhere (ESP32, unix,
-# wasm) compiling this module fails and viper.py takes _viper_field.py's viper functions. Each
+# wasm) compiling this module fails and viper.py takes _viper_field.py's viper functions (and
+# _viper_ed.py its own viper _addf). Each
 # function here has the signature and the exact results of its viper twin (same limbs, not only
 # the same value), so everything above the field is unchanged. tests/test_board_emulator.py
-# compares the two on the M0 emulator and runs the RFC and Wycheproof vectors there.
+# compares the two on the M0 emulator and runs the RFC and Wycheproof vectors there. On the
+# M0 a viper function is ~5x the size of the same work in Thumb, and both live on the heap.
 #
 # Only Thumb-1 (armv6m: the Cortex-M0+ of the RP2040): low registers r0-r7, immediate-offset
 # LDR/STR (0..124), MULS (32x32 -> low 32 bits, one cycle on the RP2040), two-operand ALU ops.

@@ -69,7 +69,8 @@ _FE1 = bytearray(80)  # AEAD's source of zero bytes)
 _FE1[0] = 1
 
 # The hot functions: product, o = a + k*b (with a 64p bias for subtraction), conditional
-# swap; and the full reduction (_reduce: modulo p, and modulo 2**130 - 5 for Poly1305).
+# swap; the full reduction (_reduce: modulo p, and modulo 2**130 - 5 for Poly1305); bytes <->
+# limbs (_limbs); and the AEAD's Poly1305 block (_pblock) and ChaCha20 block function (_block).
 # On ARM boards the Thumb assembler versions (crypto/_viper_thumb.py); where that
 # does not compile (SyntaxError: ESP32, unix, wasm) or is not installed, the viper ones
 # (crypto/_viper_field.py). Both give the same limbs; tests/test_board_emulator.py compares
