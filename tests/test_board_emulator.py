@@ -76,6 +76,7 @@ def test_vectors_on_m0_from_mpy(tmp_path):
     assert ok, out[-4000:]
     assert "backend viper: thumb" in out, out[-4000:]
     assert "field twins: 300 trials" in out and "FAIL" not in out, out[-4000:]
+    assert "SHA-512 twins: 200 trials" in out, out[-4000:]
     assert "cases X=%d A=%d E=%d" % (want["X"], want["A"], want["E"]) in out, out[-4000:]
     last = out.strip().splitlines()[-1]
     assert last.endswith(" passed, 0 failed") and not last.startswith("0 "), out[-4000:]

@@ -9,8 +9,8 @@
 import micropython
 from micropython import const
 
-from .viper import (_bcopy, _FE0, _FE1, _mul, _addk, _cswap, _reduce, _limbs,
-                    _is_zero, _sqn, _pow_2_250_1, _invert, _TMP, _CH)
+from .viper import (copy_into, _FE0, _FE1, _mul, _addk, _cswap, _reduce, _limbs,
+                    _sqn, _pow_2_250_1, _invert, _TMP, _CH)
 from .viper import _SCRATCH  # X25519's scratch; this module's is added at the end
 
 # ==================== SHA-512
@@ -19,7 +19,8 @@ from .viper import _SCRATCH  # X25519's scratch; this module's is added at the e
 # MicroPython's hashlib has no sha512, and pure Python 64-bit arithmetic makes big ints on every
 # board. Here each 64-bit word is a pair of 32-bit words (hi, lo) in a buffer read as ptr32.
 # Written for a small .mpy rather than speed: the schedule and the rounds are Python loops over
-# one viper primitive, _addf: a 64-bit addition of a word, or of the XOR of three rotations or
+# one primitive, _addf (viper; Thumb assembler on ARM, where armv6m viper code is ~5x the size
+# and lives on the heap): a 64-bit addition of a word, or of the XOR of three rotations or
 # shifts of it taken from a table, or of a bitwise select (Ch, and Maj as a select too); the
 # carry out of the low halves comes from their top bits, so no 33rd bit is ever needed.
 # A block costs about 1500 calls (~100 us on the unix port, still well ahead of pure Python);
@@ -34,80 +35,90 @@ from .viper import _SCRATCH  # X25519's scratch; this module's is added at the e
 # 180-4 4.2.3 and 5.3.5: the first 64 fractional bits of the cube roots of the first 80 primes,
 # and of the square roots of the first 8), with Python big ints, instead of being stored.
 #
-# One module-level context: _sha(out, parts) hashes the concatenation of parts into out (after
-# _sinit(), which sets the initial value). Nothing is allocated per block.
+# One module-level context: _sha(out, parts) hashes the concatenation of parts into out
+# (starting from the initial value). Nothing is allocated per block.
 
-# Constants, in one buffer (one name on a board's heap, where every name stays interned): 80
-# round constants, then the 8 words of the initial value, as (hi, lo), native little-endian
-# 32-bit words (bytes 0..703); then the rotations for Sigma1, Sigma0 (rounds), sigma0, sigma1
-# (schedule), 64 + n meaning a shift by n (bytes 704..715, _ROT on).
-_SK = bytearray(716)
-_ROT = const(704)
-_SK[_ROT:] = bytes((14, 18, 41, 28, 34, 39, 1, 8, 64 + 7, 19, 61, 64 + 6))
-# The hash's context, in one buffer too. Offsets in 32-bit words (_addf's indices): the working
-# variables a..h at word 0 (where _addf's Ch and Maj read them), rotated through by index (see
-# _compress); the state H at word _HW; the message schedule, a window of 16 words, at word _WW;
-# all as (hi, lo). Then the partial input block, at byte _BLK.
-_SS = bytearray(384)
+# The hash's context and its constants, in one buffer (one name on a board's heap, where every
+# name stays interned; and one buffer for _addf, whose Thumb twin takes four arguments).
+# The context, offsets in 32-bit words (_addf's indices): the working variables a..h at word 0
+# (where _addf's Ch and Maj read them), rotated through by index (see _compress); the state H
+# at word _HW; the message schedule, a window of 16 words, at word _WW; all as (hi, lo). Then
+# the partial input block, at byte _BLK. The constants, from byte _KB (word _KW) on: 80 round
+# constants, then the 8 words of the initial value, as (hi, lo), native little-endian 32-bit
+# words (bytes _KB..._KB + 703); then the rotations for Sigma1, Sigma0 (rounds), sigma0,
+# sigma1 (schedule), 32 + n meaning the halves swapped and a rotation by n, 64 + n a shift by
+# n (12 bytes at _ROT; the Thumb _addf has this offset written in).
+_SS = bytearray(1100)
 _HW = const(16)
 _WW = const(32)
 _BLK = const(256)
+_KB = const(384)
+_KW = const(96)
+_ROT = const(1088)
+_SS[_ROT:] = bytes((14, 18, 41, 28, 34, 39, 1, 8, 64 + 7, 19, 61, 64 + 6))
 
-@micropython.viper
-def _addf(d: ptr32, i: int, s: ptr32, j: int, r: int):
-    # Word d[i:i+2] += f(s) modulo 2**64, where f is, by the public selector r:
-    # r = 20: the word s[j:j+2] itself (a plain addition).
-    # r < 12: the XOR of the three rotations _SK[_ROT + r:_ROT + r + 3] of word s[j:j+2] (a
-    #   shift where the table says 64 + n). Amounts are never 0 or 32, so no shift below is
-    #   by 32.
-    # r = 12 or 16: Ch(e, f, g) or Maj(a, b, c) of round j on the working variables s = _SS
-    #   (variable n of round j is the pair ((n - j) & 7) << 1 of s, see _compress), both as
-    #   z ^ ((x ^ (z & mk)) & (y ^ z)) over (x, y, z) = (e, f, g), mk = 0 (Ch) and
-    #   (a, b, c), mk = ones (Maj: a == b gives a, else z decides). r & 7 is x's name.
-    # One function for the three (not an _add called by the others): a smaller .mpy, and no
-    # viper-to-viper call per step.
-    m = (uint(0xFFFF) << 16) | uint(0xFFFF)
-    oh = uint(0)
-    ol = uint(0)
-    if r == 12 or r == 16:  # (j is a round number here, not a word: s[j] is not read)
-        mk = m if r == 16 else uint(0)
-        for k in range(2):
-            a = uint(s[((r - j) & 7) * 2 + k])
-            b = uint(s[((r + 1 - j) & 7) * 2 + k])
-            c = uint(s[((r + 2 - j) & 7) * 2 + k])
-            ol = c ^ ((a ^ (c & mk)) & (b ^ c))
-            if k == 0:
-                oh = ol
-    else:
-        oh = uint(s[j])
-        ol = uint(s[j + 1])
-    if r < 12:
-        rot = ptr8(_SK)
-        xh = oh
-        xl = ol
+# _addf(d, i, j, r): on ARM the Thumb assembler's (crypto/_viper_thumb.py: same results;
+# tests/device/board_vectors.py compares the two), and then the viper one below is never
+# defined, so a board does not keep its code on the heap; elsewhere the viper one.
+try:
+    from ._viper_thumb import _addf
+except (ImportError, SyntaxError):
+    @micropython.viper
+    def _addf(d: ptr32, i: int, j: int, r: int):
+        # Word d[i:i+2] += f modulo 2**64, d the context (_SS), where f is, by the public
+        # selector r:
+        # r = 20: the word d[j:j+2] itself (a plain addition).
+        # r < 12: the XOR of the three rotations _SS[_ROT + r:_ROT + r + 3] of word d[j:j+2]
+        #   (a shift where the table says 64 + n). Amounts are never 0 or 32, so no shift
+        #   below is by 32.
+        # r = 12 or 16: Ch(e, f, g) or Maj(a, b, c) of round j on the working variables
+        #   (variable n of round j is the pair ((n - j) & 7) << 1 of d, see _compress), both
+        #   as z ^ ((x ^ (z & mk)) & (y ^ z)) over (x, y, z) = (e, f, g), mk = 0 (Ch) and
+        #   (a, b, c), mk = ones (Maj: a == b gives a, else z decides). r & 7 is x's name.
+        # One function for the three (not an _add called by the others): a smaller .mpy, and
+        # no viper-to-viper call per step.
+        m = (uint(0xFFFF) << 16) | uint(0xFFFF)
         oh = uint(0)
         ol = uint(0)
-        for k in range(3):
-            n = int(rot[_ROT + r + k])
-            a = xh
-            b = xl
-            if n >= 64:  # shift right: the high half gets zeros from above
-                n -= 64
-                oh ^= a >> n
-            else:
-                if n >= 32:  # rotating by 32 + n is swapping the halves, then rotating by n
-                    a = xl
-                    b = xh
-                    n -= 32
-                oh ^= (a >> n) | ((b << (32 - n)) & m)
-            ol ^= (b >> n) | ((a << (32 - n)) & m)
-    # The addition: the carry out of the low halves is the top bit of
-    # (a & b) | ((a | b) & ~sum), the textbook carry rule, on 32-bit values only.
-    a = uint(d[i + 1])
-    lo = (a + ol) & m
-    c = (((a & ol) | ((a | ol) & ~lo)) >> 31) & 1
-    d[i + 1] = lo
-    d[i] = uint(d[i]) + oh + c  # ptr32 store keeps 32 bits
+        if r == 12 or r == 16:  # (j is a round number here, not a word: d[j] is not read)
+            mk = m if r == 16 else uint(0)
+            for k in range(2):
+                a = uint(d[((r - j) & 7) * 2 + k])
+                b = uint(d[((r + 1 - j) & 7) * 2 + k])
+                c = uint(d[((r + 2 - j) & 7) * 2 + k])
+                ol = c ^ ((a ^ (c & mk)) & (b ^ c))
+                if k == 0:
+                    oh = ol
+        else:
+            oh = uint(d[j])
+            ol = uint(d[j + 1])
+        if r < 12:
+            rot = ptr8(d)
+            xh = oh
+            xl = ol
+            oh = uint(0)
+            ol = uint(0)
+            for k in range(3):
+                n = int(rot[_ROT + r + k])
+                a = xh
+                b = xl
+                if n >= 64:  # shift right: the high half gets zeros from above
+                    n -= 64
+                    oh ^= a >> n
+                else:
+                    if n >= 32:  # rotating by 32 + n is swapping the halves, then by n
+                        a = xl
+                        b = xh
+                        n -= 32
+                    oh ^= (a >> n) | ((b << (32 - n)) & m)
+                ol ^= (b >> n) | ((a << (32 - n)) & m)
+        # The addition: the carry out of the low halves is the top bit of
+        # (a & b) | ((a | b) & ~sum), the textbook carry rule, on 32-bit values only.
+        a = uint(d[i + 1])
+        lo = (a + ol) & m
+        c = (((a & ol) | ((a | ol) & ~lo)) >> 31) & 1
+        d[i + 1] = lo
+        d[i] = uint(d[i]) + oh + c  # ptr32 store keeps 32 bits
 
 
 def _compress(buf, off):
@@ -117,34 +128,30 @@ def _compress(buf, off):
     # at 2s). Variable n (a = 0 .. h = 7) of round t sits at pair (n - t) mod 8 of _SS: a round
     # writes the new e over d and the new a over h, and the names shift by one for the next
     # round; after 80 rounds each is back at its own pair.
-    # All of the context is _SS (ss): W at word _WW, H at word _HW, the variables at word 0.
+    # All of the context is _SS (ss): W at word _WW, H at word _HW, the variables at word 0,
+    # K at word _KW.
     ss = _SS
-    addf = _addf; sk = _SK  # locals: see _TMP
-    _bcopy(ss, 4 * _WW, buf, off, 128, 3)  # W[0..15]: big-endian halves
-    _bcopy(ss, 0, ss, 4 * _HW, 64, 0)       # a..h = H
+    addf = _addf  # a local: see _TMP
+    copy_into(ss, 4 * _WW, buf, off, -128)  # W[0..15]: big-endian halves
+    copy_into(ss, 0, ss, 4 * _HW, 64)       # a..h = H
     for t in range(80):
         s = _WW + ((t & 15) << 1)
         if t >= 16:
-            addf(ss, s, ss, _WW + ((t - 7 & 15) << 1), 20)
-            addf(ss, s, ss, _WW + ((t - 2 & 15) << 1), 9)
-            addf(ss, s, ss, _WW + ((t - 15 & 15) << 1), 6)
+            addf(ss, s, _WW + ((t - 7 & 15) << 1), 20)
+            addf(ss, s, _WW + ((t - 2 & 15) << 1), 9)
+            addf(ss, s, _WW + ((t - 15 & 15) << 1), 6)
         h = (7 - t & 7) << 1
         # h += S1(e) + Ch(e, f, g) + K[t] + W[t]: this is T1
-        addf(ss, h, ss, (4 - t & 7) << 1, 0)
-        addf(ss, h, ss, t, 12)
-        addf(ss, h, ss, s, 20)
-        addf(ss, h, sk, 2 * t, 20)
+        addf(ss, h, (4 - t & 7) << 1, 0)
+        addf(ss, h, t, 12)
+        addf(ss, h, s, 20)
+        addf(ss, h, _KW + 2 * t, 20)
         # e' = d + T1 (over d); a' = T1 + S0(a) + Maj(a, b, c) (over h)
-        addf(ss, (3 - t & 7) << 1, ss, h, 20)
-        addf(ss, h, ss, (-t & 7) << 1, 3)
-        addf(ss, h, ss, t, 16)
+        addf(ss, (3 - t & 7) << 1, h, 20)
+        addf(ss, h, (-t & 7) << 1, 3)
+        addf(ss, h, t, 16)
     for i in range(0, 16, 2):
-        addf(ss, _HW + i, ss, i, 20)
-
-
-def _sinit():
-    """Start a new hash: H = the initial value (the previous hash, if any, is discarded)."""
-    _bcopy(_SS, 4 * _HW, _SK, 640, 64, 0)
+        addf(ss, _HW + i, i, 20)
 
 
 def _sha(out, parts):
@@ -152,8 +159,8 @@ def _sha(out, parts):
     # feeding and finishing (each function loaded is heap on a board, and its name stays
     # interned); the counts are locals. Whole blocks go straight from a part to _compress,
     # the rest through the partial block. Nothing is allocated per block.
-    _sinit()
     b = _SS  # the partial block is b[_BLK:_BLK + 128]
+    copy_into(b, 4 * _HW, b, _KB + 640, 64)  # H = the initial value (a new hash)
     used = 0   # bytes in the partial block
     total = 0  # bytes hashed (a small int: far below 2**61)
     for data in parts:
@@ -168,7 +175,7 @@ def _sha(out, parts):
                 k = 128 - used
                 if k > n:
                     k = n
-                _bcopy(b, _BLK + used, data, off, k, 0)
+                copy_into(b, _BLK + used, data, off, k)
                 used += k
                 if used == 128:
                     _compress(b, _BLK)
@@ -188,7 +195,7 @@ def _sha(out, parts):
         b[_BLK + 127 - i] = (bits >> (8 * i)) & 255
     _compress(b, _BLK)
     # Big-endian words out of native little-endian halves.
-    _bcopy(out, 0, b, 4 * _HW, 64, 3)
+    copy_into(out, 0, b, 4 * _HW, -64)
 
 
 def _init_constants():
@@ -214,8 +221,8 @@ def _init_constants():
                         x = y
                     frac = x & ((1 << 64) - 1)
                     for j in range(4):
-                        _SK[8 * i + j] = (frac >> (32 + 8 * j)) & 255
-                        _SK[8 * i + 4 + j] = (frac >> (8 * j)) & 255
+                        _SS[_KB + 8 * i + j] = (frac >> (32 + 8 * j)) & 255
+                        _SS[_KB + 8 * i + 4 + j] = (frac >> (8 * j)) & 255
             n += 1
         p += 1
 
@@ -291,8 +298,17 @@ def _p_dbl(o, p):
 
 def _p_zero(o):
     # o = the neutral point (0, 1, 1, 0)
-    _bcopy(o[0], 0, _FE0, 0, 80, 0); _bcopy(o[1], 0, _FE1, 0, 80, 0)
-    _bcopy(o[2], 0, _FE1, 0, 80, 0); _bcopy(o[3], 0, _FE0, 0, 80, 0)
+    copy_into(o[0], 0, _FE0, 0, 80); copy_into(o[1], 0, _FE1, 0, 80)
+    copy_into(o[2], 0, _FE1, 0, 80); copy_into(o[3], 0, _FE0, 0, 80)
+
+
+def _is_zero(a):
+    # 1 when a is 0 modulo p (a is reduced in place); reads every byte, no early exit.
+    _reduce(a, 20, 8, 19)
+    d = 0
+    for i in range(80):
+        d |= a[i]
+    return 1 if d == 0 else 0
 
 
 def _encode(out, p):
@@ -302,7 +318,7 @@ def _encode(out, p):
     _invert(ta, p[2])
     _mul(tb, p[0], ta); _reduce(tb, 20, 8, 19)
     _mul(tc, p[1], ta); _reduce(tc, 20, 8, 19)
-    _limbs(tc, out, 0, 0, 0, -1)  # to bytes
+    _limbs(tc, out, 0, -1)  # to bytes
     out[31] |= (tb[0] & 1) << 7
 
 
@@ -313,11 +329,12 @@ def _decode(o, s, neg):
     ta, tb, tc, td, te, tf, tg, th = _TMP
     mul = _mul; addk = _addk  # locals: see _TMP
     y = o[1]
-    _limbs(y, s, 0, 31, s[31] & 0x7F, 20)  # bit 255, the sign, left out
+    _limbs(y, s, 0, 32)
+    y[77] &= 254  # bit 255, the sign, left out (viper.py: bit 8 of limb 19)
     _reduce(y, 20, 8, 19)  # a reduced element is loose too
     sign = s[31] >> 7
     chk = _DIG  # its first 32 bytes (free here: the hashes that use it come later)
-    _limbs(y, chk, 0, 0, 0, -1)  # to bytes
+    _limbs(y, chk, 0, -1)  # to bytes
     chk[31] |= sign << 7
     if chk[0:32] != s:
         return False  # y was not canonical
@@ -344,7 +361,7 @@ def _decode(o, s, neg):
         return False
     if o[0][0] & 1 != sign ^ neg:
         addk(o[0], _FE0, o[0], -1)
-    _bcopy(o[2], 0, _FE1, 0, 80, 0)
+    copy_into(o[2], 0, _FE1, 0, 80)
     mul(o[3], o[0], y)
     return True
 
@@ -402,7 +419,7 @@ def _ed_sign(seed, msg):
         out[32:64] = ((r + k * int.from_bytes(h[0:32], "little")) % _L).to_bytes(32, "little")
     for w in _SCRATCH:  # the wipe (viper.py's buffer helpers)
         w[0] = 0
-        _bcopy(w, 1, w, 0, len(w) - 1, 0)
+        copy_into(w, 1, w, 0, len(w) - 1)
     return bytes(out)
 
 
@@ -418,7 +435,7 @@ def _ed_verify(pub, msg, sig):
     if not _decode(q, pub, 1):
         return False
     for c in range(4):
-        _bcopy(a[c], 0, q[c], 0, 80, 0)
+        copy_into(a[c], 0, q[c], 0, 80)
     k = _hash_mod_l(memoryview(sig)[0:32], pub, msg).to_bytes(32, "little")
     # [S]B + [k](-A) in one double-and-add over both scalars (Straus; both < L < 2**253):
     # public data, so it branches on their bits and needs no table.
@@ -453,7 +470,7 @@ def _init_constants():  # the SHA-512 one's name again: one name fewer on the he
     _addk(ta, _FE0, ta, 4)
     _reduce(ta, 20, 8, 19)
     enc = bytearray(32)
-    _limbs(ta, enc, 0, 0, 0, -1)  # to bytes
+    _limbs(ta, enc, 0, -1)  # to bytes
     q = _Q  # B, then each tooth in turn, in full (X, Y, Z, T)
     if not _decode(q, enc, 0):
         raise ImportError("ed25519 base point")
@@ -473,7 +490,8 @@ del _init_constants
 # Scratch that holds secrets or values derived from them after a signature, wiped by _ed_sign
 # before it returns: X25519's (viper.py: the ladder's elements, which the point code uses under
 # other names, inversion temporaries, product scratch), and the SHA-512 state, schedule and
-# block (the seed, h, the nonce r), the comb's last candidate sum (_P). Not wiped: the public
+# block (the seed, h, the nonce r: the first _KB bytes of _SS, a window of it, not the
+# constants after them), the comb's last candidate sum (_P). Not wiped: the public
 # results (_Q: A or R; verification's -A in _P and the encoding of [S]B - [k]A that it leaves
 # in _DIG), Python ints holding the scalars mod L (immutable, freed by the collector).
-_SCRATCH = _SCRATCH + (_SS, _DIG, _H, _P[3])
+_SCRATCH = _SCRATCH + (memoryview(_SS)[0:_KB], _DIG, _H, _P[3])

@@ -1,5 +1,6 @@
 # Viper field functions of the viper backend: product, o = a + k*b, conditional swap, full
-# reduction (modulo p, and modulo 2**130 - 5 for Poly1305), one Poly1305 block, on viper.py's
+# reduction (modulo p, and modulo 2**130 - 5 for Poly1305), one Poly1305 block, ChaCha20's
+# block function, bytes <-> limbs, on viper.py's
 # elements (20 limbs of 13 bits in 32-bit words, bounds argued in its field section). Used
 # where the Thumb assembler versions (_viper_thumb.py, same signatures and limbs) do not
 # exist: ESP32 (xtensa), the unix ports. Only fixed-length loops, no branch or address that
@@ -152,16 +153,22 @@ def _pblock(h: ptr32, a: ptr32, ae: ptr8, off: int):
 
 
 @micropython.viper
-def _rounds(ae: ptr8, q: ptr8):
-    # ChaCha20's 20 rounds (RFC 8439 2.3), for viper.py's _xor, in place on the keystream
-    # block: the 16 words at ae + 64. q: viper.py's _QR, the quarter rounds' word indices and
-    # the rotations. One quarter-round body walks it: 10 double rounds of 8 quarter rounds,
-    # each four steps "a += b; d ^= a; d <<<= n" with the roles (a, b, c, d) -> (c, d, a, b)
-    # swapped after every step (so the second step is c += d; b ^= c; b <<<= 12, and so on).
+def _block(ae: ptr8, q: ptr8):
+    # The ChaCha20 block function (RFC 8439 2.3), for viper.py's _xor, on its _AE: the
+    # keystream block (the 16 words at ae + 64) = the state (the 16 words at ae) after its 20
+    # rounds, plus the state; then the state's counter (word 12) += 1. q: viper.py's _QR, the
+    # quarter rounds' word indices and the rotations. One quarter-round body walks it: 10
+    # double rounds of 8 quarter rounds, each four steps "a += b; d ^= a; d <<<= n" with the
+    # roles (a, b, c, d) -> (c, d, a, b) swapped after every step (so the second step is
+    # c += d; b ^= c; b <<<= 12, and so on).
     # Every add and left shift is masked to 32 bits (viper.py's AEAD section): M is built at
-    # run time, 0xFFFFFFFF not being a small int on a 32-bit board.
+    # run time, 0xFFFFFFFF not being a small int on a 32-bit board. ptr32 stores keep the low
+    # 32 bits, which is the add modulo 2**32 the spec asks for.
     m = (uint(0xFFFF) << 16) | uint(0xFFFF)
+    st = ptr32(ae)
     x = ptr32(uint(ae) + 64)
+    for w in range(16):
+        x[w] = st[w]
     for r in range(80):
         j = (r & 7) << 2
         ia = q[j]
@@ -177,3 +184,40 @@ def _rounds(ae: ptr8, q: ptr8):
             t = a; a = c; c = t
             t = b; b = d; d = t
         x[ia] = a; x[ib] = b; x[ic] = c; x[id] = d
+    for w in range(16):
+        x[w] = uint(x[w]) + uint(st[w])
+    # The caller never sends 2**32 blocks under one nonce (records are <= 16 KiB).
+    st[12] = st[12] + 1
+
+
+@micropython.viper
+def _limbs(o: ptr32, b: ptr8, off: int, n: int):
+    # Bytes <-> limbs, for viper.py (shared with Poly1305). n >= 0: o = the 20 limbs of 13 bits
+    # of the little-endian bytes b[off:off+n] (n <= 32), zeros after them. n < 0, "to bytes":
+    # b[off:off+32] = the little-endian value of o, a reduced element (_reduce) or a Poly1305
+    # value (13-bit limbs). One function for both directions: one function object fewer. The
+    # accumulator stays below 2**21.
+    acc = uint(0)
+    bits = 0
+    i = 0
+    if n < 0:  # the direction, not data
+        for k in range(20):
+            acc |= uint(o[k]) << bits
+            bits += 13
+            while bits >= 8 and i < 32:
+                b[off + i] = acc & 0xFF
+                acc >>= 8
+                bits -= 8
+                i += 1
+        return
+    for k in range(20):
+        while bits < 13:
+            v = uint(0)
+            if i < n:  # the length, public
+                v = uint(b[off + i])
+            acc |= v << bits
+            bits += 8
+            i += 1
+        o[k] = acc & 0x1FFF
+        acc >>= 13
+        bits -= 13

@@ -1,10 +1,13 @@
-# Thumb assembler for the viper backend's field arithmetic (ARM boards: RP2040 and up).
+# Thumb assembler for the viper backend's field arithmetic, AEAD blocks and SHA-512 primitive
+# (ARM boards: RP2040 and up).
 #
 # viper.py imports it where MicroPython has the inline Thumb assembler; elsewhere (ESP32, unix,
-# wasm) compiling this module fails and viper.py takes _viper_field.py's viper functions. Each
+# wasm) compiling this module fails and viper.py takes _viper_field.py's viper functions (and
+# _viper_ed.py its own viper _addf). Each
 # function here has the signature and the exact results of its viper twin (same limbs, not only
 # the same value), so everything above the field is unchanged. tests/test_board_emulator.py
-# compares the two on the M0 emulator and runs the RFC and Wycheproof vectors there.
+# compares the two on the M0 emulator and runs the RFC and Wycheproof vectors there. On the
+# M0 a viper function is ~5x the size of the same work in Thumb, and both live on the heap.
 #
 # Only Thumb-1 (armv6m: the Cortex-M0+ of the RP2040): low registers r0-r7, immediate-offset
 # LDR/STR (0..124), MULS (32x32 -> low 32 bits, one cycle on the RP2040), two-operand ALU ops.
@@ -465,14 +468,22 @@ def _pblock(r0, r1, r2, r3):
 
 
 @micropython.asm_thumb
-def _rounds(r0, r1):
-    # ChaCha20's 20 rounds in place on the keystream block, the 16 words at r0 + 64 (viper
-    # _rounds: the same words): 10 double rounds of 8 quarter rounds, each quarter round's
-    # word indices the next four bytes of r1 (viper.py's _QR), a, b, c, d in r2-r5, the
-    # RFC 8439 2.1 steps with rotations left by 16, 12, 8, 7 as RORs by 16, 20, 24, 25.
-    # r6: a word's address, then a rotation amount; r7 counts the quarter rounds; the double
-    # rounds' count waits on the stack. No branch or address depends on the data.
-    add(r0, 64)
+def _block(r0, r1):
+    # The ChaCha20 block function (RFC 8439 2.3; viper _block: the same words) on viper.py's
+    # _AE at r0: the keystream block (the 16 words at r0 + 64) = the state (the 16 words at
+    # r0) after its 20 rounds, plus the state; then the state's counter (word 12) += 1.
+    # The rounds: 10 double rounds of 8 quarter rounds, each quarter round's word indices the
+    # next four bytes of r1 (viper.py's _QR), a, b, c, d in r2-r5, the RFC 8439 2.1 steps with
+    # rotations left by 16, 12, 8, 7 as RORs by 16, 20, 24, 25. r6: a word's address, then a
+    # rotation amount; r7 counts the quarter rounds; the double rounds' count waits on the
+    # stack. No branch or address depends on the data; adds wrap modulo 2**32.
+    mov(r7, 16)
+    label(copy)
+    ldr(r2, [r0, 0])
+    str(r2, [r0, 64])
+    add(r0, 4)
+    sub(r7, 1)
+    bne(copy)
     mov(r2, 10)
     label(double)
     push({r2})
@@ -533,4 +544,206 @@ def _rounds(r0, r1):
     pop({r2})
     sub(r2, 1)
     bne(double)
+    # plus the state, word by word (r0 walks the state, back from the keystream block)
+    sub(r0, 64)
+    mov(r7, 16)
+    label(sum)
+    ldr(r2, [r0, 0])
+    ldr(r3, [r0, 64])
+    add(r3, r3, r2)
+    str(r3, [r0, 64])
+    add(r0, 4)
+    sub(r7, 1)
+    bne(sum)
+    # the counter: word 12, 16 bytes below the keystream block
+    sub(r0, 16)
+    ldr(r2, [r0, 0])
+    add(r2, 1)
+    str(r2, [r0, 0])
+    mov(r0, 0)
+
+
+@micropython.asm_thumb
+def _limbs(r0, r1, r2, r3):
+    # Bytes <-> limbs (viper _limbs: the same limbs, the same bytes): r0 = o, r1 + r2 = the
+    # bytes, r3 = n. n >= 0: o = 20 limbs of 13 bits from n little-endian bytes, zeros after
+    # them (r2 = the end of the bytes); n < 0: 32 bytes from o's 13-bit limbs. r4 = the
+    # accumulator (below 2**21), r5 = its bit count, r7 counts limbs (or bytes). Branches on
+    # the direction and on the length only.
+    add(r1, r1, r2)
+    mov(r4, 0)
+    mov(r5, 0)
+    cmp(r3, 0)
+    blt(tobytes)
+    add(r2, r1, r3)
+    mov(r7, 20)
+    label(limb)
+    cmp(r5, 13)
+    bge(store)
+    mov(r6, 0)
+    cmp(r1, r2)
+    bcs(pad)  # past the n bytes: a zero
+    ldrb(r6, [r1, 0])
+    add(r1, 1)
+    label(pad)
+    lsl(r6, r5)
+    orr(r4, r6)
+    add(r5, 8)
+    b(limb)
+    label(store)
+    lsl(r6, r4, 19)
+    lsr(r6, r6, 19)
+    str(r6, [r0, 0])
+    add(r0, 4)
+    lsr(r4, r4, 13)
+    sub(r5, 13)
+    sub(r7, 1)
+    bne(limb)
+    b(done)
+    label(tobytes)
+    mov(r7, 32)
+    label(byte)
+    cmp(r5, 8)
+    bge(put)
+    ldr(r6, [r0, 0])
+    add(r0, 4)
+    lsl(r6, r5)
+    orr(r4, r6)
+    add(r5, 13)
+    b(byte)
+    label(put)
+    strb(r4, [r1, 0])
+    add(r1, 1)
+    lsr(r4, r4, 8)
+    sub(r5, 8)
+    sub(r7, 1)
+    bne(byte)
+    label(done)
+    mov(r0, 0)
+
+
+@micropython.asm_thumb
+def _addf(r0, r1, r2, r3):
+    # SHA-512's one primitive (_viper_ed.py's viper _addf: the same words): the 64-bit word
+    # d[i:i+2] (hi, lo) += f modulo 2**64, d = r0 the hash's buffer (_viper_ed._SS), i = r1,
+    # j = r2, selector r = r3: 20 the word d[j:j+2]; 12 / 16 Ch / Maj of round j; below 12
+    # the XOR of the three rotations or shifts of word d[j:j+2] given by the table bytes at
+    # d + 1088 + r (_viper_ed._ROT; bit 5: the halves swapped, bit 6: a shift, bits 0-4 the
+    # amount, never 0). f is made in r4 (hi), r5 (lo); the address of d[i] waits on the stack.
+    # Branches depend on the selector and the table only, never on data.
+    lsl(r1, r1, 2)
+    add(r1, r1, r0)
+    push({r1})
+    cmp(r3, 12)
+    beq(chmaj)
+    cmp(r3, 16)
+    beq(chmaj)
+    lsl(r2, r2, 2)
+    add(r2, r2, r0)
+    ldr(r4, [r2, 0])
+    ldr(r5, [r2, 4])
+    cmp(r3, 20)
+    beq(add)
+    # the three terms: x waits on the stack (read by each term through sp), r2 walks the table
+    push({r4, r5})
+    mov(r2, 17)
+    lsl(r2, r2, 6)
+    add(r2, r2, r0)
+    add(r2, r2, r3)
+    mov(r4, 0)
+    mov(r5, 0)
+    bl(term)
+    bl(term)
+    bl(term)
+    pop({r6, r7})
+    b(add)
+    # One term: rh, rl = each half of x rotated right by n mod 32 (r6, r7), mask = the bits
+    # that stay in their half (0xFFFFFFFF >> n), t = (rh ^ rl) & ~mask, the bits that cross;
+    # then hi = rh ^ t, lo = rl ^ t (a 64-bit rotation), with rh and rl exchanged first when
+    # the halves are swapped, and hi = rh & mask for a shift.
+    label(term)
+    ldrb(r0, [r2, 0])
+    add(r2, 1)
+    mov(r7, sp)
+    ldr(r6, [r7, 0])
+    ldr(r7, [r7, 4])
+    ror(r6, r0)
+    ror(r7, r0)
+    lsl(r3, r0, 27)
+    lsr(r3, r3, 27)
+    mov(r1, 0)
+    mvn(r1, r1)
+    lsr(r1, r3)
+    mov(r3, r6)
+    eor(r3, r7)
+    bic(r3, r1)
+    lsl(r0, r0, 26)  # C = bit 6 (a shift), N = bit 5 (the halves swapped)
+    bcs(shift)
+    bpl(rot)
+    eor(r6, r7)
+    eor(r7, r6)
+    eor(r6, r7)
+    label(rot)
+    eor(r6, r3)
+    label(low)
+    eor(r7, r3)
+    eor(r4, r6)
+    eor(r5, r7)
+    bx(lr)
+    label(shift)
+    and_(r6, r1)
+    b(low)
+    # Ch (r = 12: x, y, z = e, f, g; mk = 0) or Maj (r = 16: a, b, c; mk = ones) of round j:
+    # variable n of round j is the 8-byte pair (n - j) mod 8, and r mod 8 names x. Each half is
+    # z ^ ((x ^ (z & mk)) & (y ^ z)); the high one waits on the stack.
+    label(chmaj)
+    mov(r1, 0)
+    cmp(r3, 16)
+    bne(ch)
+    mvn(r1, r1)
+    label(ch)
+    sub(r4, r3, r2)
+    lsl(r4, r4, 29)
+    lsr(r4, r4, 26)
+    add(r4, r4, r0)
+    sub(r5, r3, r2)
+    add(r5, 1)
+    lsl(r5, r5, 29)
+    lsr(r5, r5, 26)
+    add(r5, r5, r0)
+    sub(r3, r3, r2)
+    add(r3, 2)
+    lsl(r3, r3, 29)
+    lsr(r3, r3, 26)
+    add(r3, r3, r0)
+    ldr(r6, [r3, 0])
+    ldr(r7, [r5, 0])
+    eor(r7, r6)
+    mov(r2, r6)
+    and_(r2, r1)
+    ldr(r0, [r4, 0])
+    eor(r0, r2)
+    and_(r0, r7)
+    eor(r0, r6)
+    push({r0})
+    ldr(r6, [r3, 4])
+    ldr(r7, [r5, 4])
+    eor(r7, r6)
+    mov(r2, r6)
+    and_(r2, r1)
+    ldr(r0, [r4, 4])
+    eor(r0, r2)
+    and_(r0, r7)
+    eor(r0, r6)
+    mov(r5, r0)
+    pop({r4})
+    # d[i] += (r4, r5): the low halves with ADDS, the high ones with ADC (its carry)
+    label(add)
+    pop({r1})
+    ldr(r6, [r1, 4])
+    add(r6, r6, r5)
+    str(r6, [r1, 4])
+    ldr(r6, [r1, 0])
+    adc(r6, r4)
+    str(r6, [r1, 0])
     mov(r0, 0)

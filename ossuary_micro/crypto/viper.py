@@ -34,20 +34,16 @@ from ..errors import AuthenticationFailed, CryptoError
 
 # ==================== buffer helpers (shared with _viper_ed.py)
 
-
-@micropython.viper
-def _bcopy(dst: ptr8, doff: int, src: ptr8, soff: int, n: int, x: int):
-    # dst[doff + (i ^ x)] = src[soff + i] for i < n: a plain copy with x = 0; x = 3 turns
-    # big-endian 32-bit words into native little-endian ones (SHA-512's block load). Forward,
-    # one byte at a time: the wipe relies on that to fill a buffer from its first byte.
-    for i in range(n):
-        dst[doff + (i ^ x)] = src[soff + i]
-
+# copy_into(dst, doff, src, soff, n): the package's viper byte copy (ossuary_micro/
+# _viper_copy.py, which the connection loads anyway): one viper function on a board's heap
+# for both. Forward, one byte at a time; n < 0 copies -n bytes turning big-endian 32-bit words
+# into native little-endian ones (SHA-512's block load, _viper_ed.py).
+from .._viper_copy import copy_into
 
 # Wiping the secret-bearing scratch after use (_ladder, and _viper_ed.py's _ed_sign), for
-# each buffer b of a tuple: b[0] = 0, then _bcopy of b onto itself one byte up, which carries
-# that zero to the end (it copies forward, byte by byte). Nothing allocated, and no viper loop
-# (nor function) of its own in the .mpy.
+# each buffer b of a tuple: b[0] = 0, then copy_into of b onto itself one byte up, which
+# carries that zero to the end (it copies forward, byte by byte). Nothing allocated, and no
+# viper loop (nor function) of its own in the .mpy.
 
 # ==================== field
 # Arithmetic modulo p = 2**255 - 19 in MicroPython viper, on preallocated limb arrays.
@@ -73,7 +69,8 @@ _FE1 = bytearray(80)  # AEAD's source of zero bytes)
 _FE1[0] = 1
 
 # The hot functions: product, o = a + k*b (with a 64p bias for subtraction), conditional
-# swap; and the full reduction (_reduce: modulo p, and modulo 2**130 - 5 for Poly1305).
+# swap; the full reduction (_reduce: modulo p, and modulo 2**130 - 5 for Poly1305); bytes <->
+# limbs (_limbs); and the AEAD's Poly1305 block (_pblock) and ChaCha20 block function (_block).
 # On ARM boards the Thumb assembler versions (crypto/_viper_thumb.py); where that
 # does not compile (SyntaxError: ESP32, unix, wasm) or is not installed, the viper ones
 # (crypto/_viper_field.py). Both give the same limbs; tests/test_board_emulator.py compares
@@ -81,56 +78,16 @@ _FE1[0] = 1
 # The names are the same in both modules and here (each name stays interned on a board).
 # _SCRATCH: the field module's secret-bearing scratch, extended below with the ladder's.
 try:
-    from ._viper_thumb import _mul, _addk, _cswap, _reduce, _pblock, _rounds, _SCRATCH
+    from ._viper_thumb import _mul, _addk, _cswap, _reduce, _pblock, _block, _limbs, _SCRATCH
 except (ImportError, SyntaxError):
-    from ._viper_field import _mul, _addk, _cswap, _reduce, _pblock, _rounds, _SCRATCH
-
-
-@micropython.viper
-def _limbs(o: ptr32, b: ptr8, off: int, n: int, top: uint, count: int):
-    # o = count limbs of 13 bits from the little-endian bytes b[off:off+n], then the byte
-    # `top`, then zeros (shared with Poly1305). count = -1 is the reverse, "to bytes" (n and
-    # top unused): b[off:off+32] = the little-endian value of o, a reduced element (_reduce).
-    # One function for both directions: a smaller .mpy. The accumulator stays below 2**21.
-    acc = uint(0)
-    bits = 0
-    i = 0
-    if count < 0:  # the direction, not data
-        for k in range(20):
-            acc |= uint(o[k]) << bits
-            bits += 13
-            while bits >= 8 and i < 32:
-                b[off + i] = acc & 0xFF
-                acc >>= 8
-                bits -= 8
-                i += 1
-        return
-    for k in range(count):
-        while bits < 13:
-            v = top if i == n else uint(0)
-            if i < n:
-                v = uint(b[off + i])
-            acc |= v << bits
-            bits += 8
-            i += 1
-        o[k] = acc & 0x1FFF
-        acc >>= 13
-        bits -= 13
+    from ._viper_field import _mul, _addk, _cswap, _reduce, _pblock, _block, _limbs, _SCRATCH
 
 
 # 32 little-endian bytes s[0:32] to an element o, bit 255 ignored (RFC 7748 masks it; Ed25519
-# callers check it themselves), is _limbs(o, s, 0, 31, s[31] & 0x7F, 20); an element copy is
-# _bcopy(o, 0, a, 0, 80, 0). Written out where used, not as functions of their own: each
-# function loaded is ~100 B of heap on a board, and its name stays interned.
-
-
-def _is_zero(a):
-    # 1 when a is 0 modulo p (a is reduced in place); reads every byte, no early exit.
-    _reduce(a, 20, 8, 19)
-    d = 0
-    for i in range(80):
-        d |= a[i]
-    return 1 if d == 0 else 0
+# callers check it themselves), is _limbs(o, s, 0, 32) and then o[77] &= 254 (bit 255 is bit 8
+# of limb 19, bit 0 of its second byte); an element copy is copy_into(o, 0, a, 0, 80). Written
+# out where used, not as functions of their own: each function loaded is ~100 B of heap on a
+# board, and its name stays interned.
 
 
 # ==================== X25519
@@ -211,14 +168,15 @@ def _ladder(scalar, u):
     x1, x2, z2, x3, z3, a, aa, b = _TMP
     bb, c, d, e = _CH
     k = _XK
-    _bcopy(k, 0, scalar, 0, 32, 0)
+    copy_into(k, 0, scalar, 0, 32)
     k[0] &= 248
     k[31] = (k[31] & 127) | 64
-    _limbs(x1, u, 0, 31, u[31] & 0x7F, 20)  # masks bit 255 of u
-    _bcopy(x2, 0, _FE1, 0, 80, 0)
-    _bcopy(z2, 0, _FE0, 0, 80, 0)
-    _bcopy(x3, 0, x1, 0, 80, 0)
-    _bcopy(z3, 0, _FE1, 0, 80, 0)
+    _limbs(x1, u, 0, 32)
+    x1[77] &= 254  # masks bit 255 of u
+    copy_into(x2, 0, _FE1, 0, 80)
+    copy_into(z2, 0, _FE0, 0, 80)
+    copy_into(x3, 0, x1, 0, 80)
+    copy_into(z3, 0, _FE1, 0, 80)
     swap = 0
     for t in range(254, -1, -1):
         kt = (k[t >> 3] >> (t & 7)) & 1
@@ -247,13 +205,16 @@ def _ladder(scalar, u):
     cswap(z2, z3, swap)
     _invert(z2, z2)
     mul(x2, x2, z2)
-    zero = _is_zero(x2)  # reduces x2 in place
+    _reduce(x2, 20, 8, 19)
     out = bytearray(32)
-    _limbs(x2, out, 0, 0, 0, -1)  # to bytes
+    _limbs(x2, out, 0, -1)  # to bytes
+    zero = 0
+    for i in range(32):  # the all-zero check: every byte read, no early exit
+        zero |= out[i]
     for w in _SCRATCH:  # the wipe (see above)
         w[0] = 0
-        _bcopy(w, 1, w, 0, len(w) - 1, 0)
-    return out, zero
+        copy_into(w, 1, w, 0, len(w) - 1)
+    return out, zero == 0
 
 
 # Scratch that holds secrets or values derived from them after an X25519, wiped by _ladder
@@ -318,22 +279,14 @@ _PA = _AE[368:448]
 def _xor(src: ptr8, soff: int, dst: ptr8, doff: int, n: int):
     # dst[doff:doff+n] = src[soff:soff+n] ^ ChaCha20 keystream, from the counter in the state
     # (_AE's words 0..15). Each 64 bytes take one block (RFC 8439 2.3) into the keystream block
-    # (words 16..31, bytes _KS..): the state, its 20 rounds (the field module's _rounds:
-    # Thumb assembler on ARM, viper elsewhere), plus the state; counter += 1.
-    # dst may be the keystream block itself (the Poly1305 key: the keystream of zeros).
-    st = ptr32(_AE)
-    x = ptr32(uint(st) + _KS)  # the keystream block, as words
-    ks = ptr8(x)  # and bytewise (casts: no second global look-up)
+    # (words 16..31, bytes _KS..) and step the counter: the field module's _block (Thumb
+    # assembler on ARM, viper elsewhere). The caller never sends 2**32 blocks under one nonce
+    # (records are <= 16 KiB). dst may be the keystream block itself (the Poly1305 key: the
+    # keystream of zeros).
+    ks = ptr8(uint(ptr8(_AE)) + _KS)  # the keystream block
     i = 0
     while i < n:
-        for w in range(16):
-            x[w] = st[w]
-        _rounds(_AE, _QR)
-        # ptr32 stores keep the low 32 bits, which is the add modulo 2**32 the spec asks for.
-        for w in range(16):
-            x[w] = uint(x[w]) + uint(st[w])
-        # The caller never sends 2**32 blocks under one nonce (records are <= 16 KiB).
-        st[12] = st[12] + 1
+        _block(_AE, _QR)
         j = 0
         while j < 64 and i < n:
             dst[doff + i] = src[soff + i] ^ ks[j]
@@ -348,7 +301,7 @@ def _poly(src, soff, n):
     # Python small ints only: no allocation.
     pos = 0
     while pos < n:
-        _limbs(_PA, src, soff + pos, min(n - pos, 16), 0, 10)  # zeros after the block
+        _limbs(_PA, src, soff + pos, min(n - pos, 16))  # zeros after the block
         _pblock(_PH, _PA, _AE, _PR)
         pos += 16
 
@@ -360,9 +313,9 @@ def _chacha_poly(tag_in, key, nonce, src, soff, n, dst, doff, aad, alen):
     # < 2**30 bytes). Python small ints only: no allocation.
     # State = "expand 32-byte k" (in place) | key | counter 0 | nonce (RFC 8439 2.3).
     ae = _AE
-    _bcopy(ae, 16, key, 0, 32, 0)
-    _bcopy(ae, 48, _FE0, 0, 4, 0)
-    _bcopy(ae, 52, nonce, 0, 12, 0)
+    copy_into(ae, 16, key, 0, 32)
+    copy_into(ae, 48, _FE0, 0, 4)
+    copy_into(ae, 52, nonce, 0, 12)
     # Block 0 (the keystream itself, at ae[_KS:]): the one-time Poly1305 key.
     _xor(_FE0, 0, ae, _KS, 64)
     # r (clamped, RFC 8439 2.5) and s as limbs; h = 0. At _PR: 5r then r (see _pblock); 5 * a
@@ -371,15 +324,15 @@ def _chacha_poly(tag_in, key, nonce, src, soff, n, dst, doff, aad, alen):
         ae[_KS + i] &= 15
     for i in (4, 8, 12):
         ae[_KS + i] &= 252
-    _limbs(_PA, ae, _KS, 16, 0, 10)
-    _limbs(_PS, ae, _KS + 16, 16, 0, 20)
-    _bcopy(ae, _PR, _FE0, 0, 40, 0)
-    _bcopy(ae, _PR + 40, _PA, 0, 40, 0)
+    _limbs(_PA, ae, _KS, 16)
+    _limbs(_PS, ae, _KS + 16, 16)
+    copy_into(ae, _PR, _FE0, 0, 40)
+    copy_into(ae, _PR + 40, _PA, 0, 40)
     for i in range(0, 40, 4):
         v = 5 * (_PA[i] | (_PA[i + 1] << 8))
         ae[_PR + i] = v & 255
         ae[_PR + i + 1] = v >> 8
-    _bcopy(_PH, 0, _FE0, 0, 80, 0)
+    copy_into(_PH, 0, _FE0, 0, 80)
     _poly(aad, 0, alen)
     if tag_in:  # which call this is, public
         t = src
@@ -401,7 +354,7 @@ def _chacha_poly(tag_in, key, nonce, src, soff, n, dst, doff, aad, alen):
     # after the ciphertext (seal), or compared with the received one without an early exit.
     _reduce(_PH, 10, 13, 5)
     _addk(_PA, _PH, _PS, 1)  # < 2**131: bits above 128 are dropped by taking 16 bytes
-    _limbs(_PA, ae, _KS, 0, 0, -1)  # to bytes
+    _limbs(_PA, ae, _KS, -1)  # to bytes
     off += n
     d = 0
     if tag_in:
@@ -410,12 +363,12 @@ def _chacha_poly(tag_in, key, nonce, src, soff, n, dst, doff, aad, alen):
         if d == 0:
             _xor(src, soff, dst, doff, n)
     else:
-        _bcopy(t, off, ae, _KS, 16, 0)
+        copy_into(t, off, ae, _KS, 16)
     # Wipe _AE from the key on: all of the key material (state, keystream, r, s, h, scratch),
-    # as the wipe does (a zero byte, carried forward by the byte-by-byte _bcopy); nothing is
+    # as the wipe does (a zero byte, carried forward by the byte-by-byte copy_into); nothing is
     # allocated.
     ae[16] = 0
-    _bcopy(ae, 17, ae, 16, len(ae) - 17, 0)
+    copy_into(ae, 17, ae, 16, len(ae) - 17)
     return d == 0
 
 
