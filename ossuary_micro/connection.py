@@ -104,10 +104,13 @@ _FAILED = const(11)
 
 # The state table: name, packet type expected (0: none), method that handles it, method
 # that writes this state's packet (None: nothing to send), whether the state has a timeout.
+# The three server states' handlers (marked "_server1.py" below; None here) are in
+# _server1.py, which the first server connection imports (its import puts them into _RECV and
+# _SEND): a client never has them, nor their names, on its heap.
 _STATES = (
-    ("ServerWaitHandshake", _T_CLIENT_HANDSHAKE, "_recv_client_handshake", None, True),
-    ("ServerSendHandshake", 0, None, "_send_server_handshake", False),
-    ("ServerWaitAuthentication", _T_CLIENT_AUTH, "_recv_client_auth", None, True),
+    ("ServerWaitHandshake", _T_CLIENT_HANDSHAKE, None, None, True),  # _server1.py receives
+    ("ServerSendHandshake", 0, None, None, False),                   # _server1.py sends
+    ("ServerWaitAuthentication", _T_CLIENT_AUTH, None, None, True),  # _server1.py receives
     ("ClientSendHandshake", 0, None, "_send_client_handshake", False),
     ("ClientWaitHandshake", _T_SERVER_HANDSHAKE, "_recv_server_handshake", None, True),
     ("ClientSendAuthentication", 0, None, "_send_client_auth", False),
@@ -198,6 +201,8 @@ class Connection:
             self._initiator = False
             self._pending_done = False
             self._eph_secret = None
+            if self.is_server and _RECV[_SERVER_WAIT_HANDSHAKE] is None:
+                from . import _server1  # noqa: F401 (its import fills _RECV and _SEND)
             self._new_session()
             self._enter(_SERVER_WAIT_HANDSHAKE if self.is_server else _CLIENT_SEND_HANDSHAKE)
         except MemoryError:
@@ -395,21 +400,6 @@ class Connection:
 
     # ------------------------------------------------------------------ receive handlers
 
-    def _recv_client_handshake(self, buf, off, n):
-        # Spec 2.2: ClientHandshake, server side.
-        why = _check_handshake(buf, off, n, _CLIENT_HS_LEN)
-        if why:
-            return self._bad(why)
-        peer_eph = bytes(buf[off + 8:off + 40])
-        self._remote_nonce[:] = buf[off + 40:off + 52]
-        # Kept for checking the client's signature in message 3: pubC || Nc || chS.
-        self._peer_signed_prefix = peer_eph + bytes(self._remote_nonce)
-        self._peer_challenge = bytes(buf[off + 52:off + 84])
-        if not self._derive_key(peer_eph):
-            return self._bad("invalid ephemeral key")
-        self._enter(_SERVER_SEND_HANDSHAKE)
-        return -1
-
     def _recv_server_handshake(self, buf, off, n):
         # Spec 2.3: ServerHandshake, client side, checks in the reference's order.
         why = _check_handshake(buf, off, n, _SERVER_HS_LEN, _SERVER_HS_PT_LEN)
@@ -441,36 +431,6 @@ class Connection:
             self._enter(_WAIT_APPROVAL)        # spec 2.6: TOFU pause
             return _UNTRUSTED_KEY
         return -1
-
-    def _recv_client_auth(self, buf, off, n):
-        # Spec 2.4: ClientAuthentication, server side.
-        why = _check_handshake(buf, off, n, _CLIENT_AUTH_LEN, _CLIENT_AUTH_PT_LEN)
-        if why:
-            return self._bad(why)
-        pt = bytearray(_CLIENT_AUTH_PT_LEN)
-        try:
-            self.backend.aead_open(self._key, self._remote_nonce, buf, off + 12,
-                                   _CLIENT_AUTH_PT_LEN, pt, 0)
-        except CryptoError:
-            return self._bad("handshake decryption failed")
-        _step(self._remote_nonce)
-        if self.role == _UNAUTH_SERVER:
-            # No signature check, and we do not expose the unverified key (spec 8.2.13).
-            self._enter(_ENCRYPTED)
-            return _HANDSHAKE_DONE
-        client_key = bytes(pt[0:32])
-        sig = bytes(pt[32:96])
-        signed = self._peer_signed_prefix + bytes(self._challenge)
-        if not self._check_signature(client_key, self._challenge, sig, signed):
-            return self._bad("invalid client signature")
-        self.remote_public_key = client_key
-        if client_key in self._authorized:
-            self._enter(_ENCRYPTED)
-            return _HANDSHAKE_DONE
-        if self.tofu_clients:
-            self._enter(_WAIT_APPROVAL)
-            return _UNTRUSTED_KEY
-        return self._bad("client key not authorized")
 
     def _recv_data(self, buf, off, n):
         # Spec 3: EncryptedData. data_len must leave exactly one tag after the ciphertext.
@@ -527,16 +487,6 @@ class Connection:
         out[body + 52:body + 84] = self._challenge
         self._enter(_CLIENT_WAIT_HANDSHAKE)
         return _HEADER_LEN + _CLIENT_HS_LEN
-
-    def _send_server_handshake(self, out, off):
-        # Spec 2.3: clear ephemeral and nonce, then {key, challenge, signature} sealed
-        # under the session key with our starting nonce.
-        body = self._hs_frame(out, off, _SERVER_HS_LEN, _T_SERVER_HANDSHAKE)
-        out[body + 8:body + 40] = self._eph_public
-        out[body + 40:body + 52] = self._local_nonce
-        self._seal_signed(bytes(self._challenge), out, body + 52)
-        self._enter(_SERVER_WAIT_AUTH)
-        return _HEADER_LEN + _SERVER_HS_LEN
 
     def _send_client_auth(self, out, off):
         # Spec 2.4: {key, signature} sealed with our starting nonce; a keyless client
@@ -775,10 +725,11 @@ def _zero(buf):
 
 
 # The table's handler names resolved once to plain functions: calling a function from a
-# tuple allocates nothing on MicroPython, unlike getattr(self, name) which makes a bound
-# method on every packet. (No helper function for the two: it would stay on the heap.)
-_RECV = tuple(getattr(Connection, s[2]) if s[2] else None for s in _STATES)
-_SEND = tuple(getattr(Connection, s[3]) if s[3] else None for s in _STATES)
+# list allocates nothing on MicroPython, unlike getattr(self, name) which makes a bound
+# method on every packet. (No helper function for the two: it would stay on the heap.) The
+# server's are None until importing _server1.py fills them in.
+_RECV = [getattr(Connection, s[2]) if s[2] else None for s in _STATES]
+_SEND = [getattr(Connection, s[3]) if s[3] else None for s in _STATES]
 
 
 # CPython with pyca/cryptography: the same class with issue 10's record fast path, a
