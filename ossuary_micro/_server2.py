@@ -4,7 +4,7 @@
 # Their own module so that a client, which never runs them, never has them on its heap (a
 # board node is a client): connection2.py imports this module when the first server
 # connection is made, and the import puts these functions into its state table's handler
-# lists (_STATES names them; _install below).
+# lists (at the end of this file).
 
 try:
     from micropython import const
@@ -13,8 +13,10 @@ except ImportError:  # CPython
         return x
 from .errors import CryptoError, ConnectionFailed
 from .events import AUTH_SERVER, UNAUTH_SERVER, HANDSHAKE_DONE, UNTRUSTED_KEY
+from .connection2 import _RECV, _SEND
 
-# connection2.py's states these handlers move to (a test checks they agree).
+# connection2.py's states these handlers serve and move to (a test checks they agree).
+_SERVER_WAIT_MSG1 = const(0)
 _SERVER_SEND_MSG2 = const(1)
 _SERVER_WAIT_MSG3 = const(2)
 _WAIT_APPROVAL = const(6)
@@ -80,15 +82,8 @@ def _recv_msg3(self, buf, off, n, ptype):
     return self._fail(ConnectionFailed("client key not authorized"))
 
 
-def _install():
-    # The handlers above into connection2's _RECV / _SEND, where _STATES names them (once).
-    from .connection2 import _STATES, _RECV, _SEND
-    g = globals()
-    for st, row in enumerate(_STATES):
-        if row[2] and _RECV[st] is None:
-            _RECV[st] = g[row[2]]
-        if row[3] and _SEND[st] is None:
-            _SEND[st] = g[row[3]]
-
-
-_install()
+# Into connection2.py's handler lists, at the states its table leaves to this module (once:
+# the first server connection imports it).
+_RECV[_SERVER_WAIT_MSG1] = _recv_msg1
+_SEND[_SERVER_SEND_MSG2] = _send_msg2
+_RECV[_SERVER_WAIT_MSG3] = _recv_msg3

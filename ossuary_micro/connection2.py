@@ -79,14 +79,14 @@ _RESET_WAIT = const(9)
 _FAILING = const(10)           # CLOSE record or Disconnect to write, then Failed
 _FAILED = const(11)
 
-# name, packet type expected (0: none), receive handler, send handler, timed. The server's
-# handshake handlers (_recv_msg1, _send_msg2, _recv_msg3) are in _server2.py, which the first
+# name, packet type expected (0: none), receive handler, send handler, timed. The three server
+# states' handlers (marked "_server2.py" below; None here) are in _server2.py, which the first
 # server connection imports (its import puts them into _RECV and _SEND): a client never has
-# them on its heap.
+# them, nor their names, on its heap.
 _STATES = (
-    ("ServerWaitMsg1", _T2_MSG1, "_recv_msg1", None, True),
-    ("ServerSendMsg2", 0, None, "_send_msg2", False),
-    ("ServerWaitMsg3", _T2_MSG3, "_recv_msg3", None, True),
+    ("ServerWaitMsg1", _T2_MSG1, None, None, True),        # _server2.py receives
+    ("ServerSendMsg2", 0, None, None, False),              # _server2.py sends
+    ("ServerWaitMsg3", _T2_MSG3, None, None, True),        # _server2.py receives
     ("ClientSendMsg1", 0, None, "_send_msg", False),
     ("ClientWaitMsg2", _T2_MSG2, "_recv_msg2", None, True),
     ("ClientSendMsg3", 0, None, "_send_msg", False),
@@ -690,8 +690,8 @@ def _put_control(out, off, ptype, error):
 
 # The state table's handlers resolved to plain functions; the server's are None until
 # importing _server2.py fills them in.
-_RECV = [getattr(Connection2, s[2], None) if s[2] else None for s in _STATES]
-_SEND = [getattr(Connection2, s[3], None) if s[3] else None for s in _STATES]
+_RECV = [getattr(Connection2, s[2]) if s[2] else None for s in _STATES]
+_SEND = [getattr(Connection2, s[3]) if s[3] else None for s in _STATES]
 
 
 # CPython with pyca/cryptography: the same class with issue 10's record fast path

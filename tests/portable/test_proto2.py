@@ -812,7 +812,8 @@ def test_private_header_length_matches_wire():
     assert connection2.Connection2(0, max_record=100).max_packet == wire2.max_packet(100)
     # _server2.py's copies of the states its handlers move to.
     from ossuary_micro import _server2
-    for name in ("_SERVER_SEND_MSG2", "_SERVER_WAIT_MSG3", "_WAIT_APPROVAL", "_ESTABLISHED"):
+    for name in ("_SERVER_WAIT_MSG1", "_SERVER_SEND_MSG2", "_SERVER_WAIT_MSG3", "_WAIT_APPROVAL",
+                 "_ESTABLISHED"):
         assert getattr(_server2, name) == getattr(connection2, name), name
     for name in ("_MSG1_LEN", "_MSG3_LEN", "_MSG3_KEYLESS_LEN", "_T2_MSG2"):
         assert getattr(_server2, name) == getattr(connection2, name), name
