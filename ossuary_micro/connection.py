@@ -217,28 +217,18 @@ class Connection:
         if key not in self._authorized:
             self._authorized.append(key)
 
-    @property
-    def authorized_keys(self):
-        return tuple(self._authorized)
-
-    def accept_key(self):
-        """Trust the key announced by UNTRUSTED_KEY and continue the handshake.
-
-        Raises LocalProtocolError when no decision is pending."""
-        if self.state != _WAIT_APPROVAL:
-            raise LocalProtocolError("no key is waiting for approval")
-        self.add_authorized_key(self.remote_public_key)
-        if self.is_server:
-            self._enter(_ENCRYPTED)
-            self._pending_done = True
-        else:
-            self._enter(_CLIENT_SEND_AUTH)
-
     def reject_key(self):
         """Refuse the key announced by UNTRUSTED_KEY: the connection fails permanently."""
         if self.state != _WAIT_APPROVAL:
             raise LocalProtocolError("no key is waiting for approval")
         self._fail(ConnectionFailed("peer key rejected"))
+
+    def __getattr__(self, name):
+        # Called only for a name the class lacks. The members a node never uses are in
+        # _extra.py, loaded on first use (on a board their code would be heap): accept_key(),
+        # and the `data`, `state_name` and `authorized_keys` properties.
+        from ._extra import member
+        return member(self, name, _STATES, 1)
 
     # ------------------------------------------------------------------ status
 
@@ -246,15 +236,6 @@ class Connection:
     # ~130 B more of heap on a board): `state` (the state's number, an index of _STATES);
     # `established` (Encrypted); `closed`: True once the connection is dead (Failed) and its
     # Disconnect, if any, was written.
-
-    @property
-    def state_name(self):
-        return _STATES[self.state][0]
-
-    @property
-    def data(self):
-        """The last DATA event's plaintext as a memoryview (allocates; see `plaintext`)."""
-        return memoryview(self.plaintext)[:self.data_len]
 
     # ------------------------------------------------------------------ input
 

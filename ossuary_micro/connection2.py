@@ -198,27 +198,18 @@ class Connection2:
         if key not in self._authorized:
             self._authorized.append(key)
 
-    @property
-    def authorized_keys(self):
-        return tuple(self._authorized)
-
-    def accept_key(self):
-        """Trust the key announced by UNTRUSTED_KEY and continue. LocalProtocolError when no
-        decision is pending."""
-        if self.state != _WAIT_APPROVAL:
-            raise LocalProtocolError("no key is waiting for approval")
-        self.add_authorized_key(self.remote_public_key)
-        if self.is_server:
-            self._enter(_ESTABLISHED)
-            self._pending_done = True
-        else:
-            self._enter(_CLIENT_SEND_MSG3)
-
     def reject_key(self):
         """Refuse the key announced by UNTRUSTED_KEY: the connection fails permanently."""
         if self.state != _WAIT_APPROVAL:
             raise LocalProtocolError("no key is waiting for approval")
         self._fail(ConnectionFailed("peer key rejected"))
+
+    def __getattr__(self, name):
+        # Called only for a name the class lacks. The members a node never uses are in
+        # _extra.py, loaded on first use (on a board their code would be heap): accept_key(),
+        # end_stream(), and the `data`, `state_name` and `authorized_keys` properties.
+        from ._extra import member
+        return member(self, name, _STATES, 2)
 
     # ------------------------------------------------------------------ status
 
@@ -226,14 +217,6 @@ class Connection2:
     # a function each): `state` (one of the _STATES indexes), `established`, `closed`;
     # `local_ended`: True once we sent END (half-close), send_data is refused from then on;
     # `remote_ended`: True once the peer's END arrived, it sends no more DATA.
-
-    @property
-    def state_name(self):
-        return _STATES[self.state][0]
-
-    @property
-    def data(self):
-        return memoryview(self.plaintext)[:self.data_len]
 
     # ------------------------------------------------------------------ input
 
@@ -497,14 +480,6 @@ class Connection2:
         elif n > len(data):
             raise LocalProtocolError("n is larger than the data")
         return self._seal_records(_T2_DATA, data, n, out, off)
-
-    def end_stream(self, out, off=0):
-        """Half-close: write an END record into out[off:] (48 bytes of room); return its length.
-        We send no more data; the peer may go on sending. LocalProtocolError when not
-        established or already ended."""
-        k = self._seal_records(_T2_END, b"", 0, out, off)
-        self.local_ended = True
-        return k
 
     # ------------------------------------------------------------------ output
 

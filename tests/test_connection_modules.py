@@ -1,9 +1,11 @@
 """What a client loads: the server's handshake handlers (_server1.py for protocol 1,
 _server2.py for protocol 2) are imported by the first server connection only, never by a client
-(a board node is a client, and every module it loads is heap there).
+(a board node is a client, and every module it loads is heap there); the members a node never
+uses (_extra.py: accept_key, end_stream, data, state_name, authorized_keys) by their first use,
+never by a session that does not use them.
 
 Each check runs in a fresh interpreter (CPython, and the MicroPython unix port when `make venv`
-installed it), since an earlier test's server connection would already have loaded them.
+installed it), since an earlier test's connections would already have loaded them.
 """
 
 import os
@@ -15,24 +17,39 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MICROPYTHON = os.path.join(ROOT, ".venv", "bin", "micropython")
 
-# A client of each protocol writes its first handshake packet; only then a server is made.
 SCRIPT = """
 import sys
 sys.path.insert(0, %(root)r)
-from os import urandom
 from ossuary_micro import CLIENT, AUTH_SERVER
 from ossuary_micro.connection import Connection
 from ossuary_micro.connection2 import Connection2
+from tests.portable._pair import make_pair, DetRandom, CLIENT_SEED
+from tests.portable._pair2 import make_pair2
+
+def loaded(what):
+    print(what, [m[14:] for m in ("ossuary_micro._server1", "ossuary_micro._server2",
+                                  "ossuary_micro._extra") if m in sys.modules])
+
+# A client of each protocol writes its first handshake packet.
 out = bytearray(300)
 for cls in (Connection, Connection2):
-    c = cls(CLIENT, secret_key=bytes(range(32)), random=urandom)
+    c = cls(CLIENT, secret_key=CLIENT_SEED, random=DetRandom(b"c"))
     assert c.data_to_send(out) > 0
-loaded = [m for m in ("ossuary_micro._server1", "ossuary_micro._server2") if m in sys.modules]
-print("client loaded", loaded)
-for cls in (Connection, Connection2):
-    cls(AUTH_SERVER, secret_key=bytes(32), random=urandom)
-loaded = [m for m in ("ossuary_micro._server1", "ossuary_micro._server2") if m in sys.modules]
-print("server loaded", loaded)
+loaded("client")
+# A whole session of each, as a node has it: handshake with an AUTH_SERVER, records both
+# ways, a clean close.
+for mk in (make_pair, make_pair2):
+    link = mk(client_key=CLIENT_SEED, server_role=AUTH_SERVER).run()
+    assert link.established(), link.events
+    link.send("client", b"reading")
+    link.send("server", b"ack")
+    assert link.received == {"client": [b"ack"], "server": [b"reading"]}, link.received
+    link.client.disconnect()
+    link.run()
+    assert link.client.closed and link.server.closed
+loaded("session")
+assert link.client.state_name == "Failed"
+loaded("state_name")
 """
 
 
@@ -43,10 +60,11 @@ def _interpreters():
 
 
 @pytest.mark.parametrize("exe", list(_interpreters()), ids=os.path.basename)
-def test_client_never_loads_the_server_handlers(exe):
+def test_what_a_client_loads(exe):
     p = subprocess.run([exe, "-c", SCRIPT % {"root": ROOT}], capture_output=True, text=True,
-                       timeout=120, cwd=ROOT)
+                       timeout=300, cwd=ROOT)
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "client loaded []" in p.stdout, p.stdout
-    assert ("server loaded ['ossuary_micro._server1', 'ossuary_micro._server2']"
-            in p.stdout), p.stdout
+    assert p.stdout.split("\n")[:3] == [
+        "client []",
+        "session ['_server1', '_server2']",
+        "state_name ['_server1', '_server2', '_extra']"], p.stdout

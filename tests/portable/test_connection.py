@@ -951,7 +951,8 @@ def test_server1_constants_match_connection():
     Connection(AUTH_SERVER)
     for st in range(len(connection._STATES)):
         row = connection._STATES[st]
-        assert (connection._RECV[st] is not None) == (row[1] != 0 and st != connection._RESET_WAIT), row
+        waits = row[1] != 0 and st != connection._RESET_WAIT   # ResetWait: the parser's own
+        assert (connection._RECV[st] is not None) == waits, row
         assert (connection._SEND[st] is not None) == (row[0] in (
             "ServerSendHandshake", "ClientSendHandshake", "ClientSendAuthentication",
             "Resetting", "Failing")), row
