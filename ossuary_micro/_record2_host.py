@@ -1,9 +1,8 @@
 # Protocol 2's record path on CPython with the pyca backend (issue 10); host-only.
 #
-# connection2.py imports this module at its end, and its Connection2 becomes the subclass
-# below; deploy.HOST_ONLY keeps the file off boards, and on MicroPython, or on a CPython
-# without pyca/cryptography, the import fails (ImportError) and connection2.py's own class
-# stands. The shape is _record_host.py's (protocol 1): read that first.
+# The package's _host.py imports this module on CPython and makes connection2.Connection2 the
+# subclass below; deploy.HOST_ONLY keeps the file off boards, and on a CPython without
+# pyca/cryptography the import fails (ImportError) and connection2.py's own class stands. The shape is _record_host.py's (protocol 1): read that first.
 #
 # What it does: in Established, send_data and next_event handle one whole DATA record each in
 # a few lines, with one ChaCha20Poly1305 context per direction's key (the CipherState's `k`,

@@ -39,7 +39,7 @@ from .crypto import aead_record as _aead_record
 # copy_into(dst, doff, src, soff, n) without allocating: a right-hand slice allocates on
 # MicroPython, so the data path uses viper there; a MicroPython without viper (the
 # WebAssembly port) copies byte by byte, still allocation-free. CPython takes
-# _record_host.py's memoryview copy instead (the end of this file).
+# _record_host.py's memoryview copy instead (put in place by _host.py; the end of this file).
 try:
     from ._viper_copy import copy_into
 except (ImportError, SyntaxError, NotImplementedError, ValueError):
@@ -713,11 +713,7 @@ _RECV = [getattr(Connection, s[2]) if s[2] else None for s in _STATES]
 _SEND = [getattr(Connection, s[3]) if s[3] else None for s in _STATES]
 
 
-# CPython with pyca/cryptography: the same class with issue 10's record fast path, a
-# memoryview copy_into and a _zero without a Python loop (_record_host.py: host-only, never
-# deployed; on a board, or without cryptography, this import fails and all of the above
-# stands).
-try:
-    from ._record_host import Connection, copy_into, _zero
-except ImportError:
-    pass
+# On CPython with pyca/cryptography the package's _host.py replaces Connection, copy_into and
+# _zero with _record_host.py's: the same class with issue 10's record fast path, a memoryview
+# copy_into and a _zero without a Python loop (host-only, never deployed: on a board, or
+# without cryptography, all of the above stands).

@@ -669,9 +669,5 @@ _RECV = [getattr(Connection2, s[2]) if s[2] else None for s in _STATES]
 _SEND = [getattr(Connection2, s[3]) if s[3] else None for s in _STATES]
 
 
-# CPython with pyca/cryptography: the same class with issue 10's record fast path
-# (_record2_host.py: host-only, never deployed; on a board this import fails).
-try:
-    from ._record2_host import Connection2
-except ImportError:
-    pass
+# On CPython with pyca/cryptography the package's _host.py replaces Connection2 with
+# _record2_host.py's subclass, issue 10's record fast path (host-only, never deployed).

@@ -2,7 +2,7 @@
 _server2.py for protocol 2) are imported by the first server connection only, never by a client
 (a board node is a client, and every module it loads is heap there); the members a node never
 uses (_extra.py: accept_key, end_stream, data, state_name, authorized_keys) by their first use,
-never by a session that does not use them.
+never by a session that does not use them; the host's fast paths (_host.py) on CPython only.
 
 Each check runs in a fresh interpreter (CPython, and the MicroPython unix port when `make venv`
 installed it), since an earlier test's connections would already have loaded them.
@@ -50,6 +50,18 @@ for mk in (make_pair, make_pair2):
 loaded("session")
 assert link.client.state_name == "Failed"
 loaded("state_name")
+# The host's fast paths (_host.py) are put in place on CPython only.
+print("host", "ossuary_micro._host" in sys.modules)
+if "ossuary_micro._host" in sys.modules:
+    from ossuary_micro import noise, connection2, _hkdf_host
+    assert noise.noise_hkdf is _hkdf_host.noise_hkdf
+    try:
+        from ossuary_micro import _record2_host
+    except ImportError:     # a CPython without pyca/cryptography: the general path
+        pass
+    else:
+        assert connection2.Connection2 is _record2_host.Connection2
+        assert isinstance(link.client, _record2_host.Connection2)
 """
 
 
@@ -64,7 +76,8 @@ def test_what_a_client_loads(exe):
     p = subprocess.run([exe, "-c", SCRIPT % {"root": ROOT}], capture_output=True, text=True,
                        timeout=300, cwd=ROOT)
     assert p.returncode == 0, p.stdout + p.stderr
-    assert p.stdout.split("\n")[:3] == [
+    assert p.stdout.split("\n")[:4] == [
         "client []",
         "session ['_server1', '_server2']",
-        "state_name ['_server1', '_server2', '_extra']"], p.stdout
+        "state_name ['_server1', '_server2', '_extra']",
+        "host %s" % (exe == sys.executable)], p.stdout
