@@ -111,9 +111,9 @@ _STATES = (
     ("ServerWaitHandshake", _T_CLIENT_HANDSHAKE, None, None, True),  # _server1.py receives
     ("ServerSendHandshake", 0, None, None, False),                   # _server1.py sends
     ("ServerWaitAuthentication", _T_CLIENT_AUTH, None, None, True),  # _server1.py receives
-    ("ClientSendHandshake", 0, None, "_send_client_handshake", False),
+    ("ClientSendHandshake", 0, None, "_send_client", False),
     ("ClientWaitHandshake", _T_SERVER_HANDSHAKE, "_recv_server_handshake", None, True),
-    ("ClientSendAuthentication", 0, None, "_send_client_auth", False),
+    ("ClientSendAuthentication", 0, None, "_send_client", False),
     ("WaitApproval", 0, None, None, True),
     ("Encrypted", _T_DATA, "_recv_data", None, False),
     ("Resetting", 0, None, "_send_reset", False),
@@ -303,81 +303,82 @@ class Connection:
                     # A state with something to send, or paused for a TOFU decision: input
                     # stays buffered until the state moves on.
                     return _NEED_DATA
-                ev = self._parse_one()
+                # Parse one packet (a handler's -1: consumed without an event, look again).
+                avail = self._in_end - self._in_start
+                buf = self._in
+                p = self._in_start
+                body_len = -1
+                if avail >= _HEADER_LEN:
+                    body_len = (buf[p] << 8) | buf[p + 1]   # spec 1.1: the header is big-endian
+                    if _HEADER_LEN + body_len > self._cap or body_len > _REFERENCE_MAX_BODY:
+                        # Spec 1.1: oversized packets are a permanent failure.
+                        self._in_start = self._in_end = 0
+                        return self._fail(RemoteProtocolError("Oversized packet"))
+                if body_len < 0 or avail < _HEADER_LEN + body_len:
+                    # Spec section 11, "no hang", in every state: once the first bytes of a
+                    # packet have been seen here, the whole packet must be buffered within
+                    # timeout_ms, else the session resets. Without this a corrupted length field
+                    # (up to 16,404 bytes) would leave the receiver waiting for bytes that never
+                    # come. timeout_ms must therefore exceed the time the link takes to carry the
+                    # largest packet. (Inline, not a method of its own: a method is heap on a
+                    # board.)
+                    if avail == 0 or self._clock is None:
+                        return _NEED_DATA
+                    now = self._clock()
+                    if self._partial_t0 is None:
+                        self._partial_t0 = now
+                    elif ((now - self._partial_t0) & _TICKS_MASK) >= self.timeout_ms:
+                        return self._bad("partial packet timed out")
+                    return _NEED_DATA
+                self._partial_t0 = None
+                # (an unknown type matches no state: an error below)
+                ptype = (buf[p + 4] << 8) | buf[p + 5]
+                body = p + _HEADER_LEN
+                p = body + body_len
+                if p == self._in_end:
+                    p = self._in_end = 0        # keep the buffer front-aligned, no copy
+                self._in_start = p              # the packet's bytes stay put until receive_data
+
+                if st == _RESET_WAIT:
+                    # Spec 4.4 step 4: only the peer's Reset ends ResetWait; all else is
+                    # dropped.
+                    if ptype == _T_RESET:
+                        _zero(self._rid)
+                        self._enter_initial()
+                    continue
+                if ptype == _T_RESET:
+                    if self._absorb_reset:
+                        # We answered a Reset a moment ago; this one crossed ours on the
+                        # wire. Resetting again would start the ping-pong the reference
+                        # suffers from.
+                        self._absorb_reset = False
+                        continue
+                    return self._reset(ConnectionReset("peer sent Reset"), initiator=False)
+                if ptype == _T_DISCONNECT:
+                    if body_len < _RESET_BODY_LEN:
+                        return self._bad("short Disconnect body")
+                    if buf[body + 2]:
+                        err = ConnectionFailed("peer disconnected with an error")
+                    else:
+                        err = ConnectionClosed("peer closed the connection")
+                    self.reset_count += 1
+                    return self._fail(err)
+                self._absorb_reset = False
+                m = self._rid
+                if buf[body - 6] != m[0] or buf[body - 5] != m[1]:
+                    return self._bad("Message ID does not match")
+                _step(m)
+                if ptype != _STATES[st][1]:
+                    if st == _ENCRYPTED:
+                        return self._bad(
+                            "Received non-encrypted data on encrypted channel.")
+                    return self._bad("Received unexpected handshake packet.")
+                ev = _RECV[st](self, buf, body, body_len)
                 if ev >= 0:
                     return ev
                 # ev < 0: a packet was consumed without an event; look again.
         except MemoryError:
             return self._fail(OutOfMemory("out of memory"))
-
-    def _parse_one(self):
-        # Returns an event, NEED_DATA, or -1 after consuming a packet that produced none.
-        avail = self._in_end - self._in_start
-        buf = self._in
-        p = self._in_start
-        body_len = -1
-        if avail >= _HEADER_LEN:
-            body_len = (buf[p] << 8) | buf[p + 1]       # spec 1.1: the header is big-endian
-            if _HEADER_LEN + body_len > self._cap or body_len > _REFERENCE_MAX_BODY:
-                # Spec 1.1: oversized packets are a permanent failure.
-                self._in_start = self._in_end = 0
-                return self._fail(RemoteProtocolError("Oversized packet"))
-        if body_len < 0 or avail < _HEADER_LEN + body_len:
-            # Spec section 11, "no hang", in every state: once the first bytes of a packet
-            # have been seen here, the whole packet must be buffered within timeout_ms, else
-            # the session resets. Without this a corrupted length field (up to 16,404 bytes)
-            # would leave the receiver waiting for bytes that never come. timeout_ms must
-            # therefore exceed the time the link takes to carry the largest packet. (Inline,
-            # not a method of its own: a method is heap on a board.)
-            if avail == 0 or self._clock is None:
-                return _NEED_DATA
-            now = self._clock()
-            if self._partial_t0 is None:
-                self._partial_t0 = now
-            elif ((now - self._partial_t0) & _TICKS_MASK) >= self.timeout_ms:
-                return self._bad("partial packet timed out")
-            return _NEED_DATA
-        self._partial_t0 = None
-        ptype = (buf[p + 4] << 8) | buf[p + 5]   # unknown types match no state: an error below
-        body = p + _HEADER_LEN
-        p = body + body_len
-        if p == self._in_end:
-            p = self._in_end = 0        # keep the buffer front-aligned, no copy
-        self._in_start = p              # the packet's bytes stay put until receive_data
-        st = self.state
-
-        if st == _RESET_WAIT:
-            # Spec 4.4 step 4: only the peer's Reset ends ResetWait; all else is dropped.
-            if ptype == _T_RESET:
-                _zero(self._rid)
-                self._enter_initial()
-            return -1
-        if ptype == _T_RESET:
-            if self._absorb_reset:
-                # We answered a Reset a moment ago; this one crossed ours on the wire.
-                # Resetting again would start the ping-pong the reference suffers from.
-                self._absorb_reset = False
-                return -1
-            return self._reset(ConnectionReset("peer sent Reset"), initiator=False)
-        if ptype == _T_DISCONNECT:
-            if body_len < _RESET_BODY_LEN:
-                return self._bad("short Disconnect body")
-            if buf[body + 2]:
-                err = ConnectionFailed("peer disconnected with an error")
-            else:
-                err = ConnectionClosed("peer closed the connection")
-            self.reset_count += 1
-            return self._fail(err)
-        self._absorb_reset = False
-        m = self._rid
-        if buf[body - 6] != m[0] or buf[body - 5] != m[1]:
-            return self._bad("Message ID does not match")
-        _step(m)
-        if ptype != _STATES[st][1]:
-            if st == _ENCRYPTED:
-                return self._bad("Received non-encrypted data on encrypted channel.")
-            return self._bad("Received unexpected handshake packet.")
-        return _RECV[st](self, buf, body, body_len)
 
     # ------------------------------------------------------------------ receive handlers
 
@@ -460,18 +461,18 @@ class Connection:
         _step(m)
         return off + _HEADER_LEN
 
-    def _send_client_handshake(self, out, off):
-        # Spec 2.2: inner len 84, version, ephemeral public, starting nonce, challenge.
-        body = self._hs_frame(out, off, _CLIENT_HS_LEN, _T_CLIENT_HANDSHAKE)
-        out[body + 8:body + 40] = self._eph_public
-        out[body + 40:body + 52] = self._local_nonce
-        out[body + 52:body + 84] = self._challenge
-        self._enter(_CLIENT_WAIT_HANDSHAKE)
-        return _HEADER_LEN + _CLIENT_HS_LEN
-
-    def _send_client_auth(self, out, off):
-        # Spec 2.4: {key, signature} sealed with our starting nonce; a keyless client
-        # sends 96 zero bytes (the 0.5.1 encoding). Then straight to Encrypted.
+    def _send_client(self, out, off):
+        # The client's handshake messages (one sender for both states).
+        if self.state == _CLIENT_SEND_HANDSHAKE:
+            # Spec 2.2: inner len 84, version, ephemeral public, starting nonce, challenge.
+            body = self._hs_frame(out, off, _CLIENT_HS_LEN, _T_CLIENT_HANDSHAKE)
+            out[body + 8:body + 40] = self._eph_public
+            out[body + 40:body + 52] = self._local_nonce
+            out[body + 52:body + 84] = self._challenge
+            self._enter(_CLIENT_WAIT_HANDSHAKE)
+            return _HEADER_LEN + _CLIENT_HS_LEN
+        # Spec 2.4: {key, signature} sealed with our starting nonce; a keyless client sends 96
+        # zero bytes (the 0.5.1 encoding). Then straight to Encrypted.
         body = self._hs_frame(out, off, _CLIENT_AUTH_LEN, _T_CLIENT_AUTH)
         self._seal_signed(b"", out, body + 8)
         self._enter(_ENCRYPTED)
