@@ -13,7 +13,7 @@ except ImportError:  # CPython
         return x
 from .errors import CryptoError, ConnectionFailed
 from .events import AUTH_SERVER, UNAUTH_SERVER, HANDSHAKE_DONE, UNTRUSTED_KEY
-from .connection2 import _RECV, _SEND
+from .connection2 import _RECV, _SEND, _put_header
 
 # connection2.py's states these handlers serve and move to (a test checks they agree).
 _SERVER_WAIT_MSG1 = const(0)
@@ -27,6 +27,7 @@ _MSG1_LEN = const(32)
 _MSG3_LEN = const(96)
 _MSG3_KEYLESS_LEN = const(64)
 _T2_MSG2 = const(0x0202)
+_HEADER_LEN = const(8)
 
 
 def _recv_msg1(self, buf, off, n, ptype):
@@ -49,7 +50,13 @@ def _send_msg2(self, out, off):
         self._bad("invalid ephemeral key")
         return self._send_reset(out, off)
     self._enter(_SERVER_WAIT_MSG3)
-    return self._frame(out, off, _T2_MSG2, msg)
+    # Framed as connection2's _send_msg frames the client's messages.
+    m = self._local_msg_id
+    self._local_msg_id = (m + 1) & 0xFFFF
+    n = len(msg)
+    _put_header(out, off, n, m, _T2_MSG2)
+    out[off + _HEADER_LEN:off + _HEADER_LEN + n] = msg
+    return _HEADER_LEN + n
 
 
 def _recv_msg3(self, buf, off, n, ptype):
@@ -60,7 +67,12 @@ def _recv_msg3(self, buf, off, n, ptype):
         payload, pair = self._hs.read_message(memoryview(buf)[off:off + n])
     except CryptoError:
         return self._bad("handshake decryption failed")
-    self._split(pair)
+    # Split(): c1 protects initiator (the client) -> responder (us), c2 the other way (Noise
+    # 5.2). (The client's twin is connection2's _send_msg.)
+    self._recv_cs, self._send_cs = pair
+    self.handshake_hash = self._hs.get_handshake_hash()
+    self._hs.wipe()
+    self._sent_since_rekey = 0
     if len(payload) == 0:
         # Keyless client: encrypted and forward-secret, but nobody in particular.
         if self.role == AUTH_SERVER:

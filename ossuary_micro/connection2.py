@@ -379,17 +379,6 @@ class Connection2:
                 return None
         return payload
 
-    def _split(self, pair):
-        # Split(): c1 protects initiator -> responder, c2 the other way (Noise 5.2).
-        c1, c2 = pair
-        if self.is_server:
-            self._send_cs, self._recv_cs = c2, c1
-        else:
-            self._send_cs, self._recv_cs = c1, c2
-        self.handshake_hash = self._hs.get_handshake_hash()
-        self._hs.wipe()
-        self._sent_since_rekey = 0
-
     # ------------------------------------------------------------------ records
 
     def _recv_record(self, buf, off, n, ptype):
@@ -498,27 +487,32 @@ class Connection2:
             self._fail(OutOfMemory("out of memory"))
             return 0
 
-    def _frame(self, out, off, ptype, msg):
-        m = self._local_msg_id
-        self._local_msg_id = (m + 1) & 0xFFFF
-        _put_header(out, off, len(msg), m, ptype)
-        out[off + _HEADER_LEN:off + _HEADER_LEN + len(msg)] = msg
-        return _HEADER_LEN + len(msg)
-
     def _send_msg(self, out, off):
-        # The client's handshake messages (one sender for both states).
+        # The client's handshake messages (one sender for both states), framed here.
         if self.state == _CLIENT_SEND_MSG1:
             # -> e, with an empty payload.
             msg, _ = self._hs.write_message(b"")
             self._enter(_CLIENT_WAIT_MSG2)
-            return self._frame(out, off, _T2_MSG1, msg)
-        # -> s, se + payload: our Ed25519 key, or nothing from a keyless client.
-        msg, pair = self._hs.write_message(
-            self.local_public_key if self._identity is not None else b"")
-        self._split(pair)
-        self._enter(_ESTABLISHED)
-        self._pending_done = True
-        return self._frame(out, off, _T2_MSG3, msg)
+            ptype = _T2_MSG1
+        else:
+            # -> s, se + payload: our Ed25519 key, or nothing from a keyless client.
+            msg, pair = self._hs.write_message(
+                self.local_public_key if self._identity is not None else b"")
+            # Split(): c1 protects initiator (us) -> responder, c2 the other way (Noise 5.2).
+            # (The server's twin is in _server2.py.)
+            self._send_cs, self._recv_cs = pair
+            self.handshake_hash = self._hs.get_handshake_hash()
+            self._hs.wipe()
+            self._sent_since_rekey = 0
+            self._enter(_ESTABLISHED)
+            self._pending_done = True
+            ptype = _T2_MSG3
+        m = self._local_msg_id
+        self._local_msg_id = (m + 1) & 0xFFFF
+        n = len(msg)
+        _put_header(out, off, n, m, ptype)
+        out[off + _HEADER_LEN:off + _HEADER_LEN + n] = msg
+        return _HEADER_LEN + n
 
     def _send_reset(self, out, off):
         n = _put_control(out, off, _T2_RESET, True)

@@ -815,7 +815,7 @@ def test_private_header_length_matches_wire():
     for name in ("_SERVER_WAIT_MSG1", "_SERVER_SEND_MSG2", "_SERVER_WAIT_MSG3", "_WAIT_APPROVAL",
                  "_ESTABLISHED"):
         assert getattr(_server2, name) == getattr(connection2, name), name
-    for name in ("_MSG1_LEN", "_MSG3_LEN", "_MSG3_KEYLESS_LEN", "_T2_MSG2"):
+    for name in ("_MSG1_LEN", "_MSG3_LEN", "_MSG3_KEYLESS_LEN", "_T2_MSG2", "_HEADER_LEN"):
         assert getattr(_server2, name) == getattr(connection2, name), name
 
 
