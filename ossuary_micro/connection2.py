@@ -26,7 +26,6 @@ except ImportError:  # CPython
 from .errors import (CryptoError, LocalProtocolError, RemoteProtocolError, ConnectionReset,
                      ConnectionFailed, ConnectionClosed, KeyFormatError, OutOfMemory)
 from .keys import check_key
-from .rand import default_random
 from .noise import HandshakeState, KeyPair
 from .crypto.ed2curve import ed25519_pk_to_x25519, ed25519_pk_matches_x25519
 # Identity has a module of its own: a node derives its keys at boot with only that module
@@ -126,8 +125,9 @@ class Connection2:
                 from .crypto import get_backend
                 backend = get_backend()
             if random is None:
-                # (imported at the top: an import statement here costs microseconds per
-                # connection on CPython, a tenth of a handshake's Python time)
+                # (imported here, not at the top: a board node passes its own source, and
+                # does not load rand.py at all)
+                from .rand import default_random
                 random = default_random()
             self.role = role
             self.is_server = role != CLIENT

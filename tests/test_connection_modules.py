@@ -2,7 +2,8 @@
 _server2.py for protocol 2) are imported by the first server connection only, never by a client
 (a board node is a client, and every module it loads is heap there); the members a node never
 uses (_extra.py: accept_key, end_stream, data, state_name, authorized_keys) by their first use,
-never by a session that does not use them; the host's fast paths (_host.py) on CPython only.
+never by a session that does not use them; rand.py only by a connection made without a random
+source of its own; the host's fast paths (_host.py) on CPython only.
 
 Each check runs in a fresh interpreter (CPython, and the MicroPython unix port when `make venv`
 installed it), since an earlier test's connections would already have loaded them.
@@ -28,7 +29,8 @@ from tests.portable._pair2 import make_pair2
 
 def loaded(what):
     print(what, [m[14:] for m in ("ossuary_micro._server1", "ossuary_micro._server2",
-                                  "ossuary_micro._extra") if m in sys.modules])
+                                  "ossuary_micro._extra", "ossuary_micro.rand")
+                 if m in sys.modules])
 
 # A client of each protocol writes its first handshake packet.
 out = bytearray(300)
@@ -50,6 +52,9 @@ for mk in (make_pair, make_pair2):
 loaded("session")
 assert link.client.state_name == "Failed"
 loaded("state_name")
+# rand.py only for a connection made without a random source of its own (a node has one).
+Connection2(CLIENT)
+loaded("default random")
 # The host's fast paths (_host.py) are put in place on CPython only.
 print("host", "ossuary_micro._host" in sys.modules)
 if "ossuary_micro._host" in sys.modules:
@@ -76,8 +81,9 @@ def test_what_a_client_loads(exe):
     p = subprocess.run([exe, "-c", SCRIPT % {"root": ROOT}], capture_output=True, text=True,
                        timeout=300, cwd=ROOT)
     assert p.returncode == 0, p.stdout + p.stderr
-    assert p.stdout.split("\n")[:4] == [
+    assert p.stdout.split("\n")[:5] == [
         "client []",
         "session ['_server1', '_server2']",
         "state_name ['_server1', '_server2', '_extra']",
+        "default random ['_server1', '_server2', '_extra', 'rand']",
         "host %s" % (exe == sys.executable)], p.stdout
