@@ -13,6 +13,7 @@ except ImportError:  # CPython
     def const(x):
         return x
 from .errors import CryptoError
+from .keys import is_small_order_key as _is_small_order_key
 from .connection import _check_handshake, _step, _RECV, _SEND
 
 # connection.py's states, roles, events, packet type and sizes these handlers use, as private
@@ -80,7 +81,10 @@ def _recv_client_auth(self, buf, off, n):
     client_key = bytes(pt[0:32])
     sig = bytes(pt[32:96])
     signed = self._peer_signed_prefix + bytes(self._challenge)
-    if not self._check_signature(client_key, self._challenge, sig, signed):
+    # Spec 2.4 with 2.3's checks plus section 11, as connection.py checks the server's: an
+    # all-zero challenge or signature and a small-order key are refused.
+    if not (any(self._challenge) and any(sig) and not _is_small_order_key(client_key)
+            and self.backend.ed25519_verify(client_key, signed, sig)):
         return self._bad("invalid client signature")
     self.remote_public_key = client_key
     if client_key in self._authorized:

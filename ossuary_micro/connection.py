@@ -402,7 +402,11 @@ class Connection:
         sig = bytes(pt[64:128])
         # Signed: server ephemeral public || server starting nonce || our challenge.
         signed = peer_eph + bytes(self._remote_nonce) + bytes(self._challenge)
-        if not self._check_signature(server_key, challenge, sig, signed):
+        # Spec 2.3 steps 4-7 plus section 11: an all-zero challenge or signature and a
+        # small-order key (the all-zero key is one) are refused. (_server1.py checks the
+        # client's the same way.)
+        if not (any(challenge) and any(sig) and not _is_small_order_key(server_key)
+                and self.backend.ed25519_verify(server_key, signed, sig)):
             return self._bad("invalid server signature")
         self._peer_challenge = challenge
         _step(self._remote_nonce)
@@ -626,12 +630,6 @@ class Connection:
         # per session, nothing checked or allocated per record).
         self._rseal, self._ropen = _aead_record(self.backend, self._key)
         return True
-
-    def _check_signature(self, key, challenge, sig, signed):
-        # Spec 2.3 steps 4-7 plus section 11: an all-zero challenge or signature and a
-        # small-order key (the all-zero key is one) are refused.
-        return (any(challenge) and any(sig) and not _is_small_order_key(key)
-                and self.backend.ed25519_verify(key, signed, sig))
 
     def _reset(self, err, initiator=True):
         # Spec 4.4 step 1 (initiator) or step 3 (responder).
