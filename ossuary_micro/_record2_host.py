@@ -2,7 +2,8 @@
 #
 # The package's _host.py imports this module on CPython and makes connection2.Connection2 the
 # subclass below; deploy.HOST_ONLY keeps the file off boards, and on a CPython without
-# pyca/cryptography the import fails (ImportError) and connection2.py's own class stands. The shape is _record_host.py's (protocol 1): read that first.
+# pyca/cryptography the import fails (ImportError) and connection2.py's own class stands. The
+# shape is _record_host.py's (protocol 1): read that first.
 #
 # What it does: in Established, send_data and next_event handle one whole DATA record each in
 # a few lines, with one ChaCha20Poly1305 context per direction's key (the CipherState's `k`,

@@ -12,6 +12,8 @@ try:
 except ImportError:  # CPython
     def const(x):
         return x
+from struct import pack_into as _pack_into
+
 from .errors import CryptoError
 from .keys import is_small_order_key as _is_small_order_key
 from .connection import _check_handshake, _step, _RECV, _SEND
@@ -54,7 +56,12 @@ def _recv_client_handshake(self, buf, off, n):
 def _send_server_handshake(self, out, off):
     # Spec 2.3: clear ephemeral and nonce, then {key, challenge, signature} sealed under the
     # session key with our starting nonce.
-    body = self._hs_frame(out, off, _SERVER_HS_LEN, _T_SERVER_HANDSHAKE)
+    # The outer header and handshake body prefix as connection.py's _send_client writes them.
+    m = self._lid
+    _pack_into(">HBBHxxBBBxxxxB", out, off, _SERVER_HS_LEN, m[0], m[1], _T_SERVER_HANDSHAKE,
+               _SERVER_HS_LEN & 0xFF, _SERVER_HS_LEN >> 8, 1, 0)
+    _step(m)
+    body = off + _HEADER_LEN
     out[body + 8:body + 40] = self._eph_public
     out[body + 40:body + 52] = self._local_nonce
     self._seal_signed(bytes(self._challenge), out, body + 52)

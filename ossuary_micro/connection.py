@@ -453,35 +453,33 @@ class Connection:
             self._fail(OutOfMemory("out of memory"))
             return 0
 
-    def _hs_frame(self, out, off, body_len, ptype):
-        # Outer header plus the handshake body prefix (spec 1.1, 2.2-2.4); returns the
-        # body's offset. Header: len, msg_id, type, reserved 0 (big-endian); prefix: inner len
-        # (little-endian), version 1, five reserved zeros. The last of those is a B of 0, not
-        # pad: MicroPython's pack_into writes no trailing pad bytes (a trailing "5x" left the
-        # buffer's old bytes there).
-        m = self._lid
-        _pack_into(">HBBHxxBBBxxxxB", out, off, body_len, m[0], m[1], ptype, body_len & 0xFF,
-                   body_len >> 8, 1, 0)
-        _step(m)
-        return off + _HEADER_LEN
-
     def _send_client(self, out, off):
-        # The client's handshake messages (one sender for both states).
-        if self.state == _CLIENT_SEND_HANDSHAKE:
+        # The client's handshake messages (one sender for both states): the outer header and
+        # the handshake body prefix (spec 1.1, 2.2, 2.4; _server1.py writes the server's the
+        # same way), then the message. Header: len, msg_id, type, reserved 0 (big-endian);
+        # prefix: inner len (little-endian), version 1, five reserved zeros. The last of those
+        # is a B of 0, not pad: MicroPython's pack_into writes no trailing pad bytes (a
+        # trailing "5x" left the buffer's old bytes there).
+        first = self.state == _CLIENT_SEND_HANDSHAKE
+        n = _CLIENT_HS_LEN if first else _CLIENT_AUTH_LEN
+        m = self._lid
+        _pack_into(">HBBHxxBBBxxxxB", out, off, n, m[0], m[1],
+                   _T_CLIENT_HANDSHAKE if first else _T_CLIENT_AUTH, n & 0xFF, n >> 8, 1, 0)
+        _step(m)
+        body = off + _HEADER_LEN
+        if first:
             # Spec 2.2: inner len 84, version, ephemeral public, starting nonce, challenge.
-            body = self._hs_frame(out, off, _CLIENT_HS_LEN, _T_CLIENT_HANDSHAKE)
             out[body + 8:body + 40] = self._eph_public
             out[body + 40:body + 52] = self._local_nonce
             out[body + 52:body + 84] = self._challenge
             self._enter(_CLIENT_WAIT_HANDSHAKE)
-            return _HEADER_LEN + _CLIENT_HS_LEN
-        # Spec 2.4: {key, signature} sealed with our starting nonce; a keyless client sends 96
-        # zero bytes (the 0.5.1 encoding). Then straight to Encrypted.
-        body = self._hs_frame(out, off, _CLIENT_AUTH_LEN, _T_CLIENT_AUTH)
-        self._seal_signed(b"", out, body + 8)
-        self._enter(_ENCRYPTED)
-        self._pending_done = True
-        return _HEADER_LEN + _CLIENT_AUTH_LEN
+        else:
+            # Spec 2.4: {key, signature} sealed with our starting nonce; a keyless client
+            # sends 96 zero bytes (the 0.5.1 encoding). Then straight to Encrypted.
+            self._seal_signed(b"", out, body + 8)
+            self._enter(_ENCRYPTED)
+            self._pending_done = True
+        return _HEADER_LEN + n
 
     def _seal_signed(self, mid, out, at):
         # The sealed sub-packet of messages 2 and 3 at out[at:]: our public key, `mid`, and
@@ -692,7 +690,7 @@ def _check_handshake(buf, off, body_len, expected_len, sub_len=0):
 def _put_control(out, off, ptype, error):
     # A Reset or Disconnect packet (spec 1.5; wire.put_control's bytes, a test checks): the
     # header (len 4, msg_id 0, type, reserved 0; big-endian), then the body: len 4, 0, the
-    # error flag (0 or 1), 0. No trailing pad in the format (see _hs_frame).
+    # error flag (0 or 1), 0. No trailing pad in the format (see _send_client).
     _pack_into(">HHHxxBxBB", out, off, _RESET_BODY_LEN, 0, ptype, _RESET_BODY_LEN, error, 0)
     return _HEADER_LEN + _RESET_BODY_LEN
 

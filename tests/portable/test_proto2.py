@@ -859,7 +859,8 @@ def test_members_a_node_never_uses():
     if sys.implementation.name == "micropython":
         return
     from ossuary_micro import connection, connection2, _extra
-    assert _extra._CLIENT_SEND_LAST == connection._CLIENT_SEND_AUTH == connection2._CLIENT_SEND_MSG3
+    assert (_extra._CLIENT_SEND_LAST == connection._CLIENT_SEND_AUTH
+            == connection2._CLIENT_SEND_MSG3)
     assert _extra._WAIT_APPROVAL == connection._WAIT_APPROVAL == connection2._WAIT_APPROVAL
     assert _extra._ESTABLISHED == connection._ENCRYPTED == connection2._ESTABLISHED
     assert _extra._T2_END == wire2.T2_END
