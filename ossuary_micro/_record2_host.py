@@ -29,9 +29,9 @@
 
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305 as _Aead
 from cryptography.exceptions import InvalidTag
+from sys import modules as _modules
 
 from .connection2 import Connection2 as _Connection2
-from .crypto.pyca import Backend as _PycaBackend
 from .errors import RemoteProtocolError
 
 if not (hasattr(_Aead, "encrypt_into") and hasattr(_Aead, "decrypt_into")):
@@ -143,9 +143,12 @@ class Connection2(_Connection2):
             return None
         if ctx is not None and k == copy:
             return ctx
-        if not isinstance(self.backend, _PycaBackend):
-            # Only pyca's own backend: the general path calls backend.aead_seal/aead_open,
-            # and a wrapper (a test's, a counting one) must see every record there.
+        # Only pyca's own backend: the general path calls backend.aead_seal/aead_open, and a
+        # wrapper (a test's, a counting one) must see every record there. (Its module is
+        # looked up, not imported here: the package imports this module on CPython, before
+        # any backend is chosen, and must not load pyca's itself.)
+        pyca = _modules.get("ossuary_micro.crypto.pyca")
+        if pyca is None or not isinstance(self.backend, pyca.Backend):
             return None
         ctx = getattr(self.backend.aead_record(k)[0], "aead", None)
         copy[:] = k

@@ -845,7 +845,8 @@ def test_members_a_node_never_uses():
     # hasattr(conn, "end_stream").
     from ossuary_micro.connection import Connection
     for cls in (Connection, Connection2):
-        c = cls(CLIENT, secret_key=CLIENT_SEED, authorized_keys=(SERVER_PUB,))
+        c = cls(CLIENT, secret_key=CLIENT_SEED, authorized_keys=(SERVER_PUB,),
+                random=DetRandom(b"members"))
         assert c.authorized_keys == (SERVER_PUB,)
         assert c.state_name == ("ClientSendHandshake" if cls is Connection else "ClientSendMsg1")
         assert bytes(c.data) == b""
