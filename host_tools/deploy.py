@@ -30,11 +30,12 @@ VERSION = "0.1.0"
 
 ARCH = {"rp2": "armv6m", "esp32": "xtensawin"}
 
-# Modules that never go to a board: the pyca/cryptography backend, the CPython-only fast
-# Noise HKDF (noise.py falls back to its generic form when the import fails) and protocol 1's
-# CPython record path (connection.py keeps its own class when the import fails).
-HOST_ONLY = ("ossuary_micro/crypto/pyca.py", "ossuary_micro/_hkdf_host.py",
-             "ossuary_micro/_record_host.py", "ossuary_micro/_record2_host.py")
+# Modules that never go to a board: the pyca/cryptography backend, and the CPython-only fast
+# paths (the Noise HKDF, both protocols' record paths) with _host.py, which the package
+# imports on CPython only to put them in place of the portable code.
+HOST_ONLY = ("ossuary_micro/crypto/pyca.py", "ossuary_micro/_host.py",
+             "ossuary_micro/_hkdf_host.py", "ossuary_micro/_record_host.py",
+             "ossuary_micro/_record2_host.py")
 # Inline Thumb assembler: compiles only for ARM (Thumb) targets; elsewhere it is left out and
 # the viper backend uses its own field code.
 THUMB_ONLY = ("ossuary_micro/crypto/_viper_thumb.py",)

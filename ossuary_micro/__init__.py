@@ -35,3 +35,9 @@ def __getattr__(name):
         raise AttributeError(name)
     m = modules[n]
     return m.Connection if name == "Connection" else m
+
+
+# CPython: the host's faster Noise HKDF and record paths (_host.py, never deployed). (No
+# `import sys` here: a global, even deleted again, would leave this module's dict larger.)
+if __import__("sys").implementation.name != "micropython":
+    from . import _host  # noqa: F401

@@ -1,5 +1,5 @@
-# Protocol 2's Noise HKDF on CPython (host-only: deploy.HOST_ONLY keeps it off boards, and on
-# MicroPython the _hashlib import below fails, so noise.py keeps its generic form there).
+# Protocol 2's Noise HKDF on CPython: the package's _host.py makes it noise.noise_hkdf
+# (host-only: deploy.HOST_ONLY keeps it off boards, where noise.py keeps its generic form).
 
 import hashlib
 

@@ -1,9 +1,9 @@
 # Protocol 2's record path on CPython with the pyca backend (issue 10); host-only.
 #
-# connection2.py imports this module at its end, and its Connection2 becomes the subclass
-# below; deploy.HOST_ONLY keeps the file off boards, and on MicroPython, or on a CPython
-# without pyca/cryptography, the import fails (ImportError) and connection2.py's own class
-# stands. The shape is _record_host.py's (protocol 1): read that first.
+# The package's _host.py imports this module on CPython and makes connection2.Connection2 the
+# subclass below; deploy.HOST_ONLY keeps the file off boards, and on a CPython without
+# pyca/cryptography the import fails (ImportError) and connection2.py's own class stands. The
+# shape is _record_host.py's (protocol 1): read that first.
 #
 # What it does: in Established, send_data and next_event handle one whole DATA record each in
 # a few lines, with one ChaCha20Poly1305 context per direction's key (the CipherState's `k`,
@@ -29,9 +29,9 @@
 
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305 as _Aead
 from cryptography.exceptions import InvalidTag
+from sys import modules as _modules
 
 from .connection2 import Connection2 as _Connection2
-from .crypto.pyca import Backend as _PycaBackend
 from .errors import RemoteProtocolError
 
 if not (hasattr(_Aead, "encrypt_into") and hasattr(_Aead, "decrypt_into")):
@@ -143,9 +143,12 @@ class Connection2(_Connection2):
             return None
         if ctx is not None and k == copy:
             return ctx
-        if not isinstance(self.backend, _PycaBackend):
-            # Only pyca's own backend: the general path calls backend.aead_seal/aead_open,
-            # and a wrapper (a test's, a counting one) must see every record there.
+        # Only pyca's own backend: the general path calls backend.aead_seal/aead_open, and a
+        # wrapper (a test's, a counting one) must see every record there. (Its module is
+        # looked up, not imported here: the package imports this module on CPython, before
+        # any backend is chosen, and must not load pyca's itself.)
+        pyca = _modules.get("ossuary_micro.crypto.pyca")
+        if pyca is None or not isinstance(self.backend, pyca.Backend):
             return None
         ctx = getattr(self.backend.aead_record(k)[0], "aead", None)
         copy[:] = k

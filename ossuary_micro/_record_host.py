@@ -1,10 +1,11 @@
 # Protocol 1's record path on CPython with the pyca backend (issue 10); host-only.
 #
-# connection.py imports this module at its end, and its Connection becomes the subclass
-# below; deploy.HOST_ONLY keeps the file off boards, and on MicroPython, or on a CPython
-# without pyca/cryptography, the first import fails (ImportError) and connection.py's own
-# class and copy_into stand. The core cannot carry this speed: every byte of connection.py
-# is heap on a board (issue 7: the core .mpy stays within 12 KiB).
+# The package's _host.py imports this module on CPython and makes connection.Connection the
+# subclass below (and connection.copy_into / _zero the functions below); deploy.HOST_ONLY
+# keeps the file off boards, and on a CPython without pyca/cryptography the first import
+# fails (ImportError) and connection.py's own class and copy_into stand. The core cannot
+# carry this speed: every byte of connection.py is heap on a board (issue 7: the core .mpy
+# stays within 12 KiB).
 #
 # What it does: once a session key is derived on the pyca backend, send_data and next_event
 # handle a whole data record each in a few lines, with the session's one ChaCha20Poly1305

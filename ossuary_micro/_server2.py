@@ -4,7 +4,7 @@
 # Their own module so that a client, which never runs them, never has them on its heap (a
 # board node is a client): connection2.py imports this module when the first server
 # connection is made, and the import puts these functions into its state table's handler
-# lists (_STATES names them; _install below).
+# lists (at the end of this file).
 
 try:
     from micropython import const
@@ -13,8 +13,10 @@ except ImportError:  # CPython
         return x
 from .errors import CryptoError, ConnectionFailed
 from .events import AUTH_SERVER, UNAUTH_SERVER, HANDSHAKE_DONE, UNTRUSTED_KEY
+from .connection2 import _RECV, _SEND, _put_header
 
-# connection2.py's states these handlers move to (a test checks they agree).
+# connection2.py's states these handlers serve and move to (a test checks they agree).
+_SERVER_WAIT_MSG1 = const(0)
 _SERVER_SEND_MSG2 = const(1)
 _SERVER_WAIT_MSG3 = const(2)
 _WAIT_APPROVAL = const(6)
@@ -25,6 +27,7 @@ _MSG1_LEN = const(32)
 _MSG3_LEN = const(96)
 _MSG3_KEYLESS_LEN = const(64)
 _T2_MSG2 = const(0x0202)
+_HEADER_LEN = const(8)
 
 
 def _recv_msg1(self, buf, off, n, ptype):
@@ -47,7 +50,13 @@ def _send_msg2(self, out, off):
         self._bad("invalid ephemeral key")
         return self._send_reset(out, off)
     self._enter(_SERVER_WAIT_MSG3)
-    return self._frame(out, off, _T2_MSG2, msg)
+    # Framed as connection2's _send_msg frames the client's messages.
+    m = self._local_msg_id
+    self._local_msg_id = (m + 1) & 0xFFFF
+    n = len(msg)
+    _put_header(out, off, n, m, _T2_MSG2)
+    out[off + _HEADER_LEN:off + _HEADER_LEN + n] = msg
+    return _HEADER_LEN + n
 
 
 def _recv_msg3(self, buf, off, n, ptype):
@@ -58,7 +67,12 @@ def _recv_msg3(self, buf, off, n, ptype):
         payload, pair = self._hs.read_message(memoryview(buf)[off:off + n])
     except CryptoError:
         return self._bad("handshake decryption failed")
-    self._split(pair)
+    # Split(): c1 protects initiator (the client) -> responder (us), c2 the other way (Noise
+    # 5.2). (The client's twin is connection2's _send_msg.)
+    self._recv_cs, self._send_cs = pair
+    self.handshake_hash = self._hs.get_handshake_hash()
+    self._hs.wipe()
+    self._sent_since_rekey = 0
     if len(payload) == 0:
         # Keyless client: encrypted and forward-secret, but nobody in particular.
         if self.role == AUTH_SERVER:
@@ -80,15 +94,8 @@ def _recv_msg3(self, buf, off, n, ptype):
     return self._fail(ConnectionFailed("client key not authorized"))
 
 
-def _install():
-    # The handlers above into connection2's _RECV / _SEND, where _STATES names them (once).
-    from .connection2 import _STATES, _RECV, _SEND
-    g = globals()
-    for st, row in enumerate(_STATES):
-        if row[2] and _RECV[st] is None:
-            _RECV[st] = g[row[2]]
-        if row[3] and _SEND[st] is None:
-            _SEND[st] = g[row[3]]
-
-
-_install()
+# Into connection2.py's handler lists, at the states its table leaves to this module (once:
+# the first server connection imports it).
+_RECV[_SERVER_WAIT_MSG1] = _recv_msg1
+_SEND[_SERVER_SEND_MSG2] = _send_msg2
+_RECV[_SERVER_WAIT_MSG3] = _recv_msg3

@@ -39,7 +39,7 @@ from .crypto import aead_record as _aead_record
 # copy_into(dst, doff, src, soff, n) without allocating: a right-hand slice allocates on
 # MicroPython, so the data path uses viper there; a MicroPython without viper (the
 # WebAssembly port) copies byte by byte, still allocation-free. CPython takes
-# _record_host.py's memoryview copy instead (the end of this file).
+# _record_host.py's memoryview copy instead (put in place by _host.py; the end of this file).
 try:
     from ._viper_copy import copy_into
 except (ImportError, SyntaxError, NotImplementedError, ValueError):
@@ -104,13 +104,16 @@ _FAILED = const(11)
 
 # The state table: name, packet type expected (0: none), method that handles it, method
 # that writes this state's packet (None: nothing to send), whether the state has a timeout.
+# The three server states' handlers (marked "_server1.py" below; None here) are in
+# _server1.py, which the first server connection imports (its import puts them into _RECV and
+# _SEND): a client never has them, nor their names, on its heap.
 _STATES = (
-    ("ServerWaitHandshake", _T_CLIENT_HANDSHAKE, "_recv_client_handshake", None, True),
-    ("ServerSendHandshake", 0, None, "_send_server_handshake", False),
-    ("ServerWaitAuthentication", _T_CLIENT_AUTH, "_recv_client_auth", None, True),
-    ("ClientSendHandshake", 0, None, "_send_client_handshake", False),
+    ("ServerWaitHandshake", _T_CLIENT_HANDSHAKE, None, None, True),  # _server1.py receives
+    ("ServerSendHandshake", 0, None, None, False),                   # _server1.py sends
+    ("ServerWaitAuthentication", _T_CLIENT_AUTH, None, None, True),  # _server1.py receives
+    ("ClientSendHandshake", 0, None, "_send_client", False),
     ("ClientWaitHandshake", _T_SERVER_HANDSHAKE, "_recv_server_handshake", None, True),
-    ("ClientSendAuthentication", 0, None, "_send_client_auth", False),
+    ("ClientSendAuthentication", 0, None, "_send_client", False),
     ("WaitApproval", 0, None, None, True),
     ("Encrypted", _T_DATA, "_recv_data", None, False),
     ("Resetting", 0, None, "_send_reset", False),
@@ -198,6 +201,8 @@ class Connection:
             self._initiator = False
             self._pending_done = False
             self._eph_secret = None
+            if self.is_server and _RECV[_SERVER_WAIT_HANDSHAKE] is None:
+                from . import _server1  # noqa: F401 (its import fills _RECV and _SEND)
             self._new_session()
             self._enter(_SERVER_WAIT_HANDSHAKE if self.is_server else _CLIENT_SEND_HANDSHAKE)
         except MemoryError:
@@ -212,28 +217,18 @@ class Connection:
         if key not in self._authorized:
             self._authorized.append(key)
 
-    @property
-    def authorized_keys(self):
-        return tuple(self._authorized)
-
-    def accept_key(self):
-        """Trust the key announced by UNTRUSTED_KEY and continue the handshake.
-
-        Raises LocalProtocolError when no decision is pending."""
-        if self.state != _WAIT_APPROVAL:
-            raise LocalProtocolError("no key is waiting for approval")
-        self.add_authorized_key(self.remote_public_key)
-        if self.is_server:
-            self._enter(_ENCRYPTED)
-            self._pending_done = True
-        else:
-            self._enter(_CLIENT_SEND_AUTH)
-
     def reject_key(self):
         """Refuse the key announced by UNTRUSTED_KEY: the connection fails permanently."""
         if self.state != _WAIT_APPROVAL:
             raise LocalProtocolError("no key is waiting for approval")
         self._fail(ConnectionFailed("peer key rejected"))
+
+    def __getattr__(self, name):
+        # Called only for a name the class lacks. The members a node never uses are in
+        # _extra.py, loaded on first use (on a board their code would be heap): accept_key(),
+        # and the `data`, `state_name` and `authorized_keys` properties.
+        from ._extra import member
+        return member(self, name, _STATES, 1)
 
     # ------------------------------------------------------------------ status
 
@@ -241,15 +236,6 @@ class Connection:
     # ~130 B more of heap on a board): `state` (the state's number, an index of _STATES);
     # `established` (Encrypted); `closed`: True once the connection is dead (Failed) and its
     # Disconnect, if any, was written.
-
-    @property
-    def state_name(self):
-        return _STATES[self.state][0]
-
-    @property
-    def data(self):
-        """The last DATA event's plaintext as a memoryview (allocates; see `plaintext`)."""
-        return memoryview(self.plaintext)[:self.data_len]
 
     # ------------------------------------------------------------------ input
 
@@ -317,98 +303,84 @@ class Connection:
                     # A state with something to send, or paused for a TOFU decision: input
                     # stays buffered until the state moves on.
                     return _NEED_DATA
-                ev = self._parse_one()
+                # Parse one packet (a handler's -1: consumed without an event, look again).
+                avail = self._in_end - self._in_start
+                buf = self._in
+                p = self._in_start
+                body_len = -1
+                if avail >= _HEADER_LEN:
+                    body_len = (buf[p] << 8) | buf[p + 1]   # spec 1.1: the header is big-endian
+                    if _HEADER_LEN + body_len > self._cap or body_len > _REFERENCE_MAX_BODY:
+                        # Spec 1.1: oversized packets are a permanent failure.
+                        self._in_start = self._in_end = 0
+                        return self._fail(RemoteProtocolError("Oversized packet"))
+                if body_len < 0 or avail < _HEADER_LEN + body_len:
+                    # Spec section 11, "no hang", in every state: once the first bytes of a
+                    # packet have been seen here, the whole packet must be buffered within
+                    # timeout_ms, else the session resets. Without this a corrupted length field
+                    # (up to 16,404 bytes) would leave the receiver waiting for bytes that never
+                    # come. timeout_ms must therefore exceed the time the link takes to carry the
+                    # largest packet. (Inline, not a method of its own: a method is heap on a
+                    # board.)
+                    if avail == 0 or self._clock is None:
+                        return _NEED_DATA
+                    now = self._clock()
+                    if self._partial_t0 is None:
+                        self._partial_t0 = now
+                    elif ((now - self._partial_t0) & _TICKS_MASK) >= self.timeout_ms:
+                        return self._bad("partial packet timed out")
+                    return _NEED_DATA
+                self._partial_t0 = None
+                # (an unknown type matches no state: an error below)
+                ptype = (buf[p + 4] << 8) | buf[p + 5]
+                body = p + _HEADER_LEN
+                p = body + body_len
+                if p == self._in_end:
+                    p = self._in_end = 0        # keep the buffer front-aligned, no copy
+                self._in_start = p              # the packet's bytes stay put until receive_data
+
+                if st == _RESET_WAIT:
+                    # Spec 4.4 step 4: only the peer's Reset ends ResetWait; all else is
+                    # dropped.
+                    if ptype == _T_RESET:
+                        _zero(self._rid)
+                        self._enter_initial()
+                    continue
+                if ptype == _T_RESET:
+                    if self._absorb_reset:
+                        # We answered a Reset a moment ago; this one crossed ours on the
+                        # wire. Resetting again would start the ping-pong the reference
+                        # suffers from.
+                        self._absorb_reset = False
+                        continue
+                    return self._reset(ConnectionReset("peer sent Reset"), initiator=False)
+                if ptype == _T_DISCONNECT:
+                    if body_len < _RESET_BODY_LEN:
+                        return self._bad("short Disconnect body")
+                    if buf[body + 2]:
+                        err = ConnectionFailed("peer disconnected with an error")
+                    else:
+                        err = ConnectionClosed("peer closed the connection")
+                    self.reset_count += 1
+                    return self._fail(err)
+                self._absorb_reset = False
+                m = self._rid
+                if buf[body - 6] != m[0] or buf[body - 5] != m[1]:
+                    return self._bad("Message ID does not match")
+                _step(m)
+                if ptype != _STATES[st][1]:
+                    if st == _ENCRYPTED:
+                        return self._bad(
+                            "Received non-encrypted data on encrypted channel.")
+                    return self._bad("Received unexpected handshake packet.")
+                ev = _RECV[st](self, buf, body, body_len)
                 if ev >= 0:
                     return ev
                 # ev < 0: a packet was consumed without an event; look again.
         except MemoryError:
             return self._fail(OutOfMemory("out of memory"))
 
-    def _parse_one(self):
-        # Returns an event, NEED_DATA, or -1 after consuming a packet that produced none.
-        avail = self._in_end - self._in_start
-        buf = self._in
-        p = self._in_start
-        body_len = -1
-        if avail >= _HEADER_LEN:
-            body_len = (buf[p] << 8) | buf[p + 1]       # spec 1.1: the header is big-endian
-            if _HEADER_LEN + body_len > self._cap or body_len > _REFERENCE_MAX_BODY:
-                # Spec 1.1: oversized packets are a permanent failure.
-                self._in_start = self._in_end = 0
-                return self._fail(RemoteProtocolError("Oversized packet"))
-        if body_len < 0 or avail < _HEADER_LEN + body_len:
-            # Spec section 11, "no hang", in every state: once the first bytes of a packet
-            # have been seen here, the whole packet must be buffered within timeout_ms, else
-            # the session resets. Without this a corrupted length field (up to 16,404 bytes)
-            # would leave the receiver waiting for bytes that never come. timeout_ms must
-            # therefore exceed the time the link takes to carry the largest packet. (Inline,
-            # not a method of its own: a method is heap on a board.)
-            if avail == 0 or self._clock is None:
-                return _NEED_DATA
-            now = self._clock()
-            if self._partial_t0 is None:
-                self._partial_t0 = now
-            elif ((now - self._partial_t0) & _TICKS_MASK) >= self.timeout_ms:
-                return self._bad("partial packet timed out")
-            return _NEED_DATA
-        self._partial_t0 = None
-        ptype = (buf[p + 4] << 8) | buf[p + 5]   # unknown types match no state: an error below
-        body = p + _HEADER_LEN
-        p = body + body_len
-        if p == self._in_end:
-            p = self._in_end = 0        # keep the buffer front-aligned, no copy
-        self._in_start = p              # the packet's bytes stay put until receive_data
-        st = self.state
-
-        if st == _RESET_WAIT:
-            # Spec 4.4 step 4: only the peer's Reset ends ResetWait; all else is dropped.
-            if ptype == _T_RESET:
-                _zero(self._rid)
-                self._enter_initial()
-            return -1
-        if ptype == _T_RESET:
-            if self._absorb_reset:
-                # We answered a Reset a moment ago; this one crossed ours on the wire.
-                # Resetting again would start the ping-pong the reference suffers from.
-                self._absorb_reset = False
-                return -1
-            return self._reset(ConnectionReset("peer sent Reset"), initiator=False)
-        if ptype == _T_DISCONNECT:
-            if body_len < _RESET_BODY_LEN:
-                return self._bad("short Disconnect body")
-            if buf[body + 2]:
-                err = ConnectionFailed("peer disconnected with an error")
-            else:
-                err = ConnectionClosed("peer closed the connection")
-            self.reset_count += 1
-            return self._fail(err)
-        self._absorb_reset = False
-        m = self._rid
-        if buf[body - 6] != m[0] or buf[body - 5] != m[1]:
-            return self._bad("Message ID does not match")
-        _step(m)
-        if ptype != _STATES[st][1]:
-            if st == _ENCRYPTED:
-                return self._bad("Received non-encrypted data on encrypted channel.")
-            return self._bad("Received unexpected handshake packet.")
-        return _RECV[st](self, buf, body, body_len)
-
     # ------------------------------------------------------------------ receive handlers
-
-    def _recv_client_handshake(self, buf, off, n):
-        # Spec 2.2: ClientHandshake, server side.
-        why = _check_handshake(buf, off, n, _CLIENT_HS_LEN)
-        if why:
-            return self._bad(why)
-        peer_eph = bytes(buf[off + 8:off + 40])
-        self._remote_nonce[:] = buf[off + 40:off + 52]
-        # Kept for checking the client's signature in message 3: pubC || Nc || chS.
-        self._peer_signed_prefix = peer_eph + bytes(self._remote_nonce)
-        self._peer_challenge = bytes(buf[off + 52:off + 84])
-        if not self._derive_key(peer_eph):
-            return self._bad("invalid ephemeral key")
-        self._enter(_SERVER_SEND_HANDSHAKE)
-        return -1
 
     def _recv_server_handshake(self, buf, off, n):
         # Spec 2.3: ServerHandshake, client side, checks in the reference's order.
@@ -430,7 +402,11 @@ class Connection:
         sig = bytes(pt[64:128])
         # Signed: server ephemeral public || server starting nonce || our challenge.
         signed = peer_eph + bytes(self._remote_nonce) + bytes(self._challenge)
-        if not self._check_signature(server_key, challenge, sig, signed):
+        # Spec 2.3 steps 4-7 plus section 11: an all-zero challenge or signature and a
+        # small-order key (the all-zero key is one) are refused. (_server1.py checks the
+        # client's the same way.)
+        if not (any(challenge) and any(sig) and not _is_small_order_key(server_key)
+                and self.backend.ed25519_verify(server_key, signed, sig)):
             return self._bad("invalid server signature")
         self._peer_challenge = challenge
         _step(self._remote_nonce)
@@ -441,36 +417,6 @@ class Connection:
             self._enter(_WAIT_APPROVAL)        # spec 2.6: TOFU pause
             return _UNTRUSTED_KEY
         return -1
-
-    def _recv_client_auth(self, buf, off, n):
-        # Spec 2.4: ClientAuthentication, server side.
-        why = _check_handshake(buf, off, n, _CLIENT_AUTH_LEN, _CLIENT_AUTH_PT_LEN)
-        if why:
-            return self._bad(why)
-        pt = bytearray(_CLIENT_AUTH_PT_LEN)
-        try:
-            self.backend.aead_open(self._key, self._remote_nonce, buf, off + 12,
-                                   _CLIENT_AUTH_PT_LEN, pt, 0)
-        except CryptoError:
-            return self._bad("handshake decryption failed")
-        _step(self._remote_nonce)
-        if self.role == _UNAUTH_SERVER:
-            # No signature check, and we do not expose the unverified key (spec 8.2.13).
-            self._enter(_ENCRYPTED)
-            return _HANDSHAKE_DONE
-        client_key = bytes(pt[0:32])
-        sig = bytes(pt[32:96])
-        signed = self._peer_signed_prefix + bytes(self._challenge)
-        if not self._check_signature(client_key, self._challenge, sig, signed):
-            return self._bad("invalid client signature")
-        self.remote_public_key = client_key
-        if client_key in self._authorized:
-            self._enter(_ENCRYPTED)
-            return _HANDSHAKE_DONE
-        if self.tofu_clients:
-            self._enter(_WAIT_APPROVAL)
-            return _UNTRUSTED_KEY
-        return self._bad("client key not authorized")
 
     def _recv_data(self, buf, off, n):
         # Spec 3: EncryptedData. data_len must leave exactly one tag after the ciphertext.
@@ -507,45 +453,33 @@ class Connection:
             self._fail(OutOfMemory("out of memory"))
             return 0
 
-    def _hs_frame(self, out, off, body_len, ptype):
-        # Outer header plus the handshake body prefix (spec 1.1, 2.2-2.4); returns the
-        # body's offset. Header: len, msg_id, type, reserved 0 (big-endian); prefix: inner len
-        # (little-endian), version 1, five reserved zeros. The last of those is a B of 0, not
-        # pad: MicroPython's pack_into writes no trailing pad bytes (a trailing "5x" left the
-        # buffer's old bytes there).
+    def _send_client(self, out, off):
+        # The client's handshake messages (one sender for both states): the outer header and
+        # the handshake body prefix (spec 1.1, 2.2, 2.4; _server1.py writes the server's the
+        # same way), then the message. Header: len, msg_id, type, reserved 0 (big-endian);
+        # prefix: inner len (little-endian), version 1, five reserved zeros. The last of those
+        # is a B of 0, not pad: MicroPython's pack_into writes no trailing pad bytes (a
+        # trailing "5x" left the buffer's old bytes there).
+        first = self.state == _CLIENT_SEND_HANDSHAKE
+        n = _CLIENT_HS_LEN if first else _CLIENT_AUTH_LEN
         m = self._lid
-        _pack_into(">HBBHxxBBBxxxxB", out, off, body_len, m[0], m[1], ptype, body_len & 0xFF,
-                   body_len >> 8, 1, 0)
+        _pack_into(">HBBHxxBBBxxxxB", out, off, n, m[0], m[1],
+                   _T_CLIENT_HANDSHAKE if first else _T_CLIENT_AUTH, n & 0xFF, n >> 8, 1, 0)
         _step(m)
-        return off + _HEADER_LEN
-
-    def _send_client_handshake(self, out, off):
-        # Spec 2.2: inner len 84, version, ephemeral public, starting nonce, challenge.
-        body = self._hs_frame(out, off, _CLIENT_HS_LEN, _T_CLIENT_HANDSHAKE)
-        out[body + 8:body + 40] = self._eph_public
-        out[body + 40:body + 52] = self._local_nonce
-        out[body + 52:body + 84] = self._challenge
-        self._enter(_CLIENT_WAIT_HANDSHAKE)
-        return _HEADER_LEN + _CLIENT_HS_LEN
-
-    def _send_server_handshake(self, out, off):
-        # Spec 2.3: clear ephemeral and nonce, then {key, challenge, signature} sealed
-        # under the session key with our starting nonce.
-        body = self._hs_frame(out, off, _SERVER_HS_LEN, _T_SERVER_HANDSHAKE)
-        out[body + 8:body + 40] = self._eph_public
-        out[body + 40:body + 52] = self._local_nonce
-        self._seal_signed(bytes(self._challenge), out, body + 52)
-        self._enter(_SERVER_WAIT_AUTH)
-        return _HEADER_LEN + _SERVER_HS_LEN
-
-    def _send_client_auth(self, out, off):
-        # Spec 2.4: {key, signature} sealed with our starting nonce; a keyless client
-        # sends 96 zero bytes (the 0.5.1 encoding). Then straight to Encrypted.
-        body = self._hs_frame(out, off, _CLIENT_AUTH_LEN, _T_CLIENT_AUTH)
-        self._seal_signed(b"", out, body + 8)
-        self._enter(_ENCRYPTED)
-        self._pending_done = True
-        return _HEADER_LEN + _CLIENT_AUTH_LEN
+        body = off + _HEADER_LEN
+        if first:
+            # Spec 2.2: inner len 84, version, ephemeral public, starting nonce, challenge.
+            out[body + 8:body + 40] = self._eph_public
+            out[body + 40:body + 52] = self._local_nonce
+            out[body + 52:body + 84] = self._challenge
+            self._enter(_CLIENT_WAIT_HANDSHAKE)
+        else:
+            # Spec 2.4: {key, signature} sealed with our starting nonce; a keyless client
+            # sends 96 zero bytes (the 0.5.1 encoding). Then straight to Encrypted.
+            self._seal_signed(b"", out, body + 8)
+            self._enter(_ENCRYPTED)
+            self._pending_done = True
+        return _HEADER_LEN + n
 
     def _seal_signed(self, mid, out, at):
         # The sealed sub-packet of messages 2 and 3 at out[at:]: our public key, `mid`, and
@@ -695,12 +629,6 @@ class Connection:
         self._rseal, self._ropen = _aead_record(self.backend, self._key)
         return True
 
-    def _check_signature(self, key, challenge, sig, signed):
-        # Spec 2.3 steps 4-7 plus section 11: an all-zero challenge or signature and a
-        # small-order key (the all-zero key is one) are refused.
-        return (any(challenge) and any(sig) and not _is_small_order_key(key)
-                and self.backend.ed25519_verify(key, signed, sig))
-
     def _reset(self, err, initiator=True):
         # Spec 4.4 step 1 (initiator) or step 3 (responder).
         self.error = err
@@ -762,7 +690,7 @@ def _check_handshake(buf, off, body_len, expected_len, sub_len=0):
 def _put_control(out, off, ptype, error):
     # A Reset or Disconnect packet (spec 1.5; wire.put_control's bytes, a test checks): the
     # header (len 4, msg_id 0, type, reserved 0; big-endian), then the body: len 4, 0, the
-    # error flag (0 or 1), 0. No trailing pad in the format (see _hs_frame).
+    # error flag (0 or 1), 0. No trailing pad in the format (see _send_client).
     _pack_into(">HHHxxBxBB", out, off, _RESET_BODY_LEN, 0, ptype, _RESET_BODY_LEN, error, 0)
     return _HEADER_LEN + _RESET_BODY_LEN
 
@@ -775,17 +703,14 @@ def _zero(buf):
 
 
 # The table's handler names resolved once to plain functions: calling a function from a
-# tuple allocates nothing on MicroPython, unlike getattr(self, name) which makes a bound
-# method on every packet. (No helper function for the two: it would stay on the heap.)
-_RECV = tuple(getattr(Connection, s[2]) if s[2] else None for s in _STATES)
-_SEND = tuple(getattr(Connection, s[3]) if s[3] else None for s in _STATES)
+# list allocates nothing on MicroPython, unlike getattr(self, name) which makes a bound
+# method on every packet. (No helper function for the two: it would stay on the heap.) The
+# server's are None until importing _server1.py fills them in.
+_RECV = [getattr(Connection, s[2]) if s[2] else None for s in _STATES]
+_SEND = [getattr(Connection, s[3]) if s[3] else None for s in _STATES]
 
 
-# CPython with pyca/cryptography: the same class with issue 10's record fast path, a
-# memoryview copy_into and a _zero without a Python loop (_record_host.py: host-only, never
-# deployed; on a board, or without cryptography, this import fails and all of the above
-# stands).
-try:
-    from ._record_host import Connection, copy_into, _zero
-except ImportError:
-    pass
+# On CPython with pyca/cryptography the package's _host.py replaces Connection, copy_into and
+# _zero with _record_host.py's: the same class with issue 10's record fast path, a memoryview
+# copy_into and a _zero without a Python loop (host-only, never deployed: on a board, or
+# without cryptography, all of the above stands).

@@ -26,7 +26,6 @@ except ImportError:  # CPython
 from .errors import (CryptoError, LocalProtocolError, RemoteProtocolError, ConnectionReset,
                      ConnectionFailed, ConnectionClosed, KeyFormatError, OutOfMemory)
 from .keys import check_key
-from .rand import default_random
 from .noise import HandshakeState, KeyPair
 from .crypto.ed2curve import ed25519_pk_to_x25519, ed25519_pk_matches_x25519
 # Identity has a module of its own: a node derives its keys at boot with only that module
@@ -79,14 +78,14 @@ _RESET_WAIT = const(9)
 _FAILING = const(10)           # CLOSE record or Disconnect to write, then Failed
 _FAILED = const(11)
 
-# name, packet type expected (0: none), receive handler, send handler, timed. The server's
-# handshake handlers (_recv_msg1, _send_msg2, _recv_msg3) are in _server2.py, which the first
+# name, packet type expected (0: none), receive handler, send handler, timed. The three server
+# states' handlers (marked "_server2.py" below; None here) are in _server2.py, which the first
 # server connection imports (its import puts them into _RECV and _SEND): a client never has
-# them on its heap.
+# them, nor their names, on its heap.
 _STATES = (
-    ("ServerWaitMsg1", _T2_MSG1, "_recv_msg1", None, True),
-    ("ServerSendMsg2", 0, None, "_send_msg2", False),
-    ("ServerWaitMsg3", _T2_MSG3, "_recv_msg3", None, True),
+    ("ServerWaitMsg1", _T2_MSG1, None, None, True),        # _server2.py receives
+    ("ServerSendMsg2", 0, None, None, False),              # _server2.py sends
+    ("ServerWaitMsg3", _T2_MSG3, None, None, True),        # _server2.py receives
     ("ClientSendMsg1", 0, None, "_send_msg", False),
     ("ClientWaitMsg2", _T2_MSG2, "_recv_msg2", None, True),
     ("ClientSendMsg3", 0, None, "_send_msg", False),
@@ -126,8 +125,9 @@ class Connection2:
                 from .crypto import get_backend
                 backend = get_backend()
             if random is None:
-                # (imported at the top: an import statement here costs microseconds per
-                # connection on CPython, a tenth of a handshake's Python time)
+                # (imported here, not at the top: a board node passes its own source, and
+                # does not load rand.py at all)
+                from .rand import default_random
                 random = default_random()
             self.role = role
             self.is_server = role != CLIENT
@@ -198,27 +198,18 @@ class Connection2:
         if key not in self._authorized:
             self._authorized.append(key)
 
-    @property
-    def authorized_keys(self):
-        return tuple(self._authorized)
-
-    def accept_key(self):
-        """Trust the key announced by UNTRUSTED_KEY and continue. LocalProtocolError when no
-        decision is pending."""
-        if self.state != _WAIT_APPROVAL:
-            raise LocalProtocolError("no key is waiting for approval")
-        self.add_authorized_key(self.remote_public_key)
-        if self.is_server:
-            self._enter(_ESTABLISHED)
-            self._pending_done = True
-        else:
-            self._enter(_CLIENT_SEND_MSG3)
-
     def reject_key(self):
         """Refuse the key announced by UNTRUSTED_KEY: the connection fails permanently."""
         if self.state != _WAIT_APPROVAL:
             raise LocalProtocolError("no key is waiting for approval")
         self._fail(ConnectionFailed("peer key rejected"))
+
+    def __getattr__(self, name):
+        # Called only for a name the class lacks. The members a node never uses are in
+        # _extra.py, loaded on first use (on a board their code would be heap): accept_key(),
+        # end_stream(), and the `data`, `state_name` and `authorized_keys` properties.
+        from ._extra import member
+        return member(self, name, _STATES, 2)
 
     # ------------------------------------------------------------------ status
 
@@ -226,14 +217,6 @@ class Connection2:
     # a function each): `state` (one of the _STATES indexes), `established`, `closed`;
     # `local_ended`: True once we sent END (half-close), send_data is refused from then on;
     # `remote_ended`: True once the peer's END arrived, it sends no more DATA.
-
-    @property
-    def state_name(self):
-        return _STATES[self.state][0]
-
-    @property
-    def data(self):
-        return memoryview(self.plaintext)[:self.data_len]
 
     # ------------------------------------------------------------------ input
 
@@ -396,17 +379,6 @@ class Connection2:
                 return None
         return payload
 
-    def _split(self, pair):
-        # Split(): c1 protects initiator -> responder, c2 the other way (Noise 5.2).
-        c1, c2 = pair
-        if self.is_server:
-            self._send_cs, self._recv_cs = c2, c1
-        else:
-            self._send_cs, self._recv_cs = c1, c2
-        self.handshake_hash = self._hs.get_handshake_hash()
-        self._hs.wipe()
-        self._sent_since_rekey = 0
-
     # ------------------------------------------------------------------ records
 
     def _recv_record(self, buf, off, n, ptype):
@@ -498,14 +470,6 @@ class Connection2:
             raise LocalProtocolError("n is larger than the data")
         return self._seal_records(_T2_DATA, data, n, out, off)
 
-    def end_stream(self, out, off=0):
-        """Half-close: write an END record into out[off:] (48 bytes of room); return its length.
-        We send no more data; the peer may go on sending. LocalProtocolError when not
-        established or already ended."""
-        k = self._seal_records(_T2_END, b"", 0, out, off)
-        self.local_ended = True
-        return k
-
     # ------------------------------------------------------------------ output
 
     def data_to_send(self, out, off=0):
@@ -523,27 +487,32 @@ class Connection2:
             self._fail(OutOfMemory("out of memory"))
             return 0
 
-    def _frame(self, out, off, ptype, msg):
-        m = self._local_msg_id
-        self._local_msg_id = (m + 1) & 0xFFFF
-        _put_header(out, off, len(msg), m, ptype)
-        out[off + _HEADER_LEN:off + _HEADER_LEN + len(msg)] = msg
-        return _HEADER_LEN + len(msg)
-
     def _send_msg(self, out, off):
-        # The client's handshake messages (one sender for both states).
+        # The client's handshake messages (one sender for both states), framed here.
         if self.state == _CLIENT_SEND_MSG1:
             # -> e, with an empty payload.
             msg, _ = self._hs.write_message(b"")
             self._enter(_CLIENT_WAIT_MSG2)
-            return self._frame(out, off, _T2_MSG1, msg)
-        # -> s, se + payload: our Ed25519 key, or nothing from a keyless client.
-        msg, pair = self._hs.write_message(
-            self.local_public_key if self._identity is not None else b"")
-        self._split(pair)
-        self._enter(_ESTABLISHED)
-        self._pending_done = True
-        return self._frame(out, off, _T2_MSG3, msg)
+            ptype = _T2_MSG1
+        else:
+            # -> s, se + payload: our Ed25519 key, or nothing from a keyless client.
+            msg, pair = self._hs.write_message(
+                self.local_public_key if self._identity is not None else b"")
+            # Split(): c1 protects initiator (us) -> responder, c2 the other way (Noise 5.2).
+            # (The server's twin is in _server2.py.)
+            self._send_cs, self._recv_cs = pair
+            self.handshake_hash = self._hs.get_handshake_hash()
+            self._hs.wipe()
+            self._sent_since_rekey = 0
+            self._enter(_ESTABLISHED)
+            self._pending_done = True
+            ptype = _T2_MSG3
+        m = self._local_msg_id
+        self._local_msg_id = (m + 1) & 0xFFFF
+        n = len(msg)
+        _put_header(out, off, n, m, ptype)
+        out[off + _HEADER_LEN:off + _HEADER_LEN + n] = msg
+        return _HEADER_LEN + n
 
     def _send_reset(self, out, off):
         n = _put_control(out, off, _T2_RESET, True)
@@ -690,13 +659,9 @@ def _put_control(out, off, ptype, error):
 
 # The state table's handlers resolved to plain functions; the server's are None until
 # importing _server2.py fills them in.
-_RECV = [getattr(Connection2, s[2], None) if s[2] else None for s in _STATES]
-_SEND = [getattr(Connection2, s[3], None) if s[3] else None for s in _STATES]
+_RECV = [getattr(Connection2, s[2]) if s[2] else None for s in _STATES]
+_SEND = [getattr(Connection2, s[3]) if s[3] else None for s in _STATES]
 
 
-# CPython with pyca/cryptography: the same class with issue 10's record fast path
-# (_record2_host.py: host-only, never deployed; on a board this import fails).
-try:
-    from ._record2_host import Connection2
-except ImportError:
-    pass
+# On CPython with pyca/cryptography the package's _host.py replaces Connection2 with
+# _record2_host.py's subclass, issue 10's record fast path (host-only, never deployed).

@@ -12,7 +12,6 @@
 CLIENT = 0
 AUTH_SERVER = 1
 UNAUTH_SERVER = 2
-ROLE_NAMES = ("client", "authenticated server", "unauthenticated server")
 
 # --- Events (next_event's results) ---
 NEED_DATA = 0

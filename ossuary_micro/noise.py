@@ -94,13 +94,9 @@ def noise_hkdf(ck, ikm, n):
     return output1, output2, hmac_sha256(temp_key, output2 + b"\x03")
 
 
-try:
-    # CPython: a faster noise_hkdf of the same steps (_hkdf_host.py, host-only: deploy never
-    # copies it to a board, where this import fails and the form above stands).
-    # tests/portable/test_proto2.py checks both against RFC 5869.
-    from ._hkdf_host import noise_hkdf
-except ImportError:
-    pass
+# On CPython the package's _host.py replaces noise_hkdf with _hkdf_host.py's faster one of the
+# same steps (host-only, never deployed: a board keeps the form above).
+# tests/portable/test_proto2.py checks both against RFC 5869.
 
 
 class KeyPair:

@@ -72,8 +72,8 @@ def be16(buf, off):
 
 # --- Handshake bodies (spec 2.2-2.4): inner len (LE u16), version, 5 reserved, then fields;
 # messages 2 and 3 end in an EncryptedPacket: data_len (LE u16), tag_len (LE u16, 16), data,
-# tag. Connection writes and checks them itself (connection.py: _hs_frame, _check_handshake),
-# so that a node does not load this module. ---
+# tag. Connection writes and checks them itself (connection.py: _send_client, _check_handshake;
+# _server1.py), so that a node does not load this module. ---
 
 # --- Reset / Disconnect body (spec 1.5): len (we write 4, ignore on receive), error, 0 ---
 

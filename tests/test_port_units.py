@@ -329,6 +329,9 @@ def test_package_json_matches_module_list():
     assert "ossuary_micro/crypto/pyca.py" not in dests  # CPython-only backend stays home
     assert "ossuary_micro/_hkdf_host.py" not in dests  # and so does the CPython Noise HKDF
     assert "ossuary_micro/_record_host.py" not in dests  # and protocol 1's CPython record path
+    assert "ossuary_micro/_record2_host.py" not in dests  # ... protocol 2's
+    assert "ossuary_micro/_host.py" not in dests  # and what puts them in place on CPython
+    assert "ossuary_micro/_server1.py" in dests and "ossuary_micro/_extra.py" in dests
     assert "node.py" in dests and "ossuary_io/stream.py" in dests
     for board in ("rp2", "esp32"):
         with open(os.path.join(ROOT, "port", board, "package.json")) as f:

@@ -932,3 +932,27 @@ def test_private_wire_constants_match_wire():
     assert len(names) >= 20, names
     for n in names:
         assert getattr(connection, "_" + n.lstrip("_")) == getattr(wire, n), n
+
+
+def test_server1_constants_match_connection():
+    # _server1.py (the server's handshake handlers, loaded by the first server connection)
+    # keeps connection.py's states, roles, events and sizes as private consts of its own
+    # (folded into its bytecode on MicroPython, so compared on CPython only).
+    import sys
+    if sys.implementation.name == "micropython":
+        return
+    from ossuary_micro import connection, _server1
+    names = [n for n in dir(_server1) if n[:2] != "__" and n.startswith("_")
+             and isinstance(getattr(_server1, n), int)]
+    assert len(names) >= 14, names
+    for n in names:
+        assert getattr(_server1, n) == getattr(connection, n), n
+    # ... and its handlers fill exactly the three server states the table leaves to it.
+    Connection(AUTH_SERVER)
+    for st in range(len(connection._STATES)):
+        row = connection._STATES[st]
+        waits = row[1] != 0 and st != connection._RESET_WAIT   # ResetWait: the parser's own
+        assert (connection._RECV[st] is not None) == waits, row
+        assert (connection._SEND[st] is not None) == (row[0] in (
+            "ServerSendHandshake", "ClientSendHandshake", "ClientSendAuthentication",
+            "Resetting", "Failing")), row

@@ -812,9 +812,10 @@ def test_private_header_length_matches_wire():
     assert connection2.Connection2(0, max_record=100).max_packet == wire2.max_packet(100)
     # _server2.py's copies of the states its handlers move to.
     from ossuary_micro import _server2
-    for name in ("_SERVER_SEND_MSG2", "_SERVER_WAIT_MSG3", "_WAIT_APPROVAL", "_ESTABLISHED"):
+    for name in ("_SERVER_WAIT_MSG1", "_SERVER_SEND_MSG2", "_SERVER_WAIT_MSG3", "_WAIT_APPROVAL",
+                 "_ESTABLISHED"):
         assert getattr(_server2, name) == getattr(connection2, name), name
-    for name in ("_MSG1_LEN", "_MSG3_LEN", "_MSG3_KEYLESS_LEN", "_T2_MSG2"):
+    for name in ("_MSG1_LEN", "_MSG3_LEN", "_MSG3_KEYLESS_LEN", "_T2_MSG2", "_HEADER_LEN"):
         assert getattr(_server2, name) == getattr(connection2, name), name
 
 
@@ -835,3 +836,32 @@ def test_roles_and_events_agree_between_protocols():
     assert connection2.EVENT_NAMES == events.EVENT_NAMES
     assert ossuary_micro.EVENT_NAMES == events.EVENT_NAMES
     assert connection2.END_OF_STREAM == events.END_OF_STREAM == 6
+
+
+def test_members_a_node_never_uses():
+    # accept_key, end_stream (protocol 2), data, state_name and authorized_keys are _extra.py's,
+    # added to the class by its __getattr__ on first use: they behave as ordinary members, and
+    # any other missing name is still an AttributeError. ossuary_io tells the protocols apart by
+    # hasattr(conn, "end_stream").
+    from ossuary_micro.connection import Connection
+    for cls in (Connection, Connection2):
+        c = cls(CLIENT, secret_key=CLIENT_SEED, authorized_keys=(SERVER_PUB,),
+                random=DetRandom(b"members"))
+        assert c.authorized_keys == (SERVER_PUB,)
+        assert c.state_name == ("ClientSendHandshake" if cls is Connection else "ClientSendMsg1")
+        assert bytes(c.data) == b""
+        raises(LocalProtocolError, c.accept_key)
+        assert hasattr(c, "end_stream") == (cls is Connection2)
+        assert not hasattr(c, "no_such_member")
+        e = raises(AttributeError, getattr, c, "no_such_member")
+        assert "no_such_member" in str(e)
+    # (accept_key and end_stream at work: the TOFU and half-close tests.) The states _extra.py
+    # uses mean the same in both tables, and its END type is wire2's (consts: CPython only).
+    if sys.implementation.name == "micropython":
+        return
+    from ossuary_micro import connection, connection2, _extra
+    assert (_extra._CLIENT_SEND_LAST == connection._CLIENT_SEND_AUTH
+            == connection2._CLIENT_SEND_MSG3)
+    assert _extra._WAIT_APPROVAL == connection._WAIT_APPROVAL == connection2._WAIT_APPROVAL
+    assert _extra._ESTABLISHED == connection._ENCRYPTED == connection2._ESTABLISHED
+    assert _extra._T2_END == wire2.T2_END
