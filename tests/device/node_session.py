@@ -246,7 +246,8 @@ def make_peer(protocol, link):
     # The collector's side, made when the node first opens its transport: after its boot (its
     # keys derived and the Ed25519 code unloaded), as a board meets its collector. The
     # connection module the node loads next is loaded first, so that its code is charged to
-    # the node and `peer` is the peer's own objects (and protocol 2's server-only code).
+    # the node and `peer` is the peer's own objects (and the server-only code: _server1.py or
+    # _server2.py).
     global _peer
     gc.collect()
     if protocol == 2:

@@ -956,3 +956,58 @@ def test_server1_constants_match_connection():
         assert (connection._SEND[st] is not None) == (row[0] in (
             "ServerSendHandshake", "ClientSendHandshake", "ClientSendAuthentication",
             "Resetting", "Failing")), row
+
+
+class _LaxBackend:
+    """The real backend, but its Ed25519 verify accepts everything and its signatures can be
+    made all-zero: what is left between a forged handshake and acceptance is then only the
+    spec section 11 checks written at each signature check (connection.py for the server's
+    signature, _server1.py for the client's)."""
+
+    def __init__(self, real, zero_sig=False):
+        self.real = real
+        self.zero_sig = zero_sig
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def ed25519_verify(self, key, msg, sig):
+        return True
+
+    def ed25519_sign(self, seed, msg):
+        return bytes(64) if self.zero_sig else self.real.ed25519_sign(seed, msg)
+
+
+def test_section_11_checks_refuse_what_a_lax_verify_would_accept():
+    small = b"\x01" + bytes(31)   # a small-order key (order 4)
+    # (who forges, what) -> the side that must refuse, and its reason.
+    cases = (("server", "zero signature", "client", "invalid server signature"),
+             ("server", "zero challenge", "client", "invalid server signature"),
+             ("server", "small-order key", "client", "invalid server signature"),
+             ("client", "zero signature", "server", "invalid client signature"),
+             ("client", "small-order key", "server", "invalid client signature"),
+             (None, None, None, None))   # the control: nothing forged, the handshake completes
+    for forger, what, refuser, reason in cases:
+        link = make_pair(client_key=CLIENT_SEED, server_role=AUTH_SERVER)
+        c, s = link.client, link.server
+        for conn in (c, s):
+            conn.backend = _LaxBackend(conn.backend)
+        f = c if forger == "client" else s
+        if what == "zero signature":
+            f.backend.zero_sig = True
+        elif what == "zero challenge":
+            f._challenge = bytes(32)
+        elif what == "small-order key":
+            f.local_public_key = small
+            if f is c:
+                s._authorized = (small,)
+        if forger is None:
+            assert link.run().established(), link.events
+            continue
+        r = c if refuser == "client" else s
+        for _ in range(20):   # up to the refusal: a reset that names the broken rule
+            if r.reset_count or not link.step():
+                break
+        assert not link.established(), (forger, what)
+        assert r.reset_count == 1 and isinstance(r.error, RemoteProtocolError), (forger, what)
+        assert reason in str(r.error), (forger, what, r.error)
