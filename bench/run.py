@@ -346,6 +346,32 @@ def render_m0(results, skipped):
     return out
 
 
+def unix_node_heap(count, work):
+    """node_heap's rows for the MicroPython unix port (x86-64, 128 KiB): protocols 1, 2 and 2
+    over the link layer, from x64 .mpy built under `work`."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    try:
+        import board_emulator
+        import board_test
+    finally:
+        sys.path.pop(0)
+    tree = os.path.join(work, "x64")
+    board_emulator.build_mpy("x64", tree)
+    rows = []
+    for proto, link in ((1, False), (2, False), (2, True)):
+        proc = subprocess.run(
+            [os.path.join(VENV_BIN, "micropython"), "-X", "heapsize=128K", "-c",
+             board_test._session_code(count, proto, None, link)], cwd=tree,
+            env=dict(os.environ, MICROPYPATH=tree), capture_output=True, text=True,
+            timeout=600)
+        out = proc.stdout + proc.stderr
+        ok = board_test.session_ok(out, count)
+        rows.append(("MicroPython unix x86-64 (64-bit objects)", "128 KiB",
+                     "2 + link" if link else proto,
+                     board_test.figures(out) if ok else None, "" if ok else out[-300:]))
+    return rows
+
+
 def node_heap(count=100):
     """Heap figures of the whole sensor node (tests/device/node_session.py: `count` readings
     to an in-process collector-side peer, code from .mpy), in protocol 1 and protocol 2:
@@ -354,24 +380,11 @@ def node_heap(count=100):
     ../shared/tools/board-emulator exists (else the note says why)."""
     sys.path.insert(0, os.path.join(ROOT, "tools"))
     try:
-        import board_emulator
         import board_test
     finally:
         sys.path.pop(0)
-    rows = []
     with tempfile.TemporaryDirectory(prefix="node-heap-") as work:
-        tree = os.path.join(work, "x64")
-        board_emulator.build_mpy("x64", tree)
-        for proto in (1, 2):
-            proc = subprocess.run(
-                [os.path.join(VENV_BIN, "micropython"), "-X", "heapsize=128K", "-c",
-                 board_test.SESSION % (count, proto)], cwd=tree,
-                env=dict(os.environ, MICROPYPATH=tree), capture_output=True, text=True,
-                timeout=600)
-            out = proc.stdout + proc.stderr
-            ok = board_test.session_ok(out, count)
-            rows.append(("MicroPython unix x86-64 (64-bit objects)", "128 KiB", proto,
-                         board_test.figures(out) if ok else None, "" if ok else out[-300:]))
+        rows = unix_node_heap(count, work)
         for target, heap, label in (("m0", None, "Cortex-M0 emulator (armv6m .mpy, mip-installed)"),
                                     ("i386", board_test.HEAP, "i386 unix build (32-bit objects)")):
             for name, status, detail, fig in board_test.run_target(

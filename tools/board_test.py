@@ -5,14 +5,16 @@ Runs, from .mpy files (tools/board_emulator.py builds the trees):
   * Cortex-M0 emulator (armv6m, 140 KiB heap, QEMU): tests/device/selftest.py and
     tests/device/node_checks.py (the node's queue with the board's single-precision floats)
     from a mounted tree, and tests/device/node_session.py (the whole node, 100 readings,
-    in-process collector peer) in protocol 1 and in protocol 2, each from a fresh board filesystem into which
-    mpremote's `mip install --target /remote/lib` installed the armv6m package of
-    `ossuary-deploy --write-mip-package` (the issue 7 item 3 install path);
+    in-process collector peer) in protocol 1 and in protocol 2 (and protocol 2 over the link
+    layer), each from a fresh board filesystem into which mpremote's `mip install --target
+    /remote/lib` installed the armv6m package of `ossuary-deploy --write-mip-package` (the
+    issue 7 item 3 install path);
   * i386 unix build (31-bit small ints, 4-byte words): the node sessions with `-X
     heapsize=64K` (--heap; `make board-test` passes BOARD_HEAP, 64K, issue 7's figure: both
     protocols fit, this machine, 2026-12-03), the protocol 2 node over the serial link layer
-    (a UART node's default) with 80K (--link-heap), the self-test and node checks with 96K (--selftest-heap: it
-    also loads the pure backend). A run given more than 64K prints that target as MISSED.
+    (a UART node's default) with 80K (--link-heap), the self-test and node checks with 96K
+    (--selftest-heap: the self-test also loads the pure backend). A run given more than 64K
+    prints that target as MISSED.
 Each emulator that is not installed here (../shared/tools/board-emulator, qemu-system-arm,
 libc6-i386) is reported as SKIPPED with the reason. Prints one line per run with the heap
 figures, then `N passed, N failed, N skipped`. Exit 0 when nothing failed (skips included),
