@@ -27,8 +27,9 @@
 # node gave up on from readings it never heard of. (A dropped reading may have been sent in
 # the current session and not yet acked: then the collector may hold it too.)
 #
-# Memory: the queue is a ring of fixed-size slots allocated once (17 bytes per reading:
-# sensor index, value and uptime as doubles), not a list of records: the JSON text is made
+# Memory: the queue is a ring of fixed-size slots allocated once (13 bytes per reading on a
+# board with single-precision floats, 17 elsewhere: sensor index, value as the platform's
+# float, uptime as an int64), not a list of records: the JSON text is made
 # when a reading is sent. seq needs no slot: queued readings are consecutive (readings are
 # taken in seq order and leave only from the oldest end), so the slot i places after the
 # oldest holds seq `first + i`. (Every name and string constant here is a qstr that stays on
@@ -86,7 +87,7 @@ _END_OF_STREAM = const(6)
 # link layer: ~5.5 KB and ~60 interned names less on a serial node.
 
 MAX_RECORD = 256          # largest record either way (docs/design.md); our Connection's max_record
-QUEUE_MAX = 16            # default queue size for a board that does not say (17 B a reading)
+QUEUE_MAX = 16            # default queue size for a board that does not say (13-17 B a reading)
 _HANDSHAKE_TIMEOUT_MS = const(15000)
 _SLICE_MS = const(10)     # longest sleep between two rounds of the main loop
 _WRITE_TIMEOUT_MS = const(5000)  # a transport taking no bytes for this long fails the session

@@ -126,7 +126,8 @@ def parse_config(cfg, read_key=None):
     out["retry_min_ms"] = _int(cfg, "retry_min_ms", "retry_min_ms", 10, 600000, 500)
     out["retry_max_ms"] = _int(cfg, "retry_max_ms", "retry_max_ms", out["retry_min_ms"],
                                3600000, max(30000, out["retry_min_ms"]))
-    # None: the board's default (node.py). Each queued reading takes 17 bytes of heap.
+    # None: the board's default (node.py). Each queued reading takes 13 bytes of heap
+    # (17 where floats are doubles).
     out["queue_max"] = (_int(cfg, "queue_max", "queue_max", 1, 100000)
                         if "queue_max" in cfg else None)
     # The secure channel's wire protocol (docs/PROTOCOL.md): 1 (libossuary 0.5.1) or 2 (Noise

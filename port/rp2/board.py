@@ -23,7 +23,7 @@ from boardkit import log, log_error, close_transport  # noqa: F401 (the node cal
 random = os.urandom
 clock = time.ticks_ms
 sleep_ms = time.sleep_ms
-# Readings kept until the collector acknowledges them (17 bytes each: 4.3 KiB: over a minute of readings at the default rates).
+# Readings kept until the collector acknowledges them (13 bytes each: 3.3 KiB: over a minute of readings at the default rates).
 QUEUE_MAX = 256
 
 # Default UART pins per UART id (Pico pinout): (tx, rx).
